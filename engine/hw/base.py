@@ -1,0 +1,92 @@
+"""The contract between the scan cycle and every hardware driver.
+
+The scan cycle must never wait on a device, so everything here except `start` and `stop` is
+synchronous and only touches in-memory state that background workers keep up to date.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+ScalarValue = float | int | str | bool
+Clock = Callable[[], float]
+
+
+class Quality(StrEnum):
+    GOOD = "good"
+    STALE = "stale"
+    BAD = "bad"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One tag's latest value; `timestamp` is the driver clock at the read that produced it."""
+
+    value: ScalarValue | None
+    quality: Quality
+    timestamp: float
+    unit: str | None = None
+
+
+class ConnectionState(StrEnum):
+    OK = "OK"
+    ISSUE = "Issue"
+    RECONNECT = "Reconnect"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True)
+class ConnectionChanged:
+    """A connection state change; the engine logs `message` and pauses the run on ERROR."""
+
+    old: ConnectionState
+    new: ConnectionState
+    message: str
+    timestamp: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class WriteRejected:
+    """The device answered a write with a refusal (not a connection problem, so no recovery)."""
+
+    tag: str
+    value: ScalarValue
+    message: str
+    timestamp: float
+    source: str = ""
+
+
+HardwareEvent = ConnectionChanged | WriteRejected
+
+
+@runtime_checkable
+class Hardware(Protocol):
+    """What the scan cycle uses. Only `start` and `stop` may await; the rest never block."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def snapshot(self) -> Mapping[str, Reading]: ...
+
+    def write(self, values: Mapping[str, ScalarValue]) -> None: ...
+
+    def write_safe_values(self) -> None: ...
+
+    def drain_events(self) -> list[HardwareEvent]: ...
+
+    @property
+    def connection_state(self) -> ConnectionState: ...
+
+
+def masked_quality(state: ConnectionState, quality: Quality) -> Quality:
+    """Quality as the scan must see it: live values become stale during an outage, bad on Error."""
+    if quality is Quality.BAD or state is ConnectionState.OK:
+        return quality
+    if state is ConnectionState.ERROR:
+        return Quality.BAD
+    return Quality.STALE

@@ -1,0 +1,68 @@
+"""The one codec both sides use: bytes on the wire <-> message objects.
+
+decode() never raises anything but ProtocolError, so a bad frame can always be answered with a
+ProtocolError message (rule 11) instead of tearing the connection down.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from protocol.errors import ProtocolError
+from protocol.messages import Message
+from protocol.version import PROTOCOL_VERSION, check_compatible
+
+MAX_FRAME_SIZE = 1024 * 1024
+"""Default size limit of one frame, in bytes (1 MiB)."""
+
+_MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json().encode()
+
+
+def decode(data: bytes | str, *, max_size: int = MAX_FRAME_SIZE) -> Message:
+    """Parse one frame; raise ProtocolError naming the field or rule at fault."""
+    size = len(data.encode() if isinstance(data, str) else data)
+    if size > max_size:
+        raise ProtocolError(f"frame of {size} bytes exceeds the limit of {max_size} bytes", rule=11)
+    try:
+        message = _MESSAGE_ADAPTER.validate_json(data)
+    except ValidationError as exc:
+        raise ProtocolError(_describe(exc, data), rule=11) from None
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"frame is not valid JSON: {exc}", rule=11) from None
+    remote = getattr(message, "protocol_version", None)
+    if isinstance(remote, str):
+        check_compatible(remote, PROTOCOL_VERSION)
+    return message
+
+
+def _describe(exc: ValidationError, data: bytes | str) -> str:
+    """Turn pydantic's error list into one line a person can act on."""
+    first = exc.errors(include_url=False)[0]
+    kind = first["type"]
+    loc = [str(part) for part in first["loc"]]
+    if kind == "json_invalid":
+        return f"frame is not valid JSON: {first['msg']}"
+    if not loc:
+        return "frame must be a JSON object"
+    if kind == "union_tag_not_found":
+        return "missing field 'type'"
+    if kind == "union_tag_invalid":
+        return f"unknown message type {_type_of(data)!r}"
+    where = ".".join(loc) if loc else "frame"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def _type_of(data: bytes | str) -> Any:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    return parsed.get("type") if isinstance(parsed, dict) else None

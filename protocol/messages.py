@@ -1,0 +1,347 @@
+"""Every frame the engine and the aggregator exchange over `/engine/ws`.
+
+Each message is a pydantic model whose `type` field discriminates the union. The rule numbers in
+docstrings refer to protocol/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, JsonValue
+
+from protocol.models import (
+    ControlAction,
+    ErrorLogEntry,
+    LineState,
+    MethodLine,
+    RunLogLine,
+    SystemState,
+    TagValue,
+    Timestamp,
+    UodDescription,
+    WireModel,
+)
+
+MAX_SEQ = 2**63 - 1
+
+Seq = Annotated[int, Field(ge=1, le=MAX_SEQ, description="this message's own sequence number")]
+HighWater = Annotated[
+    int, Field(ge=0, le=MAX_SEQ, description="highest sequence number assigned or stored so far")
+]
+CorrelationId = Annotated[str, Field(min_length=1, max_length=128)]
+User = Annotated[str, Field(min_length=1, max_length=128, description="the person who asked")]
+Version = Annotated[str, Field(pattern=r"^\d+\.\d+$", description="major.minor")]
+
+__all__ = [
+    "Ack",
+    "CancelLine",
+    "CommandResult",
+    "ControlCommand",
+    "ControlState",
+    "ErrorLog",
+    "ForceLine",
+    "Heartbeat",
+    "InvokeCommand",
+    "LineState",
+    "Method",
+    "MethodState",
+    "Ping",
+    "ProtocolErrorMessage",
+    "RegisterEngine",
+    "Registered",
+    "ResendRequest",
+    "RunLog",
+    "RunStarted",
+    "RunStopped",
+    "TagsUpdated",
+]
+
+
+# --- engine -> aggregator: registration (rule 1) ---------------------------------------------
+
+
+class RegisterEngine(WireModel):
+    """First frame of every connection (rule 1)."""
+
+    type: Literal["RegisterEngine"] = "RegisterEngine"
+    engine_id: str = Field(min_length=1, max_length=256, description="computer name + UOD name")
+    computer_name: str
+    uod_name: str
+    session_id: str = Field(min_length=1, description="new for every engine process start")
+    engine_version: str
+    protocol_version: Version
+    uod: UodDescription
+    uod_hash: str
+    method_hash: str
+    clock: Timestamp = Field(description="engine clock when the frame was sent")
+    last_seq: HighWater = 0
+
+
+# --- engine -> aggregator: stored messages (rules 3, 4) ----------------------------------------
+
+
+class _Stored(WireModel):
+    """A message that enters the durable outbox and is acknowledged once stored (rules 3, 5)."""
+
+    seq: Seq
+    time: Timestamp = Field(description="engine clock when the message was created")
+    run_id: str | None = None
+
+
+class TagsUpdated(_Stored):
+    """Tags that changed since the previous TagsUpdated, each with its scan time."""
+
+    type: Literal["TagsUpdated"] = "TagsUpdated"
+    tags: list[TagValue] = Field(min_length=1)
+
+
+class RunStarted(_Stored):
+    type: Literal["RunStarted"] = "RunStarted"
+    run_id: str = Field(min_length=1)
+    started: Timestamp
+    method_version: int = Field(ge=0)
+    user: str | None = None
+    run_counter: int = Field(default=0, ge=0)
+
+
+class RunStopped(_Stored):
+    type: Literal["RunStopped"] = "RunStopped"
+    run_id: str = Field(min_length=1)
+    stopped: Timestamp
+    reason: str = Field(description="stop, restart, engine restart, ...")
+    user: str | None = None
+
+
+class RunLog(_Stored):
+    """New or changed run-log lines only, never the whole log."""
+
+    type: Literal["RunLog"] = "RunLog"
+    lines: list[RunLogLine] = Field(min_length=1)
+
+
+class Method(_Stored):
+    """The method text as lines with stable ids, sent whenever it changes."""
+
+    type: Literal["Method"] = "Method"
+    version: int = Field(ge=0)
+    lines: list[MethodLine]
+    user: str | None = None
+
+
+class MethodState(_Stored):
+    """Which method lines have started, completed or failed in the current run."""
+
+    type: Literal["MethodState"] = "MethodState"
+    version: int = Field(ge=0)
+    started: list[str] = Field(default_factory=list)
+    completed: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+
+
+class ControlState(_Stored):
+    type: Literal["ControlState"] = "ControlState"
+    state: SystemState
+    method_status: Literal["OK", "Error"] = "OK"
+    block: str = ""
+    run_time: float = Field(default=0.0, ge=0)
+    process_time: float = Field(default=0.0, ge=0)
+    run_counter: int = Field(default=0, ge=0)
+    batch_name: str = ""
+    connection_status: Literal["Connected", "Disconnected"] = "Connected"
+
+
+class ErrorLog(_Stored):
+    type: Literal["ErrorLog"] = "ErrorLog"
+    entries: list[ErrorLogEntry] = Field(min_length=1)
+
+
+# --- engine -> aggregator: not stored ------------------------------------------------------------
+
+
+class Heartbeat(WireModel):
+    """Sent every heartbeat interval (rule 10). Not stored; `seq` is the engine's high-water mark,
+    which lets the aggregator notice a gap at the tail of the stream (rule 7)."""
+
+    type: Literal["Heartbeat"] = "Heartbeat"
+    seq: HighWater
+    time: Timestamp
+
+
+class CommandResult(WireModel):
+    """The engine's answer to a request from the aggregator (rule 9), correlated by `id`."""
+
+    type: Literal["CommandResult"] = "CommandResult"
+    id: CorrelationId
+    seq: HighWater = 0
+    ok: bool
+    error: str | None = None
+    data: JsonValue = None
+
+
+# --- aggregator -> engine ------------------------------------------------------------------------
+
+
+class Registered(WireModel):
+    """Answer to RegisterEngine (rule 2)."""
+
+    type: Literal["Registered"] = "Registered"
+    engine_id: str
+    session_id: str
+    last_seq: HighWater = Field(
+        description="highest seq durably stored for this engine (0 if none)"
+    )
+    clock_offset: float = Field(description="aggregator clock minus engine clock, seconds")
+    protocol_version: Version
+    heartbeat_interval: float = Field(default=5.0, gt=0)
+
+
+class Ack(WireModel):
+    """Everything up to and including `seq` is committed (rule 5)."""
+
+    type: Literal["Ack"] = "Ack"
+    seq: HighWater
+
+
+class ResendRequest(WireModel):
+    """Asks the engine to resend from `from_seq` after a gap (rule 7)."""
+
+    type: Literal["ResendRequest"] = "ResendRequest"
+    from_seq: Seq
+
+
+class InvokeCommand(WireModel):
+    """P-code injected by a person (pcode.md section 8)."""
+
+    type: Literal["InvokeCommand"] = "InvokeCommand"
+    id: CorrelationId
+    user: User
+    pcode: str = Field(min_length=1, max_length=65536)
+
+
+class ControlCommand(WireModel):
+    type: Literal["ControlCommand"] = "ControlCommand"
+    id: CorrelationId
+    user: User
+    command: ControlAction
+
+
+class SetMethod(WireModel):
+    """A method edit. `expected_version` guards against overwriting someone else's edit."""
+
+    type: Literal["SetMethod"] = "SetMethod"
+    id: CorrelationId
+    user: User
+    text: str = Field(max_length=1_000_000)
+    expected_version: int = Field(ge=0)
+    line_ids: list[str | None] | None = Field(
+        default=None,
+        description="id of each line of text, None for new lines; matched by diff if absent",
+    )
+
+
+class CancelLine(WireModel):
+    type: Literal["CancelLine"] = "CancelLine"
+    id: CorrelationId
+    user: User
+    run_log_id: str = Field(min_length=1)
+
+
+class ForceLine(WireModel):
+    type: Literal["ForceLine"] = "ForceLine"
+    id: CorrelationId
+    user: User
+    run_log_id: str = Field(min_length=1)
+
+
+class Ping(WireModel):
+    """Aggregator heartbeat (rule 10); the engine answers with a CommandResult."""
+
+    type: Literal["Ping"] = "Ping"
+    id: CorrelationId
+    time: Timestamp
+
+
+# --- both directions ------------------------------------------------------------------------------
+
+
+class ProtocolErrorMessage(WireModel):
+    """Reply to a frame that does not parse, is too large or breaks a rule (rule 11)."""
+
+    type: Literal["ProtocolError"] = "ProtocolError"
+    rule: int | None = Field(default=None, ge=1, le=12)
+    message: str
+    seq: int | None = Field(default=None, description="seq of the offending frame, when known")
+    fatal: bool = Field(default=False, description="the sender closes the connection after this")
+
+
+STORED_MESSAGE_TYPES = (
+    TagsUpdated,
+    RunStarted,
+    RunStopped,
+    RunLog,
+    Method,
+    MethodState,
+    ControlState,
+    ErrorLog,
+)
+
+StoredMessage = Annotated[
+    TagsUpdated | RunStarted | RunStopped | RunLog | Method | MethodState | ControlState | ErrorLog,
+    Field(discriminator="type"),
+]
+
+EngineMessage = Annotated[
+    RegisterEngine
+    | TagsUpdated
+    | RunStarted
+    | RunStopped
+    | RunLog
+    | Method
+    | MethodState
+    | ControlState
+    | ErrorLog
+    | Heartbeat
+    | CommandResult
+    | ProtocolErrorMessage,
+    Field(discriminator="type"),
+]
+
+AggregatorMessage = Annotated[
+    Registered
+    | Ack
+    | ResendRequest
+    | InvokeCommand
+    | ControlCommand
+    | SetMethod
+    | CancelLine
+    | ForceLine
+    | Ping
+    | ProtocolErrorMessage,
+    Field(discriminator="type"),
+]
+
+Message = Annotated[
+    RegisterEngine
+    | TagsUpdated
+    | RunStarted
+    | RunStopped
+    | RunLog
+    | Method
+    | MethodState
+    | ControlState
+    | ErrorLog
+    | Heartbeat
+    | CommandResult
+    | Registered
+    | Ack
+    | ResendRequest
+    | InvokeCommand
+    | ControlCommand
+    | SetMethod
+    | CancelLine
+    | ForceLine
+    | Ping
+    | ProtocolErrorMessage,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,198 @@
+"""Shared models carried inside protocol messages.
+
+They describe a unit (its UOD) and its data in a form both sides agree on. Every model ignores
+unknown fields so that a newer minor version of the protocol can add fields (rule 12).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ScalarValue = bool | int | float | str | None
+"""A tag value: number, text (categorical tags) or boolean; None when there is no value."""
+
+Timestamp = Annotated[float, Field(description="UTC time in seconds since the Unix epoch")]
+
+
+class WireModel(BaseModel):
+    """Base of every protocol model: unknown fields ignored, instances immutable."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Quality(StrEnum):
+    GOOD = "good"
+    STALE = "stale"
+    BAD = "bad"
+
+
+class SystemState(StrEnum):
+    STOPPED = "Stopped"
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    HOLDING = "Holding"
+    RESTARTING = "Restarting"
+
+
+class LineState(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FORCED = "forced"
+    FAILED = "failed"
+
+
+class ControlAction(StrEnum):
+    START = "Start"
+    STOP = "Stop"
+    PAUSE = "Pause"
+    UNPAUSE = "Unpause"
+    HOLD = "Hold"
+    UNHOLD = "Unhold"
+    RESTART = "Restart"
+
+
+class TagValue(WireModel):
+    """One tag's value at one scan."""
+
+    name: str = Field(min_length=1)
+    value: ScalarValue
+    unit: str | None = None
+    tick: Timestamp = Field(description="scan time that produced the value (UTC epoch seconds)")
+    quality: Quality = Quality.GOOD
+    simulated: bool = Field(default=False, description="set by the P-code Simulate instruction")
+    historical: bool = Field(
+        default=False,
+        description="replayed from the outbox after an outage (rule 8): stored, never shown as live",
+    )
+
+
+class RunLogLine(WireModel):
+    """One line of a run log: an instruction that ran, or an operator command."""
+
+    id: str = Field(min_length=1, description="unique within the run; stable across updates")
+    line_id: str | None = Field(default=None, description="method line id; None when injected")
+    text: str
+    start: Timestamp
+    end: Timestamp | None = None
+    progress: float | None = Field(default=None, ge=0.0, le=1.0)
+    state: LineState
+    user: str | None = Field(default=None, description="who issued it; None means the method")
+    start_values: dict[str, ScalarValue] = Field(default_factory=dict)
+    end_values: dict[str, ScalarValue] = Field(default_factory=dict)
+    cancellable: bool = False
+    forcible: bool = False
+    error: str | None = None
+
+
+class MethodLine(WireModel):
+    id: str = Field(min_length=1, description="stable across edits of the method")
+    text: str
+
+
+class ErrorLogEntry(WireModel):
+    time: Timestamp
+    level: Literal["info", "warning", "error"]
+    message: str
+    source: str = Field(default="engine", description="engine, method, hardware, link, ...")
+
+
+class ArgumentDescription(WireModel):
+    """How a command's argument is entered and checked (shown as an entry field or buttons)."""
+
+    kind: Literal["none", "number", "choice", "text"]
+    units: list[str] = Field(default_factory=list, description="accepted units for a number")
+    choices: list[str] = Field(default_factory=list)
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = Field(default=None, description="regex a text argument must match")
+
+
+class CommandDescription(WireModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+    argument: ArgumentDescription = ArgumentDescription(kind="none")
+    group: str | None = Field(default=None, description="commands in one group cancel each other")
+
+
+class TagDescription(WireModel):
+    name: str = Field(min_length=1)
+    unit: str | None = None
+    kind: Literal["reading", "choice", "entry", "calculated", "accumulator", "system"]
+    direction: Literal["input", "output", "none"] = "none"
+    choices: list[str] = Field(default_factory=list)
+    safe_value: ScalarValue = None
+    description: str = ""
+
+
+class ProcessValueChoice(WireModel):
+    label: str
+    pcode: str = Field(description="P-code injected when the button is pressed")
+
+
+class ProcessValueDescription(WireModel):
+    """A value shown to operators, optionally with a way to change it."""
+
+    tag: str
+    kind: Literal["readonly", "entry", "choice"] = "readonly"
+    command: str | None = Field(
+        default=None, description="command an entry runs: '<command>: <value> <unit>'"
+    )
+    units: list[str] = Field(default_factory=list, description="units an entry accepts")
+    choices: list[ProcessValueChoice] = Field(default_factory=list)
+
+
+class PlotAxis(WireModel):
+    label: str
+    tags: list[str] = Field(min_length=1)
+    y_min: float | None = None
+    y_max: float | None = None
+    color: str | None = None
+
+
+class ColorRegion(WireModel):
+    """Background bands coloured by the value of a categorical tag (e.g. the inlet valve)."""
+
+    tag: str
+    colors: dict[str, str] = Field(description="tag value -> CSS colour")
+
+
+class SubPlot(WireModel):
+    axes: list[PlotAxis] = Field(min_length=1)
+    ratio: float = Field(default=1.0, gt=0)
+    color_regions: list[ColorRegion] = Field(default_factory=list)
+
+
+class PlotConfiguration(WireModel):
+    subplots: list[SubPlot] = Field(default_factory=list)
+    x_axis_choices: list[str] = Field(
+        default_factory=lambda: ["Run Time"],
+        description="tags that can serve as x axis (time, volume, column volumes)",
+    )
+    x_axis: str = "Run Time"
+    annotation_tags: list[str] = Field(
+        default_factory=lambda: ["Mark"], description="tags whose changes become plot annotations"
+    )
+
+
+class UodDescription(WireModel):
+    """Everything a browser or the store needs to know about a unit, without its Python code."""
+
+    name: str = Field(min_length=1)
+    author_name: str = ""
+    author_email: str = ""
+    hardware: str = Field(default="", description="human description of the hardware")
+    filename: str = ""
+    tags: list[TagDescription] = Field(default_factory=list)
+    commands: list[CommandDescription] = Field(default_factory=list)
+    process_values: list[ProcessValueDescription] = Field(default_factory=list)
+    plot: PlotConfiguration = PlotConfiguration()
+    base_units: list[str] = Field(default_factory=lambda: ["s", "min", "h"])
+    required_roles: list[str] = Field(default_factory=list)
+    data_log_interval: float = Field(
+        default=1.0, gt=0, description="seconds between stored samples"
+    )
+    scan_interval: float = Field(default=0.1, gt=0)
