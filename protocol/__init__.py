@@ -2,6 +2,7 @@
 
 from protocol.codec import MAX_FRAME_SIZE, decode, encode
 from protocol.errors import ProtocolError
+from protocol.integrity import as_historical, content_digest
 from protocol.messages import (
     STORED_MESSAGE_TYPES,
     Ack,
@@ -102,7 +103,9 @@ __all__ = [
     "TagValue",
     "TagsUpdated",
     "UodDescription",
+    "as_historical",
     "check_compatible",
+    "content_digest",
     "decode",
     "encode",
 ]

@@ -94,6 +94,10 @@ class TagsUpdated(_Stored):
 
     type: Literal["TagsUpdated"] = "TagsUpdated"
     tags: list[TagValue] = Field(min_length=1)
+    sample: bool = Field(
+        default=True,
+        description="a data-log sample (stored for the run); False: a live update between samples",
+    )
 
 
 class RunStarted(_Stored):
