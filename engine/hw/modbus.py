@@ -1,0 +1,398 @@
+"""Modbus TCP/RTU driver: a background poll task keeps a snapshot the scan reads without waiting.
+
+The task groups reads (see `plan_reads`), writes only values that changed, and hands every
+failure to a `RecoveryMachine`, which decides when to mask, reconnect and report Error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
+
+from engine.hw.base import (
+    Clock,
+    ConnectionState,
+    HardwareEvent,
+    Quality,
+    Reading,
+    ScalarValue,
+    WriteRejected,
+    masked_quality,
+)
+from engine.hw.modbus_codec import (
+    DataType,
+    ModbusRegister,
+    Order,
+    ReadRequest,
+    Table,
+    decode_value,
+    encode_value,
+    plan_reads,
+)
+from engine.hw.recovery import Action, RecoveryMachine, RecoveryPolicy
+
+__all__ = [
+    "DataType",
+    "ModbusHardware",
+    "ModbusRegister",
+    "ModbusRtu",
+    "ModbusTcp",
+    "Order",
+    "RecoveryPolicy",
+    "Table",
+]
+
+
+class ModbusTcp(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["tcp"] = "tcp"
+    host: str = Field(min_length=1)
+    port: int = Field(default=502, ge=1, le=65535)
+    timeout: float = Field(default=1.0, gt=0, description="seconds per request and connect")
+    max_gap: int = Field(default=8, ge=0, le=124, description="unused registers read through")
+    poll_interval: float = Field(default=0.1, gt=0)
+
+    def describe(self) -> str:
+        return f"Modbus TCP {self.host}:{self.port}"
+
+
+class ModbusRtu(BaseModel):
+    """`port` is a device path or a pyserial URL (e.g. socket://host:port for a gateway)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["rtu"] = "rtu"
+    port: str = Field(min_length=1)
+    baudrate: int = Field(default=19200, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    timeout: float = Field(default=1.0, gt=0)
+    max_gap: int = Field(default=8, ge=0, le=124)
+    poll_interval: float = Field(default=0.1, gt=0)
+
+    def describe(self) -> str:
+        return f"Modbus RTU {self.port}"
+
+
+class _LinkError(Exception):
+    """The link itself failed (no answer, closed socket): a matter for the recovery machine."""
+
+
+_REGISTERS = TypeAdapter(list[ModbusRegister])
+_READ_FUNCS = {
+    "holding": "read_holding_registers",
+    "input": "read_input_registers",
+    "coil": "read_coils",
+    "discrete_input": "read_discrete_inputs",
+}
+
+
+class ModbusHardware:
+    """One Modbus link (a TCP device or an RTU bus with several device ids)."""
+
+    def __init__(
+        self,
+        connection: ModbusTcp | ModbusRtu,
+        registers: Sequence[ModbusRegister | Mapping[str, Any]],
+        clock: Clock = time.monotonic,
+        policy: RecoveryPolicy | None = None,
+        name: str | None = None,
+    ) -> None:
+        regs = _REGISTERS.validate_python(list(registers))
+        if not regs:
+            raise ValueError("ModbusHardware needs at least one register")
+        seen: set[str] = set()
+        for reg in regs:
+            if reg.tag in seen:
+                raise ValueError(f"tag {reg.tag!r} is declared twice")
+            seen.add(reg.tag)
+        self.connection = connection
+        self.registers: dict[str, ModbusRegister] = {r.tag: r for r in regs}
+        self.plan: list[ReadRequest] = plan_reads(regs, connection.max_gap)
+        self._clock = clock
+        self.name = name or connection.describe()
+        self._recovery = RecoveryMachine(self.name, policy or RecoveryPolicy())
+        start = clock()
+        self._readings: dict[str, Reading] = {
+            tag: Reading(None, Quality.BAD, start) for tag in self.registers
+        }
+        self._pending: deque[tuple[ModbusRegister, ScalarValue]] = deque()
+        self._requested: dict[str, ScalarValue] = {}
+        self._events: list[HardwareEvent] = []
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self.requests_sent = 0
+        self.cycles = 0
+
+    # ---- the scan-cycle interface (never blocks) ----
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._recovery.state
+
+    def snapshot(self) -> Mapping[str, Reading]:
+        state = self._recovery.state
+        if state is ConnectionState.OK:
+            return MappingProxyType(dict(self._readings))
+        return MappingProxyType(
+            {
+                tag: Reading(r.value, masked_quality(state, r.quality), r.timestamp, r.unit)
+                for tag, r in self._readings.items()
+            }
+        )
+
+    def write(self, values: Mapping[str, ScalarValue]) -> None:
+        checked: list[tuple[ModbusRegister, ScalarValue]] = []
+        for tag, value in values.items():
+            reg = self.registers.get(tag)
+            if reg is None:
+                raise KeyError(f"{self.name}: no register declared for tag {tag!r}")
+            if not reg.writable:
+                raise ValueError(f"{self.name}: tag {tag!r} is in table {reg.table!r}, read-only")
+            encode_value(reg, value)
+            checked.append((reg, value))
+        for reg, value in checked:
+            if self._requested.get(reg.tag, _UNSET) == value:
+                continue
+            self._requested[reg.tag] = value
+            self._pending.append((reg, value))
+        if checked and self._wake is not None:
+            self._wake.set()
+
+    def write_safe_values(self) -> None:
+        self.write(
+            {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None}
+        )
+
+    def drain_events(self) -> list[HardwareEvent]:
+        events: list[HardwareEvent] = [*self._recovery.drain_events(), *self._events]
+        self._events = []
+        events.sort(key=lambda e: e.timestamp)
+        return events
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._pending)
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=f"modbus {self.name}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._close()
+
+    # ---- the I/O shell ----
+
+    def _new_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        c = self.connection
+        if isinstance(c, ModbusTcp):
+            return AsyncModbusTcpClient(
+                c.host, port=c.port, timeout=c.timeout, retries=0, reconnect_delay=0
+            )
+        return AsyncModbusSerialClient(
+            c.port,
+            framer=FramerType.RTU,
+            baudrate=c.baudrate,
+            parity=c.parity,
+            stopbits=c.stopbits,
+            bytesize=c.bytesize,
+            timeout=c.timeout,
+            retries=0,
+            reconnect_delay=0,
+        )
+
+    def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _connect(self) -> None:
+        self._close()
+        c = self.connection
+        if isinstance(c, ModbusRtu) and "://" not in c.port and not os.path.exists(c.port):
+            raise _LinkError(f"serial port {c.port} does not exist")
+        client = self._new_client()
+        if not await client.connect():
+            client.close()
+            where = f"{c.host}:{c.port}" if isinstance(c, ModbusTcp) else c.port
+            raise _LinkError(f"cannot connect to {where}")
+        self._client = client
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        try:
+            await self._connect()
+            self._recovery.on_success(self._clock())
+        except _LinkError as exc:
+            self._recovery.on_connection_lost(self._clock(), str(exc))
+        while True:
+            rec = self._recovery
+            action = rec.poll(self._clock())
+            if rec.link_down:
+                if action is Action.RECONNECT:
+                    await self._attempt_reconnect()
+                    continue
+                deadline = rec.next_deadline()
+                delay = self.connection.poll_interval
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - self._clock()))
+                await asyncio.sleep(delay)
+                continue
+            await self._cycle_reporting()
+            self._wake.clear()
+            if not self._pending:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.connection.poll_interval)
+
+    async def _attempt_reconnect(self) -> None:
+        try:
+            await self._connect()
+            await self._cycle()
+        except _LinkError as exc:
+            self._close()
+            self._recovery.on_error(self._clock(), str(exc))
+            return
+        self._recovery.on_success(self._clock())
+
+    async def _cycle_reporting(self) -> None:
+        try:
+            await self._cycle()
+        except _LinkError as exc:
+            now = self._clock()
+            if self._client is None or not self._client.connected:
+                self._recovery.on_connection_lost(now, str(exc))
+            else:
+                self._recovery.on_error(now, str(exc))
+            return
+        self._recovery.on_success(self._clock())
+
+    async def _cycle(self) -> None:
+        await self._flush_writes()
+        device_errors: list[str] = []
+        for req in self.plan:
+            response = await self._call(
+                _READ_FUNCS[req.table],
+                f"read {req.table} {req.address}..{req.address + req.count - 1} "
+                f"of device {req.device_id}",
+                req.address,
+                count=req.count,
+                device_id=req.device_id,
+            )
+            now = self._clock()
+            if response.isError():
+                message = (
+                    f"device {req.device_id} refused to read {req.table} "
+                    f"{req.address}..{req.address + req.count - 1}: {_exception_text(response)}"
+                )
+                device_errors.append(message)
+                for reg in req.registers:
+                    old = self._readings[reg.tag]
+                    self._readings[reg.tag] = Reading(old.value, Quality.BAD, now)
+                continue
+            self._store(req, response, now)
+        self.cycles += 1
+        if device_errors:
+            raise _LinkError("; ".join(device_errors))
+
+    def _store(self, req: ReadRequest, response: ModbusPDU, now: float) -> None:
+        bits = req.table in ("coil", "discrete_input")
+        raw: list[int] | list[bool] = list(response.bits) if bits else list(response.registers)
+        for reg in req.registers:
+            start = reg.address - req.address
+            chunk = raw[start : start + reg.width]
+            if len(chunk) < reg.width:
+                self._readings[reg.tag] = Reading(None, Quality.BAD, now)
+                continue
+            self._readings[reg.tag] = Reading(decode_value(reg, chunk), Quality.GOOD, now)
+
+    async def _flush_writes(self) -> None:
+        while self._pending:
+            reg, value = self._pending[0]
+            words = encode_value(reg, value)
+            what = f"write {value!r} to {reg.tag} ({reg.table} {reg.address})"
+            if reg.table == "coil":
+                response = await self._call(
+                    "write_coil", what, reg.address, bool(words[0]), device_id=reg.device_id
+                )
+            elif len(words) == 1:
+                response = await self._call(
+                    "write_register", what, reg.address, int(words[0]), device_id=reg.device_id
+                )
+            else:
+                response = await self._call(
+                    "write_registers",
+                    what,
+                    reg.address,
+                    [int(w) for w in words],
+                    device_id=reg.device_id,
+                )
+            self._pending.popleft()
+            if response.isError():
+                if self._requested.get(reg.tag, _UNSET) == value:
+                    del self._requested[reg.tag]
+                self._events.append(
+                    WriteRejected(
+                        reg.tag,
+                        value,
+                        f"device {reg.device_id} refused {what}: {_exception_text(response)}",
+                        self._clock(),
+                        self.name,
+                    )
+                )
+
+    async def _call(self, func: str, what: str, *args: Any, **kwargs: Any) -> ModbusPDU:
+        client = self._client
+        if client is None or not client.connected:
+            raise _LinkError(f"connection lost ({what})")
+        self.requests_sent += 1
+        try:
+            response: ModbusPDU = await asyncio.wait_for(
+                getattr(client, func)(*args, **kwargs), self.connection.timeout * 2
+            )
+        except (ModbusException, OSError, TimeoutError) as exc:
+            raise _LinkError(f"{what} failed: {exc}") from exc
+        return response
+
+
+class _Unset:
+    pass
+
+
+_UNSET = _Unset()
+
+
+def _exception_text(response: ModbusPDU) -> str:
+    code = getattr(response, "exception_code", None)
+    names = {
+        1: "illegal function",
+        2: "illegal data address",
+        3: "illegal data value",
+        4: "device failure",
+        6: "device busy",
+        11: "gateway target device failed to respond",
+    }
+    return f"exception {code} ({names.get(code or 0, 'unknown')})"

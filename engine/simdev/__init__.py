@@ -1,0 +1,1 @@
+"""`setpoint-sim`: Modbus and serial device simulators for demos and tests."""
