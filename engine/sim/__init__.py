@@ -1,0 +1,1 @@
+"""Simulated process models and the simulated-hardware driver that wraps them."""
