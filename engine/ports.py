@@ -1,0 +1,87 @@
+"""The two seams between the engine and its link to the aggregator.
+
+The engine produces protocol messages through a `MessageSink` and is controlled through
+`EngineControl`. Keeping both as protocols lets the engine run standalone (a sink that prints),
+under `simulate` (a sink that writes JSON lines) or connected (the link's durable outbox) with the
+same scan code, and lets the link be tested without an engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from protocol.messages import (
+    ControlState,
+    ErrorLog,
+    Method,
+    MethodState,
+    RunLog,
+    RunStarted,
+    RunStopped,
+    TagsUpdated,
+)
+from protocol.models import ControlAction, UodDescription
+
+StoredMessageT = TypeVar(
+    "StoredMessageT",
+    TagsUpdated,
+    RunStarted,
+    RunStopped,
+    RunLog,
+    Method,
+    MethodState,
+    ControlState,
+    ErrorLog,
+)
+
+
+class EngineCommandError(Exception):
+    """A request from outside (operator, aggregator) that the engine refuses; the message says why
+    and is shown to the person who asked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the link needs to build RegisterEngine (rule 1)."""
+
+    engine_id: str  # f"{computer_name}/{uod_name}"
+    computer_name: str
+    uod_name: str
+    uod: UodDescription
+    uod_hash: str
+    method_hash: str
+
+
+class MessageSink(Protocol):
+    """Receives every stored message the engine produces.
+
+    `kind` is one of protocol's stored messages; `fields` are all its fields except `seq`, which
+    the durable outbox assigns. Called from the scan, so it must be fast and never block on the
+    network.
+    """
+
+    def emit(self, kind: type[StoredMessageT], /, **fields: Any) -> None: ...
+
+
+class EngineControl(Protocol):
+    """What the link calls for aggregator->engine commands; each raises EngineCommandError when
+    refused."""
+
+    def registration(self) -> Registration: ...
+
+    def control(self, action: ControlAction, user: str) -> None: ...
+
+    def inject(self, pcode: str, user: str) -> None: ...
+
+    def set_method(
+        self, text: str, expected_version: int, line_ids: list[str | None] | None, user: str
+    ) -> int: ...
+
+    def cancel_line(self, run_log_id: str, user: str) -> None: ...
+
+    def force_line(self, run_log_id: str, user: str) -> None: ...
