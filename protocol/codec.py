@@ -49,12 +49,12 @@ def _describe(exc: ValidationError, data: bytes | str) -> str:
     loc = [str(part) for part in first["loc"]]
     if kind == "json_invalid":
         return f"frame is not valid JSON: {first['msg']}"
-    if not loc:
-        return "frame must be a JSON object"
     if kind == "union_tag_not_found":
         return "missing field 'type'"
     if kind == "union_tag_invalid":
         return f"unknown message type {_type_of(data)!r}"
+    if not loc:
+        return "frame must be a JSON object"
     where = ".".join(loc) if loc else "frame"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {first['msg']}{more}"

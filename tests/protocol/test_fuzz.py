@@ -1,0 +1,80 @@
+"""Random input either decodes to a valid message or raises ProtocolError, never anything else."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import protocol as p
+
+from .examples import ALL_MESSAGES
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+TYPE_NAMES = sorted({m.type for m in ALL_MESSAGES})
+
+
+def _decode_or_protocol_error(frame: bytes) -> None:
+    try:
+        message = p.decode(frame)
+    except p.ProtocolError as exc:
+        assert str(exc)
+    else:
+        assert p.decode(p.encode(message)) == message
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes(frame: bytes) -> None:
+    _decode_or_protocol_error(frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_random_json(value: object) -> None:
+    _decode_or_protocol_error(json.dumps(value).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(TYPE_NAMES),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "seq",
+                "id",
+                "user",
+                "time",
+                "tags",
+                "lines",
+                "run_id",
+                "ok",
+                "command",
+                "pcode",
+                "uod",
+                "state",
+                "entries",
+            ]
+        ),
+        JSON,
+        max_size=6,
+    ),
+)
+def test_random_objects_with_a_real_type(type_name: str, fields: dict[str, object]) -> None:
+    _decode_or_protocol_error(json.dumps({"type": type_name, **fields}).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(ALL_MESSAGES), st.data())
+def test_mutated_valid_messages(message: p.Message, data: st.DataObject) -> None:
+    obj = json.loads(p.encode(message))
+    key = data.draw(st.sampled_from(sorted(obj)))
+    obj[key] = data.draw(JSON)
+    _decode_or_protocol_error(json.dumps(obj).encode())
