@@ -238,6 +238,9 @@ class SetMethod(WireModel):
     user: User
     text: str = Field(max_length=1_000_000)
     expected_version: int = Field(ge=0)
+    dry_run: bool = Field(
+        default=False, description="only analyze the text; the result's data holds the findings"
+    )
     line_ids: list[str | None] | None = Field(
         default=None,
         description="id of each line of text, None for new lines; matched by diff if absent",

@@ -93,6 +93,18 @@ class MethodLine(WireModel):
     text: str
 
 
+class Finding(WireModel):
+    """One analyzer finding about a method (pcode.md section 10); lines and columns are 1-based."""
+
+    severity: Literal["error", "warning", "info"]
+    code: str = ""
+    message: str
+    line: int = Field(ge=1)
+    col_start: int = Field(default=1, ge=1)
+    col_end: int = Field(default=1, ge=1)
+    suggestion: str | None = None
+
+
 class ErrorLogEntry(WireModel):
     time: Timestamp
     level: Literal["info", "warning", "error"]
