@@ -63,6 +63,7 @@ class ModbusTcp(BaseModel):
     port: int = Field(default=502, ge=1, le=65535)
     timeout: float = Field(default=1.0, gt=0, description="seconds per request and connect")
     max_gap: int = Field(default=8, ge=0, le=124, description="unused registers read through")
+    group_reads: bool = Field(default=True, description="False: one request per register")
     poll_interval: float = Field(default=0.1, gt=0)
 
     def describe(self) -> str:
@@ -82,6 +83,7 @@ class ModbusRtu(BaseModel):
     bytesize: Literal[7, 8] = 8
     timeout: float = Field(default=1.0, gt=0)
     max_gap: int = Field(default=8, ge=0, le=124)
+    group_reads: bool = True
     poll_interval: float = Field(default=0.1, gt=0)
 
     def describe(self) -> str:
@@ -122,7 +124,11 @@ class ModbusHardware:
             seen.add(reg.tag)
         self.connection = connection
         self.registers: dict[str, ModbusRegister] = {r.tag: r for r in regs}
-        self.plan: list[ReadRequest] = plan_reads(regs, connection.max_gap)
+        self.plan: list[ReadRequest] = (
+            plan_reads(regs, connection.max_gap)
+            if connection.group_reads
+            else [req for r in regs for req in plan_reads([r], 0)]
+        )
         self._clock = clock
         self.name = name or connection.describe()
         self._recovery = RecoveryMachine(self.name, policy or RecoveryPolicy())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.base import ModbusBaseServer
 
 from engine.simdev.store import RegisterStore
 
@@ -22,3 +23,8 @@ async def serve_rtu_socket(store: RegisterStore, host: str, port: int) -> Modbus
     server = ModbusSerialServer(store, framer=FramerType.RTU, port=f"socket://{host}:{port}")
     await server.serve_forever(background=True)
     return server
+
+
+async def stop_server(server: ModbusBaseServer) -> None:
+    """Closes the listener and every client connection, as pulling the cable would."""
+    await server.shutdown()  # type: ignore[no-untyped-call]
