@@ -1,0 +1,55 @@
+"""Unit handling with pint. One registry per engine: never a module-level one."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import pint
+
+Registry: TypeAlias = pint.UnitRegistry[Any]
+
+TIME_UNITS = ("s", "min", "h")
+
+
+def new_unit_registry() -> Registry:
+    """A fresh registry with the units P-code adds to pint's defaults (column volumes)."""
+    ureg: Registry = pint.UnitRegistry()
+    define_unit(ureg, "CV = [column_volume]")
+    return ureg
+
+
+def define_unit(ureg: Registry, definition: str) -> None:
+    """Let a UOD add a unit; defining the same name twice is harmless."""
+    name = definition.split("=", 1)[0].strip()
+    if is_unit(ureg, name):
+        return
+    ureg.define(definition)
+
+
+def is_unit(ureg: Registry, text: str) -> bool:
+    try:
+        ureg.Unit(text)
+    except Exception:
+        return False
+    return True
+
+
+def factor(ureg: Registry, unit: str, target: str) -> float:
+    """Multiplicative factor from `unit` to `target`; raises if they are incompatible."""
+    return float(ureg.Quantity(1.0, unit).to(target).magnitude)
+
+
+def convert(ureg: Registry, value: float, unit: str, target: str) -> float:
+    """Converts one value (offset units such as degC included); raises on incompatible units."""
+    return float(ureg.Quantity(value, unit).to(target).magnitude)
+
+
+def compatible(ureg: Registry, unit: str, target: str) -> bool:
+    try:
+        return bool(ureg.Unit(unit).dimensionality == ureg.Unit(target).dimensionality)
+    except Exception:
+        return False
+
+
+def is_time_unit(ureg: Registry, unit: str) -> bool:
+    return compatible(ureg, unit, "s")
