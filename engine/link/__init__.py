@@ -1,0 +1,28 @@
+"""The engine's link to the aggregator: durable outbox, sans-I/O link machine, websocket shell.
+
+The engine must never lose a stored message and never wait for the aggregator; the outbox makes
+the first true, the machine/shell split keeps the second testable without sockets or sleeping.
+"""
+
+from engine.link.machine import (
+    Action,
+    Close,
+    Execute,
+    LinkMachine,
+    LinkPolicy,
+    ScheduleReconnect,
+    Send,
+)
+from engine.link.outbox import Outbox, StoredFrame
+
+__all__ = [
+    "Action",
+    "Close",
+    "Execute",
+    "LinkMachine",
+    "LinkPolicy",
+    "Outbox",
+    "ScheduleReconnect",
+    "Send",
+    "StoredFrame",
+]

@@ -1,0 +1,181 @@
+"""The durable outbox: numbering, commit, ack, restart and a killed process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from engine.link.outbox import Outbox
+from protocol.messages import Heartbeat, RunStarted, TagsUpdated
+from tests.link.helpers import sample_fields
+
+
+def values(outbox: Outbox, after: int = 0) -> list[int]:
+    frames = outbox.read(after, 1_000_000)
+    return [json.loads(f.frame)["tags"][0]["value"] for f in frames]
+
+
+def test_seq_assigned_on_enqueue_and_readable_after_flush(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    seqs = [outbox.enqueue(TagsUpdated, sample_fields(n)) for n in range(1, 4)]
+    assert seqs == [1, 2, 3]
+    assert outbox.read(0, 10) == [], "uncommitted messages must not be sent"
+    assert outbox.committed_seq == 0
+    assert outbox.flush() == 3
+    frames = outbox.read(0, 10)
+    assert [f.seq for f in frames] == [1, 2, 3]
+    assert [json.loads(f.frame)["seq"] for f in frames] == [1, 2, 3]
+    assert {f.kind for f in frames} == {"TagsUpdated"}
+    assert outbox.read(1, 1) == frames[1:2]
+    assert outbox.read(0, 10, upto=2) == frames[:2]
+
+
+def test_ack_is_cumulative_and_counter_survives_empty_outbox_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    for n in range(1, 6):
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+    outbox.flush()
+    assert outbox.ack(3) == 3
+    assert outbox.first_seq() == 4
+    assert outbox.ack(3) == 0, "a repeated ack deletes nothing"
+    assert outbox.ack(5) == 2
+    assert outbox.pending == 0
+    assert outbox.first_seq() is None
+    outbox.close()
+
+    reopened = Outbox(path)
+    assert reopened.committed_seq == 5
+    assert reopened.enqueue(TagsUpdated, sample_fields(6)) == 6, "seq must never be reused"
+    reopened.flush()
+    reopened.close()
+
+
+def test_unflushed_messages_are_committed_by_close(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    outbox.enqueue(TagsUpdated, sample_fields(1))
+    outbox.close()
+    reopened = Outbox(path)
+    assert values(reopened) == [1]
+    reopened.close()
+
+
+def test_enqueue_validates_and_consumes_no_seq_on_error(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    with pytest.raises(ValidationError):
+        outbox.enqueue(TagsUpdated, {"time": 1.0, "tags": []})
+    with pytest.raises(TypeError, match="not a stored message"):
+        outbox.enqueue(Heartbeat, {"time": 1.0})
+    with pytest.raises(TypeError, match="assigned by the outbox"):
+        outbox.enqueue(TagsUpdated, {**sample_fields(1), "seq": 9})
+    assert (
+        outbox.enqueue(
+            RunStarted, {"time": 1.0, "run_id": "r", "started": 1.0, "method_version": 0}
+        )
+        == 1
+    )
+    outbox.close()
+
+
+def test_auto_commit_bounds_uncommitted_work(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.sqlite3", max_uncommitted=3)
+    for n in range(1, 5):
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+    assert outbox.committed_seq == 3
+    outbox.close()
+
+
+def test_rebase_renumbers_in_order_above_the_aggregator(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    for n in range(1, 4):
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+    outbox.flush()
+    assert outbox.rebase(2) == 0, "nothing to do when the outbox is ahead"
+    assert outbox.rebase(100) == 100
+    frames = outbox.read(0, 10)
+    assert [f.seq for f in frames] == [101, 102, 103]
+    assert [json.loads(f.frame)["seq"] for f in frames] == [101, 102, 103]
+    assert values(outbox) == [1, 2, 3]
+    assert outbox.enqueue(TagsUpdated, sample_fields(4)) == 104
+    outbox.ack(104)
+    assert outbox.rebase(200) == 96
+    outbox.close()
+    assert Outbox(path).enqueue(TagsUpdated, sample_fields(5)) == 201
+
+
+def test_synchronous_mode_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="NORMAL or FULL"):
+        Outbox(tmp_path / "o.sqlite3", synchronous="OFF")  # type: ignore[arg-type]
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from engine.link.outbox import Outbox
+    from protocol.messages import TagsUpdated
+    from tests.link.helpers import sample_fields
+
+    outbox = Outbox(Path(sys.argv[1]))
+    n = outbox.committed_seq
+    target = n + int(sys.argv[2])
+    while n < target:
+        n += 1
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+        if n % 7 == 0:
+            outbox.flush()
+    outbox.flush()
+    print(f"flushed {n}", flush=True)
+    while True:  # keep writing unflushed messages until killed
+        n += 1
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+    """
+)
+
+
+def run_writer_and_kill(path: Path, count: int) -> int:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), str(count)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("flushed "), line
+        return int(line.split()[1])
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_flushed_messages_survive_sigkill_and_seq_continues(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    flushed = run_writer_and_kill(path, 200)
+    outbox = Outbox(path)
+    assert outbox.committed_seq >= flushed
+    got = values(outbox)
+    assert got[:flushed] == list(range(1, flushed + 1))
+    assert got == list(range(1, len(got) + 1)), "whatever survived is contiguous"
+    survived = outbox.committed_seq
+    outbox.ack(survived)  # empty it: the counter must still not go back
+    outbox.close()
+
+    flushed_again = run_writer_and_kill(path, 50)
+    assert flushed_again == survived + 50
+    outbox = Outbox(path)
+    frames = outbox.read(0, 1_000_000)
+    assert frames[0].seq == survived + 1, "no seq reused after a kill and an emptied outbox"
+    assert [f.seq for f in frames] == list(range(survived + 1, survived + 1 + len(frames)))
+    outbox.close()
