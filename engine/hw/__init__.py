@@ -11,10 +11,12 @@ from engine.hw.base import (
     ScalarValue,
     WriteRejected,
 )
+from engine.hw.composite import CompositeHardware
 from engine.hw.recovery import RecoveryMachine, RecoveryPolicy
 
 __all__ = [
     "Clock",
+    "CompositeHardware",
     "ConnectionChanged",
     "ConnectionState",
     "Hardware",

@@ -282,13 +282,13 @@ class SerialHardware:
                 timeout=min(p.timeout, 0.1),
                 write_timeout=p.timeout,
             )
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except Exception as exc:  # pyserial's errors vary by platform and URL handler
             raise _LinkError(f"cannot open serial port {p.url}: {exc}") from None
 
     def _close(self) -> None:
         port, self._serial = self._serial, None
         if port is not None:
-            with contextlib.suppress(serial.SerialException, OSError):
+            with contextlib.suppress(Exception):
                 port.close()
 
     def _transact(self, request: bytes, terminator: bytes, what: str) -> str:
@@ -306,9 +306,9 @@ class SerialHardware:
                 reply += chunk
                 if time.monotonic() >= deadline or len(reply) >= 4096:
                     break
-        except (serial.SerialException, OSError) as exc:
+        except Exception as exc:  # pyserial also raises termios.error, ValueError, TypeError
             self._close()
-            raise _LinkError(f"{what}: port failed: {exc}") from None
+            raise _LinkError(f"{what}: port failed: {exc!r}") from None
         if not reply.endswith(terminator):
             if reply:
                 raise _LinkError(

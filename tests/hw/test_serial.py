@@ -176,7 +176,7 @@ async def test_bad_replies_are_masked_then_recover(
 
 async def test_peer_stops_answering_and_comes_back(pump: tuple[Peer, PumpSim]) -> None:
     """Writes made during the outage are replayed in order; the scan calls never wait."""
-    peer, sim = pump
+    peer, _ = pump
     hw = SerialHardware(
         port(peer), PUMP_EXCHANGES, policy=FAST.model_copy(update={"error_after": 30.0})
     )

@@ -1,0 +1,80 @@
+"""Several drivers behind one `Hardware`, e.g. a balance and a pump on two serial ports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+from engine.hw.base import ConnectionState, Hardware, HardwareEvent, Reading, ScalarValue
+
+_SEVERITY = {
+    ConnectionState.OK: 0,
+    ConnectionState.ISSUE: 1,
+    ConnectionState.RECONNECT: 2,
+    ConnectionState.ERROR: 3,
+}
+
+
+class CompositeHardware:
+    """Routes each tag to the part that declares it; the state is that of the worst part.
+
+    Each part keeps its own recovery machine, so one pulled cable masks or errors only its tags;
+    events keep their `source` so the error log says which port failed.
+    """
+
+    def __init__(self, parts: Sequence[Hardware]) -> None:
+        if not parts:
+            raise ValueError("CompositeHardware needs at least one part")
+        self.parts = list(parts)
+        self._owner: dict[str, Hardware] = {}
+        for part in self.parts:
+            for tag in _declared_tags(part):
+                if tag in self._owner:
+                    raise ValueError(f"tag {tag!r} is declared by two hardware parts")
+                self._owner[tag] = part
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return max((p.connection_state for p in self.parts), key=_SEVERITY.__getitem__)
+
+    async def start(self) -> None:
+        await asyncio.gather(*(p.start() for p in self.parts))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self.parts))
+
+    def snapshot(self) -> Mapping[str, Reading]:
+        merged: dict[str, Reading] = {}
+        for part in self.parts:
+            merged.update(part.snapshot())
+        return MappingProxyType(merged)
+
+    def write(self, values: Mapping[str, ScalarValue]) -> None:
+        per_part: dict[int, dict[str, ScalarValue]] = {}
+        for tag, value in values.items():
+            part = self._owner.get(tag)
+            if part is None:
+                raise KeyError(f"no hardware part declares tag {tag!r}")
+            per_part.setdefault(id(part), {})[tag] = value
+        for part in self.parts:
+            if id(part) in per_part:
+                part.write(per_part[id(part)])
+
+    def write_safe_values(self) -> None:
+        for part in self.parts:
+            part.write_safe_values()
+
+    def drain_events(self) -> list[HardwareEvent]:
+        events = [e for part in self.parts for e in part.drain_events()]
+        events.sort(key=lambda e: e.timestamp)
+        return events
+
+
+def _declared_tags(part: Hardware) -> list[str]:
+    """Every tag a part accepts, including write-only ones that never appear in snapshots."""
+    for attr in ("registers", "exchanges"):
+        declared = getattr(part, attr, None)
+        if isinstance(declared, dict):
+            return list(declared)
+    return list(part.snapshot())

@@ -1,0 +1,66 @@
+"""CompositeHardware over two real serial peers (the dosing unit's balance and pump)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.hw.base import ConnectionState, Quality
+from engine.hw.composite import CompositeHardware
+from engine.hw.recovery import RecoveryPolicy
+from engine.hw.serial_line import SerialHardware, SerialPort
+from engine.simdev.instruments import BalanceSim, PumpSim
+from engine.simdev.profiles import BALANCE_EXCHANGES, PUMP_EXCHANGES
+from engine.simdev.serial_server import PtyDevice
+from tests.hw.conftest import wait_until
+
+
+async def test_pump_fills_balance_through_one_composite() -> None:
+    pump = PumpSim(clock=time.monotonic)
+    balance = BalanceSim(pumped_ml=pump.volume_ml)
+    devices = [PtyDevice(balance.handle), PtyDevice(pump.handle)]
+    threads = [d.start_thread() for d in devices]
+    policy = RecoveryPolicy(error_after=2.0, reconnect_after=0.1)
+    hw = CompositeHardware(
+        [
+            SerialHardware(
+                SerialPort(url=devices[0].path, timeout=0.3), BALANCE_EXCHANGES, policy=policy
+            ),
+            SerialHardware(
+                SerialPort(url=devices[1].path, timeout=0.3), PUMP_EXCHANGES, policy=policy
+            ),
+        ]
+    )
+    await hw.start()
+    try:
+        hw.write({"Pump Speed": 600.0, "Pump Command": "Run"})
+        await wait_until(lambda: (hw.snapshot()["Balance Weight"].value or 0) > 1.0, timeout=5)
+        assert hw.snapshot()["Pump State"].value == "RUN"
+        assert hw.connection_state is ConnectionState.OK
+        hw.write_safe_values()
+        await wait_until(lambda: hw.snapshot()["Pump State"].value == "STOP")
+        with pytest.raises(KeyError, match="no hardware part declares tag 'Valve'"):
+            hw.write({"Valve": 1})
+        devices[0].close()  # the balance cable is pulled: only the balance part degrades
+        await wait_until(lambda: hw.connection_state is ConnectionState.ERROR, timeout=5)
+        snap = hw.snapshot()
+        assert snap["Balance Weight"].quality is Quality.BAD
+        assert snap["Pump State"].quality is Quality.GOOD
+        sources = {e.source for e in hw.drain_events()}
+        assert sources == {f"serial {devices[0].path}"}
+    finally:
+        await hw.stop()
+        for d in devices:
+            d.close()
+        for t in threads:
+            t.join(2)
+
+
+def test_duplicate_tags_across_parts_are_refused() -> None:
+    a = SerialHardware(SerialPort(url="loop://"), BALANCE_EXCHANGES)
+    b = SerialHardware(SerialPort(url="loop://"), BALANCE_EXCHANGES)
+    with pytest.raises(ValueError, match="declared by two hardware parts"):
+        CompositeHardware([a, b])
+    with pytest.raises(ValueError, match="at least one part"):
+        CompositeHardware([])
