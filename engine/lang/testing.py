@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from engine.lang.api import LineState, ScalarValue
+from engine.lang.interpreter import Interpreter
+from engine.lang.runlog import Event, MarkSet, RunLogChanged, RunLogLine
 from engine.lang.units import Registry, new_unit_registry
+
+E = TypeVar("E")
 
 
 @dataclass
@@ -154,3 +159,76 @@ class FakeContext:
 
     def simulate_off(self, tag: str) -> None:
         self.simulated.pop(tag, None)
+
+
+class Runner:
+    """Drives an interpreter on a simulated clock (one scan every `dt` s), recording each event
+    with the time of the scan that produced it."""
+
+    def __init__(self, interpreter: Interpreter, context: FakeContext, dt: float = 0.1) -> None:
+        self.interpreter = interpreter
+        self.context = context
+        self.dt = dt
+        self.scans = 0
+        self.offset = 0.0
+        self.events: list[tuple[float, Event]] = []
+
+    @property
+    def now(self) -> float:
+        return round(self.offset + self.scans * self.dt, 9)
+
+    def collect(self) -> list[Event]:
+        new = self.interpreter.drain_events()
+        self.events.extend((self.now, e) for e in new)
+        return new
+
+    def start(self, user: str | None = None) -> None:
+        self.interpreter.start(self.now, user)
+        self.collect()
+
+    def step(self) -> None:
+        self.scans += 1
+        self.context.step(self.dt)
+        self.interpreter.tick(self.now)
+        self.collect()
+
+    def run_until(self, t: float) -> None:
+        while self.now < t - 1e-9:
+            self.step()
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    def marks(self) -> list[tuple[float, str]]:
+        return [(t, e.text) for t, e in self.events if isinstance(e, MarkSet)]
+
+    def mark_texts(self) -> list[str]:
+        return [text for _, text in self.marks()]
+
+    def of_type(self, kind: type[E]) -> list[E]:
+        return [e for _, e in self.events if isinstance(e, kind)]
+
+    def log_lines(self) -> dict[str, RunLogLine]:
+        """The latest version of every run-log line, by id."""
+        lines: dict[str, RunLogLine] = {}
+        for _, event in self.events:
+            if isinstance(event, RunLogChanged):
+                lines[event.line.id] = event.line
+        return lines
+
+    def log_line(self, text: str) -> RunLogLine:
+        found = [line for line in self.log_lines().values() if line.text == text]
+        assert found, f"no run-log line {text!r}"
+        return found[-1]
+
+
+def interpreter_for(
+    text: str, context: FakeContext | None = None, dt: float = 0.1
+) -> tuple[Interpreter, FakeContext, Runner]:
+    """A loaded interpreter, its fake context and a runner, for tests and benchmarks."""
+    context = context if context is not None else FakeContext()
+    counter = iter(range(1, 10**9))
+    interpreter = Interpreter(context, new_run_id=lambda: f"run-{next(counter)}")
+    interpreter.set_method(text)
+    interpreter.drain_events()
+    return interpreter, context, Runner(interpreter, context, dt)

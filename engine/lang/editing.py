@@ -1,0 +1,108 @@
+"""Live editing (pcode.md section 9): stable line ids and the rules for editing a running method."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from engine.lang.parser import Line, ParsedMethod
+
+
+@dataclass(frozen=True, slots=True)
+class MethodLine:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    version: int
+    lines: list[MethodLine]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+def match_ids(
+    old: Sequence[MethodLine], new_texts: Sequence[str], new_id: Callable[[], str]
+) -> list[str]:
+    """Ids for the new text: unchanged lines keep theirs and an edited line keeps the id of the line
+    it replaces (pairwise inside a changed run), so an edit to a line is seen as an edit, not as a
+    removal plus an insertion."""
+    old_texts = [line.text for line in old]
+    ids: list[str] = []
+    matcher = difflib.SequenceMatcher(None, old_texts, list(new_texts), autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            ids.extend(old[i].id for i in range(i1, i2))
+        elif tag == "replace":
+            paired = min(i2 - i1, j2 - j1)
+            ids.extend(old[i1 + k].id for k in range(paired))
+            ids.extend(new_id() for _ in range(j2 - j1 - paired))
+        elif tag == "insert":
+            ids.extend(new_id() for _ in range(j2 - j1))
+    return ids
+
+
+def _subtree(line: Line) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    stack = list(reversed(line.children))
+    while stack:
+        node = stack.pop()
+        out.append((node.id, node.raw))
+        stack.extend(reversed(node.children))
+    return out
+
+
+def check_live_edit(
+    old: ParsedMethod,
+    new: ParsedMethod,
+    touched: set[str],
+    fixable: set[str],
+    macros_run: set[str],
+) -> str | None:
+    """Why the edit is refused, or None. `touched`: lines that started in this run; `fixable`:
+    failed lines, which may be changed; `macros_run`: ids of Macro lines whose body has run."""
+    for line_id in touched - fixable:
+        before = old.by_id.get(line_id)
+        if before is None or before.is_noop:
+            continue
+        after = new.by_id.get(line_id)
+        if after is None:
+            return f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be removed"
+        if after.raw != before.raw:
+            return f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be changed"
+        if after.parent_id != before.parent_id:
+            return f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be moved"
+    old_order = [line.id for line in old.lines if line.id in touched and not line.is_noop]
+    new_order = [line.id for line in new.lines if line.id in touched and not line.is_noop]
+    if old_order != new_order:
+        return "Lines that have already run cannot be reordered"
+    for macro_id in macros_run:
+        before = old.by_id.get(macro_id)
+        if before is None:
+            continue
+        after = new.by_id.get(macro_id)
+        if after is None or after.raw != before.raw or _subtree(after) != _subtree(before):
+            return f"Macro '{before.argument}' has already run; it cannot be changed or removed"
+    for line in new.lines:
+        if line.is_noop or line.id in touched:
+            continue
+        before = old.by_id.get(line.id)
+        if before is not None and before.raw == line.raw:
+            continue
+        parent = line.parent
+        if parent is not None and parent.name == "Alarm":
+            continue  # an alarm body runs again: a line added behind its position runs next time
+        siblings = parent.children if parent is not None else new.roots
+        position = siblings.index(line)
+        for later in siblings[position + 1 :]:
+            if later.id in touched:
+                verb = "added" if before is None else "changed"
+                return (
+                    f"Line {line.number} '{line.raw.strip()}' cannot be {verb}: it is before the "
+                    f"running position (line {later.number} has already run)"
+                )
+    return None

@@ -1,0 +1,100 @@
+"""Run-log lines and the events the interpreter hands to the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from engine.lang.api import LineState, ScalarValue, SystemState
+
+
+@dataclass(slots=True)
+class RunLogLine:
+    """One instruction that ran (or an operator command). `user` None means the method.
+
+    `start_values` / `end_values` belong to the engine: it fills them from the process values when
+    it sees the line start and end. `message` says why a line failed.
+    """
+
+    id: str
+    line_id: str | None
+    text: str
+    start: float
+    end: float | None = None
+    progress: float | None = None
+    state: LineState = LineState.RUNNING
+    user: str | None = None
+    start_values: dict[str, ScalarValue] = field(default_factory=dict)
+    end_values: dict[str, ScalarValue] = field(default_factory=dict)
+    cancellable: bool = False
+    forcible: bool = False
+    message: str | None = None
+
+    def snapshot(self) -> RunLogLine:
+        """A copy for an event, so later changes to the live line do not rewrite history."""
+        return RunLogLine(
+            self.id, self.line_id, self.text, self.start, self.end, self.progress, self.state,
+            self.user, dict(self.start_values), dict(self.end_values), self.cancellable,
+            self.forcible, self.message,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunLogChanged:
+    line: RunLogLine
+
+
+@dataclass(frozen=True, slots=True)
+class MarkSet:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogMessage:
+    level: Literal["info", "warning", "error"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    old: SystemState
+    new: SystemState
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStopped:
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodChanged:
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class MethodStateChanged:
+    pass
+
+
+Event = (
+    RunLogChanged
+    | MarkSet
+    | LogMessage
+    | Notification
+    | StateChanged
+    | RunStarted
+    | RunStopped
+    | MethodChanged
+    | MethodStateChanged
+)
