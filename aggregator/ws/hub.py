@@ -1,0 +1,193 @@
+"""Topics and fan-out: which client hears which change, and how a change may be merged.
+
+The hub is sans-I/O and synchronous: `publish` is called from ingest and only appends to the
+subscribed clients' bounded queues, then nudges their writers. Snapshots are fetched by the I/O
+shell; changes arriving while a client's snapshot is being fetched are held back and delivered
+after it, so a client never sees a change older than its snapshot applied on top of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregator.ws.queue import ClientQueue, Merge
+
+UNIT_KINDS: dict[str, Merge] = {
+    "tags": "by_key",
+    "runlog": "append",
+    "method": "replace",
+    "control": "replace",
+    "errors": "append",
+    "watchers": "replace",
+}
+MAX_HELD = 10_000
+"""Changes held for one topic while its snapshot loads; beyond that the client is dropped."""
+
+
+class TopicError(ValueError):
+    """The topic does not exist or the client may not see it."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person (or script) behind a websocket."""
+
+    name: str
+    role: str
+
+
+def parse_topic(topic: str) -> tuple[str | None, str]:
+    """'units' -> (None, 'units'); 'unit/<id>/<kind>' -> (id, kind). Raises TopicError."""
+    if topic == "units":
+        return None, "units"
+    if topic.startswith("unit/"):
+        unit_id, _, kind = topic[len("unit/") :].rpartition("/")
+        if unit_id and kind in UNIT_KINDS:
+            return unit_id, kind
+    raise TopicError(
+        f"unknown topic {topic!r}; use 'units' or 'unit/<id>/<kind>' with kind one of "
+        + ", ".join(UNIT_KINDS)
+    )
+
+
+@dataclass(eq=False)
+class Client:
+    id: int
+    user: Viewer
+    queue: ClientQueue
+    wake: Callable[[], None]
+    topics: set[str] = field(default_factory=set)
+    held: dict[str, list[tuple[Any, Merge, str | None]]] = field(default_factory=dict)
+
+    def put(self, topic: str, data: Any, merge: Merge, slot: str | None) -> None:
+        if topic in self.held:
+            held = self.held[topic]
+            if len(held) >= MAX_HELD:
+                self.queue.overflowed = True
+            else:
+                held.append((data, merge, slot))
+        else:
+            self.queue.put_change(topic, data, merge=merge, slot=slot)
+        self.wake()
+
+
+class Hub:
+    """Every connected /ws client and what it subscribed to."""
+
+    def __init__(
+        self,
+        visible: Callable[[Viewer, str], bool],
+        *,
+        queue_limit: int = 1000,
+    ) -> None:
+        self._visible = visible
+        self.queue_limit = queue_limit
+        self._clients: dict[int, Client] = {}
+        self._by_topic: dict[str, set[Client]] = {}
+        self._next_id = 1
+        self._watchers: dict[str, list[str]] = {}
+
+    @property
+    def clients(self) -> list[Client]:
+        return list(self._clients.values())
+
+    def connect(self, user: Viewer, wake: Callable[[], None]) -> Client:
+        client = Client(self._next_id, user, ClientQueue(self.queue_limit), wake)
+        self._next_id += 1
+        self._clients[client.id] = client
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        self._clients.pop(client.id, None)
+        units = set()
+        for topic in list(client.topics):
+            self._by_topic.get(topic, set()).discard(client)
+            if not self._by_topic.get(topic):
+                self._by_topic.pop(topic, None)
+            unit_id, _ = parse_topic(topic)
+            if unit_id is not None:
+                units.add(unit_id)
+        client.topics.clear()
+        for unit_id in units:
+            self._update_watchers(unit_id)
+
+    def begin_subscribe(self, client: Client, topic: str) -> tuple[str | None, str]:
+        """Register interest; changes are held until `complete_subscribe` queues the snapshot."""
+        unit_id, kind = parse_topic(topic)
+        if unit_id is not None and not self._visible(client.user, unit_id):
+            raise TopicError(f"unknown unit {unit_id!r}")
+        client.held[topic] = []
+        if topic not in client.topics:
+            client.topics.add(topic)
+            self._by_topic.setdefault(topic, set()).add(client)
+        if unit_id is not None:
+            self._update_watchers(unit_id)
+        return unit_id, kind
+
+    def complete_subscribe(self, client: Client, topic: str, snapshot: Any) -> None:
+        held = client.held.pop(topic, [])
+        if topic not in client.topics:
+            return
+        client.queue.drop_topic(topic)
+        client.queue.put_frame({"topic": topic, "kind": "snapshot", "data": snapshot})
+        for data, merge, slot in held:
+            client.queue.put_change(topic, data, merge=merge, slot=slot)
+        client.wake()
+
+    def abort_subscribe(self, client: Client, topic: str) -> None:
+        client.held.pop(topic, None)
+        self.unsubscribe(client, topic)
+
+    def unsubscribe(self, client: Client, topic: str) -> None:
+        client.held.pop(topic, None)
+        if topic in client.topics:
+            client.topics.discard(topic)
+            subscribers = self._by_topic.get(topic)
+            if subscribers is not None:
+                subscribers.discard(client)
+                if not subscribers:
+                    del self._by_topic[topic]
+        client.queue.drop_topic(topic)
+        try:
+            unit_id, _ = parse_topic(topic)
+        except TopicError:
+            return
+        if unit_id is not None:
+            self._update_watchers(unit_id)
+
+    def has_subscribers(self, topic: str) -> bool:
+        return bool(self._by_topic.get(topic))
+
+    def publish(self, topic: str, data: Any) -> None:
+        """A change for everyone subscribed to `topic`. Never blocks, never raises on clients."""
+        subscribers = self._by_topic.get(topic)
+        if not subscribers:
+            return
+        if topic == "units":
+            unit_id = str(data.get("id")) if isinstance(data, dict) else None
+            for client in list(subscribers):
+                if unit_id is None or self._visible(client.user, unit_id):
+                    client.put(topic, data, "replace", unit_id)
+            return
+        _, kind = parse_topic(topic)
+        merge = UNIT_KINDS[kind]
+        for client in list(subscribers):
+            client.put(topic, data, merge, None)
+
+    def watchers(self, unit_id: str) -> list[str]:
+        prefix = f"unit/{unit_id}/"
+        names = {
+            client.user.name
+            for topic, clients in self._by_topic.items()
+            if topic.startswith(prefix) and not topic.endswith("/watchers")
+            for client in clients
+        }
+        return sorted(names)
+
+    def _update_watchers(self, unit_id: str) -> None:
+        now = self.watchers(unit_id)
+        if self._watchers.get(unit_id, []) != now:
+            self._watchers[unit_id] = now
+            self.publish(f"unit/{unit_id}/watchers", now)
