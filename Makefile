@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setpoint-installed
 
-.PHONY: setup lint typecheck pytest test clean
+.PHONY: setup frontend frontend-test lint typecheck pytest test demo clean
 
 $(STAMP): pyproject.toml
 	@echo "==> [setup 1/2] virtual environment in $(VENV)"
@@ -15,6 +15,22 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
+
+FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/tsconfig.json -type f 2>/dev/null)
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	@echo "==> [ui 1/2] installing the web UI's packages (npm ci)"
+	@cd frontend && npm ci --no-audit --no-fund --loglevel=error
+
+frontend/dist/index.html: frontend/node_modules/.package-lock.json $(FRONTEND_SOURCES)
+	@echo "==> [ui 2/2] building the web UI (npm run build)"
+	@cd frontend && npm run build --silent
+
+frontend: frontend/dist/index.html
+
+frontend-test: frontend/node_modules/.package-lock.json
+	@echo "==> vitest"
+	@cd frontend && npm test --silent
 
 lint: setup
 	@echo "==> ruff"
@@ -29,7 +45,10 @@ pytest: setup
 	@echo "==> pytest"
 	@$(BIN)/python -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck frontend frontend-test pytest
+
+demo: setup frontend
+	@$(BIN)/python -m uod_examples.demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
