@@ -14,7 +14,10 @@ async def serve_tcp(
 ) -> ModbusTcpServer:
     """Listening when this returns; stop it with `await server.shutdown()`."""
     server = ModbusTcpServer(store, address=(host, port))
-    await server.serve_forever(background=True)
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError:
+        raise OSError(f"cannot listen on {host}:{port} (address in use or not local?)") from None
     return server
 
 

@@ -30,14 +30,15 @@ _FUNCTIONS: dict[int, tuple[Table, bool]] = {
     23: ("holding", True),
 }
 
-WriteHook = Callable[[int, Table, int, list[int] | list[bool]], None]
+WriteHook = Callable[[int, Table, int, list[int] | list[bool]], "ExcCodes | None"]
 
 
 class RegisterStore(ModbusServerContext):
     """Tables keyed by (device id, table name) -> {address: word or bit}.
 
     Only addresses that were defined exist; reading outside them answers "illegal data address"
-    as a real device would.
+    as a real device would. `on_write` runs after a write is stored and may refuse it by
+    returning an exception code (the owner then restores what it wants the device to hold).
     """
 
     def __init__(self, device_ids: Iterable[int] = (1,), on_write: WriteHook | None = None):
@@ -119,5 +120,5 @@ class RegisterStore(ModbusServerContext):
         for i, v in enumerate(stored):
             block[address + i] = v
         if self.on_write is not None:
-            self.on_write(device_id, table, address, stored)
+            return self.on_write(device_id, table, address, stored)
         return None

@@ -1,0 +1,144 @@
+"""A process model served as a real Modbus TCP device.
+
+The device steps its model on its own wall clock (it stands in for a physical skid); setpoint
+writes reach the model at once, and a value the model refuses is answered with "illegal data
+value" and the register keeps the value in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+
+from engine.hw.base import ScalarValue
+from engine.hw.modbus_codec import BIT_TABLES, ModbusRegister, Table
+from engine.sim.model import ProcessModel
+from engine.simdev import chromatography_map as chrom
+from engine.simdev.modbus_server import serve_tcp, stop_server
+from engine.simdev.store import RegisterStore
+
+
+def _chromatography() -> ProcessModel:
+    from engine.sim.chromatography import ChromatographyModel
+
+    return ChromatographyModel()
+
+
+MODELS: Mapping[str, Callable[[], ProcessModel]] = MappingProxyType(
+    {"chromatography": _chromatography}
+)
+
+
+class ModbusModelDevice:
+    """Binds a ProcessModel to a RegisterStore through the chromatography-style register map."""
+
+    def __init__(
+        self,
+        model: ProcessModel,
+        registers: tuple[ModbusRegister, ...] = chrom.CHROMATOGRAPHY_REGISTERS,
+        device_id: int = chrom.DEVICE_ID,
+        device_name: str = "SP-CHROM",
+    ) -> None:
+        self.model = model
+        self.registers = {r.tag: r for r in registers}
+        self.store = RegisterStore(device_ids=(device_id,), on_write=self._on_write)
+        self.heartbeat = 0
+        self._fill(registers, device_id)
+        for reg in registers:
+            if reg.safe_value is not None:
+                self.store.define(reg, reg.safe_value)
+                self._apply(reg, reg.safe_value)
+        if chrom.MODEL_NAME.tag in self.registers:
+            self.store.define(self.registers[chrom.MODEL_NAME.tag], device_name)
+        self.publish()
+
+    def _fill(self, registers: tuple[ModbusRegister, ...], device_id: int) -> None:
+        """Every address from 0 to the last declared one exists, so grouped reads succeed."""
+        top: dict[Table, int] = {}
+        for reg in registers:
+            top[reg.table] = max(top.get(reg.table, 0), reg.address + reg.width)
+        for table, end in top.items():
+            zeros: list[int] | list[bool] = [False] * end if table in BIT_TABLES else [0] * end
+            self.store.set_raw(device_id, table, 0, zeros)
+
+    def _apply(self, reg: ModbusRegister, value: ScalarValue) -> None:
+        if reg.tag == chrom.INLET.tag:
+            code = int(value)
+            if code not in chrom.INLET_NAMES:
+                raise ValueError(f"Inlet code must be one of {sorted(chrom.INLET_NAMES)}")
+            self.model.set_input("Inlet", chrom.INLET_NAMES[code])
+        else:
+            self.model.set_input(reg.tag, float(value))
+
+    def _on_write(
+        self, device_id: int, table: Table, address: int, values: list[int] | list[bool]
+    ) -> ExcCodes | None:
+        refused = False
+        for reg in self.registers.values():
+            if reg.table != table or reg.safe_value is None:
+                continue
+            if reg.address + reg.width <= address or reg.address >= address + len(values):
+                continue
+            value = self.store.get_value(reg)
+            try:
+                self._apply(reg, value)
+            except ValueError:
+                refused = True
+                self.store.define(reg, self._current(reg))
+        return ExcCodes.ILLEGAL_VALUE if refused else None
+
+    def _current(self, reg: ModbusRegister) -> float | int:
+        if reg.tag == chrom.INLET.tag:
+            return chrom.INLET_CODES[str(getattr(self.model, "inlet", "None"))]
+        return float(getattr(self.model, "pump_setpoint", 0.0))
+
+    def step(self, dt: float) -> None:
+        self.model.step(dt)
+        self.publish()
+
+    def publish(self) -> None:
+        outputs = self.model.outputs()
+        for name, value in outputs.items():
+            reg = self.registers.get(name)
+            if reg is not None and not isinstance(value, str):
+                self.store.define(reg, value)
+        self.heartbeat = (self.heartbeat + 1) % 65536
+        if chrom.HEARTBEAT.tag in self.registers:
+            self.store.define(self.registers[chrom.HEARTBEAT.tag], self.heartbeat)
+        if chrom.PUMP_RUNNING.tag in self.registers:
+            flow = outputs.get("FT01", 0.0)
+            running = isinstance(flow, float | int) and flow > 0.1
+            self.store.define(self.registers[chrom.PUMP_RUNNING.tag], running)
+
+
+async def run_modbus_device(
+    model_name: str,
+    host: str,
+    port: int,
+    interval: float = 0.1,
+    ready: Callable[[str], None] = print,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until `stop` is set (or the task is cancelled)."""
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(MODELS)}")
+    device = ModbusModelDevice(MODELS[model_name]())
+    server: ModbusTcpServer = await serve_tcp(device.store, host, port)
+    ready(f"modbus device: {host}:{port} ({model_name}, device id {chrom.DEVICE_ID})")
+    stop = stop or asyncio.Event()
+    last = time.monotonic()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            now = time.monotonic()
+            device.step(now - last)
+            last = now
+    finally:
+        await stop_server(server)
