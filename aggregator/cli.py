@@ -1,12 +1,239 @@
-"""`setpoint-aggregator`: serve, users and engine tokens."""
+"""`setpoint-aggregator`: serve, users and engine tokens.
+
+Every command migrates the database first, so a fresh data directory or a new release just works.
+Mistakes a person can make (busy port, bad URL, unwritable directory) end with one line on
+stderr and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, parse_url, upgrade
+from aggregator.security import ROLES, hash_password, new_token, token_hash
+
+DEFAULT_PORT = 9800
+DEFAULT_DATA_DIR = "data"
+DB_FILE = "setpoint.sqlite3"
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2."""
+
+
+def _add_storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME "
+        "(default: $SETPOINT_DATABASE_URL, else a SQLite file in the data directory)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=os.environ.get("SETPOINT_DATA_DIR", DEFAULT_DATA_DIR),
+        help="directory for the default SQLite database (default: ./data or $SETPOINT_DATA_DIR)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="setpoint-aggregator",
+        description="Setpoint aggregator: stores every run of every engine and serves the API.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the aggregator server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port (default: {DEFAULT_PORT}; 0 picks a free one)",
+    )
+    serve.add_argument(
+        "--heartbeat",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between pings to engines; 3 silent intervals close the link (default: 5)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="logging verbosity (default: info)",
+    )
+    _add_storage_options(serve)
+
+    user = sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_sub.add_parser("add", help="add a user")
+    add.add_argument("name", help="user name (used to log in)")
+    add.add_argument("--role", required=True, choices=ROLES, help="viewer, operator or admin")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead of prompting",
+    )
+    _add_storage_options(add)
+
+    token = sub.add_parser("engine-token", help="manage engine tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser(
+        "create", help="create a token for an engine; printed once, only its hash is stored"
+    )
+    create.add_argument("name", help="a name for the token, e.g. the engine's computer name")
+    _add_storage_options(create)
+    return parser
+
+
+def database_url(args: argparse.Namespace) -> str:
+    url = args.database or os.environ.get("SETPOINT_DATABASE_URL")
+    data_dir = Path(args.data_dir)
+    if url:
+        parse_url(url)
+        return str(url)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"data directory {data_dir} is not writable")
+    return f"sqlite:///{(data_dir / DB_FILE).resolve()}"
+
+
+def open_database(url: str) -> object:
+    engine = create_db_engine(url)
+    try:
+        check_connection(engine)
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise UsageError(
+            f"cannot open database {parse_url(url).render_as_string(hide_password=True)}: {reason}"
+        ) from None
+    return engine
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from aggregator.store import Storage
+
+    url = database_url(args)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if password != getpass.getpass("again: "):
+            raise UsageError("the passwords differ")
+    if not password:
+        raise UsageError("the password is empty")
+    engine = open_database(url)
+    storage = Storage(engine)  # type: ignore[arg-type]
+    try:
+        storage.add_user(args.name, args.role, hash_password(password))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        storage.engine.dispose()
+    print(f"user {args.name} added with role {args.role}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from aggregator.store import Storage
+
+    engine = open_database(database_url(args))
+    storage = Storage(engine)  # type: ignore[arg-type]
+    token = new_token()
+    try:
+        storage.create_engine_token(args.name, token_hash(token))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        storage.engine.dispose()
+    print(token)
+    print(
+        f"engine token {args.name!r} created; it is shown only this once "
+        "(give it to the engine with --token or SETPOINT_ENGINE_TOKEN)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from aggregator.app import create_app
+    from aggregator.context import Settings
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"port {args.port} is out of range 0..65535")
+    if args.heartbeat <= 0:
+        raise UsageError("--heartbeat must be positive")
+    url = database_url(args)
+    engine = open_database(url)
+    engine.dispose()  # type: ignore[attr-defined]
+    app = create_app(url, Settings(heartbeat_interval=args.heartbeat), migrate=False)
+
+    async def run() -> None:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, args.host, args.port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            if exc.errno in (98, 48):
+                raise UsageError(f"port {args.port} on {args.host} is already in use") from None
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+            ) from None
+        port = args.port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            port = server.sockets[0].getsockname()[1]
+        print(f"setpoint-aggregator listening on http://{args.host}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(run())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="setpoint-aggregator", description="Setpoint aggregator")
-    parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    parser.parse_args(argv)
-    return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "user":
+            return cmd_user_add(args)
+        return cmd_token_create(args)
+    except (UsageError, DatabaseUrlError) as exc:
+        print(f"setpoint-aggregator: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

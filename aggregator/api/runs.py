@@ -1,0 +1,165 @@
+"""GET /api/runs (paged) and GET /api/runs/{id}/csv (streamed export)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from aggregator.api.common import ApiError, respond
+from aggregator.context import CONTEXT_KEY
+from protocol import ScalarValue
+
+
+class RunSummary(BaseModel):
+    id: str
+    unit_id: str
+    started: float
+    stopped: float | None
+    stop_reason: str | None
+    started_by: str | None
+    method_version: int
+    uod_name: str
+    run_counter: int
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    next: str | None = Field(description="cursor for the next page; null on the last page")
+
+
+class RunQuery(BaseModel):
+    unit_id: str | None = None
+    cursor: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+def _summary(row: dict[str, Any]) -> RunSummary:
+    return RunSummary(
+        id=row["run_id"],
+        unit_id=row["engine_id"],
+        started=row["started"],
+        stopped=row["stopped"],
+        stop_reason=row["stop_reason"],
+        started_by=row["started_by"],
+        method_version=row["method_version"],
+        uod_name=row["uod_name"],
+        run_counter=row["run_counter"],
+    )
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT_KEY]
+    try:
+        query = RunQuery.model_validate(dict(request.query))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, f"invalid query parameter {field}: {first['msg']}") from None
+    rows = await ctx.read(ctx.storage.list_runs, query.unit_id, query.cursor, query.limit + 1)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    return respond(
+        RunPage(items=[_summary(r) for r in rows], next=str(rows[-1]["pk"]) if more else None)
+    )
+
+
+def _iso(t: float | None) -> str:
+    if t is None:
+        return ""
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cell(value: ScalarValue) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return str(value)
+
+
+async def run_csv(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT_KEY]
+    run_id = request.match_info["run_id"]
+    run = await ctx.read(ctx.storage.run_by_id, run_id)
+    if run is None:
+        raise ApiError(404, f"no run with id {run_id!r}")
+    storage = ctx.storage
+
+    def header() -> tuple[list[tuple[int, str, str | None]], list[str]]:
+        with storage.engine.connect() as conn:
+            tags = storage.run_tags(conn, run["pk"])
+        methods = storage.run_methods(run["pk"])
+        return tags, [str(m["version"]) for m in methods]
+
+    tags, versions = await ctx.read(header)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="run-{run_id}.csv"',
+        }
+    )
+    await response.prepare(request)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    uod = json.loads(run["uod_json"] or "{}")
+    meta = [
+        f"# unit: {run['engine_id']}",
+        f"# run id: {run_id}",
+        f"# start: {_iso(run['started'])}",
+        f"# stop: {_iso(run['stopped'])}",
+        f"# uod: {run['uod_name'] or uod.get('name', '')}",
+        f"# method version: {run['method_version']}"
+        + (f" (versions as run: {', '.join(versions)})" if versions else ""),
+    ]
+    buffer.write("\n".join(meta) + "\n")
+    writer.writerow(
+        ["UTC timestamp", "Run Time"]
+        + [f"{name} [{unit}]" if unit else name for _, name, unit in tags]
+    )
+    await response.write(buffer.getvalue().encode())
+    buffer.seek(0)
+    buffer.truncate()
+
+    loop = asyncio.get_running_loop()
+    rows = storage.iter_run_rows(run["pk"], [tag_id for tag_id, _, _ in tags])
+    started = run["started"]
+    sentinel = object()
+
+    def next_block() -> list[tuple[float, list[ScalarValue]]] | object:
+        block = []
+        for item in rows:
+            block.append(item)
+            if len(block) >= 2000:
+                break
+        return block if block else sentinel
+
+    try:
+        while True:
+            block = await loop.run_in_executor(ctx.readers, next_block)
+            if block is sentinel:
+                break
+            assert isinstance(block, list)
+            for t, values in block:
+                writer.writerow([_iso(t), f"{t - started:.3f}"] + [_cell(v) for v in values])
+            await response.write(buffer.getvalue().encode())
+            buffer.seek(0)
+            buffer.truncate()
+    finally:
+        await loop.run_in_executor(ctx.readers, rows.close)
+    await response.write_eof()
+    return response
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/runs", list_runs)
+    app.router.add_get("/api/runs/{run_id}/csv", run_csv)

@@ -1,0 +1,80 @@
+"""Building the aiohttp application. Everything it owns hangs off app keys, never module globals,
+so tests can run several aggregators in one process."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from aggregator import api
+from aggregator.context import CONTEXT_KEY, LIVE_HUB_KEY, AppContext, Settings
+from aggregator.db import create_db_engine, upgrade
+from aggregator.engine_ws import engine_ws
+from aggregator.live import LiveHub, LiveState
+from aggregator.store import BatchResult, Storage
+from aggregator.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    database_url: str,
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    hub: LiveHub | None = None,
+) -> web.Application:
+    settings = settings or Settings()
+    engine = create_db_engine(database_url)
+    if migrate:
+        upgrade(engine)
+    storage = Storage(engine)
+    live = LiveState(hub or LiveHub())
+
+    def on_result(result: BatchResult) -> None:
+        for engine_id, entry in result.errors:
+            live.hub.publish(f"unit/{engine_id}/errors", {"entries": [entry]})
+        if result.runs_opened or result.runs_closed:
+            live.publish_units()
+
+    writer = Writer(storage, window=settings.batch_window, on_result=on_result)
+    ctx = AppContext(settings=settings, storage=storage, writer=writer, live=live)
+
+    app = web.Application(middlewares=[api.api_middleware], client_max_size=1024 * 1024)
+    app[CONTEXT_KEY] = ctx
+    app[LIVE_HUB_KEY] = live.hub
+    app.router.add_get("/engine/ws", engine_ws)
+    api.setup(app)
+    app.on_startup.append(_startup)
+    app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_cleanup)
+    return app
+
+
+async def _startup(app: web.Application) -> None:
+    ctx = app[CONTEXT_KEY]
+    for row in await ctx.read(ctx.storage.list_engines):
+        live = ctx.live.engine(row["id"], row["uod_name"])
+        live.run_id = row["open_run_id"]
+        try:
+            live.control = json.loads(row["control_json"] or "{}")
+        except ValueError:
+            live.control = {}
+    ctx.writer.start()
+
+
+async def _shutdown(app: web.Application) -> None:
+    ctx = app[CONTEXT_KEY]
+    for connection in list(ctx.connections.values()):
+        connection.close("aggregator shutting down")
+    for connection in list(ctx.connections.values()):
+        await connection.done.wait()
+
+
+async def _cleanup(app: web.Application) -> None:
+    ctx = app[CONTEXT_KEY]
+    await ctx.writer.stop()
+    ctx.readers.shutdown(wait=True)
+    ctx.storage.engine.dispose()

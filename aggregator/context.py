@@ -1,0 +1,59 @@
+"""What the aiohttp app owns: configuration, storage, the writer, live state, connections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+
+from aggregator.live import LiveHub, LiveState
+from aggregator.store import Storage
+from aggregator.writer import Writer
+
+if TYPE_CHECKING:
+    from aggregator.engine_ws import EngineConnection
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    heartbeat_interval: float = 5.0
+    """Seconds between Pings; silence for 3 intervals closes the link (rule 10)."""
+    resend_timeout: float = 5.0
+    """How long to wait for an engine to answer a ResendRequest before recording the gap."""
+    batch_window: float = 0.02
+    """Group-commit window: frames arriving within it share one transaction."""
+    register_timeout: float = 10.0
+    session_lifetime: float = 12 * 3600.0
+    secure_cookies: bool = False
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    storage: Storage
+    writer: Writer
+    live: LiveState
+    connections: dict[str, EngineConnection] = field(default_factory=dict)
+    readers: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="setpoint-read"
+        )
+    )
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read-only database call off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.readers, fn, *args)
+
+    @property
+    def hub(self) -> LiveHub:
+        return self.live.hub
+
+
+CONTEXT_KEY = web.AppKey("setpoint_context", AppContext)
+LIVE_HUB_KEY = web.AppKey("setpoint_live_hub", LiveHub)

@@ -1,0 +1,412 @@
+"""The engine endpoint `/engine/ws`: the I/O shell around IngestSession.
+
+One EngineConnection per websocket. Reading never waits on storage: accepted frames are handed
+to the writer, and the Ack goes out when the writer reports the commit. Outgoing frames go
+through one queue and one sender task so that acks, pings and resend requests never interleave
+mid-frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from aggregator.context import CONTEXT_KEY, AppContext
+from aggregator.ingest_session import (
+    Action,
+    CompareStored,
+    IngestSession,
+    IntegrityError,
+    RecordGap,
+    RequestResend,
+    Store,
+)
+from aggregator.live import LiveEngine, LiveTag
+from aggregator.security import token_hash
+from aggregator.store import BatchOp
+from protocol import (
+    MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    STORED_MESSAGE_TYPES,
+    Ack,
+    CommandResult,
+    ControlState,
+    ErrorLog,
+    Heartbeat,
+    Method,
+    MethodState,
+    Ping,
+    ProtocolError,
+    ProtocolErrorMessage,
+    Registered,
+    RegisterEngine,
+    ResendRequest,
+    RunLog,
+    RunStarted,
+    RunStopped,
+    TagsUpdated,
+    decode,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+_CLOSE = object()
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def engine_ws(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT_KEY]
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _json_error(
+            401, "missing engine token: send 'Authorization: Bearer <token>' (rule 1)"
+        )
+    token_name = await ctx.read(ctx.storage.engine_token_name, token_hash(token.strip()))
+    if token_name is None:
+        # never log the token itself
+        log.warning("engine connection from %s refused: unknown engine token", request.remote)
+        return _json_error(
+            401,
+            "engine token not recognised; create one with "
+            "'setpoint-aggregator engine-token create NAME' (rule 1)",
+        )
+    ws = web.WebSocketResponse(max_msg_size=4 * MAX_FRAME_SIZE, autoping=True)
+    await ws.prepare(request)
+    connection = EngineConnection(ctx, ws, token_name, request.remote or "?")
+    await connection.run()
+    return ws
+
+
+class EngineConnection:
+    def __init__(
+        self, ctx: AppContext, ws: web.WebSocketResponse, token_name: str, peer: str
+    ) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.token_name = token_name
+        self.peer = peer
+        self.engine_id = ""
+        self.session_id = ""
+        self.session: IngestSession | None = None
+        self.live: LiveEngine | None = None
+        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._last_heard = time.monotonic()
+        self._last_ack_queued = -1
+        self._outstanding = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self.done = asyncio.Event()
+        self._closing = False
+        self._close_reason = ""
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._sender())
+        try:
+            if await self._register():
+                watchdog = asyncio.create_task(self._watchdog())
+                try:
+                    await self._receive()
+                finally:
+                    watchdog.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
+        finally:
+            self._outbox.put_nowait(_CLOSE)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sender, 5.0)
+            if not self.ws.closed:
+                await self.ws.close()
+            await self._drained.wait()
+            if self.engine_id and self.ctx.connections.get(self.engine_id) is self:
+                del self.ctx.connections[self.engine_id]
+                self.ctx.live.mark_offline(self.engine_id)
+            if self.engine_id:
+                log.info(
+                    "engine %s disconnected%s",
+                    self.engine_id,
+                    f" ({self._close_reason})" if self._close_reason else "",
+                )
+            self.done.set()
+
+    def close(self, reason: str) -> None:
+        """Ask this connection to end (heartbeat silence, takeover, storage failure)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._close_reason = reason
+        asyncio.get_running_loop().create_task(self.ws.close(message=reason[:120].encode()))
+
+    async def _sender(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            if item is _CLOSE:
+                return
+            if self.ws.closed:
+                continue
+            try:
+                await self.ws.send_bytes(item)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def send(self, message: Any) -> None:
+        self._outbox.put_nowait(encode(message))
+
+    def _protocol_error(
+        self, error: ProtocolError, *, seq: int | None = None, fatal: bool = False
+    ) -> None:
+        self.send(
+            ProtocolErrorMessage(rule=error.rule or 11, message=error.message, seq=seq, fatal=fatal)
+        )
+
+    # --- registration (rules 1, 2, 12) ----------------------------------------------------------
+
+    async def _register(self) -> bool:
+        try:
+            msg = await self.ws.receive(timeout=self.ctx.settings.register_timeout)
+        except TimeoutError:
+            self._protocol_error(
+                ProtocolError("no RegisterEngine received in time", rule=1), fatal=True
+            )
+            return False
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return False
+        try:
+            message = decode(msg.data)
+        except ProtocolError as exc:
+            log.warning("engine at %s refused before registration: %s", self.peer, exc)
+            self._protocol_error(exc, fatal=True)
+            return False
+        if not isinstance(message, RegisterEngine):
+            self._protocol_error(
+                ProtocolError(
+                    f"the first frame must be RegisterEngine, not {message.type}", rule=1
+                ),
+                seq=getattr(message, "seq", None),
+                fatal=True,
+            )
+            return False
+        self.engine_id = message.engine_id
+        self.session_id = message.session_id
+        previous = self.ctx.connections.get(self.engine_id)
+        self.ctx.connections[self.engine_id] = self
+        if previous is not None and previous is not self:
+            previous.close("replaced by a new connection of the same engine")
+            await previous.done.wait()
+            self.ctx.connections[self.engine_id] = self
+        try:
+            last_seq, open_run = await self.ctx.writer.call(
+                self.ctx.storage.register_engine, message, self.token_name
+            )
+        except Exception:
+            log.exception("registering engine %s failed", self.engine_id)
+            self._protocol_error(
+                ProtocolError(
+                    "the aggregator could not store the registration; retry later", rule=2
+                ),
+                fatal=True,
+            )
+            return False
+        settings = self.ctx.settings
+        self.session = IngestSession(last_seq, resend_timeout=settings.resend_timeout)
+        self._last_ack_queued = last_seq
+        self.send(
+            Registered(
+                engine_id=self.engine_id,
+                session_id=self.session_id,
+                last_seq=last_seq,
+                clock_offset=time.time() - message.clock,
+                protocol_version=PROTOCOL_VERSION,
+                heartbeat_interval=settings.heartbeat_interval,
+            )
+        )
+        live = self.ctx.live.engine(self.engine_id, message.uod_name)
+        live.name = message.uod_name
+        live.online = True
+        live.session_id = self.session_id
+        live.uod = message.uod
+        live.run_id = open_run if live.run_id is None else live.run_id
+        live.last_seen = time.time()
+        self.live = live
+        log.info(
+            "engine %s registered (session %s, token %r, last seq %d)",
+            self.engine_id,
+            self.session_id,
+            self.token_name,
+            last_seq,
+        )
+        self.ctx.hub.publish(
+            f"unit/{self.engine_id}/registration", message.uod.model_dump(mode="json")
+        )
+        self.ctx.live.publish_units()
+        return True
+
+    # --- steady state ---------------------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        """Pings every interval, resend timeouts, and the 3-interval silence rule (rule 10)."""
+        interval = self.ctx.settings.heartbeat_interval
+        tick = min(0.25, interval / 4)
+        next_ping = time.monotonic()
+        while not self.ws.closed:
+            now = time.monotonic()
+            if now - self._last_heard > 3 * interval:
+                log.warning(
+                    "engine %s silent for %.1f s: closing the link",
+                    self.engine_id,
+                    now - self._last_heard,
+                )
+                self.close("heartbeat timeout")
+                return
+            if now >= next_ping:
+                self.send(Ping(id=uuid.uuid4().hex, time=time.time()))
+                next_ping = now + interval
+            assert self.session is not None
+            self._handle(self.session.on_tick(time.monotonic()))
+            await asyncio.sleep(tick)
+
+    async def _receive(self) -> None:
+        async for msg in self.ws:
+            self._last_heard = time.monotonic()
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                self._frame(msg.data)
+            elif msg.type == WSMsgType.ERROR:
+                log.warning("engine %s link error: %s", self.engine_id, self.ws.exception())
+                break
+
+    def _frame(self, data: bytes | str) -> None:
+        assert self.session is not None
+        try:
+            message = decode(data)
+        except ProtocolError as exc:
+            log.warning("engine %s sent a bad frame: %s", self.engine_id, exc)
+            self._protocol_error(exc)
+            return
+        if isinstance(message, STORED_MESSAGE_TYPES):
+            self._handle(self.session.on_message(message, time.monotonic()))
+        elif isinstance(message, Heartbeat):
+            self._handle(self.session.on_heartbeat(message.seq, time.monotonic()))
+        elif isinstance(message, CommandResult):
+            pass  # answers to Ping; command results are correlated by the API later
+        elif isinstance(message, ProtocolErrorMessage):
+            log.warning("engine %s reports a protocol error: %s", self.engine_id, message.message)
+        elif isinstance(message, RegisterEngine):
+            self._protocol_error(
+                ProtocolError("RegisterEngine is only allowed as the first frame", rule=1)
+            )
+        else:
+            self._protocol_error(
+                ProtocolError(
+                    f"{message.type} is an aggregator message; an engine may not send it", rule=4
+                )
+            )
+
+    def _handle(self, actions: list[Action]) -> None:
+        if not actions:
+            return
+        assert self.session is not None
+        ops: list[BatchOp] = []
+        for action in actions:
+            if isinstance(action, RequestResend):
+                log.info(
+                    "engine %s: gap before seq, asking to resend from %d",
+                    self.engine_id,
+                    action.from_seq,
+                )
+                self.send(ResendRequest(from_seq=action.from_seq))
+                continue
+            if isinstance(action, Store):
+                self._update_live(action.message)
+            if isinstance(action, Store | CompareStored | IntegrityError | RecordGap):
+                ops.append(BatchOp(self.engine_id, self.session_id, action))
+        if ops and not self._closing:
+            self._outstanding += 1
+            self._drained.clear()
+            self.ctx.writer.submit(self, ops, self.session.accepted)
+
+    # --- writer callbacks ------------------------------------------------------------------------
+
+    def _item_done(self, items: int) -> None:
+        self._outstanding -= items
+        if self._outstanding == 0:
+            self._drained.set()
+
+    def on_committed(self, seq: int, items: int) -> None:
+        self._item_done(items)
+        if self.session is None or self._closing:
+            return
+        ack = self.session.on_committed(seq)
+        if ack > self._last_ack_queued:
+            self._last_ack_queued = ack
+            self.send(Ack(seq=ack))
+
+    def on_store_failed(self, error: BaseException, items: int) -> None:
+        self._item_done(items)
+        self.close("storage failed; reconnect and resend")
+
+    # --- live state (rule 8) ------------------------------------------------------------------------
+
+    def _update_live(self, message: Any) -> None:
+        live = self.live
+        if live is None:
+            return
+        hub = self.ctx.hub
+        topic = f"unit/{self.engine_id}"
+        live.last_seen = time.time()
+        if isinstance(message, TagsUpdated):
+            changed = []
+            for tag in message.tags:
+                if tag.historical:
+                    continue  # replayed: fills the stored run, never the live view
+                current = live.tags.get(tag.name)
+                if current is not None and current.tick > tag.tick:
+                    continue
+                unit = tag.unit if tag.unit is not None else (current.unit if current else None)
+                new = LiveTag(tag.name, tag.value, unit, tag.tick, tag.quality, tag.simulated)
+                live.tags[tag.name] = new
+                changed.append(new.as_json())
+            if changed:
+                hub.publish(f"{topic}/tags", {"tags": changed})
+        elif isinstance(message, ControlState):
+            if message.time >= live.control.get("time", 0.0):
+                live.control = message.model_dump(mode="json")
+                hub.publish(f"{topic}/control", live.control)
+                self.ctx.live.publish_units()
+        elif isinstance(message, RunStarted):
+            if message.time >= live.control.get("run_time_at", 0.0):
+                live.run_id = message.run_id
+                live.control["run_time_at"] = message.time
+                self.ctx.live.publish_units()
+        elif isinstance(message, RunStopped):
+            if live.run_id == message.run_id:
+                live.run_id = None
+                self.ctx.live.publish_units()
+        elif isinstance(message, RunLog):
+            hub.publish(
+                f"{topic}/runlog",
+                {
+                    "run_id": message.run_id,
+                    "lines": [line.model_dump(mode="json") for line in message.lines],
+                },
+            )
+        elif isinstance(message, Method):
+            hub.publish(f"{topic}/method", message.model_dump(mode="json"))
+        elif isinstance(message, MethodState):
+            live.method_state = message.model_dump(mode="json")
+            hub.publish(f"{topic}/method_state", live.method_state)
+        elif isinstance(message, ErrorLog):
+            hub.publish(
+                f"{topic}/errors", {"entries": [e.model_dump(mode="json") for e in message.entries]}
+            )

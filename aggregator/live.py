@@ -1,0 +1,119 @@
+"""In-memory live state of every engine, owned by the app, and the publish hook for /ws.
+
+Ingest updates this state as frames arrive (before the commit: live values are about now, not
+about durability) and publishes each change. Publishing calls subscribers synchronously, so a
+subscriber must only enqueue (bounded, coalescing) and never await: ingest must never wait on a
+browser.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol import Quality, ScalarValue, UodDescription
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[str, Any], None]
+
+
+@dataclass
+class LiveTag:
+    name: str
+    value: ScalarValue
+    unit: str | None
+    tick: float
+    quality: Quality
+    simulated: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "tick": self.tick,
+            "quality": self.quality.value,
+            "simulated": self.simulated,
+        }
+
+
+@dataclass
+class LiveEngine:
+    engine_id: str
+    name: str
+    online: bool = False
+    session_id: str = ""
+    uod: UodDescription | None = None
+    tags: dict[str, LiveTag] = field(default_factory=dict)
+    control: dict[str, Any] = field(default_factory=dict)
+    method_state: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    last_seen: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.engine_id,
+            "name": self.name,
+            "online": self.online,
+            "state": self.control.get("state", "Stopped" if not self.online else "Unknown"),
+            "run_id": self.run_id,
+            "block": self.control.get("block", ""),
+            "run_time": self.control.get("run_time", 0.0),
+            "method_status": self.control.get("method_status", "OK"),
+            "connection_status": self.control.get("connection_status", "Disconnected"),
+        }
+
+
+class LiveHub:
+    """Fan-out of live changes to whoever subscribed (the future /ws); a no-op without them."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, topic: str, data: Any) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(topic, data)
+            except Exception:
+                log.exception("live subscriber failed on %s", topic)
+
+
+class LiveState:
+    def __init__(self, hub: LiveHub) -> None:
+        self.hub = hub
+        self.engines: dict[str, LiveEngine] = {}
+
+    def engine(self, engine_id: str, name: str = "") -> LiveEngine:
+        live = self.engines.get(engine_id)
+        if live is None:
+            live = LiveEngine(engine_id=engine_id, name=name or engine_id)
+            self.engines[engine_id] = live
+        return live
+
+    def publish_units(self) -> None:
+        self.hub.publish("units", [e.summary() for e in self.engines.values()])
+
+    def mark_offline(self, engine_id: str) -> None:
+        """Rule 10: the moment the link is gone, every live value of the engine is stale."""
+        live = self.engines.get(engine_id)
+        if live is None:
+            return
+        live.online = False
+        for tag in live.tags.values():
+            tag.quality = Quality.STALE
+        self.hub.publish(
+            f"unit/{engine_id}/tags", {"tags": [t.as_json() for t in live.tags.values()]}
+        )
+        self.publish_units()

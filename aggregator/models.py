@@ -1,0 +1,211 @@
+"""Database tables (sqlmodel). The Alembic migrations in aggregator/migrations are the source of
+truth for the schema on disk; these classes must stay in step with them.
+
+Tag samples are the bulk of the data, so they live in two tables: `sample_recent` (one row per
+value, written in the same transaction as the ack-worthy batch, so acks are honest) and
+`sample_chunk` (compressed blocks of many values, written by compaction), which keeps a long run
+cheap to store and lets a windowed read touch only the blocks that overlap the window.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger as SABigInteger
+from sqlalchemy import Column, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Engine(SQLModel, table=True):
+    __tablename__ = "engine"
+
+    id: str = Field(primary_key=True, max_length=256)
+    computer_name: str = ""
+    uod_name: str = ""
+    session_id: str = ""
+    engine_version: str = ""
+    protocol_version: str = ""
+    uod_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    uod_hash: str = ""
+    method_hash: str = ""
+    token_name: str = ""
+    registered_at: float = 0.0
+    last_seen: float = 0.0
+    control_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+
+
+class EngineSeq(SQLModel, table=True):
+    """Highest seq durably stored per engine: what Registered.last_seq reports (rule 2)."""
+
+    __tablename__ = "engine_seq"
+
+    engine_id: str = Field(primary_key=True, max_length=256)
+    last_seq: int = Field(default=0, sa_column=Column(SABigInteger, nullable=False, default=0))
+    updated: float = 0.0
+
+
+class ReceivedMessage(SQLModel, table=True):
+    """Digest of each stored message, so a resent copy can be compared with it (rule 6)."""
+
+    __tablename__ = "received_message"
+
+    engine_id: str = Field(primary_key=True, max_length=256)
+    seq: int = Field(sa_column=Column(SABigInteger, primary_key=True, autoincrement=False))
+    kind: str = Field(default="", max_length=32)
+    digest: str = Field(max_length=64)
+    received: float = 0.0
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "run"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=256, unique=True)
+    engine_id: str = Field(max_length=256, index=True)
+    session_id: str = ""
+    started: float
+    stopped: float | None = None
+    stop_reason: str | None = None
+    started_by: str | None = None
+    stopped_by: str | None = None
+    run_counter: int = 0
+    method_version: int = 0
+    uod_name: str = ""
+    uod_hash: str = ""
+    uod_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    method_state_json: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False, default="{}")
+    )
+
+
+class RunMethod(SQLModel, table=True):
+    """Every method version a run ran with (the method as run)."""
+
+    __tablename__ = "run_method"
+    __table_args__ = (UniqueConstraint("run_pk", "version", name="uq_run_method_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_pk: int = Field(index=True)
+    version: int
+    time: float
+    user: str | None = None
+    lines_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+
+
+class Tag(SQLModel, table=True):
+    __tablename__ = "tag"
+    __table_args__ = (UniqueConstraint("engine_id", "name", name="uq_tag_engine_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    engine_id: str = Field(max_length=256)
+    name: str = Field(max_length=256)
+    unit: str | None = None
+
+
+class SampleRecent(SQLModel, table=True):
+    __tablename__ = "sample_recent"
+    __table_args__ = (Index("ix_sample_recent_run_tag_t", "run_pk", "tag_id", "t"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_pk: int
+    tag_id: int
+    t: float
+    num: float | None = None
+    text: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    kind: str = Field(default="f", max_length=1)
+
+
+class SampleChunk(SQLModel, table=True):
+    __tablename__ = "sample_chunk"
+    __table_args__ = (Index("ix_sample_chunk_run_tag_first", "run_pk", "tag_id", "t_first"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_pk: int
+    tag_id: int
+    t_first: float
+    t_last: float
+    count: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class RunLogEntry(SQLModel, table=True):
+    """One run-log line; a later message with the same line id replaces it."""
+
+    __tablename__ = "run_log"
+    __table_args__ = (UniqueConstraint("run_pk", "line_key", name="uq_run_log_line"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_pk: int = Field(index=True)
+    line_key: str = Field(max_length=256)
+    start: float
+    data_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ErrorLogEntry(SQLModel, table=True):
+    __tablename__ = "error_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    engine_id: str = Field(max_length=256, index=True)
+    run_pk: int | None = Field(default=None, index=True)
+    time: float
+    level: str = Field(max_length=16)
+    source: str = Field(default="engine", max_length=64)
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    seq: int | None = Field(default=None, sa_column=Column(SABigInteger, nullable=True))
+
+
+class Contributor(SQLModel, table=True):
+    """People who acted on a run (filled by the HTTP API)."""
+
+    __tablename__ = "contributor"
+
+    run_pk: int = Field(primary_key=True)
+    user: str = Field(primary_key=True, max_length=128)
+    role: str = Field(default="", max_length=32)
+    first_action: float = 0.0
+    last_action: float = 0.0
+
+
+class EngineToken(SQLModel, table=True):
+    __tablename__ = "engine_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=256, unique=True)
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created: float
+    revoked: bool = False
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))
+    created: float
+
+
+class SessionToken(SQLModel, table=True):
+    """Login sessions; only the SHA-256 of the bearer token is stored."""
+
+    __tablename__ = "session_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(index=True)
+    created: float
+    expires: float
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only audit trail; each row hashes the previous one so edits are detectable."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: float
+    user: str = Field(max_length=128)
+    action: str = Field(max_length=64)
+    unit_id: str | None = Field(default=None, max_length=256)
+    run_pk: int | None = None
+    detail_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

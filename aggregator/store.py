@@ -1,0 +1,1003 @@
+"""All database work of the aggregator, synchronous, run on worker threads.
+
+The ingest path goes through one writer thread (`apply_batch`), which owns the caches below:
+with a single writer the caches can never disagree with the database, except after a failed
+transaction, when they are simply dropped and reloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from aggregator import models as m
+from aggregator.chunks import Sample, decode_chunk, encode_chunk
+from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store
+from protocol import (
+    ControlState,
+    ErrorLog,
+    Method,
+    MethodState,
+    RegisterEngine,
+    RunLog,
+    RunStarted,
+    RunStopped,
+    ScalarValue,
+    TagsUpdated,
+)
+
+log = logging.getLogger(__name__)
+
+T_ENGINE = m.Engine.__table__  # type: ignore[attr-defined]
+T_SEQ = m.EngineSeq.__table__  # type: ignore[attr-defined]
+T_RECEIVED = m.ReceivedMessage.__table__  # type: ignore[attr-defined]
+T_RUN = m.Run.__table__  # type: ignore[attr-defined]
+T_RUN_METHOD = m.RunMethod.__table__  # type: ignore[attr-defined]
+T_TAG = m.Tag.__table__  # type: ignore[attr-defined]
+T_RECENT = m.SampleRecent.__table__  # type: ignore[attr-defined]
+T_CHUNK = m.SampleChunk.__table__  # type: ignore[attr-defined]
+T_RUNLOG = m.RunLogEntry.__table__  # type: ignore[attr-defined]
+T_ERRORS = m.ErrorLogEntry.__table__  # type: ignore[attr-defined]
+T_TOKEN = m.EngineToken.__table__  # type: ignore[attr-defined]
+T_USER = m.User.__table__  # type: ignore[attr-defined]
+T_SESSION = m.SessionToken.__table__  # type: ignore[attr-defined]
+
+CHUNK_SAMPLES = 300
+"""Compact a tag's recent samples once this many have gathered ..."""
+CHUNK_SECONDS = 300.0
+"""... or once they span this long (sample time), or have waited this long (wall time)."""
+DIGEST_RETENTION = 100_000
+"""Digests kept per engine for rule 6: resends only reach back to the last ack, far less."""
+
+
+@dataclass(frozen=True)
+class BatchOp:
+    """One decision of an IngestSession, with the engine and session it came from."""
+
+    engine_id: str
+    session_id: str
+    action: Store | CompareStored | IntegrityError | RecordGap
+
+
+@dataclass
+class BatchResult:
+    """What a committed batch changed that the live side wants to know."""
+
+    errors: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    runs_opened: list[tuple[str, str]] = field(default_factory=list)
+    runs_closed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _OpenRun:
+    pk: int
+    run_id: str
+    session_id: str
+
+
+@dataclass
+class _RecentKey:
+    count: int
+    t_min: float
+    t_max: float
+    wall_first: float
+
+
+def _sample_row(run_pk: int, tag_id: int, t: float, value: ScalarValue) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {
+            "run_pk": run_pk,
+            "tag_id": tag_id,
+            "t": t,
+            "num": float(value),
+            "text": None,
+            "kind": "b",
+        }
+    if isinstance(value, int):
+        if abs(value) < 2**53:
+            return {
+                "run_pk": run_pk,
+                "tag_id": tag_id,
+                "t": t,
+                "num": float(value),
+                "text": None,
+                "kind": "i",
+            }
+        return {
+            "run_pk": run_pk,
+            "tag_id": tag_id,
+            "t": t,
+            "num": None,
+            "text": str(value),
+            "kind": "i",
+        }
+    if isinstance(value, float):
+        return {"run_pk": run_pk, "tag_id": tag_id, "t": t, "num": value, "text": None, "kind": "f"}
+    if value is None:
+        return {"run_pk": run_pk, "tag_id": tag_id, "t": t, "num": None, "text": None, "kind": "n"}
+    return {
+        "run_pk": run_pk,
+        "tag_id": tag_id,
+        "t": t,
+        "num": None,
+        "text": str(value),
+        "kind": "s",
+    }
+
+
+def _row_value(kind: str, num: float | None, text: str | None) -> ScalarValue:
+    if kind == "f":
+        return num
+    if kind == "i":
+        return (
+            int(text) if num is None and text is not None else (None if num is None else int(num))
+        )
+    if kind == "b":
+        return None if num is None else bool(num)
+    if kind == "s":
+        return text
+    return None
+
+
+class Storage:
+    def __init__(self, engine: Engine, *, clock: Any = time.time) -> None:
+        self.engine = engine
+        self._clock = clock
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._reset_caches()
+        self._last_time_check = 0.0
+        self._last_prune = 0.0
+
+    # --- caches ---------------------------------------------------------------------------------
+
+    def _reset_caches(self) -> None:
+        self._loaded = False
+        self._tag_ids: dict[tuple[str, str], int] = {}
+        self._open_runs: dict[str, _OpenRun] = {}
+        self._run_pks: dict[str, int] = {}
+        self._recent: dict[tuple[int, int], _RecentKey] = {}
+        self._due: set[tuple[int, int]] = set()
+        self._engine_uod: dict[str, tuple[str, str, str]] = {}
+        self._last_method: dict[str, Method] = {}
+        self._final: set[int] = set()
+
+    def _load(self, conn: Connection) -> None:
+        if self._loaded:
+            return
+        for row in conn.execute(
+            sa.select(T_RUN.c.pk, T_RUN.c.run_id, T_RUN.c.engine_id, T_RUN.c.session_id).where(
+                T_RUN.c.stopped.is_(None)
+            )
+        ):
+            self._open_runs[row.engine_id] = _OpenRun(row.pk, row.run_id, row.session_id)
+        now = self._clock()
+        for row in conn.execute(
+            sa.select(
+                T_RECENT.c.run_pk,
+                T_RECENT.c.tag_id,
+                sa.func.count(),
+                sa.func.min(T_RECENT.c.t),
+                sa.func.max(T_RECENT.c.t),
+            ).group_by(T_RECENT.c.run_pk, T_RECENT.c.tag_id)
+        ):
+            key = (row[0], row[1])
+            self._recent[key] = _RecentKey(row[2], row[3], row[4], now)
+            if row[2] >= CHUNK_SAMPLES:
+                self._due.add(key)
+        for row in conn.execute(
+            sa.select(T_RUN.c.pk)
+            .where(T_RUN.c.stopped.is_not(None))
+            .where(T_RUN.c.pk.in_(sa.select(T_RECENT.c.run_pk).distinct()))
+        ):
+            self._final.add(row.pk)
+        self._loaded = True
+
+    # --- migrations-free helpers used by CLI and API ----------------------------------------------
+
+    def create_engine_token(self, name: str, token_digest: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(T_TOKEN.c.id).where(T_TOKEN.c.name == name)).first():
+                raise ValueError(f"an engine token named {name!r} already exists")
+            conn.execute(
+                T_TOKEN.insert().values(
+                    name=name, token_hash=token_digest, created=self._clock(), revoked=False
+                )
+            )
+
+    def engine_token_name(self, token_digest: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(T_TOKEN.c.name).where(
+                    T_TOKEN.c.token_hash == token_digest, T_TOKEN.c.revoked.is_(False)
+                )
+            ).first()
+        return None if row is None else str(row.name)
+
+    def add_user(self, name: str, role: str, password_hash: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(T_USER.c.id).where(T_USER.c.name == name)).first():
+                raise ValueError(f"a user named {name!r} already exists")
+            conn.execute(
+                T_USER.insert().values(
+                    name=name, role=role, password_hash=password_hash, created=self._clock()
+                )
+            )
+
+    def user_by_name(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(T_USER).where(T_USER.c.name == name)).first()
+        return None if row is None else dict(row._mapping)
+
+    def create_session(self, user_id: int, token_digest: str, lifetime: float) -> None:
+        now = self._clock()
+        with self.engine.begin() as conn:
+            conn.execute(T_SESSION.delete().where(T_SESSION.c.expires < now))
+            conn.execute(
+                T_SESSION.insert().values(
+                    token_hash=token_digest, user_id=user_id, created=now, expires=now + lifetime
+                )
+            )
+
+    def session_user(self, token_digest: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(T_USER.c.id, T_USER.c.name, T_USER.c.role)
+                .select_from(T_SESSION.join(T_USER, T_USER.c.id == T_SESSION.c.user_id))
+                .where(T_SESSION.c.token_hash == token_digest, T_SESSION.c.expires > self._clock())
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    # --- registration ----------------------------------------------------------------------------
+
+    def register_engine(self, reg: RegisterEngine, token_name: str) -> tuple[int, str | None]:
+        """Record the engine and its UOD; return (last stored seq, open run id)."""
+        uod_json = reg.uod.model_dump_json()
+        now = self._clock()
+        values = {
+            "computer_name": reg.computer_name,
+            "uod_name": reg.uod_name,
+            "session_id": reg.session_id,
+            "engine_version": reg.engine_version,
+            "protocol_version": reg.protocol_version,
+            "uod_json": uod_json,
+            "uod_hash": reg.uod_hash,
+            "method_hash": reg.method_hash,
+            "token_name": token_name,
+            "registered_at": now,
+            "last_seen": now,
+        }
+        try:
+            with self.engine.begin() as conn:
+                self._load(conn)
+                if conn.execute(
+                    sa.select(T_ENGINE.c.id).where(T_ENGINE.c.id == reg.engine_id)
+                ).first():
+                    conn.execute(
+                        T_ENGINE.update().where(T_ENGINE.c.id == reg.engine_id).values(**values)
+                    )
+                else:
+                    conn.execute(
+                        T_ENGINE.insert().values(id=reg.engine_id, control_json="{}", **values)
+                    )
+                for tag in reg.uod.tags:
+                    self._tag_id(conn, reg.engine_id, tag.name, tag.unit, update_unit=True)
+                row = conn.execute(
+                    sa.select(T_SEQ.c.last_seq).where(T_SEQ.c.engine_id == reg.engine_id)
+                ).first()
+                last_seq = 0 if row is None else int(row.last_seq)
+                if row is None:
+                    conn.execute(
+                        T_SEQ.insert().values(engine_id=reg.engine_id, last_seq=0, updated=now)
+                    )
+        except Exception:
+            self._reset_caches()
+            raise
+        self._engine_uod[reg.engine_id] = (uod_json, reg.uod_hash, reg.uod_name)
+        open_run = self._open_runs.get(reg.engine_id)
+        return last_seq, None if open_run is None else open_run.run_id
+
+    def _tag_id(
+        self,
+        conn: Connection,
+        engine_id: str,
+        name: str,
+        unit: str | None,
+        update_unit: bool = False,
+    ) -> int:
+        key = (engine_id, name)
+        tag_id = self._tag_ids.get(key)
+        if tag_id is not None and not update_unit:
+            return tag_id
+        row = conn.execute(
+            sa.select(T_TAG.c.id, T_TAG.c.unit).where(
+                T_TAG.c.engine_id == engine_id, T_TAG.c.name == name
+            )
+        ).first()
+        if row is None:
+            inserted = conn.execute(
+                T_TAG.insert().values(engine_id=engine_id, name=name, unit=unit)
+            ).inserted_primary_key
+            assert inserted is not None
+            tag_id = int(inserted[0])
+        else:
+            tag_id = int(row.id)
+            if unit is not None and row.unit != unit:
+                conn.execute(T_TAG.update().where(T_TAG.c.id == tag_id).values(unit=unit))
+        self._tag_ids[key] = tag_id
+        return tag_id
+
+    # --- the ingest batch ------------------------------------------------------------------------
+
+    def apply_batch(self, ops: Sequence[BatchOp]) -> BatchResult:
+        """Store a batch in one transaction. Raises on failure, having rolled back everything."""
+        result = BatchResult()
+        high: dict[str, int] = {}
+        try:
+            with self.engine.begin() as conn:
+                self._load(conn)
+                received: list[dict[str, Any]] = []
+                samples: list[dict[str, Any]] = []
+                now = self._clock()
+                for op in ops:
+                    action = op.action
+                    if isinstance(action, Store):
+                        msg = action.message
+                        received.append(
+                            {
+                                "engine_id": op.engine_id,
+                                "seq": msg.seq,
+                                "kind": msg.type,
+                                "digest": action.digest,
+                                "received": now,
+                            }
+                        )
+                        high[op.engine_id] = max(high.get(op.engine_id, 0), msg.seq)
+                        self._apply(conn, op, msg, samples, result, now)
+                    elif isinstance(action, CompareStored):
+                        self._compare(conn, op, action, result, now)
+                    elif isinstance(action, IntegrityError):
+                        log.error("engine %s: integrity error: %s", op.engine_id, action.text)
+                        self._error(
+                            conn,
+                            op.engine_id,
+                            self._current_pk(op.engine_id),
+                            now,
+                            "error",
+                            "link",
+                            f"integrity error: {action.text}",
+                            action.seq,
+                            result,
+                        )
+                    else:
+                        self._gap(conn, op, action, result, now)
+                        high[op.engine_id] = max(high.get(op.engine_id, 0), action.last)
+                if received:
+                    conn.execute(T_RECEIVED.insert(), received)
+                if samples:
+                    conn.execute(T_RECENT.insert(), samples)
+                for engine_id, seq in high.items():
+                    conn.execute(
+                        T_SEQ.update()
+                        .where(T_SEQ.c.engine_id == engine_id, T_SEQ.c.last_seq < seq)
+                        .values(last_seq=seq, updated=now)
+                    )
+        except Exception:
+            self._reset_caches()
+            raise
+        return result
+
+    def _run_pk(
+        self, conn: Connection, op: BatchOp, run_id: str | None, t: float, result: BatchResult
+    ) -> int | None:
+        """The run a message belongs to. A run whose RunStarted was lost (a recorded gap) is
+        opened on its first message rather than dropping its data."""
+        if run_id is None:
+            return None
+        pk = self._run_pks.get(run_id)
+        if pk is not None:
+            return pk
+        row = conn.execute(sa.select(T_RUN.c.pk).where(T_RUN.c.run_id == run_id)).first()
+        if row is not None:
+            self._run_pks[run_id] = int(row.pk)
+            return int(row.pk)
+        pk = self._open_run(conn, op, run_id, t, 0, None, 0, result)
+        self._error(
+            conn,
+            op.engine_id,
+            pk,
+            t,
+            "warning",
+            "link",
+            f"run {run_id} opened from its data: its RunStarted message never arrived",
+            None,
+            result,
+        )
+        return pk
+
+    def _open_run(
+        self,
+        conn: Connection,
+        op: BatchOp,
+        run_id: str,
+        started: float,
+        method_version: int,
+        user: str | None,
+        run_counter: int,
+        result: BatchResult,
+    ) -> int:
+        current = self._open_runs.get(op.engine_id)
+        if current is not None and current.run_id != run_id:
+            restarted = current.session_id != op.session_id
+            reason = "engine restarted" if restarted else f"superseded by run {run_id}"
+            self._close_run(conn, op.engine_id, current, started, reason, None, result)
+            note = (
+                f"run {current.run_id} closed: {reason} (no RunStopped received; "
+                f"run {run_id} started)"
+            )
+            self._error(
+                conn, op.engine_id, current.pk, started, "warning", "link", note, None, result
+            )
+            self._upsert_runlog(
+                conn,
+                current.pk,
+                f"aggregator-close-{current.run_id}",
+                started,
+                {
+                    "id": f"aggregator-close-{current.run_id}",
+                    "text": note,
+                    "start": started,
+                    "end": started,
+                    "state": "failed",
+                    "line_id": None,
+                    "user": None,
+                    "error": reason,
+                    "source": "aggregator",
+                },
+            )
+        uod_json, uod_hash, uod_name = self._engine_uod.get(op.engine_id) or self._load_uod(
+            conn, op.engine_id
+        )
+        pk = int(
+            conn.execute(
+                T_RUN.insert().values(
+                    run_id=run_id,
+                    engine_id=op.engine_id,
+                    session_id=op.session_id,
+                    started=started,
+                    started_by=user,
+                    run_counter=run_counter,
+                    method_version=method_version,
+                    uod_name=uod_name,
+                    uod_hash=uod_hash,
+                    uod_json=uod_json,
+                    method_state_json="{}",
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        )
+        self._run_pks[run_id] = pk
+        self._open_runs[op.engine_id] = _OpenRun(pk, run_id, op.session_id)
+        method = self._last_method.get(op.engine_id)
+        if method is not None:
+            self._add_run_method(conn, pk, method)
+        result.runs_opened.append((op.engine_id, run_id))
+        return pk
+
+    def _load_uod(self, conn: Connection, engine_id: str) -> tuple[str, str, str]:
+        row = conn.execute(
+            sa.select(T_ENGINE.c.uod_json, T_ENGINE.c.uod_hash, T_ENGINE.c.uod_name).where(
+                T_ENGINE.c.id == engine_id
+            )
+        ).first()
+        value = ("{}", "", "") if row is None else (row.uod_json, row.uod_hash, row.uod_name)
+        self._engine_uod[engine_id] = value
+        return value
+
+    def _close_run(
+        self,
+        conn: Connection,
+        engine_id: str,
+        run: _OpenRun,
+        stopped: float,
+        reason: str,
+        user: str | None,
+        result: BatchResult,
+    ) -> None:
+        conn.execute(
+            T_RUN.update()
+            .where(T_RUN.c.pk == run.pk, T_RUN.c.stopped.is_(None))
+            .values(stopped=stopped, stop_reason=reason, stopped_by=user)
+        )
+        if self._open_runs.get(engine_id) == run:
+            del self._open_runs[engine_id]
+        self._final.add(run.pk)
+        result.runs_closed.append((engine_id, run.run_id))
+
+    def _add_run_method(self, conn: Connection, run_pk: int, method: Method) -> None:
+        exists = conn.execute(
+            sa.select(T_RUN_METHOD.c.id).where(
+                T_RUN_METHOD.c.run_pk == run_pk, T_RUN_METHOD.c.version == method.version
+            )
+        ).first()
+        if exists is None:
+            conn.execute(
+                T_RUN_METHOD.insert().values(
+                    run_pk=run_pk,
+                    version=method.version,
+                    time=method.time,
+                    user=method.user,
+                    lines_json=json.dumps([line.model_dump(mode="json") for line in method.lines]),
+                )
+            )
+
+    def _upsert_runlog(
+        self, conn: Connection, run_pk: int, key: str, start: float, data: dict[str, Any]
+    ) -> None:
+        text = json.dumps(data, separators=(",", ":"))
+        updated = conn.execute(
+            T_RUNLOG.update()
+            .where(T_RUNLOG.c.run_pk == run_pk, T_RUNLOG.c.line_key == key)
+            .values(start=start, data_json=text)
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                T_RUNLOG.insert().values(run_pk=run_pk, line_key=key, start=start, data_json=text)
+            )
+
+    def _error(
+        self,
+        conn: Connection,
+        engine_id: str,
+        run_pk: int | None,
+        t: float,
+        level: str,
+        source: str,
+        message: str,
+        seq: int | None,
+        result: BatchResult,
+    ) -> None:
+        conn.execute(
+            T_ERRORS.insert().values(
+                engine_id=engine_id,
+                run_pk=run_pk,
+                time=t,
+                level=level,
+                source=source,
+                message=message,
+                seq=seq,
+            )
+        )
+        result.errors.append(
+            (
+                engine_id,
+                {"time": t, "level": level, "source": source, "message": message, "seq": seq},
+            )
+        )
+
+    def _apply(
+        self,
+        conn: Connection,
+        op: BatchOp,
+        msg: Any,
+        samples: list[dict[str, Any]],
+        result: BatchResult,
+        now: float,
+    ) -> None:
+        engine_id = op.engine_id
+        if isinstance(msg, TagsUpdated):
+            if not msg.sample:
+                return
+            run_pk = self._run_pk(conn, op, msg.run_id, msg.time, result)
+            if run_pk is None:
+                return
+            for tag in msg.tags:
+                tag_id = self._tag_id(conn, engine_id, tag.name, tag.unit)
+                samples.append(_sample_row(run_pk, tag_id, tag.tick, tag.value))
+                key = (run_pk, tag_id)
+                recent = self._recent.get(key)
+                if recent is None:
+                    self._recent[key] = _RecentKey(1, tag.tick, tag.tick, now)
+                else:
+                    recent.count += 1
+                    recent.t_min = min(recent.t_min, tag.tick)
+                    recent.t_max = max(recent.t_max, tag.tick)
+                    if (
+                        recent.count >= CHUNK_SAMPLES
+                        or recent.t_max - recent.t_min >= CHUNK_SECONDS
+                    ):
+                        self._due.add(key)
+        elif isinstance(msg, RunStarted):
+            if (
+                msg.run_id in self._run_pks
+                or conn.execute(sa.select(T_RUN.c.pk).where(T_RUN.c.run_id == msg.run_id)).first()
+            ):
+                return
+            self._open_run(
+                conn,
+                op,
+                msg.run_id,
+                msg.started,
+                msg.method_version,
+                msg.user,
+                msg.run_counter,
+                result,
+            )
+        elif isinstance(msg, RunStopped):
+            pk = self._run_pk(conn, op, msg.run_id, msg.time, result)
+            assert pk is not None
+            current = self._open_runs.get(engine_id)
+            run = (
+                current
+                if current is not None and current.pk == pk
+                else _OpenRun(pk, msg.run_id, op.session_id)
+            )
+            self._close_run(conn, engine_id, run, msg.stopped, msg.reason, msg.user, result)
+        elif isinstance(msg, RunLog):
+            pk = self._run_pk(conn, op, msg.run_id, msg.time, result) or self._current_pk(engine_id)
+            if pk is None:
+                return
+            for line in msg.lines:
+                self._upsert_runlog(conn, pk, line.id, line.start, line.model_dump(mode="json"))
+        elif isinstance(msg, Method):
+            self._last_method[engine_id] = msg
+            pk = self._current_pk(engine_id)
+            if pk is not None:
+                self._add_run_method(conn, pk, msg)
+        elif isinstance(msg, MethodState):
+            pk = self._run_pk(conn, op, msg.run_id, msg.time, result) or self._current_pk(engine_id)
+            if pk is not None:
+                conn.execute(
+                    T_RUN.update()
+                    .where(T_RUN.c.pk == pk)
+                    .values(method_state_json=msg.model_dump_json())
+                )
+        elif isinstance(msg, ControlState):
+            conn.execute(
+                T_ENGINE.update()
+                .where(T_ENGINE.c.id == engine_id)
+                .values(control_json=msg.model_dump_json(), last_seen=now)
+            )
+        elif isinstance(msg, ErrorLog):
+            pk = self._run_pk(conn, op, msg.run_id, msg.time, result) or self._current_pk(engine_id)
+            for entry in msg.entries:
+                self._error(
+                    conn,
+                    engine_id,
+                    pk,
+                    entry.time,
+                    entry.level,
+                    entry.source,
+                    entry.message,
+                    msg.seq,
+                    result,
+                )
+
+    def _current_pk(self, engine_id: str) -> int | None:
+        current = self._open_runs.get(engine_id)
+        return None if current is None else current.pk
+
+    def _compare(
+        self, conn: Connection, op: BatchOp, action: CompareStored, result: BatchResult, now: float
+    ) -> None:
+        row = conn.execute(
+            sa.select(T_RECEIVED.c.digest).where(
+                T_RECEIVED.c.engine_id == op.engine_id, T_RECEIVED.c.seq == action.message.seq
+            )
+        ).first()
+        if row is None or row.digest == action.digest:
+            return
+        text = (
+            f"integrity error: resent {action.message.type} seq {action.message.seq} differs from "
+            "the stored copy; the first copy is kept"
+        )
+        log.error("engine %s: %s", op.engine_id, text)
+        self._error(
+            conn,
+            op.engine_id,
+            self._current_pk(op.engine_id),
+            now,
+            "error",
+            "link",
+            text,
+            action.message.seq,
+            result,
+        )
+
+    def _gap(
+        self, conn: Connection, op: BatchOp, action: RecordGap, result: BatchResult, now: float
+    ) -> None:
+        count = action.last - action.first + 1
+        text = (
+            f"link gap: {count} message(s) seq {action.first}..{action.last} were lost "
+            "(the engine could not resend them)"
+        )
+        log.warning("engine %s: %s", op.engine_id, text)
+        pk = self._current_pk(op.engine_id)
+        self._error(conn, op.engine_id, pk, now, "error", "link", text, action.first, result)
+        if pk is not None:
+            key = f"gap-{action.first}-{action.last}"
+            self._upsert_runlog(
+                conn,
+                pk,
+                key,
+                now,
+                {
+                    "id": key,
+                    "text": text,
+                    "start": now,
+                    "end": now,
+                    "state": "failed",
+                    "line_id": None,
+                    "user": None,
+                    "error": "messages lost",
+                    "source": "aggregator",
+                },
+            )
+
+    # --- compaction ------------------------------------------------------------------------------
+
+    def maintain(self, *, force_all: bool = False) -> int:
+        """Compact recent samples into chunks where due. Returns the number of chunks written."""
+        now = self._clock()
+        if not self._loaded:
+            with self.engine.connect() as conn:
+                self._load(conn)
+        due = set(self._due)
+        if self._final:
+            due.update(key for key in self._recent if key[0] in self._final)
+        if force_all:
+            due.update(self._recent)
+        if now - self._last_time_check >= 10.0:
+            self._last_time_check = now
+            due.update(k for k, r in self._recent.items() if now - r.wall_first >= CHUNK_SECONDS)
+        written = 0
+        if due:
+            try:
+                with self.engine.begin() as conn:
+                    for key in sorted(due):
+                        written += self._compact(conn, *key)
+            except Exception:
+                self._reset_caches()
+                raise
+            for key in due:
+                self._recent.pop(key, None)
+                self._due.discard(key)
+            self._final.clear()
+        if now - self._last_prune >= 60.0:
+            self._last_prune = now
+            self._prune_digests()
+        return written
+
+    def _compact(self, conn: Connection, run_pk: int, tag_id: int) -> int:
+        rows = conn.execute(
+            sa.select(T_RECENT.c.id, T_RECENT.c.t, T_RECENT.c.num, T_RECENT.c.text, T_RECENT.c.kind)
+            .where(T_RECENT.c.run_pk == run_pk, T_RECENT.c.tag_id == tag_id)
+            .order_by(T_RECENT.c.t, T_RECENT.c.id)
+        ).all()
+        if not rows:
+            return 0
+        samples: list[Sample] = [(r[1], _row_value(r[4], r[2], r[3])) for r in rows]
+        written = self.write_chunks(conn, run_pk, tag_id, samples)
+        max_id = max(r.id for r in rows)
+        conn.execute(
+            T_RECENT.delete().where(
+                T_RECENT.c.run_pk == run_pk, T_RECENT.c.tag_id == tag_id, T_RECENT.c.id <= max_id
+            )
+        )
+        return written
+
+    @staticmethod
+    def write_chunks(conn: Connection, run_pk: int, tag_id: int, samples: Sequence[Sample]) -> int:
+        rows = []
+        for start in range(0, len(samples), CHUNK_SAMPLES):
+            part = samples[start : start + CHUNK_SAMPLES]
+            rows.append(
+                {
+                    "run_pk": run_pk,
+                    "tag_id": tag_id,
+                    "t_first": part[0][0],
+                    "t_last": part[-1][0],
+                    "count": len(part),
+                    "data": encode_chunk(part),
+                }
+            )
+        if rows:
+            conn.execute(T_CHUNK.insert(), rows)
+        return len(rows)
+
+    def _prune_digests(self) -> None:
+        with self.engine.begin() as conn:
+            for row in conn.execute(sa.select(T_SEQ.c.engine_id, T_SEQ.c.last_seq)).all():
+                conn.execute(
+                    T_RECEIVED.delete().where(
+                        T_RECEIVED.c.engine_id == row.engine_id,
+                        T_RECEIVED.c.seq < row.last_seq - DIGEST_RETENTION,
+                    )
+                )
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def last_seq(self, engine_id: str) -> int:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(T_SEQ.c.last_seq).where(T_SEQ.c.engine_id == engine_id)
+            ).first()
+        return 0 if row is None else int(row.last_seq)
+
+    def read_samples(
+        self, run_pk: int, tag_id: int, t0: float, t1: float, conn: Connection | None = None
+    ) -> tuple[list[Sample], int]:
+        """Samples of one tag with t0 <= t <= t1, in time order, and how many chunks were read.
+
+        Two index seeks: the last chunk starting at or before t0 (it may reach into the window)
+        and the chunks starting inside the window; never the rest of the run."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.read_samples(run_pk, tag_id, t0, t1, own)
+        where = (T_CHUNK.c.run_pk == run_pk, T_CHUNK.c.tag_id == tag_id)
+        blobs: list[bytes] = []
+        before = conn.execute(
+            sa.select(T_CHUNK.c.t_last, T_CHUNK.c.data)
+            .where(*where, T_CHUNK.c.t_first <= t0)
+            .order_by(T_CHUNK.c.t_first.desc())
+            .limit(1)
+        ).first()
+        if before is not None and before.t_last >= t0:
+            blobs.append(before.data)
+        blobs.extend(
+            r.data
+            for r in conn.execute(
+                sa.select(T_CHUNK.c.data)
+                .where(*where, T_CHUNK.c.t_first > t0, T_CHUNK.c.t_first <= t1)
+                .order_by(T_CHUNK.c.t_first)
+            )
+        )
+        samples: list[Sample] = []
+        for blob in blobs:
+            samples.extend(s for s in decode_chunk(blob) if t0 <= s[0] <= t1)
+        for r in conn.execute(
+            sa.select(T_RECENT.c.t, T_RECENT.c.num, T_RECENT.c.text, T_RECENT.c.kind)
+            .where(
+                T_RECENT.c.run_pk == run_pk,
+                T_RECENT.c.tag_id == tag_id,
+                T_RECENT.c.t >= t0,
+                T_RECENT.c.t <= t1,
+            )
+            .order_by(T_RECENT.c.t, T_RECENT.c.id)
+        ):
+            samples.append((r[0], _row_value(r[3], r[1], r[2])))
+        samples.sort(key=lambda s: s[0])
+        return samples, len(blobs)
+
+    def run_tags(self, conn: Connection, run_pk: int) -> list[tuple[int, str, str | None]]:
+        ids = sa.union(
+            sa.select(T_CHUNK.c.tag_id).where(T_CHUNK.c.run_pk == run_pk).distinct(),
+            sa.select(T_RECENT.c.tag_id).where(T_RECENT.c.run_pk == run_pk).distinct(),
+        ).subquery()
+        rows = conn.execute(
+            sa.select(T_TAG.c.id, T_TAG.c.name, T_TAG.c.unit)
+            .where(T_TAG.c.id.in_(sa.select(ids.c.tag_id)))
+            .order_by(T_TAG.c.id)
+        ).all()
+        return [(int(r.id), str(r.name), r.unit) for r in rows]
+
+    def run_time_range(self, conn: Connection, run_pk: int) -> tuple[float, float] | None:
+        a = conn.execute(
+            sa.select(sa.func.min(T_CHUNK.c.t_first), sa.func.max(T_CHUNK.c.t_last)).where(
+                T_CHUNK.c.run_pk == run_pk
+            )
+        ).first()
+        b = conn.execute(
+            sa.select(sa.func.min(T_RECENT.c.t), sa.func.max(T_RECENT.c.t)).where(
+                T_RECENT.c.run_pk == run_pk
+            )
+        ).first()
+        lows = [x for x in (a[0] if a else None, b[0] if b else None) if x is not None]
+        highs = [x for x in (a[1] if a else None, b[1] if b else None) if x is not None]
+        if not lows:
+            return None
+        return min(lows), max(highs)
+
+    def run_by_id(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(T_RUN).where(T_RUN.c.run_id == run_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def list_runs(
+        self, unit_id: str | None, before_pk: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        query = (
+            sa.select(
+                T_RUN.c.pk,
+                T_RUN.c.run_id,
+                T_RUN.c.engine_id,
+                T_RUN.c.started,
+                T_RUN.c.stopped,
+                T_RUN.c.stop_reason,
+                T_RUN.c.started_by,
+                T_RUN.c.method_version,
+                T_RUN.c.uod_name,
+                T_RUN.c.run_counter,
+            )
+            .order_by(T_RUN.c.pk.desc())
+            .limit(limit)
+        )
+        if unit_id is not None:
+            query = query.where(T_RUN.c.engine_id == unit_id)
+        if before_pk is not None:
+            query = query.where(T_RUN.c.pk < before_pk)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def list_engines(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(T_ENGINE).order_by(T_ENGINE.c.id)).all()
+            open_runs = {
+                r.engine_id: r.run_id
+                for r in conn.execute(
+                    sa.select(T_RUN.c.engine_id, T_RUN.c.run_id).where(T_RUN.c.stopped.is_(None))
+                )
+            }
+        out = []
+        for r in rows:
+            d = dict(r._mapping)
+            d["open_run_id"] = open_runs.get(r.id)
+            out.append(d)
+        return out
+
+    def run_log(self, run_pk: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(T_RUNLOG.c.data_json)
+                .where(T_RUNLOG.c.run_pk == run_pk)
+                .order_by(T_RUNLOG.c.start, T_RUNLOG.c.id)
+            ).all()
+        return [json.loads(r.data_json) for r in rows]
+
+    def error_log(self, engine_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(T_ERRORS).where(T_ERRORS.c.engine_id == engine_id).order_by(T_ERRORS.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def run_methods(self, run_pk: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(T_RUN_METHOD)
+                .where(T_RUN_METHOD.c.run_pk == run_pk)
+                .order_by(T_RUN_METHOD.c.version)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def iter_run_rows(
+        self, run_pk: int, tag_ids: Sequence[int], window: float = 3600.0
+    ) -> Generator[tuple[float, list[ScalarValue]], None, None]:
+        """Rows of the CSV export: one per distinct sample time, each tag's last value carried
+        forward. Reads the run one window at a time so memory stays bounded for long runs."""
+        with self.engine.connect() as conn:
+            span = self.run_time_range(conn, run_pk)
+            if span is None:
+                return
+            first, last = span
+            current: list[ScalarValue] = [None] * len(tag_ids)
+            start = first
+            while start <= last:
+                end = start + window
+                merged: dict[float, dict[int, ScalarValue]] = {}
+                for index, tag_id in enumerate(tag_ids):
+                    samples, _ = self.read_samples(run_pk, tag_id, start, end, conn)
+                    for t, value in samples:
+                        if t < end or end > last:
+                            merged.setdefault(t, {})[index] = value
+                for t in sorted(merged):
+                    for index, value in merged[t].items():
+                        current[index] = value
+                    yield t, list(current)
+                start = end

@@ -1,0 +1,138 @@
+"""Group commit: frames from every engine connection are stored in one transaction per short
+window, and each connection is acked only after that transaction has committed (rule 5).
+
+One writer thread owns the write side of the database: SQLite allows a single writer anyway,
+and on PostgreSQL one transaction per window is cheaper than one per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from aggregator.store import BatchOp, BatchResult, Storage
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class BatchClient(Protocol):
+    def on_committed(self, seq: int, items: int) -> None: ...
+
+    def on_store_failed(self, error: BaseException, items: int) -> None: ...
+
+
+@dataclass
+class _Item:
+    client: BatchClient
+    ops: list[BatchOp]
+    ack_seq: int
+
+
+class Writer:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        window: float = 0.02,
+        max_ops: int = 5000,
+        on_result: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.window = window
+        self.max_ops = max_ops
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="setpoint-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._on_result = on_result
+        self.batches = 0
+        self.ops = 0
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run on the writer thread, after every write submitted before."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="setpoint-writer")
+
+    def submit(self, client: BatchClient, ops: list[BatchOp], ack_seq: int) -> None:
+        self._queue.put_nowait(_Item(client, ops, ack_seq))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+            self._task = None
+        await self.call(self.storage.maintain)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
+            except TimeoutError:
+                await self._maintain()
+                continue
+            if first is None:
+                break
+            items = [first]
+            count = len(first.ops)
+            deadline = loop.time() + self.window
+            while count < self.max_ops:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                if item is None:
+                    stopping = True
+                    break
+                items.append(item)
+                count += len(item.ops)
+            await self._commit(items)
+            await self._maintain()
+
+    async def _commit(self, items: list[_Item]) -> None:
+        ops = [op for item in items for op in item.ops]
+        try:
+            result = await self.call(self.storage.apply_batch, ops)
+        except Exception as exc:
+            log.exception(
+                "storing a batch of %d messages failed; the engines will resend", len(ops)
+            )
+            failed: dict[int, tuple[BatchClient, int]] = {}
+            for item in items:
+                _, count = failed.get(id(item.client), (item.client, 0))
+                failed[id(item.client)] = (item.client, count + 1)
+            for client, count in failed.values():
+                client.on_store_failed(exc, count)
+            return
+        self.batches += 1
+        self.ops += len(ops)
+        # one Ack per connection per batch, for the highest seq it had in the batch
+        done: dict[int, tuple[BatchClient, int, int]] = {}
+        for item in items:
+            _, _, count = done.get(id(item.client), (item.client, 0, 0))
+            done[id(item.client)] = (item.client, item.ack_seq, count + 1)
+        for client, seq, count in done.values():
+            client.on_committed(seq, count)
+        if self._on_result is not None:
+            self._on_result(result)
+
+    async def _maintain(self) -> None:
+        try:
+            await self.call(self.storage.maintain)
+        except Exception:
+            log.exception("sample compaction failed; it will be retried")
