@@ -208,10 +208,13 @@ def _build_tree(lines: list[Line], problems: list[SyntaxProblem]) -> list[Line]:
     roots: list[Line] = []
     stack: list[Line] = []  # open containers: the children of stack[i] are at level i + 1
     last: Line | None = None
+    misindented = {p.line for p in problems if p.code == "indentation"}
     for line in lines:
         if line.is_noop:
             continue
         level = line.level
+        if level > len(stack) and line.number in misindented:
+            level = len(stack)
         if level > len(stack):
             opens = (
                 last is not None
