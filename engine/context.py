@@ -1,0 +1,43 @@
+"""A read-only AnalyzerContext built from a UOD alone, for `check` (no hardware, no engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from engine.commands import CommandManager
+from engine.lang.units import Registry, define_unit, new_unit_registry
+from engine.uod.definition import Uod
+
+
+class UodContext:
+    def __init__(self, uod: Uod) -> None:
+        self._uod = uod
+        self._ureg: Registry = new_unit_registry()
+        for definition in uod.unit_definitions:
+            define_unit(self._ureg, definition)
+        self._specs = {spec.name: spec for spec in uod.tags}
+        self._commands = CommandManager(uod.commands, self._ureg)
+
+    @property
+    def ureg(self) -> Registry:
+        return self._ureg
+
+    def tag_names(self) -> Sequence[str]:
+        return list(self._specs)
+
+    def tag_unit(self, name: str) -> str | None:
+        spec = self._specs.get(name)
+        return spec.unit if spec else None
+
+    def tag_choices(self, name: str) -> Sequence[str] | None:
+        spec = self._specs.get(name)
+        return list(spec.choices) if spec and spec.choices else None
+
+    def command_names(self) -> Sequence[str]:
+        return self._commands.names()
+
+    def validate_command(self, name: str, argument: str | None) -> str | None:
+        return self._commands.validate(name, argument)
+
+    def base_units(self) -> Mapping[str, str]:
+        return self._uod.base_units

@@ -1,0 +1,801 @@
+"""The engine: one unit's tags, commands, P-code interpreter and run control, one scan at a time.
+
+`Engine.scan(now)` is plain code driven by an injected clock; the real-time loop and the fast
+simulated loop (engine/runner.py) are thin shells around it. Whatever a UOD function or a
+conversion raises, the scan catches it, logs it, pauses the run with safe outputs and goes on:
+the loop must never stop, because a stopped loop leaves the hardware in whatever state it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.clock import Clock
+from engine.commands import CommandManager, RunningCommand, TagAccess
+from engine.hw.base import ConnectionChanged, ConnectionState, Hardware, WriteRejected
+from engine.hw.base import Quality as HwQuality
+from engine.hw.base import ScalarValue as HwValue
+from engine.lang.api import INTERPRETER_TAGS, CommandHandle, LineState, SystemState
+from engine.lang.units import Registry, define_unit, new_unit_registry
+from engine.ports import EngineCommandError, MessageSink, Registration
+from engine.tags import TagStore
+from engine.uod.definition import Uod
+from protocol.messages import (
+    ControlState,
+    ErrorLog,
+    Method,
+    MethodState,
+    RunLog,
+    RunStarted,
+    RunStopped,
+    TagsUpdated,
+)
+from protocol.models import (
+    ControlAction,
+    ErrorLogEntry,
+    Finding,
+    Quality,
+    RunLogLine,
+    ScalarValue,
+)
+from protocol.models import LineState as WireLineState
+from protocol.models import SystemState as WireSystemState
+
+EventKind = Literal["mark", "command", "state", "error"]
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """A human-level event for `simulate --json` and the standalone console."""
+
+    run_time: float
+    kind: EventKind
+    text: str
+    state: str
+    detail: str | None = None
+
+
+Observer = Callable[[EngineEvent], None]
+
+
+class NullSink:
+    """A sink that drops everything (simulate, benchmarks)."""
+
+    def emit(self, kind: type[Any], /, **fields: Any) -> None:
+        return None
+
+
+_QUALITY = {
+    HwQuality.GOOD: Quality.GOOD,
+    HwQuality.STALE: Quality.STALE,
+    HwQuality.BAD: Quality.BAD,
+}
+_SAFE_STATES = (SystemState.PAUSED, SystemState.STOPPED, SystemState.RESTARTING)
+
+
+class Engine:
+    """One unit. Implements the interpreter's EngineContext and the link's EngineControl."""
+
+    def __init__(
+        self,
+        uod: Uod,
+        *,
+        clock: Clock,
+        sink: MessageSink | None = None,
+        method: str = "",
+        hardware: Hardware | None = None,
+        computer_name: str | None = None,
+        uod_hash: str = "",
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        from engine.lang.interpreter import Interpreter
+
+        self.uod = uod
+        self.clock = clock
+        self.sink: MessageSink = sink if sink is not None else NullSink()
+        self.observers: list[Observer] = list(observers)
+        self._ureg: Registry = new_unit_registry()
+        for definition in uod.unit_definitions:
+            define_unit(self._ureg, definition)
+        if hardware is None:
+            if uod.hardware_factory is None:
+                raise ValueError(f"UOD {uod.name!r} declares no hardware")
+            hardware = uod.hardware_factory(clock.monotonic)
+        self.hardware: Hardware = hardware
+        self.computer_name = computer_name or socket.gethostname()
+        self.uod_hash = uod_hash
+        self.scan_interval = uod.scan_interval
+        now = clock.monotonic()
+        self._last_scan: float | None = None
+        self._next_sample: float | None = None
+        self.store = TagStore.from_specs(uod.tags, clock.wall(now))
+        self._specs = {spec.name: spec for spec in uod.tags}
+        self._register_tags = set(uod.register_tags)
+        self._outputs = [
+            s.name for s in uod.tags if s.direction == "output" and s.kind in ("entry", "choice")
+        ]
+        self._written: dict[str, ScalarValue] = {}
+        self._remembered: dict[str, ScalarValue] | None = None
+        self._tag_access = TagAccess(self._read_for_command, self._tag_list, self._set_output)
+        self.commands = CommandManager(uod.commands, self._ureg)
+        self._conversion_errors: dict[str, str] = {}
+        self._run_log_values: dict[str, dict[str, ScalarValue]] = {}
+        self._line_states: dict[str, LineState] = {}
+        self._control_key: tuple[Any, ...] | None = None
+        self._connected = True
+        self._method_hash = _hash(method)
+        self._started_once = False
+        self._run_start_wall: float | None = None
+        self._event_state = SystemState.STOPPED
+        self.error_log: list[ErrorLogEntry] = []
+        self.interpreter = Interpreter(self, new_run_id=lambda: uuid.uuid4().hex)
+        self.scans = 0
+        if method:
+            result = self.interpreter.set_method(method, user=None)
+            self._check_edit(result)
+
+    # ---- start-up and shut-down -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connects the hardware and puts every output at its safe value (pcode.md 12.5)."""
+        await self.hardware.start()
+        self.apply_safe_outputs(self.clock.monotonic(), remember=False)
+
+    async def stop(self) -> None:
+        await self.hardware.stop()
+
+    def apply_safe_outputs(self, now: float, *, remember: bool) -> None:
+        wall = self.clock.wall(now)
+        if remember:
+            self._remembered = {name: self.store[name].value for name in self._outputs}
+        for name in self._outputs:
+            safe = self._specs[name].safe_value
+            if safe is not None:
+                self.store.update(name, safe, wall)
+        self._write_outputs(force=True)
+        try:
+            self.hardware.write_safe_values()
+        except Exception as exc:  # a driver bug must not keep the rest of the outputs unsafe
+            self._error(wall, f"writing safe values failed: {_describe(exc)}", "hardware")
+
+    def _restore_outputs(self, now: float) -> None:
+        remembered, self._remembered = self._remembered, None
+        if not remembered:
+            return
+        wall = self.clock.wall(now)
+        for name, value in remembered.items():
+            if value is not None:
+                self.store.update(name, value, wall)
+        self._write_outputs()
+
+    # ---- the scan -------------------------------------------------------------------------
+
+    def scan(self, now: float) -> None:
+        """One cycle: read -> tags -> interpreter -> commands -> write -> report."""
+        wall = self.clock.wall(now)
+        dt = 0.0 if self._last_scan is None else max(0.0, now - self._last_scan)
+        self._last_scan = now
+        self.scans += 1
+        self._guard("reading hardware", wall, lambda: self._read_hardware(wall))
+        self._guard("accumulators", wall, lambda: self._update_accumulators(dt, wall))
+        self._update_calculated(wall)
+        self._guard("interpreter", wall, lambda: self.interpreter.tick(wall))
+        self._process_events(now)
+        failures = self.commands.run_scan(now)
+        for failure in failures:
+            self._command_failed(failure.handle, failure.message, now)
+        self._process_events(now)
+        self._update_system_tags(wall)
+        self._guard("writing outputs", wall, self._write_outputs)
+        self._report(now, wall)
+
+    def _guard(self, what: str, wall: float, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except Exception as exc:
+            self._fault(wall, f"{what}: {_describe(exc)}", "engine")
+
+    def _fault(self, wall: float, message: str, source: str) -> None:
+        """An error outside any run-log line: log it and pause the run with safe outputs."""
+        self._error(wall, message, source)
+        self._error_pause(wall, message)
+
+    def _error_pause(self, wall: float, message: str) -> None:
+        if self.interpreter.state in (SystemState.RUNNING, SystemState.HOLDING):
+            try:
+                self.interpreter.error_pause(wall, message)
+            except Exception as exc:
+                self._error(wall, f"error pause failed: {_describe(exc)}", "engine")
+            self._process_events(self._last_scan or self.clock.monotonic())
+
+    def _read_hardware(self, wall: float) -> None:
+        readings = self.hardware.snapshot()
+        state = self.hardware.connection_state
+        for event in self.hardware.drain_events():
+            self._hardware_event(event, wall)
+        connected = state is not ConnectionState.ERROR
+        if connected != self._connected:
+            self._connected = connected
+            self.store.update(
+                "Connection Status", "Connected" if connected else "Disconnected", wall
+            )
+        for name, reading in readings.items():
+            spec = self._specs.get(name)
+            if spec is None:
+                continue
+            quality = _QUALITY.get(reading.quality, Quality.BAD)
+            if name in self._outputs:
+                # Outputs keep what the engine wrote; the read-back only tells their quality.
+                self.store.set_quality(name, quality, wall)
+                continue
+            value: ScalarValue = reading.value
+            try:
+                if value is not None and reading.unit and spec.unit and reading.unit != spec.unit:
+                    value = float(
+                        self._ureg.Quantity(float(value), _pu(reading.unit)).to(_pu(spec.unit)).m
+                    )
+                value = spec.check_value(value)
+            except Exception as exc:
+                message = f"tag {name}: cannot convert {reading.value!r}: {_describe(exc)}"
+                self.store.set_quality(name, Quality.BAD, wall)
+                if self._conversion_errors.get(name) != message:
+                    self._conversion_errors[name] = message
+                    self._fault(wall, message, "engine")
+                continue
+            self._conversion_errors.pop(name, None)
+            self.store.update(name, value, wall, quality)
+
+    def _hardware_event(self, event: object, wall: float) -> None:
+        if isinstance(event, ConnectionChanged):
+            source = event.source or "hardware"
+            if event.new is ConnectionState.ERROR:
+                self._fault(wall, f"{source}: connection lost: {event.message}", "hardware")
+            elif event.new is ConnectionState.OK and event.old is not ConnectionState.OK:
+                self._log(
+                    wall,
+                    "info",
+                    f"{source}: connection {event.new.value}: {event.message}",
+                    "hardware",
+                )
+            elif event.new is not ConnectionState.OK:
+                self._log(
+                    wall,
+                    "warning",
+                    f"{source}: connection {event.new.value}: {event.message}",
+                    "hardware",
+                )
+        elif isinstance(event, WriteRejected):
+            self._fault(
+                wall,
+                f"write of {event.value!r} to {event.tag} refused: {event.message}",
+                "hardware",
+            )
+
+    def _update_accumulators(self, dt: float, wall: float) -> None:
+        for acc in self.uod.accumulators:
+            rate = self.store.value(acc.source)
+            current = self.store[acc.name].value
+            total = float(current) if isinstance(current, int | float) else 0.0
+            if isinstance(rate, int | float) and not isinstance(rate, bool) and dt > 0:
+                total += float(rate) * acc.factor * dt
+            self.store.update(acc.name, round(total, 9), wall)
+        column = self.uod.column_volume
+        if column is not None:
+            volume = self.store.value(column.volume_tag)
+            size: Any = column.column_volume
+            if column.column_volume_tag is not None:
+                size = self.store.value(column.column_volume_tag)
+            if isinstance(volume, int | float) and isinstance(size, int | float) and size > 0:
+                self.store.update(
+                    "Accumulated CV", round(float(volume) * column.factor / size, 9), wall
+                )
+
+    def _update_block_amounts(self, wall: float) -> None:
+        """Block Volume / Block CV: the innermost block's timeline in the totalizer's units."""
+        for acc, blk in (("Accumulated Volume", "Block Volume"), ("Accumulated CV", "Block CV")):
+            if blk not in self.store:
+                continue
+            unit = self._specs[acc].unit
+            if unit is None or unit not in self.uod.base_units:
+                continue
+            amount = float(self.interpreter.block_amount(unit))
+            self.store.update(blk, round(amount, 9), wall)
+
+    def _update_calculated(self, wall: float) -> None:
+        if not self.uod.calculated:
+            return
+        values = self.store.snapshot()
+        for calc in self.uod.calculated:
+            spec = self._specs[calc.name]
+            try:
+                value = spec.check_value(calc.function(values))
+            except Exception as exc:
+                message = f"calculated tag {calc.name}: {_describe(exc)}"
+                self.store.set_quality(calc.name, Quality.BAD, wall)
+                if self._conversion_errors.get(calc.name) != message:
+                    self._conversion_errors[calc.name] = message
+                    self._fault(wall, message, "uod")
+                continue
+            self._conversion_errors.pop(calc.name, None)
+            self.store.update(calc.name, value, wall)
+            values = {**values, calc.name: value}
+
+    def _update_system_tags(self, wall: float) -> None:
+        it = self.interpreter
+        store = self.store
+        store.update("System State", str(it.state.value), wall)
+        store.update("Method Status", str(it.method_status), wall)
+        store.update("Run Id", it.run_id or "", wall)
+        store.update("Run Time", round(float(it.run_time), 6), wall)
+        store.update("Process Time", round(float(it.process_time), 6), wall)
+        store.update("Block", it.block or "", wall)
+        store.update("Block Time", round(float(it.block_time), 6), wall)
+        store.update("Scope Time", round(float(it.scope_time), 6), wall)
+        store.update("Base", str(it.base), wall)
+        store.update("Run Counter", int(it.run_counter), wall)
+        store.update("Mark", it.mark or "", wall)
+        store.update("Batch Name", it.batch_name or "", wall)
+        store.update("Clock", round(wall, 3), wall)
+        self._update_block_amounts(wall)
+
+    def _write_outputs(self, force: bool = False) -> None:
+        changes: dict[str, HwValue] = {}
+        for name in self._outputs:
+            if name not in self._register_tags:
+                continue
+            value = self.store[name].value
+            if value is None:
+                continue
+            if force or self._written.get(name, _UNSET) != value:
+                changes[name] = value
+        if changes:
+            self._written.update(changes)
+            self.hardware.write(changes)
+
+    # ---- reporting ------------------------------------------------------------------------
+
+    def _report(self, now: float, wall: float) -> None:
+        run_id = self.interpreter.run_id or None
+        if self._next_sample is None or now >= self._next_sample - 1e-9:
+            if self._next_sample is None:
+                self.store.mark_all()
+                self._next_sample = now
+            while self._next_sample <= now + 1e-9:
+                self._next_sample += self.uod.data_log_interval
+            tags = self.store.take_sample()
+            if tags:
+                self.sink.emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=True)
+        else:
+            tags = self.store.take_live()
+            if tags:
+                self.sink.emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=False)
+        self._report_control(wall)
+
+    def resample(self) -> None:
+        """The next scan sends a full sample (after the link registers)."""
+        self._next_sample = None
+
+    def _report_control(self, wall: float) -> None:
+        it = self.interpreter
+        key = (
+            it.state,
+            it.method_status,
+            it.block or "",
+            it.run_counter,
+            it.batch_name or "",
+            self._connected,
+        )
+        if key == self._control_key:
+            return
+        self._control_key = key
+        self.sink.emit(
+            ControlState,
+            time=wall,
+            run_id=it.run_id or None,
+            state=WireSystemState(str(it.state.value)),
+            method_status=str(it.method_status),
+            block=it.block or "",
+            run_time=max(0.0, float(it.run_time)),
+            process_time=max(0.0, float(it.process_time)),
+            run_counter=int(it.run_counter),
+            batch_name=it.batch_name or "",
+            connection_status="Connected" if self._connected else "Disconnected",
+        )
+
+    def _process_events(self, now: float) -> None:
+        wall = self.clock.wall(now)
+        for event in self.interpreter.drain_events():
+            try:
+                self._on_event(event, now, wall)
+            except Exception as exc:  # reporting must never break the scan
+                self._error(wall, f"event {type(event).__name__}: {_describe(exc)}", "engine")
+
+    def _on_event(self, event: object, now: float, wall: float) -> None:
+        name = type(event).__name__
+        it = self.interpreter
+        ev: Any = event
+        if name == "StateChanged":
+            old, new = SystemState(str(ev.old)), SystemState(str(ev.new))
+            if new in _SAFE_STATES and old not in _SAFE_STATES:
+                if new is SystemState.PAUSED:
+                    self.commands.suspend_all()
+                self.apply_safe_outputs(now, remember=new is SystemState.PAUSED)
+            elif old is SystemState.PAUSED and new is SystemState.STOPPED:
+                self._remembered = None
+            elif old is SystemState.PAUSED and new is not SystemState.STOPPED:
+                self.commands.resume_all()
+                self._restore_outputs(now)
+            if new is SystemState.STOPPED:
+                self.commands.cancel_all()
+                for tag in self.store.simulated_names():
+                    self.store.simulate_off(tag, wall)
+            self.store.update("System State", new.value, wall)
+            self._event_state = new
+            self._notify(wall, "state", new.value, new.value)
+        elif name == "RunLogChanged":
+            self._on_run_log(ev.line, wall)
+        elif name == "MarkSet":
+            self.store.update("Mark", ev.text, wall)
+            self._notify(wall, "mark", ev.text, self._event_state.value)
+        elif name == "LogMessage":
+            self._log(wall, ev.level, ev.text, "method")
+        elif name == "Notification":
+            self._log(wall, "info", f"Notify: {ev.text}", "notify")
+        elif name == "RunStarted":
+            self._started_once = True
+            self._run_start_wall = wall
+            self._run_log_values.clear()
+            self._line_states.clear()
+            self.sink.emit(
+                RunStarted,
+                time=wall,
+                run_id=ev.run_id,
+                started=wall,
+                method_version=int(it.method.version),
+                user=getattr(ev, "user", None),
+                run_counter=int(it.run_counter),
+            )
+        elif name == "RunStopped":
+            self.sink.emit(
+                RunStopped,
+                time=wall,
+                run_id=ev.run_id,
+                stopped=wall,
+                reason=ev.reason,
+                user=getattr(ev, "user", None),
+            )
+        elif name == "MethodChanged":
+            method = it.method
+            self._method_hash = _hash("\n".join(line.text for line in method.lines))
+            self.sink.emit(
+                Method,
+                time=wall,
+                run_id=it.run_id or None,
+                version=int(method.version),
+                lines=[{"id": line.id, "text": line.text} for line in method.lines],
+                user=getattr(ev, "user", None),
+            )
+        elif name == "MethodStateChanged":
+            state = it.method_state
+            self.sink.emit(
+                MethodState,
+                time=wall,
+                run_id=it.run_id or None,
+                version=int(it.method.version),
+                started=list(getattr(state, "started", [])),
+                completed=list(getattr(state, "completed", [])),
+                failed=list(getattr(state, "failed", [])),
+            )
+
+    def _on_run_log(self, line: Any, wall: float) -> None:
+        values = self._process_values()
+        if line.id not in self._run_log_values:
+            self._run_log_values[line.id] = values
+        start_values = self._run_log_values[line.id]
+        end_values = values if line.end is not None else {}
+        state = LineState(str(line.state))
+        wire = RunLogLine(
+            id=line.id,
+            line_id=line.line_id,
+            text=line.text,
+            start=line.start,
+            end=line.end,
+            progress=None if line.progress is None else min(1.0, max(0.0, line.progress)),
+            state=WireLineState(state.value),
+            user=line.user,
+            start_values=start_values,
+            end_values=end_values,
+            cancellable=bool(line.cancellable),
+            forcible=bool(line.forcible),
+            error=line.message,
+        )
+        self.sink.emit(RunLog, time=wall, run_id=self.interpreter.run_id or None, lines=[wire])
+        previous = self._line_states.get(line.id)
+        if previous is not state:
+            self._line_states[line.id] = state
+            self._notify(wall, "command", line.text, self._event_state.value, detail=state.value)
+        if line.end is not None:
+            self._run_log_values.pop(line.id, None)
+
+    def _process_values(self) -> dict[str, ScalarValue]:
+        return {pv.tag: self._value(pv.tag) for pv in self.uod.process_values}
+
+    def _log(
+        self,
+        wall: float,
+        level: Literal["info", "warning", "error"],
+        message: str,
+        source: str,
+        *,
+        notify: bool = True,
+    ) -> None:
+        entry = ErrorLogEntry(time=wall, level=level, message=message, source=source)
+        self.error_log.append(entry)
+        if len(self.error_log) > 1000:
+            del self.error_log[:500]
+        self.sink.emit(ErrorLog, time=wall, run_id=self.interpreter.run_id or None, entries=[entry])
+        if notify and level == "error":
+            self._notify(wall, "error", message, self._event_state.value)
+
+    def _error(self, wall: float, message: str, source: str, *, notify: bool = True) -> None:
+        self._log(wall, "error", message, source, notify=notify)
+
+    def _notify(
+        self, wall: float, kind: EventKind, text: str, state: str, detail: str | None = None
+    ) -> None:
+        if not self.observers:
+            return
+        # Events are drained after the interpreter's tick, so its run time and state may already
+        # be those of after a Stop; the run's own start and the replayed state changes are not.
+        run_time = wall - self._run_start_wall if self._run_start_wall is not None else 0.0
+        event = EngineEvent(round(max(0.0, run_time), 3), kind, text, state, detail)
+        for observer in self.observers:
+            observer(event)
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def _command_failed(self, handle: RunningCommand, message: str, now: float) -> None:
+        wall = self.clock.wall(now)
+        # The interpreter marks the line failed when it next polls the handle; the pause with
+        # safe outputs must not wait for that.
+        if self.interpreter.state in (SystemState.RUNNING, SystemState.HOLDING):
+            self._error_pause(wall, message)
+        else:
+            # A manual command failed while no run is active: the outputs still go safe.
+            self.apply_safe_outputs(now, remember=False)
+
+    def _read_for_command(self, name: str) -> ScalarValue:
+        if name not in self.store and name not in INTERPRETER_TAGS:
+            raise KeyError(f"unknown tag {name!r}")
+        return self._value(name)
+
+    def _tag_list(self) -> list[str]:
+        return list(self.store.tags)
+
+    def _set_output(self, name: str, value: ScalarValue) -> None:
+        spec = self._specs.get(name)
+        if spec is None:
+            raise KeyError(f"unknown tag {name!r}")
+        if spec.kind not in ("entry", "choice"):
+            raise ValueError(f"tag {name!r} is a {spec.kind} tag and cannot be set")
+        checked = spec.check_value(value)
+        self.store.update(name, checked, self.clock.wall(self._last_scan or 0.0))
+
+    def _value(self, name: str) -> ScalarValue:
+        if name in self.store:
+            return self.store.value(name)
+        return None
+
+    # ---- EngineContext (for the interpreter) ----------------------------------------------
+
+    @property
+    def ureg(self) -> Registry:
+        return self._ureg
+
+    def tag_names(self) -> Sequence[str]:
+        return list(self.store.tags)
+
+    def tag_unit(self, name: str) -> str | None:
+        spec = self._specs.get(name)
+        return spec.unit if spec else None
+
+    def tag_choices(self, name: str) -> Sequence[str] | None:
+        spec = self._specs.get(name)
+        return list(spec.choices) if spec and spec.choices else None
+
+    def tag_value(self, name: str) -> ScalarValue:
+        return self._value(name)
+
+    def command_names(self) -> Sequence[str]:
+        return self.commands.names()
+
+    def validate_command(self, name: str, argument: str | None) -> str | None:
+        return self.commands.validate(name, argument)
+
+    def start_command(self, name: str, argument: str | None, run_log_id: str) -> CommandHandle:
+        now = self._last_scan if self._last_scan is not None else self.clock.monotonic()
+        return self.commands.start(name, argument, run_log_id, now, self._tag_access)
+
+    def cancel_command(self, handle: CommandHandle) -> None:
+        self.commands.cancel(handle)
+
+    def simulate(self, tag: str, value: ScalarValue, unit: str | None) -> None:
+        spec = self._specs.get(tag)
+        if spec is None:
+            raise ValueError(f"unknown tag {tag!r}")
+        if unit and spec.unit and unit != spec.unit and isinstance(value, int | float):
+            value = float(self._ureg.Quantity(float(value), _pu(unit)).to(_pu(spec.unit)).m)
+        value = spec.check_value(value)
+        self.store.simulate(tag, value, self.clock.wall(self._last_scan or 0.0))
+
+    def simulate_off(self, tag: str) -> None:
+        if tag in self.store:
+            self.store.simulate_off(tag, self.clock.wall(self._last_scan or 0.0))
+
+    def base_units(self) -> Mapping[str, str]:
+        return self.uod.base_units
+
+    # ---- EngineControl (for the link and the CLI) -----------------------------------------
+
+    def _now(self) -> tuple[float, float]:
+        now = self.clock.monotonic()
+        return now, self.clock.wall(now)
+
+    def registration(self) -> Registration:
+        return Registration(
+            engine_id=f"{self.computer_name}/{self.uod.name}",
+            computer_name=self.computer_name,
+            uod_name=self.uod.name,
+            uod=self.uod.describe(),
+            uod_hash=self.uod_hash,
+            method_hash=self._method_hash,
+        )
+
+    def control(self, action: ControlAction | str, user: str | None) -> None:
+        from engine.lang.interpreter import RunControlError
+
+        now, wall = self._now()
+        try:
+            action = ControlAction(action)
+        except ValueError:
+            raise EngineCommandError(f"unknown control action {action!r}") from None
+        method = {
+            ControlAction.START: self.interpreter.start,
+            ControlAction.STOP: self.interpreter.stop,
+            ControlAction.PAUSE: self.interpreter.pause,
+            ControlAction.UNPAUSE: self.interpreter.unpause,
+            ControlAction.HOLD: self.interpreter.hold,
+            ControlAction.UNHOLD: self.interpreter.unhold,
+            ControlAction.RESTART: self.interpreter.restart,
+        }[action]
+        try:
+            method(wall, user)
+        except RunControlError as exc:
+            raise EngineCommandError(str(exc)) from None
+        finally:
+            self._process_events(now)
+            self._update_system_tags(wall)
+            self._report_control(wall)
+
+    def inject(self, pcode: str, user: str | None) -> None:
+        now, wall = self._now()
+        try:
+            self.interpreter.inject(pcode, wall, user)
+        except Exception as exc:
+            raise EngineCommandError(_plain(exc)) from None
+        finally:
+            self._process_events(now)
+
+    def set_method(
+        self,
+        text: str,
+        expected_version: int,
+        line_ids: list[str | None] | None,
+        user: str | None,
+    ) -> int:
+        now, _ = self._now()
+        current = int(self.interpreter.method.version)
+        if expected_version != current:
+            raise EngineCommandError(f"method version is {current}, not {expected_version}")
+        try:
+            result = self.interpreter.set_method(text, user=user, line_ids=line_ids)
+        except Exception as exc:
+            raise EngineCommandError(_plain(exc)) from None
+        finally:
+            self._process_events(now)
+        self._check_edit(result)
+        return int(self.interpreter.method.version)
+
+    def analyze_method(self, text: str) -> list[Finding]:
+        """Analyzer findings for a method text without applying it (SetMethod.dry_run)."""
+        from engine.lang.analyzer import analyze
+
+        return [
+            Finding(
+                severity=f.severity,
+                code=f.code,
+                message=f.message,
+                line=max(1, f.line),
+                col_start=max(1, f.col_start),
+                col_end=max(1, f.col_end),
+                suggestion=f.suggestion,
+            )
+            for f in analyze(text, self)
+        ]
+
+    def cancel_line(self, run_log_id: str, user: str | None) -> None:
+        now, wall = self._now()
+        try:
+            self.interpreter.cancel(run_log_id, wall, user)
+        except Exception as exc:
+            raise EngineCommandError(_plain(exc)) from None
+        finally:
+            self._process_events(now)
+
+    def force_line(self, run_log_id: str, user: str | None) -> None:
+        now, wall = self._now()
+        try:
+            self.interpreter.force(run_log_id, wall, user)
+        except Exception as exc:
+            raise EngineCommandError(_plain(exc)) from None
+        finally:
+            self._process_events(now)
+
+    def _check_edit(self, result: Any) -> None:
+        """Raises EngineCommandError when the interpreter refused an edit."""
+        if result is None:
+            return
+        ok = getattr(result, "ok", True)
+        if not ok:
+            message = getattr(result, "message", None) or getattr(result, "error", None)
+            if not message:
+                problems = getattr(result, "errors", None) or getattr(result, "findings", None)
+                message = "; ".join(str(p) for p in (problems or [])) or "method refused"
+            raise EngineCommandError(str(message))
+
+    @property
+    def state(self) -> SystemState:
+        return SystemState(str(self.interpreter.state.value))
+
+    @property
+    def started_once(self) -> bool:
+        return self._started_once
+
+    def output_values(self) -> dict[str, ScalarValue]:
+        return {name: self.store[name].value for name in self._outputs}
+
+
+class _Unset:
+    pass
+
+
+_UNSET: Any = _Unset()
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _pu(unit: str) -> str:
+    return "percent" if unit == "%" else unit
+
+
+def _plain(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    for frame in reversed(frames):
+        if "/engine/" not in frame.filename or "uod_examples" in frame.filename:
+            where = f" ({frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})"
+            break
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}{where}" if text else f"{type(exc).__name__}{where}"

@@ -1,0 +1,181 @@
+"""The loops around `Engine.scan`: real time on a fixed grid, and simulated time as fast as allowed.
+
+Both loops call `scan` at grid points start + k * interval. A late scan does not push later ones
+back; when the loop falls more than a whole interval behind (a stalled machine), it skips the
+missed grid points instead of bursting through them, so the unit is never scanned in a frenzy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from engine.clock import FakeClock, RealClock
+from engine.engine import Engine, EngineEvent
+from engine.lang.api import SystemState
+from protocol.messages import ControlState, ErrorLog, RunLog, RunStarted, RunStopped
+
+
+@dataclass
+class LatencyRecorder:
+    """Lateness of each scan behind its grid point, in seconds (for the benchmark)."""
+
+    samples: list[float] = field(default_factory=list)
+    skipped: int = 0
+
+    def add(self, lateness: float) -> None:
+        self.samples.append(lateness)
+
+
+async def run_realtime(
+    engine: Engine,
+    clock: RealClock,
+    stop: asyncio.Event,
+    *,
+    recorder: LatencyRecorder | None = None,
+    on_scan_error: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Scans on the grid until `stop` is set; sleeps between scans, never busy-waits."""
+    interval = engine.scan_interval
+    start = clock.monotonic()
+    k = 0
+    while not stop.is_set():
+        target = start + k * interval
+        delay = target - clock.monotonic()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            if stop.is_set():
+                break
+        now = clock.monotonic()
+        if recorder is not None:
+            recorder.add(now - target)
+        try:
+            engine.scan(target)
+        except Exception as exc:  # the scan guards itself; this is the last line of defence
+            if on_scan_error is not None:
+                on_scan_error(exc)
+        k += 1
+        behind = math.floor((clock.monotonic() - start) / interval)
+        if behind > k:
+            if recorder is not None:
+                recorder.skipped += behind - k
+            k = behind
+        if k % 10 == 0:
+            await asyncio.sleep(0)  # let other tasks run even when every scan is late
+
+
+async def run_simulated(
+    engine: Engine,
+    clock: FakeClock,
+    *,
+    speed: float | None,
+    duration: float | None,
+    until_stopped: bool = True,
+) -> float:
+    """Scans on simulated time; `speed` None is as fast as possible. Returns simulated seconds.
+
+    Ends when the run reaches Stopped after having started, or when `duration` has passed."""
+    interval = engine.scan_interval
+    start = clock.monotonic()
+    loop = asyncio.get_running_loop()
+    real_start = loop.time()
+    k = 0
+    while True:
+        now = start + k * interval
+        if duration is not None and now - start > duration + 1e-9:
+            break
+        clock.set(now)
+        engine.scan(now)
+        if until_stopped and engine.started_once and engine.state is SystemState.STOPPED:
+            break
+        k += 1
+        if speed is not None:
+            delay = real_start + (k * interval) / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        elif k % 200 == 0:
+            await asyncio.sleep(0)
+    return clock.monotonic() - start
+
+
+class JsonEvents:
+    """`simulate --json`: one object per line for every run-log event, mark and state change."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+
+    def __call__(self, event: EngineEvent) -> None:
+        record: dict[str, Any] = {
+            "run_time": event.run_time,
+            "kind": event.kind,
+            "text": event.text,
+            "state": event.state,
+        }
+        if event.detail is not None:
+            record["line_state"] = event.detail
+        self._out.write(json.dumps(record) + "\n")
+        self._out.flush()
+
+
+class HumanEvents:
+    """`simulate` without --json: the same events as readable lines."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+
+    def __call__(self, event: EngineEvent) -> None:
+        detail = f" ({event.detail})" if event.detail else ""
+        self._out.write(f"{event.run_time:9.1f} s  {event.kind:<7} {event.text}{detail}\n")
+        self._out.flush()
+
+
+class ConsoleSink:
+    """The standalone `run` sink: one human line per run-log event, state change and log entry."""
+
+    def __init__(self, out: TextIO = sys.stdout, clock_label: Callable[[float], str] | None = None):
+        self._out = out
+        self._states: dict[str, str] = {}
+        self._state: str | None = None
+        self._label = clock_label or _clock_label
+
+    def emit(self, kind: type[Any], /, **fields: Any) -> None:
+        time = float(fields.get("time", 0.0))
+        if kind is RunLog:
+            for line in fields["lines"]:
+                state = str(line.state.value if hasattr(line.state, "value") else line.state)
+                if self._states.get(line.id) == state:
+                    continue
+                self._states[line.id] = state
+                who = f" [{line.user}]" if line.user else ""
+                error = f": {line.error}" if line.error else ""
+                self._print(time, f"{line.text}{who}  ({state}{error})")
+        elif kind is ControlState:
+            state = str(fields["state"].value)
+            if state != self._state:
+                self._state = state
+                self._print(time, f"System State: {state}")
+        elif kind is ErrorLog:
+            for entry in fields["entries"]:
+                self._print(time, f"{entry.level.upper()}: {entry.message}")
+        elif kind is RunStarted:
+            self._states.clear()
+            self._print(time, f"run {fields['run_id']} started")
+        elif kind is RunStopped:
+            self._print(time, f"run {fields['run_id']} stopped ({fields['reason']})")
+
+    def _print(self, time: float, text: str) -> None:
+        self._out.write(f"{self._label(time)}  {text}\n")
+        self._out.flush()
+
+
+def _clock_label(wall: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(wall, datetime.UTC).strftime("%H:%M:%S.%f")[:-3]

@@ -1,0 +1,197 @@
+"""Tag values as the scan sees them: value, quality, simulated flag and change tracking.
+
+Two change sets are kept because the engine reports at two rates: every scan the tags changed in
+that scan go out as a live update, and every data-log interval the tags changed since the previous
+sample go out as a stored sample. Tracking both here keeps the scan code free of bookkeeping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from protocol.models import Quality, ScalarValue, TagDescription, TagValue
+
+TagKind = Literal["reading", "choice", "entry", "calculated", "accumulator", "system"]
+Direction = Literal["input", "output", "none"]
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """The declaration of a tag, from the UOD or the engine's system tags."""
+
+    name: str
+    kind: TagKind
+    unit: str | None = None
+    direction: Direction = "none"
+    choices: tuple[str, ...] = ()
+    safe_value: ScalarValue = None
+    initial: ScalarValue = None
+    minimum: float | None = None
+    maximum: float | None = None
+    description: str = ""
+    line: int | None = None  # line of the UOD file that declared it, for error messages
+
+    def describe(self) -> TagDescription:
+        return TagDescription(
+            name=self.name,
+            unit=self.unit,
+            kind=self.kind,
+            direction=self.direction,
+            choices=list(self.choices),
+            safe_value=self.safe_value,
+            description=self.description,
+        )
+
+    def check_value(self, value: ScalarValue) -> ScalarValue:
+        """The value this tag stores for `value`; raises ValueError when it cannot hold it."""
+        if value is None:
+            return None
+        if self.choices:
+            text = str(value)
+            if text not in self.choices:
+                raise ValueError(
+                    f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}"
+                )
+            return text
+        if self.kind == "entry" or (self.unit is not None and self.kind != "system"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                try:
+                    value = float(str(value))
+                except ValueError:
+                    raise ValueError(f"{self.name} needs a number, not {value!r}") from None
+            number = float(value)
+            if math.isnan(number):
+                raise ValueError(f"{self.name} got NaN")
+            if self.minimum is not None and number < self.minimum:
+                raise ValueError(f"{self.name} must be >= {self.minimum:g}, not {number:g}")
+            if self.maximum is not None and number > self.maximum:
+                raise ValueError(f"{self.name} must be <= {self.maximum:g}, not {number:g}")
+            return number
+        return value
+
+
+@dataclass
+class Tag:
+    spec: TagSpec
+    value: ScalarValue = None
+    quality: Quality = Quality.GOOD
+    tick: float = 0.0
+    simulated: bool = False
+    simulated_value: ScalarValue = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def effective(self) -> ScalarValue:
+        return self.simulated_value if self.simulated else self.value
+
+    def to_wire(self) -> TagValue:
+        return TagValue(
+            name=self.spec.name,
+            value=self.effective,
+            unit=self.spec.unit,
+            tick=self.tick,
+            quality=self.quality,
+            simulated=self.simulated,
+        )
+
+
+@dataclass
+class TagStore:
+    """All tags of one engine, in declaration order."""
+
+    tags: dict[str, Tag] = field(default_factory=dict)
+    _live: dict[str, None] = field(default_factory=dict)  # ordered set
+    _sample: dict[str, None] = field(default_factory=dict)
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[TagSpec], now: float) -> TagStore:
+        store = cls()
+        for spec in specs:
+            store.tags[spec.name] = Tag(spec, spec.initial, Quality.GOOD, now)
+        return store
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tags
+
+    def __getitem__(self, name: str) -> Tag:
+        return self.tags[name]
+
+    def __iter__(self) -> Iterator[Tag]:
+        return iter(self.tags.values())
+
+    def value(self, name: str) -> ScalarValue:
+        return self.tags[name].effective
+
+    def update(
+        self,
+        name: str,
+        value: ScalarValue,
+        tick: float,
+        quality: Quality = Quality.GOOD,
+    ) -> bool:
+        """Stores a new value; True (and marked changed) when value or quality differ."""
+        tag = self.tags[name]
+        tag.tick = tick
+        quality_changed = tag.quality is not quality
+        if tag.value == value and not quality_changed and type(tag.value) is type(value):
+            return False
+        tag.value = value
+        tag.quality = quality
+        if not tag.simulated or quality_changed:
+            self._mark(name)
+        return True
+
+    def set_quality(self, name: str, quality: Quality, tick: float) -> None:
+        tag = self.tags[name]
+        if tag.quality is not quality:
+            tag.quality = quality
+            tag.tick = tick
+            self._mark(name)
+
+    def simulate(self, name: str, value: ScalarValue, tick: float) -> None:
+        tag = self.tags[name]
+        tag.simulated = True
+        tag.simulated_value = value
+        tag.tick = tick
+        self._mark(name)
+
+    def simulate_off(self, name: str, tick: float) -> bool:
+        tag = self.tags[name]
+        if not tag.simulated:
+            return False
+        tag.simulated = False
+        tag.simulated_value = None
+        tag.tick = tick
+        self._mark(name)
+        return True
+
+    def simulated_names(self) -> list[str]:
+        return [t.name for t in self.tags.values() if t.simulated]
+
+    def _mark(self, name: str) -> None:
+        self._live[name] = None
+        self._sample[name] = None
+
+    def mark_all(self) -> None:
+        for name in self.tags:
+            self._sample[name] = None
+
+    def take_live(self) -> list[TagValue]:
+        out = [self.tags[n].to_wire() for n in self._live]
+        self._live.clear()
+        return out
+
+    def take_sample(self) -> list[TagValue]:
+        out = [self.tags[n].to_wire() for n in self._sample]
+        self._sample.clear()
+        self._live.clear()
+        return out
+
+    def snapshot(self) -> Mapping[str, ScalarValue]:
+        return {name: tag.effective for name, tag in self.tags.items()}

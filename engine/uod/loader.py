@@ -1,0 +1,88 @@
+"""Loading a UOD file: run it, call `create()`, and turn every failure into one clear line."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+
+from engine.uod.builder import UodBuilder
+from engine.uod.definition import Uod
+from engine.uod.errors import UodError
+
+
+def load_uod(path: str | Path) -> Uod:
+    """The validated definition in `path`; raises UodError (file:line: problem) otherwise."""
+    file = Path(path)
+    shown = str(path)
+    if not file.exists():
+        raise UodError("UOD file not found", filename=shown)
+    if not file.is_file():
+        raise UodError("not a file", filename=shown)
+    try:
+        source = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UodError(f"cannot read: {exc}", filename=shown) from None
+    try:
+        code = compile(source, str(file), "exec")
+    except SyntaxError as exc:
+        raise UodError(f"syntax error: {exc.msg}", filename=shown, line=exc.lineno) from None
+    module_name = f"setpoint_uod_{hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:12]}"
+    spec = importlib.util.spec_from_loader(module_name, loader=None, origin=str(file))
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__file__ = str(file)
+    sys.modules[module_name] = module  # dataclasses and typing resolve names through it
+    try:
+        exec(code, module.__dict__)
+    except UodError as exc:
+        raise exc.located(shown) from None
+    except Exception as exc:
+        raise UodError(_describe(exc), filename=shown, line=_line_in(exc, file)) from None
+    create = module.__dict__.get("create")
+    if not callable(create):
+        raise UodError("has no create() function", filename=shown)
+    try:
+        result = create()
+    except UodError as exc:
+        raise exc.located(shown) from None
+    except Exception as exc:
+        raise UodError(
+            f"create() failed: {_describe(exc)}", filename=shown, line=_line_in(exc, file)
+        ) from None
+    if isinstance(result, UodBuilder):
+        try:
+            result = result.build(filename=shown)
+        except UodError as exc:
+            raise exc.located(shown) from None
+    if not isinstance(result, Uod):
+        raise UodError(
+            f"create() must return a UOD built with UodBuilder, not {type(result).__name__}",
+            filename=shown,
+        )
+    if result.filename != shown:
+        from dataclasses import replace
+
+        result = replace(result, filename=shown)
+    return result
+
+
+def uod_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _line_in(exc: BaseException, file: Path) -> int | None:
+    """Innermost line of the traceback that lies in the UOD file itself."""
+    line = None
+    target = str(file)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == target:
+            line = frame.lineno
+    return line
