@@ -23,6 +23,7 @@ from aggregator.ingest_session import (
     CompareStored,
     IngestSession,
     IntegrityError,
+    Overflow,
     RecordGap,
     RequestResend,
     Store,
@@ -102,7 +103,6 @@ class EngineConnection:
         self.live: LiveEngine | None = None
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._last_heard = time.monotonic()
-        self._last_ack_queued = -1
         self._outstanding = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -220,8 +220,9 @@ class EngineConnection:
             )
             return False
         settings = self.ctx.settings
-        self.session = IngestSession(last_seq, resend_timeout=settings.resend_timeout)
-        self._last_ack_queued = last_seq
+        self.session = IngestSession(
+            last_seq, now=time.monotonic(), resend_timeout=settings.resend_timeout
+        )
         self.send(
             Registered(
                 engine_id=self.engine_id,
@@ -295,13 +296,24 @@ class EngineConnection:
             self._protocol_error(exc)
             return
         if isinstance(message, STORED_MESSAGE_TYPES):
+            if message.seq > self.session.accepted:
+                self._update_live(message)  # live values now, even if held for storage order
             self._handle(self.session.on_message(message, time.monotonic()))
         elif isinstance(message, Heartbeat):
             self._handle(self.session.on_heartbeat(message.seq, time.monotonic()))
         elif isinstance(message, CommandResult):
             pass  # answers to Ping; command results are correlated by the API later
         elif isinstance(message, ProtocolErrorMessage):
-            log.warning("engine %s reports a protocol error: %s", self.engine_id, message.message)
+            log.warning(
+                "engine %s reports a protocol error (rule %s): %s",
+                self.engine_id,
+                message.rule,
+                message.message,
+            )
+            if message.rule == 7 and message.seq is not None:
+                self._handle(
+                    self.session.on_engine_gone(message.seq, message.message, time.monotonic())
+                )
         elif isinstance(message, RegisterEngine):
             self._protocol_error(
                 ProtocolError("RegisterEngine is only allowed as the first frame", rule=1)
@@ -327,8 +339,15 @@ class EngineConnection:
                 )
                 self.send(ResendRequest(from_seq=action.from_seq))
                 continue
-            if isinstance(action, Store):
-                self._update_live(action.message)
+            if isinstance(action, Overflow):
+                log.warning(
+                    "engine %s: %d frames held beyond a missing seq; closing the link so the "
+                    "engine resends in order",
+                    self.engine_id,
+                    action.held,
+                )
+                self.close("too many frames beyond a missing seq")
+                continue
             if isinstance(action, Store | CompareStored | IntegrityError | RecordGap):
                 ops.append(BatchOp(self.engine_id, self.session_id, action))
         if ops and not self._closing:
@@ -347,10 +366,9 @@ class EngineConnection:
         self._item_done(items)
         if self.session is None or self._closing:
             return
+        # Always answer: a batch of resent duplicates must be acknowledged too (rule 6).
         ack = self.session.on_committed(seq)
-        if ack > self._last_ack_queued:
-            self._last_ack_queued = ack
-            self.send(Ack(seq=ack))
+        self.send(Ack(seq=ack))
 
     def on_store_failed(self, error: BaseException, items: int) -> None:
         self._item_done(items)

@@ -1,26 +1,31 @@
 """Per-connection bookkeeping of the engine stream: dedup, gaps and acks (rules 5, 6, 7).
 
 Sans-I/O: fed with decoded messages and the current time, it returns what the I/O shell must do
-(store, compare with the stored copy, ask for a resend, record a gap, ack). Keeping these
-decisions out of the socket code lets every corner of rules 5-7 be tested without a network.
+(store, compare with the stored copy, ask for a resend, record a gap). Keeping these decisions
+out of the socket code lets every corner of rules 5-7 be tested without a network.
 
-Gap handling has to cope with messages already in flight when we ask for a resend: after a
-`ResendRequest` the engine rewinds its send cursor, so the stream goes *backwards*; until then we
-buffer what arrives beyond the gap. A backwards step tells us where the engine's resend starts:
-at the missing seq (the gap is filled) or later (the engine no longer has it: the gap is recorded).
-An engine that never rewinds is caught by a timeout or by the buffer limit.
+Messages are stored strictly in seq order. Arrival order is not seq order: after a reconnect the
+engine interleaves its live stream with the replay of its backlog (rule 8), so a frame beyond
+the next expected seq is normal and is held here (not stored, not acked) until the seqs before it
+arrive. It still reaches the live view at once through the I/O shell.
+
+A hole becomes a recorded gap (rule 7) only on evidence that the engine cannot fill it:
+- the engine says so (a ProtocolError with rule 7 naming the seqs no longer in its outbox);
+- the engine resends a message we already hold beyond the hole (its resend starts later);
+- nothing fills the hole for `resend_timeout` seconds after we asked for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 
 from protocol import StoredMessage, content_digest
 
 
 @dataclass(frozen=True)
 class Store:
-    """A new message: store it and its digest."""
+    """A new message, next in seq order: store it and its digest."""
 
     message: StoredMessage
     digest: str
@@ -28,7 +33,7 @@ class Store:
 
 @dataclass(frozen=True)
 class CompareStored:
-    """A resent message whose seq is already committed: compare with the stored copy (rule 6)."""
+    """A resent message whose seq was already handed to storage: compare with the stored copy."""
 
     message: StoredMessage
     digest: str
@@ -53,19 +58,19 @@ class RecordGap:
 
     first: int
     last: int
+    reason: str
 
 
-Action = Store | CompareStored | IntegrityError | RequestResend | RecordGap
+@dataclass(frozen=True)
+class Overflow:
+    """Too many frames held beyond a hole: drop the link; the engine resends in order."""
+
+    held: int
 
 
-@dataclass
-class _Resend:
-    from_seq: int
-    requested_at: float
-    tail: bool
-    max_seen: int
-    rewound: bool = False
-    buffer: list[tuple[StoredMessage, str]] = field(default_factory=list)
+Action = Store | CompareStored | IntegrityError | RequestResend | RecordGap | Overflow
+
+_GONE_RANGE = re.compile(r"(\d+)\s*\.\.\s*(\d+)")
 
 
 class IngestSession:
@@ -75,127 +80,94 @@ class IngestSession:
         self,
         stored_seq: int,
         *,
-        resend_timeout: float = 5.0,
-        max_buffer: int = 2000,
+        now: float = 0.0,
+        resend_timeout: float = 10.0,
+        max_held: int = 5000,
     ) -> None:
         self.committed = stored_seq
         """Highest seq whose transaction has committed: what an Ack may say (rule 5)."""
         self.accepted = stored_seq
         """Highest seq handed to storage (or given up as a gap); the next expected is one above."""
         self._pending: dict[int, str] = {}
-        self._resend: _Resend | None = None
+        self._held: dict[int, tuple[StoredMessage, str]] = {}
+        self._gone: list[tuple[int, int]] = []
+        self._requested_for: int | None = None
+        self._progress_at = now
         self._tail_suspect: int | None = None
         self._resend_timeout = resend_timeout
-        self._max_buffer = max_buffer
+        self._max_held = max_held
 
     @property
     def expected(self) -> int:
         return self.accepted + 1
 
     @property
-    def resend_pending(self) -> bool:
-        return self._resend is not None
+    def held(self) -> int:
+        return len(self._held)
+
+    # --- events ----------------------------------------------------------------------------------
 
     def on_message(self, message: StoredMessage, now: float) -> list[Action]:
         digest = content_digest(message)
-        actions: list[Action] = []
-        self._feed(message, digest, now, actions)
-        return actions
-
-    def _feed(self, message: StoredMessage, digest: str, now: float, out: list[Action]) -> None:
         seq = message.seq
-        resend = self._resend
+        out: list[Action] = []
         if seq <= self.accepted:
             self._duplicate(message, digest, out)
-            if resend is not None:
-                resend.rewound = True  # the stream went backwards: this is the engine's resend
-            return
-        if resend is None:
-            if seq == self.expected:
-                self._accept(message, digest, out)
-            else:
-                self._resend = _Resend(
-                    from_seq=self.expected, requested_at=now, tail=False, max_seen=seq
-                )
-                self._resend.buffer.append((message, digest))
+            return out
+        held = self._held.get(seq)
+        if held is not None:
+            if held[1] != digest:
+                out.append(self._integrity(message))
+            # The engine is resending from beyond the hole: it no longer has what is missing.
+            self._give_up("the engine resent from a later seq", now, out)
+            return out
+        if seq > self.expected:
+            if not self._held:
+                self._progress_at = now
+            self._held[seq] = (message, digest)
+            if self._requested_for != self.expected:
+                self._requested_for = self.expected
                 out.append(RequestResend(self.expected))
-            return
-        if seq == self.expected:
-            self._resend = None
-            self._accept(message, digest, out)
-            self._replay_buffer(resend.buffer, now, out)
-            return
-        if resend.tail or resend.rewound or seq <= resend.max_seen:
-            # The engine's resend starts after the gap: it no longer has the missing messages.
-            self._resend = None
-            out.append(RecordGap(self.expected, seq - 1))
-            self.accepted = seq - 1
-            self._accept(message, digest, out)
-            self._replay_buffer(resend.buffer, now, out)
-            return
-        resend.max_seen = seq
-        resend.buffer.append((message, digest))
-        if len(resend.buffer) > self._max_buffer:
-            self._give_up(now, out)
+            if len(self._held) > self._max_held:
+                out.append(Overflow(len(self._held)))
+            return out
+        self._accept(message, digest, now, out)
+        self._advance(now, out)
+        return out
 
-    def _replay_buffer(
-        self, buffer: list[tuple[StoredMessage, str]], now: float, out: list[Action]
-    ) -> None:
-        for message, digest in buffer:
-            if message.seq > self.accepted:
-                self._feed(message, digest, now, out)
-
-    def _give_up(self, now: float, out: list[Action]) -> None:
-        resend = self._resend
-        assert resend is not None
-        self._resend = None
-        if not resend.buffer:
-            return
-        first = resend.buffer[0][0].seq
-        out.append(RecordGap(self.expected, first - 1))
-        self.accepted = first - 1
-        self._replay_buffer(resend.buffer, now, out)
-
-    def _accept(self, message: StoredMessage, digest: str, out: list[Action]) -> None:
-        self.accepted = message.seq
-        self._pending[message.seq] = digest
-        self._tail_suspect = None
-        out.append(Store(message, digest))
-
-    def _duplicate(self, message: StoredMessage, digest: str, out: list[Action]) -> None:
-        first = self._pending.get(message.seq)
-        if first is None:
-            out.append(CompareStored(message, digest))
-        elif first != digest:
-            out.append(
-                IntegrityError(
-                    message.seq,
-                    f"resent {message.type} seq {message.seq} differs from the copy received "
-                    "first; the first copy is kept",
-                )
-            )
+    def on_engine_gone(self, first: int, text: str, now: float) -> list[Action]:
+        """The engine reports (ProtocolError, rule 7) that seqs from `first` left its outbox."""
+        match = _GONE_RANGE.search(text)
+        last = int(match.group(2)) if match and int(match.group(1)) == first else None
+        out: list[Action] = []
+        if last is None:
+            # No range given: everything before the next message we hold is gone.
+            self._give_up("the engine no longer has them", now, out)
+            return out
+        if last >= self.expected:
+            self._gone.append((first, last))
+            self._advance(now, out)
+        return out
 
     def on_heartbeat(self, engine_seq: int, now: float) -> list[Action]:
         """A heartbeat above what we have is a tail gap only if two in a row see no progress:
         the messages may simply still be on their way (rule 7)."""
-        if engine_seq <= self.accepted or self._resend is not None:
+        if engine_seq <= self.accepted or self._held:
             self._tail_suspect = None
             return []
         if self._tail_suspect == self.accepted:
             self._tail_suspect = None
-            self._resend = _Resend(
-                from_seq=self.expected, requested_at=now, tail=True, max_seen=self.accepted
-            )
+            self._requested_for = self.expected
+            self._progress_at = now
             return [RequestResend(self.expected)]
         self._tail_suspect = self.accepted
         return []
 
     def on_tick(self, now: float) -> list[Action]:
-        resend = self._resend
-        if resend is None or now - resend.requested_at < self._resend_timeout:
+        if not self._held or now - self._progress_at < self._resend_timeout:
             return []
         out: list[Action] = []
-        self._give_up(now, out)
+        self._give_up(f"not resent within {self._resend_timeout:g} s", now, out)
         return out
 
     def on_committed(self, seq: int) -> int:
@@ -205,3 +177,52 @@ class IngestSession:
             for done in [s for s in self._pending if s <= seq]:
                 del self._pending[done]
         return self.committed
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _accept(self, message: StoredMessage, digest: str, now: float, out: list[Action]) -> None:
+        self.accepted = message.seq
+        self._pending[message.seq] = digest
+        self._tail_suspect = None
+        self._progress_at = now
+        out.append(Store(message, digest))
+
+    def _advance(self, now: float, out: list[Action]) -> None:
+        """Move the stored prefix forward over held messages and gaps the engine declared."""
+        while True:
+            item = self._held.pop(self.expected, None)
+            if item is not None:
+                self._accept(item[0], item[1], now, out)
+                continue
+            gone = next(((a, b) for a, b in self._gone if a <= self.expected <= b), None)
+            if gone is not None:
+                out.append(RecordGap(self.expected, gone[1], "the engine no longer has them"))
+                self.accepted = gone[1]
+                self._progress_at = now
+                continue
+            break
+        self._gone = [(a, b) for a, b in self._gone if b > self.accepted]
+        if not self._held:
+            self._requested_for = None
+
+    def _give_up(self, reason: str, now: float, out: list[Action]) -> None:
+        if not self._held:
+            return
+        first_held = min(self._held)
+        out.append(RecordGap(self.expected, first_held - 1, reason))
+        self.accepted = first_held - 1
+        self._advance(now, out)
+
+    def _integrity(self, message: StoredMessage) -> IntegrityError:
+        return IntegrityError(
+            message.seq,
+            f"resent {message.type} seq {message.seq} differs from the copy received first; "
+            "the first copy is kept",
+        )
+
+    def _duplicate(self, message: StoredMessage, digest: str, out: list[Action]) -> None:
+        first = self._pending.get(message.seq)
+        if first is None:
+            out.append(CompareStored(message, digest))
+        elif first != digest:
+            out.append(self._integrity(message))

@@ -53,6 +53,8 @@ CHUNK_SAMPLES = 300
 """Compact a tag's recent samples once this many have gathered ..."""
 CHUNK_SECONDS = 300.0
 """... or once they span this long (sample time), or have waited this long (wall time)."""
+AGGREGATOR = "aggregator"
+"""`stopped_by` of a run the aggregator closed because the engine moved on without RunStopped."""
 DIGEST_RETENTION = 100_000
 """Digests kept per engine for rule 6: resends only reach back to the last ack, far less."""
 
@@ -436,7 +438,7 @@ class Storage:
         if current is not None and current.run_id != run_id:
             restarted = current.session_id != op.session_id
             reason = "engine restarted" if restarted else f"superseded by run {run_id}"
-            self._close_run(conn, op.engine_id, current, started, reason, None, result)
+            self._close_run(conn, op.engine_id, current, started, reason, AGGREGATOR, result)
             note = (
                 f"run {current.run_id} closed: {reason} (no RunStopped received; "
                 f"run {run_id} started)"
@@ -509,9 +511,14 @@ class Storage:
         user: str | None,
         result: BatchResult,
     ) -> None:
+        # A run the aggregator closed on the engine's behalf still takes the engine's own
+        # RunStopped if that arrives later: the engine knows best when and why it stopped.
         conn.execute(
             T_RUN.update()
-            .where(T_RUN.c.pk == run.pk, T_RUN.c.stopped.is_(None))
+            .where(
+                T_RUN.c.pk == run.pk,
+                sa.or_(T_RUN.c.stopped.is_(None), T_RUN.c.stopped_by == AGGREGATOR),
+            )
             .values(stopped=stopped, stop_reason=reason, stopped_by=user)
         )
         if self._open_runs.get(engine_id) == run:
@@ -715,7 +722,7 @@ class Storage:
         count = action.last - action.first + 1
         text = (
             f"link gap: {count} message(s) seq {action.first}..{action.last} were lost "
-            "(the engine could not resend them)"
+            f"({action.reason})"
         )
         log.warning("engine %s: %s", op.engine_id, text)
         pk = self._current_pk(op.engine_id)
