@@ -1,0 +1,122 @@
+"""The run-control state table of engine/lang/interpreter.py, every cell."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from engine.lang.api import SystemState
+from engine.lang.interpreter import Interpreter, RunControlError
+from engine.lang.runlog import LogMessage, RunStarted, RunStopped
+from engine.lang.testing import Runner
+from tests.lang.conftest import Make, method
+
+S = SystemState
+
+
+def into(state: SystemState, interp: Interpreter, run: Runner) -> None:
+    if state is S.STOPPED:
+        return
+    run.start()
+    if state is S.PAUSED:
+        interp.pause(run.now, "ann")
+    elif state is S.HOLDING:
+        interp.hold(run.now, "ann")
+    assert interp.state is state
+
+
+COMMANDS = ["start", "stop", "pause", "unpause", "hold", "unhold", "restart"]
+TABLE: dict[SystemState, dict[str, SystemState | None]] = {
+    S.STOPPED: {"start": S.RUNNING},
+    S.RUNNING: {"stop": S.STOPPED, "pause": S.PAUSED, "hold": S.HOLDING, "restart": S.RUNNING},
+    S.PAUSED: {"stop": S.STOPPED, "unpause": S.RUNNING, "restart": S.RUNNING},
+    S.HOLDING: {"stop": S.STOPPED, "pause": S.PAUSED, "unhold": S.RUNNING, "restart": S.RUNNING},
+}
+
+
+@pytest.mark.parametrize("state", list(TABLE))
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_cell(make: Make, state: SystemState, command: str) -> None:
+    interp, run = make(method("Mark: a"))
+    into(state, interp, run)
+    run_id = interp.run_id
+    action: Callable[[float, str | None], None] = getattr(interp, command)
+    expected = TABLE[state].get(command)
+    if expected is None:
+        with pytest.raises(RunControlError) as raised:
+            action(run.now, "ann")
+        assert str(raised.value).startswith(f"Cannot {command}")
+        assert interp.state is state and interp.run_id == run_id
+        return
+    action(run.now, "ann")
+    run.collect()
+    assert interp.state is expected
+    line = run.log_line(command.capitalize())
+    assert line.user == "ann" and line.state == "completed"
+    if command == "restart":
+        assert interp.run_id not in ("", run_id)
+
+
+def test_pause_from_holding_returns_to_holding(make: Make) -> None:
+    interp, run = make("Mark: a")
+    run.start()
+    interp.hold(run.now, "ann")
+    interp.pause(run.now, "ann")
+    interp.unpause(run.now, "ann")
+    assert interp.state is S.HOLDING
+
+
+def test_start_refuses_a_method_with_errors_listing_them(make: Make) -> None:
+    interp, run = make(method("Mrak: a", "Wait: soon", "Mark: fine"))
+    with pytest.raises(RunControlError) as raised:
+        run.start()
+    message = str(raised.value)
+    assert "line 1:1" in message and "Did you mean 'Mark'" in message and "line 2" in message
+    assert interp.state is S.STOPPED and run.of_type(RunStarted) == []
+
+
+def test_start_accepts_warnings(make: Make) -> None:
+    interp, run = make(method("Block: A", "    Mark: a"))
+    run.start()
+    assert interp.state is S.RUNNING
+
+
+def test_start_gives_a_new_run_with_times_from_zero(make: Make) -> None:
+    interp, run = make("Mark: a")
+    run.run_for(3)
+    run.start("ann")
+    assert interp.run_id == "run-1" and interp.run_time == 0 and interp.process_time == 0
+    assert run.of_type(RunStarted) == [RunStarted("run-1")]
+    run.run_for(1)
+    interp.stop(run.now, "ann")
+    run.collect()
+    assert run.of_type(RunStopped) == [RunStopped("run-1", "Stop")]
+    run.start()
+    assert interp.run_id == "run-2"
+
+
+@pytest.mark.parametrize("state", [S.RUNNING, S.HOLDING, S.PAUSED])
+def test_error_pause(make: Make, state: SystemState) -> None:
+    interp, run = make("Mark: a")
+    into(state, interp, run)
+    interp.error_pause(run.now, "Modbus timeout")
+    run.collect()
+    assert interp.state is S.PAUSED and interp.method_status == "Error"
+    assert LogMessage("error", "Modbus timeout") in run.of_type(LogMessage)
+    interp.unpause(run.now, "ann")
+    assert interp.method_status == "OK"
+
+
+def test_error_pause_when_stopped_only_logs(make: Make) -> None:
+    interp, run = make("Mark: a")
+    interp.error_pause(run.now, "Modbus timeout")
+    assert interp.state is S.STOPPED and interp.method_status == "OK"
+
+
+def test_error_pause_cancels_a_timed_pause(make: Make) -> None:
+    interp, run = make("Pause: 1 s")
+    run.start()
+    interp.error_pause(run.now, "broken")
+    run.run_for(2)
+    assert interp.state is S.PAUSED and interp.method_status == "Error"
