@@ -93,6 +93,7 @@ class Engine:
         computer_name: str | None = None,
         uod_hash: str = "",
         observers: Sequence[Observer] = (),
+        ureg: Registry | None = None,
     ) -> None:
         from engine.lang.interpreter import Interpreter
 
@@ -100,7 +101,8 @@ class Engine:
         self.clock = clock
         self.sink: MessageSink = sink if sink is not None else NullSink()
         self.observers: list[Observer] = list(observers)
-        self._ureg: Registry = new_unit_registry()
+        # A registry takes ~0.1 s to build; tests and benchmarks may share one between engines.
+        self._ureg: Registry = ureg if ureg is not None else new_unit_registry()
         for definition in uod.unit_definitions:
             define_unit(self._ureg, definition)
         if hardware is None:
@@ -125,6 +127,7 @@ class Engine:
         self._tag_access = TagAccess(self._read_for_command, self._tag_list, self._set_output)
         self.commands = CommandManager(uod.commands, self._ureg)
         self._conversion_errors: dict[str, str] = {}
+        self._log_sources: dict[str, str] = {}  # error-pause message -> source, for the log
         self._run_log_values: dict[str, dict[str, ScalarValue]] = {}
         self._line_states: dict[str, LineState] = {}
         self._control_key: tuple[Any, ...] | None = None
@@ -203,11 +206,27 @@ class Engine:
 
     def _fault(self, wall: float, message: str, source: str) -> None:
         """An error outside any run-log line: log it and pause the run with safe outputs."""
-        self._error(wall, message, source)
-        self._error_pause(wall, message)
+        if self._pausable():
+            self._error_pause(wall, message, source)  # the interpreter logs the message
+        else:
+            self._error(wall, message, source)
 
-    def _error_pause(self, wall: float, message: str) -> None:
-        if self.interpreter.state in (SystemState.RUNNING, SystemState.HOLDING):
+    def _tag_fault(self, tag: str, message: str, wall: float, source: str) -> None:
+        """A tag that cannot be computed: logged once per distinct problem, but a run is paused
+        whenever it is found running with the fault, so a persistent fault keeps outputs safe."""
+        new = self._conversion_errors.get(tag) != message
+        self._conversion_errors[tag] = message
+        if self._pausable():
+            self._error_pause(wall, message, source)
+        elif new:
+            self._error(wall, message, source)
+
+    def _pausable(self) -> bool:
+        return self.interpreter.state in (SystemState.RUNNING, SystemState.HOLDING)
+
+    def _error_pause(self, wall: float, message: str, source: str = "engine") -> None:
+        if self._pausable():
+            self._log_sources[message] = source
             try:
                 self.interpreter.error_pause(wall, message)
             except Exception as exc:
@@ -244,9 +263,7 @@ class Engine:
             except Exception as exc:
                 message = f"tag {name}: cannot convert {reading.value!r}: {_describe(exc)}"
                 self.store.set_quality(name, Quality.BAD, wall)
-                if self._conversion_errors.get(name) != message:
-                    self._conversion_errors[name] = message
-                    self._fault(wall, message, "engine")
+                self._tag_fault(name, message, wall, "engine")
                 continue
             self._conversion_errors.pop(name, None)
             self.store.update(name, value, wall, quality)
@@ -318,9 +335,7 @@ class Engine:
             except Exception as exc:
                 message = f"calculated tag {calc.name}: {_describe(exc)}"
                 self.store.set_quality(calc.name, Quality.BAD, wall)
-                if self._conversion_errors.get(calc.name) != message:
-                    self._conversion_errors[calc.name] = message
-                    self._fault(wall, message, "uod")
+                self._tag_fault(calc.name, message, wall, "uod")
                 continue
             self._conversion_errors.pop(calc.name, None)
             self.store.update(calc.name, value, wall)
@@ -444,7 +459,7 @@ class Engine:
             self.store.update("Mark", ev.text, wall)
             self._notify(wall, "mark", ev.text, self._event_state.value)
         elif name == "LogMessage":
-            self._log(wall, ev.level, ev.text, "method")
+            self._log(wall, ev.level, ev.text, self._log_sources.pop(ev.text, "method"))
         elif name == "Notification":
             self._log(wall, "info", f"Notify: {ev.text}", "notify")
         elif name == "RunStarted":

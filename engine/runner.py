@@ -12,11 +12,11 @@ import contextlib
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from engine.clock import FakeClock, RealClock
+from engine.clock import Clock, FakeClock
 from engine.engine import Engine, EngineEvent
 from engine.lang.api import SystemState
 from protocol.messages import ControlState, ErrorLog, RunLog, RunStarted, RunStopped
@@ -33,42 +33,74 @@ class LatencyRecorder:
         self.samples.append(lateness)
 
 
+class ScanGrid:
+    """Which grid point to scan next. Sans-I/O: fed the time, it never reads a clock."""
+
+    def __init__(self, start: float, interval: float) -> None:
+        self.start = start
+        self.interval = interval
+        self.k = 0
+        self.skipped = 0
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.k * self.interval
+
+    def done(self, now: float) -> None:
+        """After a scan finished at `now`: the next grid point still ahead, skipping any that
+        have already passed in full (a stalled machine is not made to catch up in a burst)."""
+        self.k += 1
+        behind = math.floor((now - self.start) / self.interval + 1e-9)
+        if behind > self.k:
+            self.skipped += behind - self.k
+            self.k = behind
+
+
+class _Scans(Protocol):
+    scan_interval: float
+
+    def scan(self, now: float) -> None: ...
+
+
 async def run_realtime(
-    engine: Engine,
-    clock: RealClock,
+    engine: _Scans,
+    clock: Clock,
     stop: asyncio.Event,
     *,
     recorder: LatencyRecorder | None = None,
     on_scan_error: Callable[[BaseException], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> None:
-    """Scans on the grid until `stop` is set; sleeps between scans, never busy-waits."""
-    interval = engine.scan_interval
-    start = clock.monotonic()
-    k = 0
+    """Scans on the grid until `stop` is set; sleeps between scans, never busy-waits.
+
+    `sleep` defaults to waiting on `stop` with a timeout; tests pass one that moves a fake clock.
+    """
+
+    async def wait(delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    pause = sleep or wait
+    grid = ScanGrid(clock.monotonic(), engine.scan_interval)
     while not stop.is_set():
-        target = start + k * interval
+        target = grid.deadline
         delay = target - clock.monotonic()
         if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            await pause(delay)
             if stop.is_set():
                 break
-        now = clock.monotonic()
         if recorder is not None:
-            recorder.add(now - target)
+            recorder.add(clock.monotonic() - target)
         try:
             engine.scan(target)
         except Exception as exc:  # the scan guards itself; this is the last line of defence
             if on_scan_error is not None:
                 on_scan_error(exc)
-        k += 1
-        behind = math.floor((clock.monotonic() - start) / interval)
-        if behind > k:
-            if recorder is not None:
-                recorder.skipped += behind - k
-            k = behind
-        if k % 10 == 0:
-            await asyncio.sleep(0)  # let other tasks run even when every scan is late
+        grid.done(clock.monotonic())
+        if recorder is not None:
+            recorder.skipped = grid.skipped
+        if delay <= 0:
+            await asyncio.sleep(0)  # let other tasks (the link) run even when scans are late
 
 
 async def run_simulated(

@@ -45,6 +45,7 @@ class SimulatedHardware:
         self._outputs = {tag: io for tag, io in self.registers.items() if io in outputs}
         self._inputs = {tag: io for tag, io in self.registers.items() if io not in outputs}
         self._written: dict[str, ScalarValue] = {}
+        self._queued: dict[str, ScalarValue] = {}
         self._safe_values = dict(safe_values or {})
         self._state = ConnectionState.OK
         self._events: list[HardwareEvent] = []
@@ -87,6 +88,7 @@ class SimulatedHardware:
                 )
                 continue
             if self._state is not ConnectionState.OK:
+                self._queued[tag] = value  # delivered on recovery, like a recovering driver
                 continue
             try:
                 self.model.set_input(io, value)
@@ -111,6 +113,9 @@ class SimulatedHardware:
 
     def recover(self) -> None:
         self._set_state(ConnectionState.OK, "simulated connection restored")
+        queued, self._queued = self._queued, {}
+        if queued:
+            self.write(queued)
 
     def _set_state(self, new: ConnectionState, message: str) -> None:
         if new is self._state:

@@ -426,7 +426,7 @@ class UodBuilder:
         self._tags[spec.name] = spec
         return self
 
-    def build(self, *, filename: str = "") -> Uod:
+    def build(self, *, filename: str = "", ureg: Registry | None = None) -> Uod:
         """The checked definition; raises UodError naming the first problem and its line."""
         problems = list(self._problems)
 
@@ -437,7 +437,8 @@ class UodBuilder:
 
         if not self._name.strip():
             fail(self._line, "the unit needs a name")
-        ureg = new_unit_registry()
+        if ureg is None:
+            ureg = new_unit_registry()
         for definition, line in self._units:
             try:
                 define_unit(ureg, definition)
