@@ -1,0 +1,509 @@
+"""Protocol rules 1, 2, 5, 6, 7, 8, 10, 11, 12 over real websockets against a real aggregator,
+on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+
+import protocol as p
+from aggregator.context import Settings
+from aggregator.store import T_RECEIVED, T_SEQ
+from tests.aggregator.helpers import Aggregator, RawEngine, tags, until
+
+
+@pytest.fixture
+async def engine(aggregator: Aggregator) -> AsyncIterator[RawEngine]:
+    client = RawEngine(aggregator)
+    yield client
+    await client.aclose()
+
+
+def run_id() -> str:
+    return "run-" + uuid.uuid4().hex[:10]
+
+
+def stored_seq(agg: Aggregator, engine_id: str) -> int:
+    with agg.ctx.storage.engine.connect() as conn:
+        value = conn.execute(
+            sa.select(T_SEQ.c.last_seq).where(T_SEQ.c.engine_id == engine_id)
+        ).scalar()
+    return int(value or 0)
+
+
+def errors(agg: Aggregator, engine_id: str) -> list[str]:
+    return [e["message"] for e in agg.ctx.storage.error_log(engine_id)]
+
+
+def run_log_texts(agg: Aggregator, rid: str) -> list[str]:
+    run = agg.ctx.storage.run_by_id(rid)
+    assert run is not None
+    return [line["text"] for line in agg.ctx.storage.run_log(run["pk"])]
+
+
+def ft01(agg: Aggregator, rid: str) -> list[float]:
+    storage = agg.ctx.storage
+    run = storage.run_by_id(rid)
+    assert run is not None
+    with storage.engine.connect() as conn:
+        tag_ids = {name: tag_id for tag_id, name, _ in storage.run_tags(conn, run["pk"])}
+    samples, _ = storage.read_samples(run["pk"], tag_ids["FT01"], 0, 2e10)
+    return [v for _, v in samples]  # type: ignore[misc]
+
+
+# --- rule 1: token at the upgrade, RegisterEngine first ----------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic abc"])
+async def test_rule1_bad_token_is_refused_before_upgrade(
+    aggregator: Aggregator, header: str | None
+) -> None:
+    headers = {} if header is None else {"Authorization": header}
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(f"{aggregator.url}/engine/ws", headers=headers)
+        assert info.value.status == 401
+        async with http.get(f"{aggregator.url}/engine/ws", headers=headers) as response:
+            assert response.status == 401
+            body = await response.json()
+    assert "token" in body["error"]
+
+
+async def test_rule1_token_never_logged(
+    aggregator: Aggregator, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await http.ws_connect(
+                f"{aggregator.url}/engine/ws", headers={"Authorization": "Bearer sekrit-123"}
+            )
+    client = RawEngine(aggregator)
+    try:
+        await client.register()
+    finally:
+        await client.aclose()
+    assert "sekrit-123" not in caplog.text
+    assert aggregator.token not in caplog.text
+
+
+async def test_rule1_first_frame_must_register(engine: RawEngine) -> None:
+    await engine.connect()
+    await engine.send(tags(1, time.time()))
+    error = await engine.wait_for(p.ProtocolErrorMessage)
+    assert error.rule == 1 and error.fatal
+    assert "RegisterEngine" in error.message
+    await until(engine.closed.is_set, 5, "the aggregator to close the link")
+
+
+# --- rule 2: Registered with last_seq and clock offset ------------------------------------------
+
+
+async def test_rule2_registered_reports_stored_seq_and_clock_offset(engine: RawEngine) -> None:
+    registered = await engine.register(clock=time.time() - 100.0)
+    assert registered.last_seq == 0
+    assert registered.engine_id == engine.engine_id
+    assert 99.0 < registered.clock_offset < 101.0
+    rid = run_id()
+    await engine.send(
+        p.RunStarted(seq=1, time=time.time(), run_id=rid, started=time.time(), method_version=1)
+    )
+    for seq in range(2, 6):
+        await engine.send(tags(seq, time.time(), rid))
+    await engine.wait_ack(5)
+    await engine.close()
+    again = await engine.register()
+    assert again.last_seq == 5
+
+
+# --- rule 5: cumulative acks only after commit ----------------------------------------------------
+
+
+async def test_rule5_ack_only_after_commit(aggregator: Aggregator, engine: RawEngine) -> None:
+    await engine.register()
+    rid = run_id()
+    seen_at_ack: list[int] = []
+    for seq in range(1, 21):
+        await engine.send(tags(seq, 1000.0 + seq, rid))
+    await engine.wait_ack(20)
+    for ack in engine.of_type(p.Ack):
+        # every acked seq is visible to another connection: the transaction has committed
+        with aggregator.ctx.storage.engine.connect() as conn:
+            count = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(T_RECEIVED)
+                .where(T_RECEIVED.c.engine_id == engine.engine_id, T_RECEIVED.c.seq <= ack.seq)
+            ).scalar()
+        seen_at_ack.append(int(count or 0))
+        assert count == ack.seq
+    acks = [a.seq for a in engine.of_type(p.Ack)]
+    assert acks == sorted(acks), "acks are cumulative, never going back"
+    assert len(acks) < 20, "frames arriving together share a commit and an ack"
+    assert ft01(aggregator, rid) == [float(s) for s in range(1, 21)]
+
+
+async def test_rule5_no_ack_when_the_commit_fails(
+    aggregator: Aggregator, engine: RawEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = aggregator.ctx.storage
+    original = storage.apply_batch
+    calls = {"n": 0}
+
+    def failing(ops):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
+        return original(ops)
+
+    monkeypatch.setattr(storage, "apply_batch", failing)
+    await engine.register()
+    rid = run_id()
+    await engine.send(tags(1, 1000.0, rid))
+    await until(engine.closed.is_set, 5, "the link to close after the failed commit")
+    assert not engine.of_type(p.Ack)
+    registered = await engine.register()
+    assert registered.last_seq == 0
+    await engine.send(tags(1, 1000.0, rid))
+    await engine.wait_ack(1)
+    assert ft01(aggregator, rid) == [1.0]
+
+
+# --- rule 6: exactly once, integrity errors ------------------------------------------------------
+
+
+async def test_rule6_resent_messages_are_acked_and_ignored(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    await engine.register()
+    rid = run_id()
+    for seq in range(1, 4):
+        await engine.send(tags(seq, 1000.0 + seq, rid))
+    await engine.wait_ack(3)
+    await engine.close()
+    registered = await engine.register()
+    assert registered.last_seq == 3
+    # resend (after an ack got lost, say) plus one new message
+    for seq in range(2, 5):
+        await engine.send(tags(seq, 1000.0 + seq, rid, historical=True))
+    await engine.wait_ack(4)
+    assert ft01(aggregator, rid) == [1.0, 2.0, 3.0, 4.0]
+    # a duplicate alone is acknowledged too
+    before = len(engine.of_type(p.Ack))
+    await engine.send(tags(4, 1004.0, rid))
+    await until(lambda: len(engine.of_type(p.Ack)) > before, 5, "an ack for the duplicate")
+    assert engine.of_type(p.Ack)[-1].seq == 4
+    assert not [e for e in errors(aggregator, engine.engine_id) if "integrity" in e]
+
+
+async def test_rule6_differing_copy_is_an_integrity_error(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    await engine.register()
+    rid = run_id()
+    for seq in range(1, 3):
+        await engine.send(tags(seq, 1000.0 + seq, rid))
+    await engine.wait_ack(2)
+    await engine.close()
+    await engine.register()
+    await engine.send(tags(2, 1002.0, rid, FT01=99.0))
+    await engine.send(tags(3, 1003.0, rid))
+    await engine.wait_ack(3)
+    await until(
+        lambda: any("integrity" in e for e in errors(aggregator, engine.engine_id)),
+        5,
+        "integrity error",
+    )
+    assert ft01(aggregator, rid) == [1.0, 2.0, 3.0], "the first copy is kept"
+
+
+# --- rule 7: gaps ---------------------------------------------------------------------------------
+
+
+async def _start_run(engine: RawEngine) -> str:
+    rid = run_id()
+    await engine.register()
+    await engine.send(
+        p.RunStarted(seq=1, time=1000.0, run_id=rid, started=1000.0, method_version=1)
+    )
+    await engine.send(tags(2, 1001.0, rid))
+    await engine.wait_ack(2)
+    return rid
+
+
+async def test_rule7_gap_is_filled_by_resend(aggregator: Aggregator, engine: RawEngine) -> None:
+    rid = await _start_run(engine)
+    await engine.send(tags(4, 1004.0, rid))
+    request = await engine.wait_for(p.ResendRequest)
+    assert request.from_seq == 3
+    assert engine.acked() == 2, "nothing beyond the hole is acknowledged"
+    await engine.send(tags(3, 1003.0, rid))
+    await engine.send(tags(4, 1004.0, rid))
+    await engine.wait_ack(4)
+    assert ft01(aggregator, rid) == [2.0, 3.0, 4.0]
+    assert not [e for e in errors(aggregator, engine.engine_id) if "gap" in e]
+
+
+async def test_rule7_engine_reports_the_messages_gone(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    rid = await _start_run(engine)
+    await engine.send(tags(5, 1005.0, rid))
+    await engine.wait_for(p.ResendRequest, lambda r: r.from_seq == 3)
+    await engine.send(
+        p.ProtocolErrorMessage(
+            rule=7,
+            seq=3,
+            message="messages 3..4 are no longer in the engine's outbox; resending from 5",
+        )
+    )
+    await engine.wait_ack(5)
+    assert any("seq 3..4" in text for text in run_log_texts(aggregator, rid))
+    assert any("seq 3..4" in e for e in errors(aggregator, engine.engine_id))
+    await engine.send(tags(6, 1006.0, rid))
+    await engine.wait_ack(6)
+    assert ft01(aggregator, rid) == [2.0, 5.0, 6.0]
+
+
+async def test_rule7_resend_starting_later_records_the_gap(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    rid = await _start_run(engine)
+    await engine.send(tags(4, 1004.0, rid))
+    await engine.wait_for(p.ResendRequest, lambda r: r.from_seq == 3)
+    await engine.send(tags(4, 1004.0, rid))  # the engine's resend starts at 4: it has lost 3
+    await engine.wait_ack(4)
+    assert any("seq 3..3" in text for text in run_log_texts(aggregator, rid))
+
+
+async def test_rule7_unanswered_resend_times_out_into_a_gap(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    rid = await _start_run(engine)
+    await engine.send(tags(4, 1004.0, rid))
+    await engine.wait_for(p.ResendRequest, lambda r: r.from_seq == 3)
+    await engine.send(tags(5, 1005.0, rid))  # still beyond the hole; nothing resent
+    await engine.wait_ack(5, timeout=10)  # resend_timeout is 1 s in these tests
+    assert any("seq 3..3" in text for text in run_log_texts(aggregator, rid))
+    assert ft01(aggregator, rid) == [2.0, 4.0, 5.0]
+
+
+async def test_rule7_heartbeat_reveals_a_tail_gap(engine: RawEngine) -> None:
+    await _start_run(engine)
+    await engine.send(p.Heartbeat(seq=3, time=time.time()))
+    await engine.send(p.Heartbeat(seq=3, time=time.time()))
+    request = await engine.wait_for(p.ResendRequest)
+    assert request.from_seq == 3
+
+
+# --- rule 8: historical data fill the run, not the live view --------------------------------------
+
+
+async def test_rule8_historical_values_are_stored_but_not_live(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    await engine.register()
+    rid = run_id()
+    now = time.time()
+    await engine.send(tags(1, now, rid, FT01=50.0))
+    await engine.send(tags(2, now - 60, rid, historical=True, FT01=1.0, PT01=2.0))
+    await engine.send(tags(3, now + 0.1, rid, sample=False, FT01=51.0))
+    await engine.wait_ack(3)
+    live = aggregator.ctx.live.engines[engine.engine_id]
+    assert live.tags["FT01"].value == 51.0, "sample=False updates live values"
+    assert "PT01" not in live.tags, "historical values never become live"
+    assert sorted(ft01(aggregator, rid)) == [1.0, 50.0], (
+        "historical samples are stored, sample=False are not"
+    )
+
+
+async def test_rule8_frames_ahead_of_a_replay_are_live_at_once_and_stored_in_order(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    """The engine interleaves live frames with its backlog replay after a reconnect."""
+    await engine.register()
+    rid = run_id()
+    now = time.time()
+    await engine.send(tags(1, now - 10, rid, FT01=1.0))
+    await engine.wait_ack(1)
+    await engine.close()
+    await engine.register()
+    await engine.send(tags(4, now, rid, FT01=4.0))  # live, ahead of the replay of 2..3
+    await until(
+        lambda: aggregator.ctx.live.engines[engine.engine_id].tags["FT01"].value == 4.0,
+        5,
+        "live value",
+    )
+    await engine.send(tags(2, now - 5, rid, historical=True, FT01=2.0))
+    await engine.send(tags(3, now - 4, rid, historical=True, FT01=3.0))
+    await engine.wait_ack(4)
+    assert ft01(aggregator, rid) == [1.0, 2.0, 3.0, 4.0]
+    assert aggregator.ctx.live.engines[engine.engine_id].tags["FT01"].value == 4.0
+    assert not [e for e in errors(aggregator, engine.engine_id) if "gap" in e]
+
+
+# --- rule 10: heartbeats and stale marking -------------------------------------------------------
+
+
+@pytest.fixture
+def fast_heartbeat() -> Settings:
+    return Settings(heartbeat_interval=0.2, resend_timeout=1.0, batch_window=0.005)
+
+
+async def test_rule10_silence_closes_and_marks_stale(db_url: str, fast_heartbeat: Settings) -> None:
+    from aggregator.app import create_app
+    from aggregator.security import new_token, token_hash
+
+    agg = Aggregator(create_app(db_url, fast_heartbeat))
+    await agg.start()
+    agg.token = new_token()
+    agg.ctx.storage.create_engine_token("hb-" + uuid.uuid4().hex[:6], token_hash(agg.token))
+    client = RawEngine(agg)
+    try:
+        registered = await client.register()
+        assert registered.heartbeat_interval == 0.2
+        await client.send(tags(1, time.time(), None, sample=False, FT01=3.0))
+        await client.wait_ack(1)
+        live = agg.ctx.live.engines[client.engine_id]
+        assert live.online and live.tags["FT01"].quality == p.Quality.GOOD
+        started = time.monotonic()
+        await until(client.closed.is_set, 5, "the aggregator to close a silent link")
+        assert time.monotonic() - started >= 0.4
+        assert not live.online
+        assert live.tags["FT01"].quality == p.Quality.STALE
+    finally:
+        await client.aclose()
+        await agg.stop()
+
+
+async def test_rule10_answering_pings_keeps_the_link(db_url: str, fast_heartbeat: Settings) -> None:
+    from aggregator.app import create_app
+    from aggregator.security import new_token, token_hash
+
+    agg = Aggregator(create_app(db_url, fast_heartbeat))
+    await agg.start()
+    agg.token = new_token()
+    agg.ctx.storage.create_engine_token("hb-" + uuid.uuid4().hex[:6], token_hash(agg.token))
+    client = RawEngine(agg)
+    try:
+        await client.register()
+        answered: set[str] = set()
+
+        def pings_answered() -> bool:
+            return len(answered) >= 8
+
+        deadline = time.monotonic() + 10
+        while not pings_answered() and time.monotonic() < deadline:
+            for ping in client.of_type(p.Ping):
+                if ping.id not in answered:
+                    answered.add(ping.id)
+                    await client.send(p.CommandResult(id=ping.id, ok=True))
+            await until(
+                lambda: len(client.of_type(p.Ping)) > len(answered) or client.closed.is_set(),
+                5,
+                "next ping",
+            )
+        assert pings_answered() and not client.closed.is_set()
+    finally:
+        await client.aclose()
+        await agg.stop()
+
+
+# --- rule 11: bad frames --------------------------------------------------------------------------
+
+
+async def test_rule11_bad_frames_get_protocol_errors_and_the_link_stays(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    await engine.register()
+    rid = run_id()
+    await engine.send(tags(1, 1001.0, rid))
+    await engine.wait_ack(1)
+    bad = [
+        b"{not json",
+        b'{"type": "TagsUpdated", "seq": 2, "time": 1.0, "tags": [{"name": "FT01", "value": 1, "tick": 1, "quality": "meh"}]}',
+        b'{"type": "NoSuchThing"}',
+        b"x" * (p.MAX_FRAME_SIZE + 10),
+        p.encode(p.Ack(seq=3)),
+    ]
+    for frame in bad:
+        await engine.send_raw(frame)
+    await until(
+        lambda: len(engine.of_type(p.ProtocolErrorMessage)) == len(bad),
+        10,
+        "one ProtocolError per bad frame",
+    )
+    replies = engine.of_type(p.ProtocolErrorMessage)
+    assert [r.rule for r in replies] == [11, 11, 11, 11, 4]
+    assert not any(r.fatal for r in replies)
+    assert "quality" in replies[1].message
+    assert "exceeds" in replies[3].message
+    await engine.send(tags(2, 1002.0, rid))
+    await engine.wait_ack(2)
+    assert ft01(aggregator, rid) == [1.0, 2.0], "nothing stored from the bad frames, nothing lost"
+
+
+async def test_rule11_bad_frame_before_registration_is_fatal(engine: RawEngine) -> None:
+    await engine.connect()
+    await engine.send_raw(b"{broken")
+    error = await engine.wait_for(p.ProtocolErrorMessage)
+    assert error.fatal and error.rule == 11
+    await until(engine.closed.is_set, 5, "close")
+
+
+# --- rule 12: versions ---------------------------------------------------------------------------
+
+
+async def test_rule12_other_major_is_refused_naming_both(engine: RawEngine) -> None:
+    await engine.connect()
+    await engine.send_raw(json.dumps(_register_dict(engine, "2.0")))
+    error = await engine.wait_for(p.ProtocolErrorMessage)
+    assert error.rule == 12 and error.fatal
+    assert "2.0" in error.message and p.PROTOCOL_VERSION in error.message
+    await until(engine.closed.is_set, 5, "close")
+    assert not engine.of_type(p.Registered)
+
+
+async def test_rule12_same_major_newer_minor_with_unknown_fields_is_accepted(
+    engine: RawEngine,
+) -> None:
+    await engine.connect()
+    frame = _register_dict(engine, "1.7")
+    frame["some_future_field"] = {"x": 1}
+    await engine.send_raw(json.dumps(frame))
+    registered = await engine.wait_for(p.Registered)
+    assert registered.protocol_version == p.PROTOCOL_VERSION
+
+
+def _register_dict(engine: RawEngine, version: str) -> dict[str, object]:
+    from tests.aggregator.helpers import register_frame
+
+    data = register_frame(engine.engine_id).model_dump(mode="json")
+    data["protocol_version"] = version
+    return data
+
+
+# --- takeover ------------------------------------------------------------------------------------
+
+
+async def test_new_connection_of_the_same_engine_replaces_the_old(aggregator: Aggregator) -> None:
+    first = RawEngine(aggregator)
+    second = RawEngine(aggregator, first.engine_id)
+    try:
+        await first.register()
+        rid = run_id()
+        await first.send(tags(1, 1001.0, rid))
+        await first.wait_ack(1)
+        registered = await second.register()
+        assert registered.last_seq == 1
+        await until(first.closed.is_set, 5, "the old link to close")
+        await second.send(tags(2, 1002.0, rid))
+        await second.wait_ack(2)
+        assert aggregator.ctx.live.engines[first.engine_id].online
+    finally:
+        await first.aclose()
+        await second.aclose()
