@@ -163,7 +163,7 @@ def test_batch(make: Make) -> None:
 
 
 def test_simulate_converts_to_the_tag_unit_until_simulate_off(make: Make, ctx: FakeContext) -> None:
-    interp, run = make(
+    _interp, run = make(
         method("Simulate: TT01 = 122 degF", "Simulate: Inlet = VA02", "Wait: 1 s",
                "Simulate off: TT01")
     )

@@ -39,7 +39,7 @@ def test_block_tag_returns_to_the_outer_block(make: Make) -> None:
 
 
 def test_block_in_a_watch_waits_for_the_running_block(make: Make) -> None:
-    interp, run = make(
+    _interp, run = make(
         method(
             "Base: s",
             "Watch: Run Time > 1 s",
@@ -142,7 +142,7 @@ def test_end_blocks_from_injected_code(make: Make) -> None:
 
 
 def test_watch_moves_on_at_once_and_fires_once(make: Make) -> None:
-    interp, run = make(method("Watch: Level > 1", "    Mark: w", "Mark: next"))
+    _interp, run = make(method("Watch: Level > 1", "    Mark: w", "Mark: next"))
     run.start()
     assert run.mark_texts() == ["next"]
     run.context.set_value("Level", 5)
@@ -184,7 +184,7 @@ def test_watch_cancel_and_force(make: Make) -> None:
 
 
 def test_alarm_is_level_triggered_once_per_scan(make: Make) -> None:
-    interp, run = make(method("Alarm: Level > 1", "    Mark: a"))
+    _interp, run = make(method("Alarm: Level > 1", "    Mark: a"))
     run.start()
     run.context.set_value("Level", 2)
     run.run_for(1)  # 10 scans

@@ -144,9 +144,11 @@ def test_fixing_the_line_that_failed(make: Make) -> None:
 
 
 def test_comment_edits_before_the_running_position(make: Make) -> None:
-    interp, run = started(make, "# plan", "Mark: a", "5 Mark: b")
-    edit(interp, "# better plan", "", "Mark: a", "5 Mark: b")
+    interp, run = started(make, "Base: s", "# plan", "Mark: a", "5 Mark: b")
+    edit(interp, "Base: s", "# better plan", "", "Mark: a", "5 Mark: b")
     assert interp.method.version == 2
+    run.run_for(4.5)
+    assert run.mark_texts() == ["a", "b"]
 
 
 # -- refused -----------------------------------------------------------------------------------------

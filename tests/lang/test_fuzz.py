@@ -1,0 +1,58 @@
+"""Random text never makes the parser or the analyzer raise: they only report findings."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.lang.analyzer import analyze
+from engine.lang.interpreter import RunControlError
+from engine.lang.parser import parse
+from engine.lang.testing import FakeContext, interpreter_for
+from engine.lang.units import Registry
+from tests.lang.conftest import standard_context
+
+WORDS = [
+    "Mark", "Block", "End block", "End blocks", "Watch", "Alarm", "Macro", "Call macro", "Base",
+    "Wait", "Pause", "Hold", "Unpause", "Stop", "Restart", "Increment run counter", "Run counter",
+    "Batch", "Simulate", "Simulate off", "Notify", "Info", "PU01", "Inlet", "Slow", "TT01",
+    "Run Time", "Level", "Inlet", "x", "M", "s", "min", "h", "L", "degC", "%", "VA01", "1", "0.5",
+    "2", "-3", ":", ": ", "#", "<", ">", "=", "==", "!=", "<=", ">=", "!", " ", "    ", "\t",
+]
+
+tokens = st.lists(st.sampled_from(WORDS), max_size=8).map("".join)
+noise = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
+line = st.one_of(tokens, noise, st.builds(lambda i, t: "    " * i + t, st.integers(0, 3), tokens))
+texts = st.lists(line, max_size=15).map("\n".join)
+
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@SETTINGS
+@given(text=st.one_of(texts, noise))
+def test_parser_and_analyzer_only_report(ureg: Registry, text: str) -> None:
+    parsed = parse(text)
+    assert len(parsed.lines) == len(text.split("\n")) - (1 if text.endswith("\n") else 0)
+    ctx = standard_context(ureg)
+    for finding in analyze(text, ctx) + analyze(text, ctx, injected=True):
+        assert finding.severity in ("error", "warning", "info")
+        assert finding.line >= 1 and 1 <= finding.col_start < finding.col_end
+        assert finding.code and finding.message
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=texts)
+def test_methods_that_pass_analysis_run_without_raising(ureg: Registry, text: str) -> None:
+    ctx: FakeContext = standard_context(ureg)
+    interp, _, run = interpreter_for(text, ctx)
+    try:
+        run.start()
+    except RunControlError:
+        return
+    run.run_for(2)
+    if interp.state.value != "Stopped":
+        interp.stop(run.now, "ann")
+    assert interp.run_id == ""
