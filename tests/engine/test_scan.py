@@ -1,0 +1,236 @@
+"""The scan cycle: fixed grid on a fake clock, what it reports, tags and accumulators."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from engine.clock import FakeClock
+from engine.ports import EngineCommandError
+from engine.runner import LatencyRecorder, ScanGrid, run_realtime
+from engine.sim.chromatography import ChromatographyModel
+from engine.sim.hardware import SimulatedHardware
+from protocol.messages import (
+    ControlState,
+    Method,
+    MethodState,
+    RunLog,
+    RunStarted,
+    RunStopped,
+    TagsUpdated,
+)
+from protocol.models import ControlAction
+
+from .conftest import Harness, build_uod
+
+A = ControlAction
+
+
+class FakeEngine:
+    """Records scan times; scan number `slow` takes `slow_for` seconds of the fake clock."""
+
+    scan_interval = 0.1
+
+    def __init__(
+        self, clock: FakeClock, stop: asyncio.Event, scans: int, slow: int, slow_for: float
+    ):
+        self.clock = clock
+        self.stop = stop
+        self.scans = scans
+        self.slow = slow
+        self.slow_for = slow_for
+        self.times: list[float] = []
+
+    def scan(self, now: float) -> None:
+        self.times.append(round(now, 6))
+        self.clock.advance(0.01 if len(self.times) != self.slow else self.slow_for)
+        if len(self.times) >= self.scans:
+            self.stop.set()
+
+
+async def test_scans_stay_on_the_grid_after_a_late_scan() -> None:
+    clock = FakeClock(start=100.0)
+    stop = asyncio.Event()
+    engine = FakeEngine(clock, stop, scans=8, slow=3, slow_for=0.25)
+    recorder = LatencyRecorder()
+
+    async def sleep(delay: float) -> None:
+        clock.advance(delay)
+
+    await run_realtime(engine, clock, stop, recorder=recorder, sleep=sleep)
+    # Scan 3 (at 100.2) ran until 100.45: 100.3 and 100.4 have come, 100.4 is scanned 50 ms late,
+    # and every later scan is back on the grid, not pushed back by the late one.
+    assert engine.times == [100.0, 100.1, 100.2, 100.4, 100.5, 100.6, 100.7, 100.8]
+    assert recorder.skipped == 1
+    assert abs(max(recorder.samples) - 0.05) < 1e-6
+    assert recorder.samples[-1] == 0.0
+
+
+def test_scan_grid_skips_only_passed_points() -> None:
+    grid = ScanGrid(0.0, 0.1)
+    grid.done(0.05)
+    assert grid.deadline == 0.1
+    grid.done(0.15)  # finished late but the next point (0.2) is still ahead
+    assert grid.deadline == 0.2
+    grid.done(0.55)
+    assert round(grid.deadline, 9) == 0.5 and grid.skipped == 2
+
+
+def test_live_updates_and_samples() -> None:
+    h = Harness()
+    samples = [m for m in h.sink.of(TagsUpdated) if m["sample"]]
+    assert len(samples) == 1
+    assert {t.name for t in samples[0]["tags"]} == set(h.engine.store.tags)  # first: all tags
+    h.sink.clear()
+    h.engine.inject("PU01: 50 %\nInlet: VA01", "alice")
+    h.step(9)
+    live = [m for m in h.sink.of(TagsUpdated) if not m["sample"]]
+    assert len(live) == 9  # one per scan with changes (Clock changes every scan)
+    names = {t.name for m in live for t in m["tags"]}
+    assert {"PU01", "Inlet", "FT01"} <= names
+    assert "UV01" not in names  # never changed: never sent
+    h.step()  # the 1 s grid point: only the sample
+    last = h.sink.of(TagsUpdated)[-1]
+    assert last["sample"] is True
+    assert len([m for m in h.sink.of(TagsUpdated) if m["sample"]]) == 1
+    sample_names = {t.name for t in last["tags"]}
+    assert {"PU01", "Inlet", "FT01", "Clock"} <= sample_names
+    assert "UV01" not in sample_names
+    for message in h.sink.of(TagsUpdated):
+        assert all(t.tick == message["time"] for t in message["tags"] if t.name == "Clock")
+
+
+def test_data_log_interval_is_configurable() -> None:
+    h = Harness(build_uod(lambda u: u.data_log_interval(0.5)))
+    h.sink.clear()
+    h.step(20)
+    assert sum(m["sample"] for m in h.sink.of(TagsUpdated)) == 4
+
+
+def test_run_messages() -> None:
+    h = Harness(method="Mark: a\nWait: 100 s\n")
+    h.sink.clear()
+    h.engine.control(A.START, "alice")
+    h.step(3)
+    started = h.sink.of(RunStarted)
+    assert len(started) == 1 and started[0]["run_id"] == h.value("Run Id")
+    controls = h.sink.of(ControlState)
+    assert len(controls) == 1 and controls[0]["state"] == "Running"  # not one per scan
+    lines = [line for m in h.sink.of(RunLog) for line in m["lines"]]
+    assert [line.text for line in lines[:2]] == ["Start", "Mark: a"]
+    assert lines[0].user == "alice"
+    assert set(lines[1].start_values) == {"FT01", "PU01"}
+    assert h.sink.of(MethodState)
+    run_id = started[0]["run_id"]
+    h.engine.control(A.RESTART, "bob")
+    stopped = h.sink.of(RunStopped)
+    assert [s["run_id"] for s in stopped] == [run_id]
+    assert stopped[0]["reason"] == "Restart"
+    assert len(h.sink.of(RunStarted)) == 2
+    assert h.value("Run Id") not in ("", run_id)
+    h.engine.control(A.STOP, "bob")
+    h.step()
+    assert h.value("Run Id") == ""
+    assert h.sink.of(ControlState)[-1]["state"] == "Stopped"
+
+
+def test_method_edits_check_the_version() -> None:
+    h = Harness(method="Mark: a\n")
+    version = h.engine.interpreter.method.version
+    new = h.engine.set_method("Mark: a\nMark: b\n", version, None, "alice")
+    assert new == version + 1
+    h.step()
+    methods = h.sink.of(Method)
+    assert methods[-1]["version"] == new
+    assert [line["text"] for line in methods[-1]["lines"]] == ["Mark: a", "Mark: b"]
+    try:
+        h.engine.set_method("Mark: c\n", version, None, "alice")
+    except EngineCommandError as exc:
+        assert exc.message == f"method version is {new}, not {version}"
+    else:
+        raise AssertionError("stale version accepted")
+
+
+def test_system_tags_and_registration() -> None:
+    h = Harness(method="Batch: B7\nIncrement run counter\nMark: m\nWait: 10 s\n")
+    h.engine.control(A.START, "alice")
+    h.step(20)
+    assert h.value("System State") == "Running"
+    assert h.value("Batch Name") == "B7"
+    assert h.value("Run Counter") == 1
+    assert h.value("Mark") == "m"
+    assert 1.9 <= h.value("Run Time") <= 2.1
+    assert h.value("Clock") == round(h.clock.wall(h.clock.monotonic()), 3)
+    assert h.value("Connection Status") == "Connected"
+    reg = h.engine.registration()
+    assert reg.engine_id == "testpc/Toy"
+    names = {t.name for t in reg.uod.tags}
+    for tag in (
+        "System State",
+        "Method Status",
+        "Run Id",
+        "Run Time",
+        "Process Time",
+        "Block",
+        "Block Time",
+        "Scope Time",
+        "Base",
+        "Run Counter",
+        "Mark",
+        "Batch Name",
+        "Clock",
+        "Connection Status",
+        "Accumulated Volume",
+        "Block Volume",
+        "Accumulated CV",
+        "Block CV",
+    ):
+        assert tag in names
+
+
+def test_simulate_overrides_a_reading_until_stop() -> None:
+    h = Harness(method="Simulate: PT01 = 500 kPa\nWait: 10 s\n")
+    h.engine.control(A.START, "alice")
+    h.step(2)
+    tag = h.engine.store["PT01"]
+    assert tag.simulated and h.value("PT01") == 5.0  # converted to bar
+    assert tag.to_wire().simulated
+    h.engine.control(A.STOP, "alice")
+    h.step()
+    assert not h.engine.store["PT01"].simulated
+
+
+def _fast_pump() -> ChromatographyModel:
+    return ChromatographyModel(pump_tau=0.0)
+
+
+def test_volume_base_worked_example_12() -> None:
+    """pcode.md 13.12: 60 L/h into the totalizer, `Base: L` / `1 End block` -> full ≈ 60 s."""
+
+    uod = build_uod()
+    uod = replace(
+        uod,
+        hardware_factory=lambda clock: SimulatedHardware(
+            _fast_pump(), {t: t for t in uod.register_tags}, clock
+        ),
+    )
+    h = Harness(uod, method="Base: L\nBlock: Fill\n    1 End block\nMark: full\n")
+    h.engine.inject("Inlet: VA01\nPU01: 50 %", "alice")
+    h.step(2)
+    assert h.value("FT01") == 60.0
+    h.engine.control(A.START, "alice")
+    start = h.value("Run Time")
+    h.until(lambda: "full" in h.marks(), seconds=70)
+    full = next(e for e in h.events if e.kind == "mark" and e.text == "full")
+    assert abs(full.run_time - start - 60.0) <= 0.2
+    assert h.value("Accumulated CV") > 2.0  # 0.5 L column
+
+
+def test_block_volume_follows_the_block() -> None:
+    h = Harness(method="Base: L\nBlock: A\n    0.5 Mark: half\n    1 End block\nWait: 100 s\n")
+    h.engine.inject("Inlet: VA01\nPU01: 50 %", "alice")
+    h.run_for(5)
+    h.engine.control(A.START, "alice")
+    h.until(lambda: "half" in h.marks(), seconds=60)
+    assert 0.45 <= h.value("Block Volume") <= 0.55
+    assert 0.9 <= h.value("Block CV") <= 1.1
