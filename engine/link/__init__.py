@@ -4,6 +4,7 @@ The engine must never lose a stored message and never wait for the aggregator; t
 the first true, the machine/shell split keeps the second testable without sockets or sleeping.
 """
 
+from engine.link.client import EngineLink
 from engine.link.machine import (
     Action,
     Close,
@@ -18,6 +19,7 @@ from engine.link.outbox import Outbox, StoredFrame
 __all__ = [
     "Action",
     "Close",
+    "EngineLink",
     "Execute",
     "LinkMachine",
     "LinkPolicy",

@@ -1,0 +1,405 @@
+"""The I/O shell of the link: an aiohttp websocket client obeying the LinkMachine.
+
+It owns everything the machine must not: the socket, the timers, the engine's command calls and
+the logging policy (an outage or a refused token is logged once, not at every retry). The engine
+only sees `emit()`, which writes to the durable outbox and never waits for the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random as random_module
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import JsonValue
+
+from engine.link.machine import (
+    Action,
+    Close,
+    Command,
+    Execute,
+    LinkMachine,
+    LinkPolicy,
+    ScheduleReconnect,
+    Send,
+)
+from engine.link.outbox import Outbox, Synchronous
+from engine.ports import EngineCommandError, EngineControl, StoredMessageT
+from protocol.codec import MAX_FRAME_SIZE
+from protocol.messages import CancelLine, ControlCommand, ForceLine, InvokeCommand, SetMethod
+
+log = logging.getLogger("engine.link")
+
+OUTBOX_FILE = "outbox.sqlite3"
+
+
+def _engine_version() -> str:
+    try:
+        return metadata.version("setpoint")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _endpoint(url: str) -> str:
+    """Accept the aggregator's base URL (ws://host:port) or the full endpoint."""
+    url = url.rstrip("/")
+    return url if url.endswith("/engine/ws") else f"{url}/engine/ws"
+
+
+class EngineLink:
+    """The engine's MessageSink when connected to an aggregator; see the package docstring.
+
+    `emit()` may be called before `start()`, from the event loop or from another thread. Messages
+    emitted on the loop are committed together at the end of the current loop iteration (one
+    commit per scan); `flush()` commits at once. After `stop()` the outbox is closed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        data_dir: Path,
+        control: EngineControl,
+        *,
+        clock: Callable[[], float] = time.time,
+        heartbeat_interval: float = 5.0,
+        policy: LinkPolicy | None = None,
+        random: Callable[[], float] | None = None,
+        synchronous: Synchronous = "FULL",
+        session_id: str | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.url = _endpoint(url)
+        self._token = token
+        self._control = control
+        self._clock = clock
+        policy = policy or LinkPolicy(heartbeat_interval=heartbeat_interval)
+        self.outbox = Outbox(Path(data_dir) / OUTBOX_FILE, synchronous=synchronous)
+        self.session_id = session_id or uuid.uuid4().hex
+        self._machine = LinkMachine(
+            self.outbox,
+            session_id=self.session_id,
+            engine_version=_engine_version(),
+            policy=policy,
+            random=random or random_module.Random().random,
+        )
+        self._connect_timeout = connect_timeout
+        self._tick_period = min(1.0, policy.heartbeat_interval / 5)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_lock = threading.Lock()
+        self._flush_pending = False
+        self._wake: asyncio.Event | None = None
+        self._progress: asyncio.Event | None = None
+        self._send_lock: asyncio.Lock | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._last_failure: str | None = None
+        self.connections = 0
+
+    # --- status -------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Registered with the aggregator right now."""
+        return self._machine.online
+
+    @property
+    def acked_seq(self) -> int:
+        return self._machine.acked_seq
+
+    @property
+    def high_water(self) -> int:
+        """Highest seq committed to the outbox."""
+        return self.outbox.committed_seq
+
+    @property
+    def pending(self) -> int:
+        """Messages the aggregator has not acknowledged yet."""
+        return self.outbox.pending
+
+    # --- MessageSink ------------------------------------------------------------------------
+
+    def emit(self, kind: type[StoredMessageT], /, **fields: Any) -> None:
+        """Number and store one message; it is sent when connected, resent until acknowledged."""
+        self.outbox.enqueue(kind, fields)
+        self._schedule_flush()
+
+    def flush(self) -> int:
+        """Commit everything emitted so far (see Outbox); returns the committed high water."""
+        high = self.outbox.flush()
+        if self._wake is not None and self._loop is not None:
+            self._call_on_loop(self._wake.set)
+        return high
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("EngineLink already started")
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._session = aiohttp.ClientSession()
+        self.outbox.flush()
+        self._task = asyncio.create_task(self._run(), name="engine-link")
+
+    async def stop(self, flush_timeout: float = 10.0) -> None:
+        """Try to deliver everything held for up to `flush_timeout` seconds, then close.
+
+        What is not acknowledged by then stays in the outbox and goes at the next start.
+        """
+        if self._task is None:
+            self.outbox.close()
+            return
+        target = self.flush()
+        delivered = await self.wait_acked(target, flush_timeout)
+        if not delivered:
+            log.warning(
+                "stopping with %d message(s) not yet acknowledged; they stay in %s",
+                self.pending,
+                self.outbox.path,
+            )
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+        if self._session is not None:
+            await self._session.close()
+        self._loop = None
+        self.outbox.close()
+
+    async def wait_acked(self, seq: int, timeout: float) -> bool:
+        """Wait until the aggregator has acknowledged `seq`; False on timeout."""
+        assert self._progress is not None, "start() first"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.acked_seq < seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._progress.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._progress.wait()
+            except TimeoutError:
+                return self.acked_seq >= seq
+        return True
+
+    # --- internals: committing ----------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        """One commit per loop iteration: every emit of one scan shares it."""
+        if self._loop is None or self._loop.is_closed():
+            self.outbox.flush()
+            return
+        with self._flush_lock:
+            if self._flush_pending:
+                return
+            self._flush_pending = True
+        self._call_on_loop(self._flush_now)
+
+    def _flush_now(self) -> None:
+        with self._flush_lock:
+            self._flush_pending = False
+        try:
+            self.outbox.flush()
+        except RuntimeError:  # closed by stop(); nothing left to wake
+            return
+        if self._wake is not None:
+            self._wake.set()
+
+    def _call_on_loop(self, callback: Callable[[], None]) -> None:
+        loop = self._loop
+        if loop is None:
+            callback()
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.call_soon(callback)
+        else:
+            loop.call_soon_threadsafe(callback)
+
+    # --- internals: connection ----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            actions = await self._connect_once()
+            delay = next((a.delay for a in actions if isinstance(a, ScheduleReconnect)), 1.0)
+            log.debug("reconnecting to %s in %.2f s", self.url, delay)
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> list[Action]:
+        assert self._session is not None
+        try:
+            ws = await self._session.ws_connect(
+                self.url,
+                headers={"Authorization": f"Bearer {self._token}"},
+                autoping=True,
+                heartbeat=None,
+                max_msg_size=4 * MAX_FRAME_SIZE,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in (401, 403):
+                self._failure(
+                    f"the aggregator at {self.url} refused the engine token "
+                    f"(HTTP {exc.status}); check --token or SETPOINT_ENGINE_TOKEN. Retrying.",
+                    level=logging.ERROR,
+                )
+            else:
+                self._failure(
+                    f"the aggregator at {self.url} refused the websocket: HTTP {exc.status}"
+                )
+            return self._machine.connect_failed(self._clock())
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._failure(f"cannot reach the aggregator at {self.url}: {exc or type(exc).__name__}")
+            return self._machine.connect_failed(self._clock())
+        self.connections += 1
+        try:
+            return await self._serve(ws)
+        finally:
+            self._ws = None
+            if not ws.closed:
+                await ws.close()
+            self._signal_progress()
+
+    def _failure(self, message: str, level: int = logging.WARNING) -> None:
+        """Log the first failure of an outage; repeats of the same failure only at debug."""
+        if message != self._last_failure:
+            log.log(level, "%s", message)
+            self._last_failure = message
+        else:
+            log.debug("%s", message)
+
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> list[Action]:
+        """One connection: register, then read frames while the writer pumps and ticks."""
+        self._ws = ws
+        self.outbox.flush()
+        try:
+            registration = self._control.registration()
+        except Exception:
+            log.exception("the engine could not describe itself for registration")
+            return self._machine.disconnected(self._clock())
+        writer = asyncio.create_task(self._writer(ws), name="engine-link-writer")
+        try:
+            if await self._perform(ws, self._machine.connected(self._clock(), registration)):
+                async for message in ws:
+                    if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                        actions = self._machine.frame_received(message.data, self._clock())
+                        if self._machine.online and self._last_failure is not None:
+                            log.info("connected to the aggregator at %s", self.url)
+                            self._last_failure = None
+                        if not await self._perform(ws, actions):
+                            break
+                        if self._machine.has_more:
+                            self._wake_writer()
+                    elif message.type is aiohttp.WSMsgType.ERROR:
+                        log.warning("websocket error: %s", ws.exception())
+                        break
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        if self._machine.online:
+            log.warning("lost the connection to the aggregator at %s", self.url)
+        return self._machine.disconnected(self._clock())
+
+    async def _writer(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Heartbeats, timeouts and sending: live first, backlog in batches (rule 8)."""
+        assert self._wake is not None
+        while not ws.closed:
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation that
+            # races with the event, which would keep this task alive after stop().
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._tick_period):
+                    await self._wake.wait()
+            self._wake.clear()
+            if not await self._perform(ws, self._machine.tick(self._clock())):
+                return
+            while self._machine.has_more:
+                await asyncio.sleep(0)  # let the scan emit and the reader take acks
+                if not await self._perform(ws, self._machine.pump(self._clock())):
+                    return
+
+    async def _perform(self, ws: aiohttp.ClientWebSocketResponse, actions: list[Action]) -> bool:
+        """Carry out actions in order; False once the connection is being closed."""
+        assert self._send_lock is not None
+        for action in actions:
+            if isinstance(action, Send):
+                try:
+                    async with self._send_lock:
+                        await ws.send_str(action.frame)
+                except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                    log.warning("sending to the aggregator failed: %s", exc)
+                    await ws.close()
+                    return False
+            elif isinstance(action, Close):
+                log.warning("closing the connection to the aggregator: %s", action.reason)
+                await ws.close()
+                return False
+            elif isinstance(action, Execute):
+                ok, error, data = self._execute(action.command)
+                if not await self._perform(
+                    ws,
+                    self._machine.command_finished(
+                        action.command.id, ok=ok, error=error, data=data
+                    ),
+                ):
+                    return False
+        self._signal_progress()
+        return True
+
+    def _execute(self, command: Command) -> tuple[bool, str | None, JsonValue]:
+        """Run one aggregator request against the engine; never lets an exception escape."""
+        control = self._control
+        try:
+            data: JsonValue = None
+            if isinstance(command, ControlCommand):
+                control.control(command.command, command.user)
+            elif isinstance(command, InvokeCommand):
+                control.inject(command.pcode, command.user)
+            elif isinstance(command, SetMethod):
+                if command.dry_run:
+                    return self._analyze(command)
+                version = control.set_method(
+                    command.text, command.expected_version, command.line_ids, command.user
+                )
+                data = {"version": version}
+            elif isinstance(command, CancelLine):
+                control.cancel_line(command.run_log_id, command.user)
+            elif isinstance(command, ForceLine):
+                control.force_line(command.run_log_id, command.user)
+            return True, None, data
+        except EngineCommandError as exc:
+            return False, exc.message, None
+        except Exception as exc:
+            log.exception("%s %s failed inside the engine", command.type, command.id)
+            return False, f"internal engine error ({type(exc).__name__}); see the engine log", None
+
+    def _analyze(self, command: SetMethod) -> tuple[bool, str | None, JsonValue]:
+        """SetMethod.dry_run: findings from the engine's analyzer, when it offers one."""
+        analyze = getattr(self._control, "analyze_method", None)
+        if analyze is None:
+            return False, "this engine cannot analyze a method without applying it", None
+        findings = analyze(command.text)
+        return True, None, {"findings": [f.model_dump(mode="json") for f in findings]}
+
+    def _wake_writer(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _signal_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.set()
