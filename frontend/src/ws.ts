@@ -340,3 +340,21 @@ function detach(s: SocketLike): void {
 export function liveUrl(location: { protocol: string; host: string }): string {
   return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
 }
+
+/** A SocketLike over the browser's WebSocket. */
+export function openBrowserSocket(url: string): SocketLike {
+  const ws = new WebSocket(url);
+  const s: SocketLike = {
+    send: (d) => ws.send(d),
+    close: (code, reason) => ws.close(code, reason),
+    onopen: null,
+    onmessage: null,
+    onclose: null,
+    onerror: null,
+  };
+  ws.onopen = (e) => s.onopen?.(e);
+  ws.onmessage = (e) => s.onmessage?.(e);
+  ws.onclose = (e) => s.onclose?.(e);
+  ws.onerror = (e) => s.onerror?.(e);
+  return s;
+}

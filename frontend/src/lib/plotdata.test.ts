@@ -81,3 +81,13 @@ describe("SeriesBuffer", () => {
     expect(s.t.at(-1)).toBe(19_999);
   });
 });
+
+describe("SeriesBuffer.seed", () => {
+  it("keeps live samples that are newer than the seeded history", () => {
+    const b = new SeriesBuffer(100);
+    b.append("FT01", 5, 50);
+    b.append("FT01", 1, 10);
+    b.seed({ series: [{ tag: "FT01", t: [1, 2, 3], run_time: [0, 1, 2], v: [1, 2, 3] }], annotations: [] });
+    expect(b.get("FT01")!.t).toEqual([1, 2, 3, 5]);
+  });
+});

@@ -61,8 +61,12 @@ export class SeriesBuffer {
 
   constructor(
     private readonly maxPoints = 4000,
-    private readonly annotationTags: ReadonlySet<string> = new Set(["Mark"]),
+    private annotationTags: ReadonlySet<string> = new Set(["Mark"]),
   ) {}
+
+  setAnnotationTags(tags: Iterable<string>): void {
+    this.annotationTags = new Set(tags);
+  }
 
   clear(): void {
     this.data.clear();
@@ -71,7 +75,15 @@ export class SeriesBuffer {
 
   /** Replace the buffer with a server answer (history of the run so far). */
   seed(plot: PlotData): void {
+    // Live samples newer than the answer arrived while it was on its way: keep them.
+    const live = new Map(this.data);
+    const liveMarks = this.annotations.slice();
     this.clear();
+    let seededUntil = -Infinity;
+    for (const s of plot.series) {
+      const lastT = s.t[s.t.length - 1];
+      if (lastT !== undefined && lastT > seededUntil) seededUntil = lastT;
+    }
     for (const s of plot.series) {
       this.data.set(s.tag, { t: s.t.slice(), v: s.v.slice() });
       // The server's run_time column doubles as samples of the "Run Time" tag.
@@ -80,6 +92,18 @@ export class SeriesBuffer {
       }
     }
     for (const a of plot.annotations) this.annotations.push({ t: a.t, tag: a.tag ?? "Mark", text: a.text });
+    for (const [tag, s] of live) {
+      const target = this.data.get(tag) ?? { t: [], v: [] };
+      const from = target.t.length ? target.t[target.t.length - 1]! : seededUntil;
+      for (let i = 0; i < s.t.length; i++) {
+        if (s.t[i]! > from) {
+          target.t.push(s.t[i]!);
+          target.v.push(s.v[i] ?? null);
+        }
+      }
+      if (target.t.length) this.data.set(tag, target);
+    }
+    for (const m of liveMarks) if (m.t > seededUntil) this.annotations.push(m);
   }
 
   append(tag: string, t: number, value: Scalar): void {

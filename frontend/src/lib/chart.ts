@@ -1,0 +1,290 @@
+// The live plot: one uPlot per subplot of the UOD's plot configuration, several y axes each,
+// coloured background regions for categorical tags, mark annotations, synchronized zoom and pan,
+// and a choice of x axis. Loaded on demand (it pulls in uPlot).
+
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { PlotConfiguration, SubPlot } from "../types";
+import { CLOCK_AXIS, alignSeries, categoricalSpans, timeToX, type SeriesBuffer, type TimeSeries } from "./plotdata";
+import { formatDuration, formatNumber } from "./format";
+
+// Colour-blind-safe palette (Okabe-Ito), dark enough on white for lines.
+const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B"];
+
+export interface ChartController {
+  update(): void;
+  setXAxis(name: string): void;
+  zoom(factor: number): void;
+  pan(fraction: number): void;
+  resetZoom(): void;
+  isFollowing(): boolean;
+  resize(): void;
+  destroy(): void;
+}
+
+interface Sub {
+  plot: uPlot;
+  config: SubPlot;
+  tags: string[];
+}
+
+export function numericTags(sub: SubPlot): { tag: string; axis: number; color: string }[] {
+  const out: { tag: string; axis: number; color: string }[] = [];
+  let k = 0;
+  sub.axes.forEach((axis, ai) => {
+    axis.tags.forEach((tag, ti) => {
+      const color = ti === 0 && axis.color ? axis.color : PALETTE[k % PALETTE.length]!;
+      out.push({ tag, axis: ai, color });
+      k++;
+    });
+  });
+  return out;
+}
+
+export function createCharts(
+  container: HTMLElement,
+  config: PlotConfiguration,
+  buffer: SeriesBuffer,
+  opts: { height: number; xAxis: string; onFollowChange?: (following: boolean) => void },
+): ChartController {
+  let xAxis = opts.xAxis;
+  let following = true;
+  let syncing = false;
+  const subplots = (config.subplots ?? []).filter((s) => s.axes.length > 0);
+  const totalRatio = subplots.reduce((a, s) => a + (s.ratio ?? 1), 0) || 1;
+  const subs: Sub[] = [];
+  const syncKey = `sp-${Math.random().toString(36).slice(2)}`;
+
+  const xSeries = (): TimeSeries | null => {
+    if (xAxis === CLOCK_AXIS) return null;
+    const s = buffer.get(xAxis);
+    return s && s.t.length ? s : null;
+  };
+  const clockX = () => xAxis === CLOCK_AXIS || !xSeries();
+
+  const setFollowing = (f: boolean) => {
+    if (following !== f) {
+      following = f;
+      opts.onFollowChange?.(f);
+    }
+  };
+
+  const build = () => {
+    for (const s of subs) s.plot.destroy();
+    subs.length = 0;
+    container.replaceChildren();
+    const width = Math.max(300, container.clientWidth);
+    subplots.forEach((sub, i) => {
+      const tags = numericTags(sub);
+      const height = Math.max(120, Math.round((opts.height * (sub.ratio ?? 1)) / totalRatio));
+      const isClock = clockX();
+      const el = document.createElement("div");
+      el.className = "subplot";
+      container.appendChild(el);
+      const options: uPlot.Options = {
+        width,
+        height,
+        cursor: { sync: { key: syncKey }, drag: { x: true, y: false, setScale: true } },
+        legend: { show: true, live: true },
+        scales: Object.fromEntries([
+          ["x", { time: isClock }],
+          ...sub.axes.map((a, ai) => [
+            `y${ai}`,
+            a.y_min != null || a.y_max != null
+              ? { range: (_u: uPlot, min: number, max: number) => [a.y_min ?? min, a.y_max ?? max] as uPlot.Range.MinMax }
+              : {},
+          ]),
+        ]),
+        axes: [
+          {
+            label: i === subplots.length - 1 ? (isClock ? "Time of day" : xAxis) : undefined,
+            values: isClock
+              ? undefined
+              : (_u, splits) => splits.map((v) => (xAxis === "Run Time" ? formatDuration(v) : formatNumber(v))),
+            stroke: "#1f2933",
+            grid: { stroke: "#e3e7ec" },
+          },
+          ...sub.axes.map((a, ai) => ({
+            scale: `y${ai}`,
+            label: a.label,
+            side: ai % 2 === 0 ? 3 : 1,
+            stroke: a.color ?? "#1f2933",
+            grid: { show: ai === 0, stroke: "#e3e7ec" },
+            values: (_u: uPlot, splits: number[]) => splits.map((v) => formatNumber(v)),
+            size: 60,
+          })),
+        ],
+        series: [
+          { label: isClock ? "Time" : xAxis, value: (_u, v) => (v == null ? "–" : isClock ? new Date(v * 1000).toLocaleTimeString() : xAxis === "Run Time" ? formatDuration(v) : formatNumber(v)) },
+          ...tags.map((t) => ({
+            label: t.tag,
+            scale: `y${t.axis}`,
+            stroke: t.color,
+            width: 1.5,
+            spanGaps: true,
+            points: { show: false },
+            value: (_u: uPlot, v: number | null) => (v == null ? "–" : formatNumber(v)),
+          })),
+        ],
+        hooks: {
+          drawClear: [(u) => drawRegions(u, sub)],
+          draw: [(u) => drawMarks(u)],
+          setSelect: [() => setFollowing(false)],
+          setScale: [
+            (u, key) => {
+              if (key !== "x" || syncing) return;
+              const { min, max } = u.scales.x!;
+              if (min == null || max == null) return;
+              syncing = true;
+              for (const other of subs) if (other.plot !== u) other.plot.setScale("x", { min, max });
+              syncing = false;
+            },
+          ],
+        },
+      };
+      const plot = new uPlot(options, [[]], el);
+      plot.over.addEventListener("dblclick", () => resetZoom());
+      subs.push({ plot, config: sub, tags: tags.map((t) => t.tag) });
+    });
+    update();
+  };
+
+  const lastTime = (): number => {
+    let t = 0;
+    for (const tag of buffer.tags()) {
+      const s = buffer.get(tag)!;
+      const last = s.t[s.t.length - 1];
+      if (last !== undefined && last > t) t = last;
+    }
+    return t;
+  };
+
+  const drawRegions = (u: uPlot, sub: SubPlot) => {
+    const regions = sub.color_regions ?? [];
+    if (regions.length === 0) return;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const xs = clockX() ? null : xSeries();
+    const until = lastTime();
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    ctx.globalAlpha = 0.16;
+    for (const region of regions) {
+      for (const span of categoricalSpans(buffer.get(region.tag), until)) {
+        const color = region.colors[span.value];
+        if (!color) continue;
+        const x0 = timeToX(xs, span.from);
+        const x1 = timeToX(xs, span.to);
+        if (x0 == null || x1 == null) continue;
+        const p0 = u.valToPos(x0, "x", true);
+        const p1 = u.valToPos(x1, "x", true);
+        ctx.fillStyle = color;
+        ctx.fillRect(Math.min(p0, p1), top, Math.max(1, Math.abs(p1 - p0)), height);
+      }
+    }
+    ctx.restore();
+  };
+
+  const drawMarks = (u: uPlot) => {
+    const marks = buffer.marks();
+    if (marks.length === 0) return;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const xs = clockX() ? null : xSeries();
+    const ratio = uPlot.pxRatio;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    ctx.strokeStyle = "#4a5563";
+    ctx.fillStyle = "#1f2933";
+    ctx.setLineDash([4 * ratio, 3 * ratio]);
+    ctx.font = `${11 * ratio}px system-ui, sans-serif`;
+    ctx.textBaseline = "top";
+    for (const m of marks) {
+      const x = timeToX(xs, m.t);
+      if (x == null) continue;
+      const px = u.valToPos(x, "x", true);
+      if (px < left || px > left + width) continue;
+      ctx.beginPath();
+      ctx.moveTo(px, top);
+      ctx.lineTo(px, top + height);
+      ctx.stroke();
+      ctx.fillText(m.text, px + 3 * ratio, top + 2 * ratio);
+    }
+    ctx.restore();
+  };
+
+  function update() {
+    const xs = clockX() ? null : xSeries();
+    for (const s of subs) {
+      const aligned = alignSeries(
+        s.tags.map((t) => buffer.get(t)),
+        xs,
+      );
+      const data = [aligned.x, ...aligned.ys] as uPlot.AlignedData;
+      if (following) s.plot.setData(data, true);
+      else s.plot.setData(data, false);
+    }
+  }
+
+  const zoom = (factor: number) => {
+    const p = subs[0]?.plot;
+    if (!p) return;
+    const { min, max } = p.scales.x!;
+    if (min == null || max == null) return;
+    const mid = (min + max) / 2;
+    const half = ((max - min) / 2) * factor;
+    setFollowing(false);
+    p.setScale("x", { min: mid - half, max: mid + half });
+  };
+
+  const pan = (fraction: number) => {
+    const p = subs[0]?.plot;
+    if (!p) return;
+    const { min, max } = p.scales.x!;
+    if (min == null || max == null) return;
+    const d = (max - min) * fraction;
+    setFollowing(false);
+    p.setScale("x", { min: min + d, max: max + d });
+  };
+
+  function resetZoom() {
+    setFollowing(true);
+    update();
+  }
+
+  const wheel = (e: WheelEvent) => {
+    if (!e.ctrlKey && !e.shiftKey) return; // plain wheel scrolls the page
+    e.preventDefault();
+    if (e.shiftKey) pan(e.deltaY > 0 ? 0.1 : -0.1);
+    else zoom(e.deltaY > 0 ? 1.25 : 0.8);
+  };
+  container.addEventListener("wheel", wheel, { passive: false });
+
+  build();
+
+  return {
+    update,
+    setXAxis(name) {
+      xAxis = name;
+      following = true;
+      build();
+    },
+    zoom,
+    pan,
+    resetZoom,
+    isFollowing: () => following,
+    resize() {
+      const width = Math.max(300, container.clientWidth);
+      for (const s of subs) s.plot.setSize({ width, height: s.plot.height });
+    },
+    destroy() {
+      container.removeEventListener("wheel", wheel);
+      for (const s of subs) s.plot.destroy();
+      subs.length = 0;
+    },
+  };
+}

@@ -1,0 +1,85 @@
+// Live state of one unit while its view is open: one /ws subscription per topic, released on dispose.
+
+import { batch, signal, type Signal } from "@preact/signals";
+import type { LiveClient } from "../ws";
+import type { ErrorLogEntry, MethodView, RunLog, TagState, UnitSummary } from "../types";
+import { SeriesBuffer } from "../lib/plotdata";
+import { appendErrors, mergeRunLog, mergeTags, runLogSnapshot } from "./merge";
+
+export interface UnitLive {
+  id: string;
+  tags: Signal<Map<string, TagState>>;
+  runlog: Signal<RunLog>;
+  method: Signal<MethodView | null>;
+  control: Signal<UnitSummary | null>;
+  errors: Signal<ErrorLogEntry[]>;
+  watchers: Signal<string[]>;
+  /** live samples for the plot; `samplesVersion` changes whenever they do */
+  samples: SeriesBuffer;
+  samplesVersion: Signal<number>;
+  dispose(): void;
+}
+
+export function createUnitLive(live: LiveClient, id: string, annotationTags: string[] = ["Mark"]): UnitLive {
+  const u: UnitLive = {
+    id,
+    tags: signal(new Map()),
+    runlog: signal({ run_id: null, lines: [] }),
+    method: signal(null),
+    control: signal(null),
+    errors: signal([]),
+    watchers: signal([]),
+    samples: new SeriesBuffer(6000, new Set(annotationTags)),
+    samplesVersion: signal(0),
+    dispose: () => {},
+  };
+  const offs: (() => void)[] = [];
+  const topic = (name: string) => `unit/${id}/${name}`;
+
+  offs.push(
+    live.subscribe(topic("tags"), (kind, data) => {
+      const list = (data as TagState[]) ?? [];
+      batch(() => {
+        u.tags.value = mergeTags(kind === "snapshot" ? new Map() : u.tags.value, list);
+        let added = false;
+        for (const t of list) {
+          if (t.tick == null || t.quality === "stale") continue;
+          u.samples.append(t.name, t.tick, t.value);
+          added = true;
+        }
+        if (added) u.samplesVersion.value++;
+      });
+    }),
+  );
+  offs.push(
+    live.subscribe(topic("runlog"), (kind, data) => {
+      const log = data as RunLog;
+      u.runlog.value = kind === "snapshot" ? runLogSnapshot(log) : mergeRunLog(u.runlog.value, log);
+    }),
+  );
+  offs.push(
+    live.subscribe(topic("method"), (_kind, data) => {
+      u.method.value = data as MethodView;
+    }),
+  );
+  offs.push(
+    live.subscribe(topic("control"), (_kind, data) => {
+      u.control.value = data as UnitSummary;
+    }),
+  );
+  offs.push(
+    live.subscribe(topic("errors"), (kind, data) => {
+      const list = (data as ErrorLogEntry[]) ?? [];
+      u.errors.value = kind === "snapshot" ? appendErrors([], list) : appendErrors(u.errors.value, list);
+    }),
+  );
+  offs.push(
+    live.subscribe(topic("watchers"), (_kind, data) => {
+      u.watchers.value = (data as string[]) ?? [];
+    }),
+  );
+  u.dispose = () => {
+    for (const off of offs) off();
+  };
+  return u;
+}

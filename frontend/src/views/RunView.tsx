@@ -1,0 +1,112 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { signal } from "@preact/signals";
+import { useApp } from "../state/app";
+import { href } from "../state/route";
+import { Spinner } from "../components/bits";
+import { RunLogTable } from "../components/RunLog";
+import { ErrorLogList } from "../components/ErrorLog";
+import { HighlightedCode } from "../components/HighlightedCode";
+import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
+import { SeriesBuffer } from "../lib/plotdata";
+import { formatDateTime, formatDuration } from "../lib/format";
+import type { RunDetail } from "../types";
+
+export function RunView({ id }: { id: string }) {
+  const app = useApp();
+  const [run, setRun] = useState<RunDetail | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const buffer = useMemo(() => new SeriesBuffer(100_000), [id]);
+  const version = useMemo(() => signal(0), [id]);
+  const config = useMemo(() => (run ? plotConfigOf(run.uod) : null), [run]);
+
+  useEffect(() => {
+    app.api
+      .run(id)
+      .then(setRun)
+      .catch((e: Error) => setError(e.message));
+  }, [id]);
+
+  useEffect(() => {
+    if (!config) return;
+    buffer.setAnnotationTags(config.annotation_tags ?? ["Mark"]);
+    app.api
+      .runPlot(id, plotTags(config), 2000)
+      .then((p) => {
+        buffer.seed(p);
+        version.value++;
+      })
+      .catch((e: Error) => app.notify("error", `Plot: ${e.message}`));
+  }, [config]);
+
+  if (error)
+    return (
+      <section class="panel">
+        <h1>Run {id}</h1>
+        <p class="error-text" role="alert">
+          {error}
+        </p>
+      </section>
+    );
+  if (!run) return <Spinner label="Loading run…" />;
+  const commands = new Set((run.uod.commands ?? []).map((c) => c.name));
+  return (
+    <div class="run-view" data-testid="run-view">
+      <div class="unit-head">
+        <h1>
+          Run of {run.unit_name ?? run.unit_id}
+          {run.batch_name ? ` · ${run.batch_name}` : ""}
+        </h1>
+        <dl class="facts facts-inline">
+          <dt>Run id</dt>
+          <dd class="mono">{run.id}</dd>
+          <dt>Started</dt>
+          <dd>{formatDateTime(run.started)}</dd>
+          <dt>Duration</dt>
+          <dd>{run.stopped ? formatDuration(run.stopped - run.started) : "running"}</dd>
+          <dt>By</dt>
+          <dd>{run.started_by || "–"}</dd>
+          <dt>Stop reason</dt>
+          <dd>{run.stop_reason || "–"}</dd>
+        </dl>
+        <div class="row">
+          <a class="btn btn-primary" href={app.api.runCsvUrl(run.id)} download={`${run.id}.csv`} data-testid="csv-download">
+            Download CSV
+          </a>
+          <a class="btn" href={href({ name: "unit", id: run.unit_id })}>
+            Go to the unit
+          </a>
+        </div>
+      </div>
+      <div class="unit-grid run-grid">
+        <section class="panel area-plot" aria-labelledby="rplot-title">
+          <h2 id="rplot-title">Plot</h2>
+          {config && <PlotPanel config={config} buffer={buffer} version={version} label={`Plot of run ${run.id}`} />}
+        </section>
+        <section class="panel area-runlog" aria-labelledby="rlog-title">
+          <h2 id="rlog-title">Run log</h2>
+          <RunLogTable lines={run.runlog} unitId={null} canOperate={false} runStart={run.started} />
+        </section>
+        <section class="panel area-method" aria-labelledby="rmethod-title">
+          <h2 id="rmethod-title">Method as run (version {run.method?.version ?? run.method_version ?? "–"})</h2>
+          <HighlightedCode text={run.method?.text ?? ""} commands={commands} method={run.method} />
+        </section>
+        <section class="panel area-errors" aria-labelledby="rerr-title">
+          <h2 id="rerr-title">Error log</h2>
+          <ErrorLogList entries={run.errors ?? []} />
+          {run.contributors && run.contributors.length > 0 && (
+            <>
+              <h3>Contributors</h3>
+              <ul>
+                {run.contributors.map((c) => (
+                  <li key={c.user}>
+                    {c.user}: {c.actions} actions
+                  </li>
+                ))}
+              </ul>
+            </>
+          )}
+        </section>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,154 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { effect } from "@preact/signals";
+import { useApp } from "../state/app";
+import { createUnitLive } from "../state/unit";
+import { LiveBadge, Spinner, StateBadge } from "../components/bits";
+import { ControlBar, InjectBox } from "../components/ControlBar";
+import { ProcessValues } from "../components/ProcessValues";
+import { RunLogTable } from "../components/RunLog";
+import { ErrorLogList } from "../components/ErrorLog";
+import { MethodPanel } from "../components/MethodPanel";
+import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
+import { formatDuration } from "../lib/format";
+import type { ProcessValueDescription, TagDescription, UnitDetail } from "../types";
+
+export function UnitView({ id }: { id: string }) {
+  const app = useApp();
+  const [detail, setDetail] = useState<UnitDetail | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const live = useMemo(() => createUnitLive(app.live, id), [id]);
+  useEffect(() => () => live.dispose(), [live]);
+
+  useEffect(() => {
+    app.api
+      .unit(id)
+      .then((d) => {
+        setDetail(d);
+        live.samples.setAnnotationTags(d.uod.plot?.annotation_tags ?? ["Mark"]);
+        if (live.tags.peek().size === 0) live.tags.value = new Map(d.tags.map((t) => [t.name, t]));
+      })
+      .catch((e: Error) => setError(e.message));
+  }, [id]);
+
+  const plotConfig = useMemo(() => (detail ? plotConfigOf(detail.uod) : null), [detail]);
+
+  // The plot starts from the run's stored history, reloaded when a new run begins.
+  const summaryFromList = app.units.value.find((u) => u.id === id);
+  const control = live.control.value;
+  const summary = control ?? summaryFromList ?? detail;
+  const runId = summary?.run_id ?? null;
+  useEffect(() => {
+    if (!plotConfig) return;
+    let cancelled = false;
+    const tags = plotTags(plotConfig);
+    if (!runId) return;
+    app.api
+      .unitPlot(id, tags, 2000)
+      .then((p) => {
+        if (cancelled) return;
+        live.samples.seed(p);
+        live.samplesVersion.value++;
+      })
+      .catch(() => {});
+    return () => {
+      cancelled = true;
+    };
+  }, [plotConfig, runId]);
+
+  // A new run clears the plot of the previous one.
+  useEffect(() => {
+    let last: string | null | undefined = undefined;
+    return effect(() => {
+      const r = live.runlog.value.run_id;
+      if (last !== undefined && r !== last) {
+        live.samples.clear();
+        live.samplesVersion.value++;
+      }
+      last = r;
+    });
+  }, [live]);
+
+  if (error) {
+    return (
+      <section class="panel">
+        <h1>Unit {id}</h1>
+        <p class="error-text" role="alert">
+          {error}
+        </p>
+        <a href="#/">Back to the units</a>
+      </section>
+    );
+  }
+  if (!detail || !summary) return <Spinner label="Loading unit…" />;
+
+  const user = app.user.value;
+  const canOperate = user?.role === "operator" || user?.role === "admin";
+  const connected = app.connection.value.status === "open";
+  const online = !!summary.online;
+  const allStale = !connected || !online || !!summary.stale;
+  const tagInfo = new Map<string, TagDescription>((detail.uod.tags ?? []).map((t) => [t.name, t]));
+  const pvs: ProcessValueDescription[] = detail.uod.process_values?.length
+    ? detail.uod.process_values
+    : (detail.uod.tags ?? []).filter((t) => t.kind !== "system").map((t) => ({ tag: t.name, kind: "readonly" as const }));
+  const commands = new Set((detail.uod.commands ?? []).map((c) => c.name));
+  const watchers = live.watchers.value;
+  const me = user?.name;
+  const others = watchers.filter((w) => w !== me);
+
+  return (
+    <div class="unit-view" data-testid="unit-view">
+      <div class="unit-head">
+        <h1>{summary.name || detail.uod.name}</h1>
+        <div class="badges">
+          <span data-testid="unit-state">
+            <StateBadge state={summary.state} />
+          </span>
+          <LiveBadge online={online} stale={summary.stale || !connected} />
+        </div>
+        <dl class="facts facts-inline">
+          <dt>Run time</dt>
+          <dd data-testid="run-time">{summary.run_id ? formatDuration(summary.run_time) : "–"}</dd>
+          <dt>Block</dt>
+          <dd>{summary.block || "–"}</dd>
+          <dt>Method</dt>
+          <dd>{summary.method_status || "–"}</dd>
+        </dl>
+        <p class="watchers small" data-testid="watchers" aria-live="polite">
+          {others.length === 0 ? "Only you are watching." : `Also watching: ${others.join(", ")}`}
+        </p>
+      </div>
+      <ControlBar unitId={id} unitName={summary.name} state={summary.state} online={online} canOperate={canOperate} />
+      <div class="unit-grid">
+        <section class="panel area-pv" aria-labelledby="pv-title">
+          <h2 id="pv-title">Process values</h2>
+          <ProcessValues
+            unitId={id}
+            values={pvs}
+            tags={live.tags.value}
+            tagInfo={tagInfo}
+            commands={detail.uod.commands ?? []}
+            allStale={allStale}
+            canOperate={canOperate && online}
+          />
+          <InjectBox unitId={id} canOperate={canOperate} online={online} />
+        </section>
+        <section class="panel area-plot" aria-labelledby="plot-title">
+          <h2 id="plot-title">Plot</h2>
+          {plotConfig && <PlotPanel config={plotConfig} buffer={live.samples} version={live.samplesVersion} label={`Live plot of ${summary.name}`} />}
+        </section>
+        <section class="panel area-runlog" aria-labelledby="runlog-title">
+          <h2 id="runlog-title">Run log</h2>
+          <RunLogTable lines={live.runlog.value.lines} unitId={id} canOperate={canOperate && online} />
+        </section>
+        <section class="panel area-method" aria-labelledby="method-title">
+          <h2 id="method-title">Method</h2>
+          <MethodPanel unitId={id} method={live.method} commands={commands} canEdit={canOperate} />
+        </section>
+        <section class="panel area-errors" aria-labelledby="errors-title">
+          <h2 id="errors-title">Error log</h2>
+          <ErrorLogList entries={live.errors.value} />
+        </section>
+      </div>
+    </div>
+  );
+}
