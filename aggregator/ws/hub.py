@@ -36,6 +36,7 @@ class Viewer:
 
     name: str
     role: str
+    user_id: int = 0
 
 
 def parse_topic(topic: str) -> tuple[str | None, str]:

@@ -1,0 +1,222 @@
+"""The things a person can make a unit do, shared by HTTP and /ws: each checks the role and the
+unit, sends the protocol request, waits for the engine's answer and leaves an audit record
+whether the engine accepted or refused."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+from pydantic import JsonValue, ValidationError
+
+from aggregator.api.openapi import ApiProblem
+from aggregator.api.roles import ApiUser
+from aggregator.api.schemas import CommandOutcome, MethodSaved
+from aggregator.api.service import (
+    current_method,
+    engine_request,
+    need_operator,
+    record,
+    require_unit,
+    unit_summary,
+)
+from protocol import (
+    CancelLine,
+    ControlAction,
+    ControlCommand,
+    Finding,
+    ForceLine,
+    InvokeCommand,
+    SetMethod,
+)
+
+_STALE_VERSION = re.compile(r"method version is (\d+)")
+
+
+async def control(
+    app: web.Application, user: ApiUser, unit_id: str, action: ControlAction
+) -> CommandOutcome:
+    need_operator(user)
+    live = require_unit(app, user, unit_id)
+    before = unit_summary(app, live)
+    outcome = "ok"
+    try:
+        result = await engine_request(
+            app, unit_id, lambda cid: ControlCommand(id=cid, user=user.name, command=action)
+        )
+    except ApiProblem as problem:
+        outcome = problem.error
+        raise
+    finally:
+        await record(
+            app,
+            user,
+            "control",
+            unit_id=unit_id,
+            run_id=live.run_id or before.run_id,
+            old={"state": before.state},
+            new={"action": action.value, "result": outcome},
+        )
+    return CommandOutcome(data=result.data)
+
+
+async def inject(app: web.Application, user: ApiUser, unit_id: str, pcode: str) -> CommandOutcome:
+    need_operator(user)
+    live = require_unit(app, user, unit_id)
+    outcome = "ok"
+    try:
+        result = await engine_request(
+            app, unit_id, lambda cid: InvokeCommand(id=cid, user=user.name, pcode=pcode)
+        )
+    except ApiProblem as problem:
+        outcome = problem.error
+        raise
+    finally:
+        await record(
+            app,
+            user,
+            "inject",
+            unit_id=unit_id,
+            run_id=live.run_id,
+            new={"pcode": pcode, "result": outcome},
+        )
+    return CommandOutcome(data=result.data)
+
+
+async def line_action(
+    app: web.Application, user: ApiUser, unit_id: str, line_id: str, kind: str
+) -> CommandOutcome:
+    need_operator(user)
+    live = require_unit(app, user, unit_id)
+    outcome = "ok"
+    try:
+        if kind == "cancel":
+            result = await engine_request(
+                app, unit_id, lambda cid: CancelLine(id=cid, user=user.name, run_log_id=line_id)
+            )
+        else:
+            result = await engine_request(
+                app, unit_id, lambda cid: ForceLine(id=cid, user=user.name, run_log_id=line_id)
+            )
+    except ApiProblem as problem:
+        outcome = problem.error
+        raise
+    finally:
+        await record(
+            app,
+            user,
+            kind,
+            unit_id=unit_id,
+            run_id=live.run_id,
+            new={"line": line_id, "result": outcome},
+        )
+    return CommandOutcome(data=result.data)
+
+
+def _findings(data: JsonValue) -> list[Finding]:
+    raw = data.get("findings") if isinstance(data, dict) else None
+    if not isinstance(raw, list):
+        return []
+    found: list[Finding] = []
+    for item in raw:
+        try:
+            found.append(Finding.model_validate(item))
+        except ValidationError:
+            continue
+    return found
+
+
+async def check_method(
+    app: web.Application, user: ApiUser, unit_id: str, text: str
+) -> list[Finding]:
+    """The engine's analyzer on a text, nothing saved (SetMethod with dry_run)."""
+    require_unit(app, user, unit_id)
+    view = await current_method(app, unit_id)
+    result = await engine_request(
+        app,
+        unit_id,
+        lambda cid: SetMethod(
+            id=cid,
+            user=user.name,
+            text=text,
+            expected_version=view.version if view is not None else 0,
+            dry_run=True,
+        ),
+    )
+    return _findings(result.data)
+
+
+class MethodRefused(ApiProblem):
+    """422 carrying the analyzer's findings, so the editor can underline them."""
+
+    def __init__(self, error: str, findings: list[Finding]) -> None:
+        super().__init__(
+            422, error, "text", {"findings": [f.model_dump(mode="json") for f in findings]}
+        )
+
+
+async def set_method(
+    app: web.Application,
+    user: ApiUser,
+    unit_id: str,
+    text: str,
+    expected_version: int,
+    line_ids: list[str | None] | None = None,
+) -> MethodSaved:
+    need_operator(user)
+    live = require_unit(app, user, unit_id)
+    before = await current_method(app, unit_id)
+    if before is not None and before.version != expected_version:
+        raise ApiProblem(
+            409,
+            f"the method is at version {before.version}, not {expected_version}: "
+            "someone else saved it; reload and merge",
+            "expected_version",
+        )
+    if line_ids is not None and len(line_ids) != len(text.split("\n")):
+        raise ApiProblem(422, "line_ids must have one entry per line of text", "line_ids")
+    outcome = "ok"
+    version: int | None = None
+    try:
+        result = await engine_request(
+            app,
+            unit_id,
+            lambda cid: SetMethod(
+                id=cid,
+                user=user.name,
+                text=text,
+                expected_version=expected_version,
+                line_ids=line_ids,
+            ),
+        )
+        data = result.data
+        reported = data.get("version") if isinstance(data, dict) else None
+        version = reported if isinstance(reported, int) else expected_version + 1
+    except ApiProblem as problem:
+        outcome = problem.error
+        stale = _STALE_VERSION.search(problem.error)
+        if problem.status == 409 and stale is not None:
+            raise ApiProblem(409, problem.error, "expected_version") from None
+        if problem.status == 409:
+            # refused for its content: let the analyzer say where
+            try:
+                findings = await check_method(app, user, unit_id, text)
+            except ApiProblem:
+                findings = []
+            raise MethodRefused(problem.error, findings) from None
+        raise
+    finally:
+        await record(
+            app,
+            user,
+            "method",
+            unit_id=unit_id,
+            run_id=live.run_id,
+            old=None if before is None else {"version": before.version, "text": before.text},
+            new={"version": version, "text": text, "result": outcome},
+        )
+    try:
+        findings = await check_method(app, user, unit_id, text)
+    except ApiProblem:
+        findings = []
+    return MethodSaved(version=version, findings=findings)

@@ -1,0 +1,132 @@
+"""Plot data and statistics of a run, read from storage and decimated on the server.
+
+Runs in a reader thread: decoding chunks and decimating are CPU work that must not stall the
+event loop (ingest and every websocket share it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aggregator.api.schemas import Annotation, PlotData, PlotSeries
+from aggregator.decimate import decimate, is_numeric
+from aggregator.store import Storage
+from protocol import ScalarValue, UodDescription
+
+
+class UnknownTags(ValueError):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+def _uod(run: dict[str, Any]) -> UodDescription | None:
+    try:
+        return UodDescription.model_validate_json(run.get("uod_json") or "{}")
+    except ValueError:
+        return None
+
+
+def _clean(value: ScalarValue) -> ScalarValue:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def build_plot(
+    storage: Storage,
+    run: dict[str, Any],
+    names: list[str] | None,
+    start: float | None,
+    end: float | None,
+    points: int,
+) -> PlotData:
+    uod = _uod(run)
+    annotation_tags = set(uod.plot.annotation_tags) if uod is not None else {"Mark"}
+    x_axis = uod.plot.x_axis if uod is not None else "Run Time"
+    started = float(run["started"])
+    with storage.engine.connect() as conn:
+        tags = storage.run_tags(conn, run["pk"])
+        by_name = {name: (tag_id, unit) for tag_id, name, unit in tags}
+        if names is not None:
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise UnknownTags(missing)
+            wanted = names
+        else:
+            wanted = [name for _, name, _ in tags]
+        t0 = start if start is not None else -math.inf
+        t1 = end if end is not None else math.inf
+        if t0 == -math.inf or t1 == math.inf:
+            span = storage.run_time_range(conn, run["pk"])
+            if span is None:
+                span = (started, started)
+            t0 = span[0] if t0 == -math.inf else t0
+            t1 = span[1] if t1 == math.inf else t1
+        series: list[PlotSeries] = []
+        annotations: list[Annotation] = []
+        for name in wanted:
+            tag_id, unit = by_name[name]
+            samples, _ = storage.read_samples(run["pk"], tag_id, t0, t1, conn)
+            t = [s[0] for s in samples]
+            v = [_clean(s[1]) for s in samples]
+            dt, dv = decimate(t, v, points)
+            series.append(
+                PlotSeries(
+                    tag=name,
+                    unit=unit,
+                    t=dt,
+                    run_time=[x - started for x in dt],
+                    v=dv,
+                )
+            )
+            if name in annotation_tags:
+                previous: object = object()
+                for ts, value in samples:
+                    if value != previous and value not in (None, ""):
+                        annotations.append(
+                            Annotation(t=ts, run_time=ts - started, tag=name, text=str(value))
+                        )
+                    previous = value
+    annotations.sort(key=lambda a: a.t)
+    return PlotData(x_axis=x_axis, run_id=run["run_id"], series=series, annotations=annotations)
+
+
+def tag_stats(
+    storage: Storage, run: dict[str, Any], name: str, start: float | None, end: float | None
+) -> dict[str, Any] | None:
+    """min, max, mean, last and count of one tag over a run or a window; None: no such tag."""
+    with storage.engine.connect() as conn:
+        tags = {n: tag_id for tag_id, n, _ in storage.run_tags(conn, run["pk"])}
+        if name not in tags:
+            return None
+        span = storage.run_time_range(conn, run["pk"]) or (0.0, 0.0)
+        samples, _ = storage.read_samples(
+            run["pk"],
+            tags[name],
+            start if start is not None else span[0],
+            end if end is not None else span[1],
+            conn,
+        )
+    numbers = [float(v) for _, v in samples if is_numeric(v) and math.isfinite(float(v))]  # type: ignore[arg-type]
+    last = samples[-1] if samples else None
+    return {
+        "run_id": run["run_id"],
+        "tag": name,
+        "count": len(samples),
+        "min": min(numbers) if numbers else None,
+        "max": max(numbers) if numbers else None,
+        "mean": sum(numbers) / len(numbers) if numbers else None,
+        "last": _clean(last[1]) if last else None,
+        "last_time": last[0] if last else None,
+        "start": start,
+        "end": end,
+    }
+
+
+def parse_tag_list(raw: str | None) -> list[str] | None:
+    if raw is None or not raw.strip():
+        return None
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    return list(dict.fromkeys(names)) or None

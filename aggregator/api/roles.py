@@ -1,0 +1,33 @@
+"""Roles and who may see or control a unit.
+
+Each role includes the ones before it. A UOD's `required_roles` narrows a unit further: the user
+needs one of them (by rank, so an operator satisfies a unit that requires viewer), or a custom
+role name that only admins satisfy. Admins always may, so a lab can never lock itself out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal["viewer", "operator", "admin"]
+ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
+
+
+@dataclass(frozen=True)
+class ApiUser:
+    id: int
+    name: str
+    role: Role
+
+
+def has_role(role: str, needed: str) -> bool:
+    return ROLE_RANK.get(role, -1) >= ROLE_RANK.get(needed, 99)
+
+
+def may_see(role: str, required_roles: Iterable[str]) -> bool:
+    required = list(required_roles)
+    if not required or role == "admin":
+        return True
+    return any(has_role(role, needed) for needed in required)

@@ -1,0 +1,79 @@
+"""`setup_api_routes(app)`: the full HTTP API, /ws and the web UI, in one call from the app
+factory. Everything it creates hangs off app keys."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from aggregator.api import admin_api, runs_api, units_api
+from aggregator.api.auth import LoginRequest
+from aggregator.api.bridge import LiveBridge
+from aggregator.api.commands import EngineCommands
+from aggregator.api.openapi import ROUTES_KEY, ApiRoutes
+from aggregator.api.service import API_STATE_KEY, ApiState, authenticate, ctx_of, ws_visible
+from aggregator.api.ws_backend import ApiWsBackend
+from aggregator.audit import AuditTrail
+from aggregator.web import setup_web
+from aggregator.ws.handler import WS_BACKEND_KEY, WS_SETTINGS_KEY, Backend, WsSettings, ws_handler
+from aggregator.ws.hub import Hub
+from protocol import UodDescription
+
+
+def setup_api_routes(
+    app: web.Application,
+    *,
+    static_dir: Path | str | None = None,
+    command_timeout: float = 10.0,
+    ws_settings: WsSettings | None = None,
+    ws_queue_limit: int = 1000,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    ctx = ctx_of(app)
+    routes = ApiRoutes(authenticate=authenticate)
+    app[ROUTES_KEY] = routes
+    state = ApiState(
+        routes=routes,
+        commands=EngineCommands(
+            connection=lambda engine_id: ctx.connections.get(engine_id), timeout=command_timeout
+        ),
+        audit=AuditTrail(ctx.storage.engine),
+        ws=Hub(ws_visible(app), queue_limit=ws_queue_limit),
+        clock=clock,
+        command_timeout=command_timeout,
+    )
+    app[API_STATE_KEY] = state
+    login = admin_api.LOGIN
+    routes.add(
+        app,
+        type(login)(**{**login.__dict__, "body": LoginRequest}),
+        None,
+    )
+    units_api.setup(app, routes)
+    runs_api.setup(app, routes)
+    admin_api.setup(app, routes)
+    backend: Backend = ApiWsBackend(app)
+    app[WS_BACKEND_KEY] = backend
+    app[WS_SETTINGS_KEY] = ws_settings or WsSettings()
+    app.router.add_get("/ws", ws_handler)
+    ctx.hub.subscribe(LiveBridge(app))
+    app.on_startup.append(_load_uods)
+    setup_web(app, static_dir)
+
+
+async def _load_uods(app: web.Application) -> None:
+    """UODs of the engines seen before this start, so required roles hold while they are offline."""
+    ctx = ctx_of(app)
+    state = app[API_STATE_KEY]
+    for row in await ctx.read(ctx.storage.list_engines):
+        try:
+            state.uods.setdefault(
+                row["id"], UodDescription.model_validate(json.loads(row["uod_json"]))
+            )
+        except (ValueError, ValidationError):
+            continue

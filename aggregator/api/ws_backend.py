@@ -1,0 +1,166 @@
+"""What /ws needs from the rest of the aggregator: users, snapshots and the actions, done by the
+same functions as the HTTP API so both are checked and audited alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import JsonValue
+
+from aggregator.api import actions
+from aggregator.api.openapi import ApiProblem
+from aggregator.api.plot import tag_stats
+from aggregator.api.roles import ApiUser
+from aggregator.api.service import (
+    authenticate,
+    ctx_of,
+    current_method,
+    require_unit,
+    state_of,
+    tag_states,
+    unit_summary,
+    visible_units,
+)
+from aggregator.api.units_api import _current_or_latest_run, _errors
+from aggregator.ws.handler import ActionFailed
+from aggregator.ws.hub import Hub, Viewer
+from aggregator.ws.messages import (
+    CommandAction,
+    GetStatsAction,
+    GetTagAction,
+    RunAction,
+    StatusAction,
+    StopAction,
+    TaskAction,
+)
+from aggregator.ws.tasks import Task
+from protocol import ControlAction
+
+
+class ApiWsBackend:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    @property
+    def hub(self) -> Hub:
+        return state_of(self.app).ws
+
+    def now(self) -> float:
+        return state_of(self.app).clock()
+
+    async def authenticate(self, request: web.Request) -> Viewer | None:
+        user = await authenticate(request)
+        if user is None:
+            return None
+        request["setpoint_ws_user"] = user
+        return Viewer(user.name, user.role, user.id)
+
+    def _user(self, viewer: Viewer) -> ApiUser:
+        return ApiUser(viewer.user_id, viewer.name, viewer.role)  # type: ignore[arg-type]
+
+    async def snapshot(self, viewer: Viewer, unit_id: str | None, kind: str) -> Any:
+        app = self.app
+        user = self._user(viewer)
+        if unit_id is None:
+            return [u.model_dump(mode="json") for u in visible_units(app, user)]
+        try:
+            live = require_unit(app, user, unit_id)
+        except ApiProblem as problem:
+            raise ActionFailed(problem.error) from None
+        ctx = ctx_of(app)
+        if kind == "tags":
+            return [t.model_dump(mode="json") for t in tag_states(live)]
+        if kind == "control":
+            return unit_summary(app, live).model_dump(mode="json")
+        if kind == "method":
+            view = await current_method(app, unit_id)
+            return None if view is None else view.model_dump(mode="json")
+        if kind == "runlog":
+            run = await ctx.read(_current_or_latest_run, ctx, unit_id, live.run_id)
+            if run is None:
+                return {"run_id": None, "lines": []}
+            return {
+                "run_id": run["run_id"],
+                "lines": await ctx.read(ctx.storage.run_log, run["pk"]),
+            }
+        if kind == "errors":
+            entries = await ctx.read(_errors, ctx, unit_id, live.run_id)
+            return [e.model_dump(mode="json") for e in entries]
+        if kind == "watchers":
+            return self.hub.watchers(unit_id)
+        raise ActionFailed(f"unknown topic kind {kind!r}")
+
+    async def act(
+        self, viewer: Viewer, action: TaskAction, task: Task, report: Callable[[], None]
+    ) -> JsonValue:
+        try:
+            return await self._act(self._user(viewer), action, task, report)
+        except ApiProblem as problem:
+            raise ActionFailed(problem.error) from None
+
+    async def _act(
+        self, user: ApiUser, action: TaskAction, task: Task, report: Callable[[], None]
+    ) -> JsonValue:
+        app = self.app
+        if isinstance(action, RunAction):
+            if action.method is not None:
+                task.total = 2
+                view = await current_method(app, action.unit)
+                saved = await actions.set_method(
+                    app, user, action.unit, action.method, view.version if view else 0
+                )
+                task.done_steps = 1
+                task.step(
+                    self.now(),
+                    progress=0.5,
+                    intermediate={"method_version": saved.version},
+                    message=f"method saved as version {saved.version}",
+                )
+                report()
+            outcome = await actions.control(app, user, action.unit, ControlAction.START)
+            task.message = "Start accepted"
+            return outcome.model_dump(mode="json")
+        if isinstance(action, StopAction):
+            outcome = await actions.control(app, user, action.unit, ControlAction.STOP)
+            task.message = "Stop accepted"
+            return outcome.model_dump(mode="json")
+        if isinstance(action, CommandAction):
+            outcome = await actions.inject(app, user, action.unit, action.pcode)
+            task.message = "command accepted"
+            return outcome.model_dump(mode="json")
+        if isinstance(action, StatusAction):
+            live = require_unit(app, user, action.unit)
+            summary = unit_summary(app, live).model_dump(mode="json")
+            view = await current_method(app, action.unit)
+            progress = None
+            if view is not None and view.lines:
+                progress = len(view.completed) / len(view.lines)
+            summary["progress"] = progress
+            return summary
+        if isinstance(action, GetTagAction):
+            live = require_unit(app, user, action.unit)
+            tag = live.tags.get(action.tag)
+            if tag is None:
+                raise ActionFailed(f"unit {action.unit!r} has no tag {action.tag!r}")
+            return dict(tag.as_json())
+        if isinstance(action, GetStatsAction):
+            live = require_unit(app, user, action.unit)
+            ctx = ctx_of(app)
+            run = await ctx.read(
+                _current_or_latest_run, ctx, action.unit, action.run_id or live.run_id
+            )
+            if run is None or (action.run_id is not None and run["run_id"] != action.run_id):
+                raise ActionFailed(
+                    f"no run {action.run_id!r}" if action.run_id else "the unit has no run yet"
+                )
+            if run["engine_id"] != action.unit:
+                raise ActionFailed(f"run {run['run_id']!r} is not a run of unit {action.unit!r}")
+            stats = await ctx.read(
+                tag_stats, ctx.storage, run, action.tag, action.start, action.end
+            )
+            if stats is None:
+                raise ActionFailed(f"run {run['run_id']!r} has no data for tag {action.tag!r}")
+            return stats
+        raise ActionFailed(f"unknown action {action.action!r}")
