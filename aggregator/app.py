@@ -9,6 +9,7 @@ import logging
 from aiohttp import web
 
 from aggregator import api
+from aggregator.api.routes import setup_api_routes
 from aggregator.context import CONTEXT_KEY, LIVE_HUB_KEY, AppContext, Settings
 from aggregator.db import create_db_engine, upgrade
 from aggregator.engine_ws import engine_ws
@@ -47,6 +48,7 @@ def create_app(
     app[LIVE_HUB_KEY] = live.hub
     app.router.add_get("/engine/ws", engine_ws)
     api.setup(app)
+    setup_api_routes(app, static_dir=settings.static_dir)
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)

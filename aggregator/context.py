@@ -31,6 +31,8 @@ class Settings:
     register_timeout: float = 10.0
     session_lifetime: float = 12 * 3600.0
     secure_cookies: bool = False
+    static_dir: str | None = None
+    """Built web UI to serve at `/`; None: the repository's frontend/dist."""
 
 
 @dataclass

@@ -302,7 +302,8 @@ class EngineConnection:
         elif isinstance(message, Heartbeat):
             self._handle(self.session.on_heartbeat(message.seq, time.monotonic()))
         elif isinstance(message, CommandResult):
-            pass  # answers to Ping; command results are correlated by the API later
+            # answers to Ping, and to API requests: aggregator/api/commands.py correlates them
+            self.ctx.hub.publish(f"unit/{self.engine_id}/command_result", message)
         elif isinstance(message, ProtocolErrorMessage):
             log.warning(
                 "engine %s reports a protocol error (rule %s): %s",

@@ -19,7 +19,7 @@ M = TypeVar("M", bound=BaseModel)
 
 SESSION_COOKIE = "setpoint_session"
 USER_KEY = "setpoint_user"
-PUBLIC_PATHS = frozenset({"/api/auth/login"})
+PUBLIC_PATHS = frozenset({"/api/auth/login", "/api/openapi.json", "/api/protocol/schema"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -29,7 +29,7 @@ class ApiError(web.HTTPException):
 
     def __init__(self, status: int, message: str, detail: Any = None) -> None:
         self.status_code = status
-        body: dict[str, Any] = {"error": message}
+        body: dict[str, Any] = {"error": message, "field": None}
         if detail is not None:
             body["detail"] = detail
         super().__init__(text=json.dumps(body), content_type="application/json")

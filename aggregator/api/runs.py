@@ -161,5 +161,5 @@ async def run_csv(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/runs", list_runs)
+    # GET /api/runs is served by runs_api (RunSummary of docs/api.md, with since/until/q)
     app.router.add_get("/api/runs/{run_id}/csv", run_csv)

@@ -57,7 +57,8 @@ async def list_units(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/units", list_units)
+    # GET /api/units is served by units_api (UnitSummary of docs/api.md, filtered by role)
+    del app
 
 
 __all__ = ["Unit", "respond", "setup"]
