@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="logging verbosity (default: info)",
     )
+    serve.add_argument(
+        "--static-dir",
+        metavar="DIR",
+        help="built web UI to serve at / (default: the repository's frontend/dist)",
+    )
     _add_storage_options(serve)
 
     user = sub.add_parser("user", help="manage users")
@@ -94,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("name", help="a name for the token, e.g. the engine's computer name")
     _add_storage_options(create)
+
+    audit = sub.add_parser("audit", help="check the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_sub.add_parser(
+        "verify", help="walk the hash chain; name the first entry that does not match"
+    )
+    _add_storage_options(verify)
     return parser
 
 
@@ -171,6 +183,19 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the chain is intact, 1 naming the first entry that does not match."""
+    from aggregator.audit import AuditTrail
+
+    engine = open_database(database_url(args))
+    try:
+        result = AuditTrail(engine).verify()  # type: ignore[arg-type]
+    finally:
+        engine.dispose()  # type: ignore[attr-defined]
+    print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -188,7 +213,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = database_url(args)
     engine = open_database(url)
     engine.dispose()  # type: ignore[attr-defined]
-    app = create_app(url, Settings(heartbeat_interval=args.heartbeat), migrate=False)
+    app = create_app(
+        url,
+        Settings(heartbeat_interval=args.heartbeat, static_dir=args.static_dir),
+        migrate=False,
+    )
 
     async def run() -> None:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -227,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "user":
             return cmd_user_add(args)
+        if args.command == "audit":
+            return cmd_audit_verify(args)
         return cmd_token_create(args)
     except (UsageError, DatabaseUrlError) as exc:
         print(f"setpoint-aggregator: error: {exc}", file=sys.stderr)
