@@ -2,10 +2,13 @@
 
 Layout of a chunk blob (zlib-compressed):
 
-    kind byte: b"f" (all float), b"i" (all int), b"j" (anything else, JSON)
+    kind byte: b"f" (all float), b"d" (all float with few decimals), b"i" (all int),
+               b"j" (anything else, JSON)
     timestamps: first as microseconds, then deltas, zig-zag varints
     values: f -> float64 bits XOR the previous value's bits, byte-transposed (slowly changing
             signals leave long runs of zero bytes that zlib squeezes);
+            d -> one byte k, then zig-zag varint deltas of value * 10**k (values rounded to k
+            decimals, as instruments report them, and only when that round-trips exactly);
             i -> zig-zag varint deltas; j -> one JSON array
 
 Timestamps are kept to the microsecond, far finer than any scan interval.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import struct
 import zlib
 from array import array
@@ -69,6 +73,23 @@ def value_kind(values: Sequence[ScalarValue]) -> bytes:
     return b"j"
 
 
+def _decimal_scale(values: Sequence[float]) -> tuple[int, list[int]] | None:
+    """The smallest k <= 6 such that every value is exactly some integer / 10**k, if any."""
+    for scale in range(7):
+        factor = 10**scale
+        ints: list[int] = []
+        for v in values:
+            if not math.isfinite(v) or abs(v) * factor >= 2**53:
+                return None
+            n = round(v * factor)
+            if n / factor != v:
+                break
+            ints.append(n)
+        else:
+            return scale, ints
+    return None
+
+
 def encode_chunk(samples: Sequence[Sample]) -> bytes:
     """Encode samples (sorted by time) into one blob."""
     count = len(samples)
@@ -81,6 +102,13 @@ def encode_chunk(samples: Sequence[Sample]) -> bytes:
     deltas = [stamps[0]] + [b - a for a, b in itertools.pairwise(stamps)]
     _put_varints(out, deltas)
     if kind == b"f":
+        decimals = _decimal_scale(values)  # type: ignore[arg-type]
+        if decimals is not None:
+            scale, ints = decimals
+            out[0:1] = b"d"
+            out.append(scale)
+            _put_varints(out, [ints[0]] + [b - a for a, b in itertools.pairwise(ints)])
+            return zlib.compress(bytes(out), 6)
         floats = array("d", [float(v) for v in values if isinstance(v, float)])
         bits = array("Q", floats.tobytes())
         xored = array("Q", [bits[0]] + [b ^ a for a, b in itertools.pairwise(bits)])
@@ -119,6 +147,14 @@ def decode_chunk(blob: bytes) -> list[Sample]:
             prev ^= x
             bits[i] = prev
         values = list(array("d", bits.tobytes()))
+    elif kind == b"d":
+        scale = 10 ** data[pos]
+        ints, _ = _get_varints(data, pos + 1, count)
+        values = []
+        total = 0
+        for delta in ints:
+            total += delta
+            values.append(total / scale)
     elif kind == b"i":
         ints, _ = _get_varints(data, pos, count)
         values = []
