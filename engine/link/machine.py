@@ -81,6 +81,12 @@ class LinkPolicy(BaseModel):
     window: int = Field(default=1000, ge=1, description="unacknowledged frames per stream")
     replay_batch: int = Field(default=100, ge=1, description="backlog frames per pump")
     live_batch: int = Field(default=500, ge=1, description="live frames per pump")
+    resend_grace: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long a ResendRequest for a frame already sent on this connection waits "
+        "for the Ack that shows the frame was only in flight",
+    )
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_factor: float = Field(default=2.0, ge=1)
     backoff_max: float = Field(default=30.0, gt=0)
@@ -166,6 +172,7 @@ class LinkMachine:
         self._replay_next = 1
         self._replay_end = 0
         self._live_next = 1
+        self._resend_watch: tuple[int, float] | None = None
 
     # --- properties for the shell and for status ---------------------------------------------
 
@@ -295,6 +302,7 @@ class LinkMachine:
         self._replay_end = high
         self._live_next = high + 1
         self._peer_interval = message.heartbeat_interval
+        self._resend_watch = None
         self.phase = Phase.ONLINE
         self.attempt = 0
         self._last_heartbeat = now
@@ -317,10 +325,19 @@ class LinkMachine:
         self.acked_seq = seq
         if self._replay_next <= seq:
             self._replay_next = seq + 1
+        if self._resend_watch is not None and seq >= self._resend_watch[0]:
+            self._resend_watch = None  # it was only in flight
         return self.pump(now)
 
     def resend_requested(self, message: ResendRequest, now: float) -> list[Action]:
-        """Rule 7: resend from N; what the outbox no longer holds is reported as gone."""
+        """Rule 7: resend from N; what the outbox no longer holds is reported as gone.
+
+        The aggregator asks as soon as a frame arrives beyond a missing seq, which is normal
+        while live frames overtake the backlog (rule 8). A frame already sent on this connection
+        is then almost always still in flight (the socket keeps order), so resending at once
+        would duplicate up to a whole window. Such a request waits `resend_grace` for an Ack
+        that covers it and is honoured only if none comes.
+        """
         actions: list[Action] = []
         start = message.from_seq
         first = self.store.first_seq()
@@ -329,13 +346,17 @@ class LinkMachine:
             if start < self._live_next:
                 actions.append(self._gone(start, available))
             start = available
-        already_coming = start >= self._live_next or (
+        not_sent_yet = start >= self._live_next or (
             self.replaying and self._replay_next <= start <= self._replay_end
         )
-        if not already_coming:
-            self._replay_next = min(start, self._replay_next) if self.replaying else start
-            self._replay_end = self._live_next - 1
+        if not not_sent_yet and (self._resend_watch is None or start < self._resend_watch[0]):
+            self._resend_watch = (start, now)
         return actions + self.pump(now)
+
+    def _rewind(self, start: int) -> None:
+        """Resend everything sent from `start` on, as backlog (historical), in order."""
+        self._replay_next = min(start, self._replay_next) if self.replaying else start
+        self._replay_end = self._live_next - 1
 
     def command_finished(
         self, command_id: str, *, ok: bool, error: str | None = None, data: JsonValue = None
@@ -367,6 +388,12 @@ class LinkMachine:
         if now - self._last_heard >= limit:
             return self._close(f"nothing heard from the aggregator for {limit:g} s")
         actions: list[Action] = []
+        watch = self._resend_watch
+        if watch is not None and now - watch[1] >= self.policy.resend_grace:
+            self._resend_watch = None
+            if watch[0] > self.acked_seq:
+                log.info("resending from seq %d as the aggregator asked", watch[0])
+                self._rewind(max(watch[0], self.acked_seq + 1))
         if now - self._last_heartbeat >= self.send_interval:
             self._last_heartbeat = now
             beat = Heartbeat(seq=self.store.committed_seq, time=now)

@@ -26,7 +26,7 @@ from protocol.models import ControlAction
 from tests.link.fake_aggregator import FakeAggregator, until
 from tests.link.helpers import FakeControl, sample_fields
 
-FAST = LinkPolicy(heartbeat_interval=0.5, backoff_initial=0.05, backoff_max=0.2)
+FAST = LinkPolicy(heartbeat_interval=0.5, backoff_initial=0.05, backoff_max=0.2, resend_grace=0.2)
 
 
 @pytest.fixture

@@ -135,30 +135,45 @@ def test_live_frames_are_not_historical(outbox: Outbox) -> None:
 
 
 def test_resend_request_inside_the_outbox(outbox: Outbox) -> None:
-    machine = make(outbox)
+    machine = make(outbox, resend_grace=2.0)
     online(machine, 0)
     produce(outbox, 1, 10)
     assert seqs(machine.pump(T0)) == list(range(1, 11))
     machine.frame_received(Ack(seq=4).model_dump_json(), T0)
     actions = machine.frame_received(ResendRequest(from_seq=5).model_dump_json(), T0)
-    assert seqs(actions) == list(range(5, 11))
+    assert seqs(actions) == [], "5 may still be in flight: wait for its Ack first"
+    assert seqs(machine.tick(T0 + 1.9)) == []
+    resent = machine.tick(T0 + 2.0)
+    assert seqs(resent) == list(range(5, 11))
+    assert all(isinstance(a, Send) and a.historical for a in resent if seqs([a]))
     produce(outbox, 11, 11)
-    assert seqs(machine.pump(T0)) == [11]
+    assert seqs(machine.pump(T0 + 2.0)) == [11]
+    assert seqs(machine.tick(T0 + 10)) == [], "a request is honoured once"
+
+
+def test_resend_request_for_frames_in_flight_is_dropped_by_their_ack(outbox: Outbox) -> None:
+    machine = make(outbox, resend_grace=2.0)
+    online(machine, 0)
+    produce(outbox, 1, 10)
+    machine.pump(T0)
+    machine.frame_received(ResendRequest(from_seq=3).model_dump_json(), T0)
+    machine.frame_received(Ack(seq=6).model_dump_json(), T0 + 0.1)
+    assert seqs(machine.tick(T0 + 5)) == [], "no duplicate of what was only in flight"
 
 
 def test_resend_request_for_what_is_gone_reports_the_gap(outbox: Outbox) -> None:
-    machine = make(outbox)
+    machine = make(outbox, resend_grace=0.0)
     online(machine, 0)
     produce(outbox, 1, 8)
     machine.pump(T0)
     machine.frame_received(Ack(seq=5).model_dump_json(), T0)
     actions = machine.frame_received(ResendRequest(from_seq=3).model_dump_json(), T0)
-    first, *rest = frames(actions)
-    assert first["type"] == "ProtocolError"
-    assert first["rule"] == 7
-    assert first["seq"] == 3
-    assert "3..5" in first["message"]
-    assert [f["seq"] for f in rest] == [6, 7, 8]
+    [gone] = frames(actions)
+    assert gone["type"] == "ProtocolError"
+    assert gone["rule"] == 7
+    assert gone["seq"] == 3
+    assert "3..5" in gone["message"]
+    assert seqs(machine.tick(T0)) == [6, 7, 8]
 
 
 def test_resend_request_for_unsent_seq_changes_nothing(outbox: Outbox) -> None:
