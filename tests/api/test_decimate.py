@@ -24,7 +24,9 @@ def series(draw: st.DrawFn) -> tuple[list[float], list[float | int | None]]:
 
 @settings(max_examples=200, deadline=None)
 @given(series(), st.integers(2, 60))
-def test_budget_order_and_extremes(data: tuple[list[float], list[float | int | None]], points: int) -> None:
+def test_budget_order_and_extremes(
+    data: tuple[list[float], list[float | int | None]], points: int
+) -> None:
     t, v = data
     idx = decimate_numeric(t, v, points)
     assert len(idx) <= max(points, 2)
