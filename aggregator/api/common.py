@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 SESSION_COOKIE = "setpoint_session"
-USER_KEY = "setpoint_user"
+USER_KEY = web.RequestKey("setpoint_user", dict)
 PUBLIC_PATHS = frozenset({"/api/auth/login", "/api/openapi.json", "/api/protocol/schema"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
