@@ -122,6 +122,16 @@ class Engine:
         self._outputs = [
             s.name for s in uod.tags if s.direction == "output" and s.kind in ("entry", "choice")
         ]
+        self._output_set = frozenset(self._outputs)
+        self._plain_numbers = frozenset(
+            s.name
+            for s in uod.tags
+            if s.kind == "reading"
+            and s.unit is not None
+            and not s.choices
+            and s.minimum is None
+            and s.maximum is None
+        )
         self._written: dict[str, ScalarValue] = {}
         self._remembered: dict[str, ScalarValue] | None = None
         self._tag_access = TagAccess(self._read_for_command, self._tag_list, self._set_output)
@@ -129,6 +139,10 @@ class Engine:
         self._conversion_errors: dict[str, str] = {}
         self._log_sources: dict[str, str] = {}  # error-pause message -> source, for the log
         self._run_log_values: dict[str, dict[str, ScalarValue]] = {}
+        self._log_batch: dict[str, RunLogLine] = {}
+        self._progress_pending: dict[str, RunLogLine] = {}
+        self._event_run_id: str | None = None
+        self._sink_online: bool | None = None
         self._line_states: dict[str, LineState] = {}
         self._control_key: tuple[Any, ...] | None = None
         self._connected = True
@@ -244,16 +258,26 @@ class Engine:
             self.store.update(
                 "Connection Status", "Connected" if connected else "Disconnected", wall
             )
+        outputs = self._output_set
+        plain = self._plain_numbers
+        update = self.store.update
+        errors = self._conversion_errors
         for name, reading in readings.items():
+            quality = _QUALITY.get(reading.quality, Quality.BAD)
+            value: ScalarValue = reading.value
+            if name in plain and type(value) is float and not reading.unit:
+                # The common case, kept cheap: a float for a numeric tag without limits.
+                if errors:
+                    errors.pop(name, None)
+                update(name, value, wall, quality)
+                continue
             spec = self._specs.get(name)
             if spec is None:
                 continue
-            quality = _QUALITY.get(reading.quality, Quality.BAD)
-            if name in self._outputs:
+            if name in outputs:
                 # Outputs keep what the engine wrote; the read-back only tells their quality.
                 self.store.set_quality(name, quality, wall)
                 continue
-            value: ScalarValue = reading.value
             try:
                 if value is not None and reading.unit and spec.unit and reading.unit != spec.unit:
                     value = float(
@@ -265,8 +289,8 @@ class Engine:
                 self.store.set_quality(name, Quality.BAD, wall)
                 self._tag_fault(name, message, wall, "engine")
                 continue
-            self._conversion_errors.pop(name, None)
-            self.store.update(name, value, wall, quality)
+            errors.pop(name, None)
+            update(name, value, wall, quality)
 
     def _hardware_event(self, event: object, wall: float) -> None:
         if isinstance(event, ConnectionChanged):
@@ -377,7 +401,13 @@ class Engine:
 
     def _report(self, now: float, wall: float) -> None:
         run_id = self.interpreter.run_id or None
+        online = getattr(self.sink, "connected", None)
+        if online is not None and online != self._sink_online:
+            if online and self._sink_online is not None:
+                self._next_sample = None  # newly registered: the next sample has every tag
+            self._sink_online = bool(online)
         if self._next_sample is None or now >= self._next_sample - 1e-9:
+            self._flush_run_log(wall, progress=True)
             if self._next_sample is None:
                 self.store.mark_all()
                 self._next_sample = now
@@ -430,6 +460,19 @@ class Engine:
                 self._on_event(event, now, wall)
             except Exception as exc:  # reporting must never break the scan
                 self._error(wall, f"event {type(event).__name__}: {_describe(exc)}", "engine")
+        self._flush_run_log(wall)
+
+    def _flush_run_log(self, wall: float, *, progress: bool = False) -> None:
+        """One RunLog message per scan (not one per line change); progress-only changes are
+        held back to the data-log interval so that a long Wait does not send ten messages a
+        second."""
+        if progress and self._progress_pending:
+            for line_id, line in self._progress_pending.items():
+                self._log_batch.setdefault(line_id, line)
+            self._progress_pending.clear()
+        if self._log_batch:
+            lines, self._log_batch = list(self._log_batch.values()), {}
+            self.sink.emit(RunLog, time=wall, run_id=self._event_run_id, lines=lines)
 
     def _on_event(self, event: object, now: float, wall: float) -> None:
         name = type(event).__name__
@@ -463,6 +506,8 @@ class Engine:
         elif name == "Notification":
             self._log(wall, "info", f"Notify: {ev.text}", "notify")
         elif name == "RunStarted":
+            self._flush_run_log(wall, progress=True)
+            self._event_run_id = ev.run_id
             self._started_once = True
             self._run_start_wall = wall
             self._run_log_values.clear()
@@ -477,6 +522,8 @@ class Engine:
                 run_counter=int(it.run_counter),
             )
         elif name == "RunStopped":
+            self._flush_run_log(wall, progress=True)
+            self._event_run_id = None
             self.sink.emit(
                 RunStopped,
                 time=wall,
@@ -530,8 +577,12 @@ class Engine:
             forcible=bool(line.forcible),
             error=line.message,
         )
-        self.sink.emit(RunLog, time=wall, run_id=self.interpreter.run_id or None, lines=[wire])
         previous = self._line_states.get(line.id)
+        if previous is state and line.end is None:
+            self._progress_pending[line.id] = wire
+        else:
+            self._progress_pending.pop(line.id, None)
+            self._log_batch[line.id] = wire
         if previous is not state:
             self._line_states[line.id] = state
             self._notify(wall, "command", line.text, self._event_state.value, detail=state.value)

@@ -234,3 +234,22 @@ def test_block_volume_follows_the_block() -> None:
     h.until(lambda: "half" in h.marks(), seconds=60)
     assert 0.45 <= h.value("Block Volume") <= 0.55
     assert 0.9 <= h.value("Block CV") <= 1.1
+
+
+def test_run_log_is_batched_per_scan_and_progress_is_throttled() -> None:
+    h = Harness(method="Mark: a\nMark: b\nWait: 5 s\nMark: c\n")
+    h.sink.clear()
+    h.engine.control(A.START, "alice")
+    h.step()
+    first = h.sink.of(RunLog)
+    assert len(first) == 1  # Start, Mark: a, Mark: b, Wait in one message
+    assert [line.text for line in first[0]["lines"]][:3] == ["Start", "Mark: a", "Mark: b"]
+    h.sink.clear()
+    h.run_for(3)  # 30 scans of Wait progress
+    progress = [line.progress for m in h.sink.of(RunLog) for line in m["lines"]]
+    assert 2 <= len(progress) <= 4  # once per data-log interval, not every scan
+    assert progress == sorted(progress) and progress[-1] > 0.3
+    h.until(lambda: "c" in h.marks(), seconds=5)
+    h.step()
+    done = [line for m in h.sink.of(RunLog) for line in m["lines"] if line.text == "Wait: 5 s"]
+    assert done[-1].state == "completed" and done[-1].end is not None
