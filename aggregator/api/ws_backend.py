@@ -54,7 +54,6 @@ class ApiWsBackend:
         user = await authenticate(request)
         if user is None:
             return None
-        request["setpoint_ws_user"] = user
         return Viewer(user.name, user.role, user.id)
 
     def _user(self, viewer: Viewer) -> ApiUser:

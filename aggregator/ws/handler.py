@@ -59,8 +59,10 @@ class Backend(Protocol):
     ) -> JsonValue: ...
 
 
-@dataclass(frozen=True)
+@dataclass
 class WsSettings:
+    """Mutable so a running app's heartbeat can be tuned (tests use short intervals)."""
+
     ping_interval: float = 10.0
     timeout: float = 30.0
 
