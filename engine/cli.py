@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+DEFAULT_SIMULATION_LIMIT = 86400.0  # simulated seconds: a method never ends on its own
 
 
 class CliError(Exception):
@@ -89,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser(
         "simulate",
         help="run a method on a simulated clock",
-        description="Run the method from Start until Stopped on a simulated clock and print "
-        "its run log, marks and state changes.",
+        description="Run the method from Start on a simulated clock and print its run log, "
+        "marks and state changes. Ends when the run reaches Stopped, when an error pauses it "
+        "(exit code 1), or after --for.",
     )
     sim.add_argument("--uod", required=True, metavar="FILE", help="the UOD file (Python)")
     sim.add_argument("--method", required=True, metavar="FILE", help="P-code method to run")
@@ -106,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="duration",
         type=_seconds,
         metavar="SECONDS",
-        help="stop after this many simulated seconds even if the run has not stopped",
+        help="stop after this many simulated seconds even if the run has not stopped "
+        "(default: 24 h)",
     )
     sim.add_argument(
         "--json",
@@ -131,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return _check(args, sys.stdout)
         if args.command == "simulate":
-            return asyncio.run(_simulate(args, sys.stdout))
+            try:
+                return asyncio.run(_simulate(args, sys.stdout))
+            except BrokenPipeError:  # `simulate ... | head`: the reader has all it wants
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                return EXIT_OK
         if args.command == "run":
             return asyncio.run(_run(args))
     except CliError as exc:
@@ -226,17 +234,39 @@ async def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     clock = FakeClock()
     observer = JsonEvents(out) if args.json else HumanEvents(out)
     engine = _new_engine(uod, digest, text, clock, observers=[observer])
-    await engine.start()
+    try:
+        await engine.start()
+    except Exception as exc:
+        raise CliError(f"cannot start the hardware: {exc}") from None
     try:
         engine.scan(clock.monotonic())
         try:
             engine.control(ControlAction.START, _user())
         except EngineCommandError as exc:
             raise CliError(f"{args.method}: {exc.message}") from None
-        await run_simulated(engine, clock, speed=args.speed, duration=args.duration)
+        duration = args.duration if args.duration is not None else DEFAULT_SIMULATION_LIMIT
+        end = await run_simulated(engine, clock, speed=args.speed, duration=duration)
     finally:
         await engine.stop()
+    if end.reason == "error":
+        print(
+            f"setpoint-engine: simulation paused by an error at run time {end.seconds:.1f} s: "
+            f"{_last_error(engine)}",
+            file=sys.stderr,
+        )
+        return EXIT_FINDINGS
+    if end.reason == "duration" and args.duration is None:
+        print(
+            f"setpoint-engine: the run had not stopped after {DEFAULT_SIMULATION_LIMIT:g} "
+            "simulated seconds; use --for to simulate longer",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _last_error(engine: Engine) -> str:
+    errors = [e for e in engine.error_log if e.level == "error"]
+    return errors[-1].message if errors else "unknown error"
 
 
 # ---- run ------------------------------------------------------------------------------------
@@ -281,7 +311,10 @@ async def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await engine.start()
+    try:
+        await engine.start()
+    except Exception as exc:
+        raise CliError(f"cannot start the hardware: {exc}") from None
     if link is not None:
         await link.start()
     print(

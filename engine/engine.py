@@ -153,8 +153,13 @@ class Engine:
         self.error_log: list[ErrorLogEntry] = []
         self.interpreter = Interpreter(self, new_run_id=lambda: uuid.uuid4().hex)
         self.scans = 0
+        self.sink_errors = 0
+        self.last_sink_error: str | None = None
         if method:
-            result = self.interpreter.set_method(method, user=None)
+            try:
+                result = self.interpreter.set_method(method, user=None)
+            except Exception as exc:
+                raise EngineCommandError(_plain(exc)) from None
             self._check_edit(result)
 
     # ---- start-up and shut-down -----------------------------------------------------------
@@ -216,7 +221,11 @@ class Engine:
         try:
             action()
         except Exception as exc:
-            self._fault(wall, f"{what}: {_describe(exc)}", "engine")
+            # Keyed like a tag fault so that a phase failing every scan is logged once.
+            self._tag_fault(f"<{what}>", f"{what}: {_describe(exc)}", wall, "engine")
+        else:
+            if self._conversion_errors:
+                self._conversion_errors.pop(f"<{what}>", None)
 
     def _fault(self, wall: float, message: str, source: str) -> None:
         """An error outside any run-log line: log it and pause the run with safe outputs."""
@@ -415,12 +424,21 @@ class Engine:
                 self._next_sample += self.uod.data_log_interval
             tags = self.store.take_sample()
             if tags:
-                self.sink.emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=True)
+                self._emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=True)
         else:
             tags = self.store.take_live()
             if tags:
-                self.sink.emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=False)
+                self._emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=False)
         self._report_control(wall)
+
+    def _emit(self, kind: type[Any], /, **fields: Any) -> None:
+        """Hands a message to the sink; a failing sink is counted, never allowed to stop the scan
+        (the engine must keep the unit under control with or without its link)."""
+        try:
+            self.sink.emit(kind, **fields)
+        except Exception as exc:
+            self.sink_errors += 1
+            self.last_sink_error = f"{kind.__name__}: {_describe(exc)}"
 
     def resample(self) -> None:
         """The next scan sends a full sample (after the link registers)."""
@@ -439,7 +457,7 @@ class Engine:
         if key == self._control_key:
             return
         self._control_key = key
-        self.sink.emit(
+        self._emit(
             ControlState,
             time=wall,
             run_id=it.run_id or None,
@@ -472,7 +490,7 @@ class Engine:
             self._progress_pending.clear()
         if self._log_batch:
             lines, self._log_batch = list(self._log_batch.values()), {}
-            self.sink.emit(RunLog, time=wall, run_id=self._event_run_id, lines=lines)
+            self._emit(RunLog, time=wall, run_id=self._event_run_id, lines=lines)
 
     def _on_event(self, event: object, now: float, wall: float) -> None:
         name = type(event).__name__
@@ -484,11 +502,11 @@ class Engine:
                 if new is SystemState.PAUSED:
                     self.commands.suspend_all()
                 self.apply_safe_outputs(now, remember=new is SystemState.PAUSED)
-            elif old is SystemState.PAUSED and new is SystemState.STOPPED:
-                self._remembered = None
-            elif old is SystemState.PAUSED and new is not SystemState.STOPPED:
+            elif old is SystemState.PAUSED and new in (SystemState.RUNNING, SystemState.HOLDING):
                 self.commands.resume_all()
                 self._restore_outputs(now)
+            elif old is SystemState.PAUSED:  # to Stopped or Restarting: outputs stay safe
+                self._remembered = None
             if new is SystemState.STOPPED:
                 self.commands.cancel_all()
                 for tag in self.store.simulated_names():
@@ -512,7 +530,7 @@ class Engine:
             self._run_start_wall = wall
             self._run_log_values.clear()
             self._line_states.clear()
-            self.sink.emit(
+            self._emit(
                 RunStarted,
                 time=wall,
                 run_id=ev.run_id,
@@ -524,7 +542,7 @@ class Engine:
         elif name == "RunStopped":
             self._flush_run_log(wall, progress=True)
             self._event_run_id = None
-            self.sink.emit(
+            self._emit(
                 RunStopped,
                 time=wall,
                 run_id=ev.run_id,
@@ -535,7 +553,7 @@ class Engine:
         elif name == "MethodChanged":
             method = it.method
             self._method_hash = _hash("\n".join(line.text for line in method.lines))
-            self.sink.emit(
+            self._emit(
                 Method,
                 time=wall,
                 run_id=it.run_id or None,
@@ -545,7 +563,7 @@ class Engine:
             )
         elif name == "MethodStateChanged":
             state = it.method_state
-            self.sink.emit(
+            self._emit(
                 MethodState,
                 time=wall,
                 run_id=it.run_id or None,
@@ -605,7 +623,7 @@ class Engine:
         self.error_log.append(entry)
         if len(self.error_log) > 1000:
             del self.error_log[:500]
-        self.sink.emit(ErrorLog, time=wall, run_id=self.interpreter.run_id or None, entries=[entry])
+        self._emit(ErrorLog, time=wall, run_id=self.interpreter.run_id or None, entries=[entry])
         if notify and level == "error":
             self._notify(wall, "error", message, self._event_state.value)
 
@@ -622,7 +640,11 @@ class Engine:
         run_time = wall - self._run_start_wall if self._run_start_wall is not None else 0.0
         event = EngineEvent(round(max(0.0, run_time), 3), kind, text, state, detail)
         for observer in self.observers:
-            observer(event)
+            try:
+                observer(event)
+            except Exception as exc:  # a broken console must not break the scan
+                self.sink_errors += 1
+                self.last_sink_error = f"observer: {_describe(exc)}"
 
     # ---- commands -------------------------------------------------------------------------
 

@@ -110,10 +110,11 @@ async def run_simulated(
     speed: float | None,
     duration: float | None,
     until_stopped: bool = True,
-) -> float:
-    """Scans on simulated time; `speed` None is as fast as possible. Returns simulated seconds.
+) -> SimulationEnd:
+    """Scans on simulated time; `speed` None is as fast as possible.
 
-    Ends when the run reaches Stopped after having started, or when `duration` has passed."""
+    Ends when the run reaches Stopped after having started, when it is paused by an error (in a
+    simulation nobody is there to unpause), or when `duration` has passed."""
     interval = engine.scan_interval
     start = clock.monotonic()
     loop = asyncio.get_running_loop()
@@ -122,11 +123,14 @@ async def run_simulated(
     while True:
         now = start + k * interval
         if duration is not None and now - start > duration + 1e-9:
-            break
+            return SimulationEnd("duration", now - start - interval)
         clock.set(now)
         engine.scan(now)
-        if until_stopped and engine.started_once and engine.state is SystemState.STOPPED:
-            break
+        if until_stopped and engine.started_once:
+            if engine.state is SystemState.STOPPED:
+                return SimulationEnd("stopped", now - start)
+            if engine.state is SystemState.PAUSED and engine.interpreter.method_status == "Error":
+                return SimulationEnd("error", now - start)
         k += 1
         if speed is not None:
             delay = real_start + (k * interval) / speed - loop.time()
@@ -134,7 +138,12 @@ async def run_simulated(
                 await asyncio.sleep(delay)
         elif k % 200 == 0:
             await asyncio.sleep(0)
-    return clock.monotonic() - start
+
+
+@dataclass(frozen=True)
+class SimulationEnd:
+    reason: str  # "stopped", "error" (paused by an error) or "duration"
+    seconds: float  # simulated seconds from the first scan to the last
 
 
 class JsonEvents:

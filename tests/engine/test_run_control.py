@@ -225,3 +225,41 @@ def test_invalid_injection_is_refused_clearly() -> None:
         h.engine.inject("PU01: 300 %", "alice")
     with pytest.raises(EngineCommandError, match="Inlet"):
         h.engine.inject("Inlet: VA09", "alice")
+
+
+def test_restart_from_paused_keeps_outputs_safe() -> None:
+    h = _in_state("Running")
+    _drive(h)
+    h.engine.control(A.PAUSE, "alice")
+    h.engine.control(A.RESTART, "alice")
+    h.step(3)
+    assert h.engine.state.value == "Running"
+    assert h.model_inputs() == (0.0, "None")
+
+
+def test_a_failing_hardware_snapshot_is_logged_once_and_pauses() -> None:
+    h = _in_state("Running")
+    _drive(h)
+
+    def broken() -> object:
+        raise OSError("driver bug")
+
+    h.hw.snapshot = broken
+    h.step(5)
+    assert h.engine.state.value == "Paused"
+    assert h.model_inputs() == (0.0, "None")
+    assert sum("driver bug" in e.message for e in h.engine.error_log) == 1
+
+
+def test_a_failing_sink_does_not_stop_the_scan() -> None:
+    h = _in_state("Running")
+
+    class Broken:
+        def emit(self, kind: object, /, **fields: object) -> None:
+            raise RuntimeError("disk full")
+
+    h.engine.sink = Broken()
+    h.step(20)
+    assert h.engine.sink_errors > 0
+    assert "disk full" in (h.engine.last_sink_error or "")
+    assert h.value("Run Time") >= 2.0

@@ -151,3 +151,26 @@ def test_run_standalone_stops_cleanly_on_sigterm() -> None:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_simulate_ends_with_exit_1_when_an_error_pauses_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    uod = tmp_path / "unit.py"
+    uod.write_text(
+        (EXAMPLES / "chromatography.py")
+        .read_text()
+        .replace(
+            '    uod.command("Inlet", set_inlet',
+            '    uod.command("Boom", lambda cmd: 1 / 0)\n    uod.command("Inlet", set_inlet',
+        )
+    )
+    method = tmp_path / "m.pcode"
+    method.write_text("Mark: a\nBoom\nMark: b\n")
+    code = main(["simulate", "--uod", str(uod), "--method", str(method), "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "ZeroDivisionError" in captured.err
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert events[-1]["kind"] in ("state", "error", "command")
+    assert any(e["kind"] == "state" and e["text"] == "Paused" for e in events)
