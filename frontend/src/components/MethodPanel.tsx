@@ -216,7 +216,7 @@ export function MethodPanel({ unitId, method, commands, canEdit }: Props) {
       </p>
       <div class="findings" aria-live="polite" data-testid="findings">
         <p class="small">
-          {checking ? "Checking…" : findings.length === 0 ? "No problems found." : `${counts.error} errors, ${counts.warning} warnings, ${counts.info} notes`}
+          {checking ? "Checking…" : findings.length === 0 ? "No problems found." : `${plural(counts.error, "error")}, ${plural(counts.warning, "warning")}, ${plural(counts.info, "note")}`}
         </p>
         {findings.length > 0 && (
           <ul>
@@ -263,4 +263,8 @@ export function MethodPanel({ unitId, method, commands, canEdit }: Props) {
       )}
     </div>
   );
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }

@@ -101,7 +101,7 @@ function ProcessValueRow({
               type="button"
               key={c.label}
               class="btn btn-small"
-              aria-pressed={tag?.value === c.label ? "true" : "false"}
+              aria-pressed={choiceSelected(c.pcode, c.label, tag?.value) ? "true" : "false"}
               onClick={() => void inject(c.pcode)}
             >
               {c.label}
@@ -180,4 +180,13 @@ function EntryForm({
       )}
     </form>
   );
+}
+
+/** A choice is the current one when the tag holds its label or the value its P-code sets. */
+export function choiceSelected(pcode: string, label: string, value: unknown): boolean {
+  if (value === null || value === undefined) return false;
+  const v = String(value);
+  if (v === label) return true;
+  const colon = pcode.lastIndexOf(":");
+  return colon >= 0 && pcode.slice(colon + 1).trim() === v;
 }

@@ -83,16 +83,14 @@ export function RunLogTable({ lines, unitId, canOperate, runStart }: Props) {
             <tr>
               <th scope="col">Start</th>
               <th scope="col">Command</th>
-              <th scope="col">By</th>
               <th scope="col">State</th>
-              <th scope="col">Progress</th>
               {unitId && <th scope="col">Actions</th>}
             </tr>
           </thead>
           <tbody>
             {shown.length === 0 && (
               <tr>
-                <td colSpan={unitId ? 6 : 5} class="muted">
+                <td colSpan={unitId ? 4 : 3} class="muted">
                   {lines.length === 0 ? "Nothing has run yet." : "No line matches the filter."}
                 </td>
               </tr>
@@ -100,15 +98,18 @@ export function RunLogTable({ lines, unitId, canOperate, runStart }: Props) {
             {shown.map((l) => (
               <tr key={l.id} data-testid="runlog-line" data-state={l.state} class={`rl-${l.state}`}>
                 <td title={formatClock(l.start)}>{t0 != null ? formatDuration(l.start - t0) : formatClock(l.start)}</td>
-                <td class="mono">
-                  {l.text}
+                <td>
+                  <span class="mono">{l.text}</span>
+                  <div class="small muted">
+                    by {l.user ?? "method"}
+                    {l.end && l.state !== "running" ? ` · took ${formatDuration(l.end - l.start)}` : ""}
+                  </div>
                   {l.error && <div class="error-text small">{l.error}</div>}
                 </td>
-                <td>{l.user ?? <span class="muted">method</span>}</td>
                 <td>
                   <span class={`badge ls-${l.state}`}>{l.state}</span>
+                  {l.state === "running" && <ProgressBar value={l.progress} label={`Progress of ${l.text}`} />}
                 </td>
-                <td>{l.state === "running" ? <ProgressBar value={l.progress} label={`Progress of ${l.text}`} /> : l.end && l.start ? formatDuration(l.end - l.start) : ""}</td>
                 {unitId && (
                   <td class="actions">
                     {l.state === "running" && l.cancellable && (

@@ -100,7 +100,10 @@ export function createCharts(
             label: i === subplots.length - 1 ? (isClock ? "Time of day" : xAxis) : undefined,
             values: isClock
               ? undefined
-              : (_u, splits) => splits.map((v) => (xAxis === "Run Time" ? formatDuration(v) : formatNumber(v))),
+              : (u, splits) => {
+                  const span = (u.scales.x?.max ?? 0) - (u.scales.x?.min ?? 0);
+                  return splits.map((v) => (xAxis === "Run Time" && span >= 120 ? formatDuration(v) : xAxis === "Run Time" ? `${formatNumber(v)} s` : formatNumber(v)));
+                },
             stroke: "#1f2933",
             grid: { stroke: "#e3e7ec" },
           },
@@ -170,7 +173,7 @@ export function createCharts(
     ctx.beginPath();
     ctx.rect(left, top, width, height);
     ctx.clip();
-    ctx.globalAlpha = 0.16;
+    ctx.globalAlpha = 0.6;
     for (const region of regions) {
       for (const span of categoricalSpans(buffer.get(region.tag), until)) {
         const color = region.colors[span.value];

@@ -59,7 +59,7 @@ export function createAppState(api: Api, makeLive: (onStatus: (i: ConnectionInfo
     notify(kind, text) {
       const id = ++toastSeq;
       toasts.value = [...toasts.value.slice(-4), { id, kind, text }];
-      if (kind !== "error") setTimeout(() => state.dismiss(id), 6000);
+      if (kind !== "error") setTimeout(() => state.dismiss(id), 4000);
     },
     dismiss(id) {
       toasts.value = toasts.value.filter((t) => t.id !== id);

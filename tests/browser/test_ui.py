@@ -1,0 +1,247 @@
+"""The web UI against a real aggregator and a simulated chromatography engine, in Chromium.
+
+The tests of this module share one aggregator and engine and run in file order: the operator's
+run (started, edited, stopped) is what the run-history test opens afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.browser.conftest import Shots, Stack, login
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - playwright is in the test extra
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+
+def unit_href(stack: Stack) -> str:
+    return f"/#/units/{quote(stack.unit_id, safe='')}"
+
+
+def pv_value(page: Any, tag: str) -> Any:
+    return page.locator(f'[data-testid="pv"][data-tag="{tag}"] [data-testid="pv-value"]')
+
+
+def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
+    page = new_page(1366, 768)
+
+    # Log in.
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    shots(page, "login")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong user name or password")
+    page.get_by_label("Password").fill("alice-secret-1")
+    page.get_by_role("button", name="Sign in").click()
+
+    # The dashboard shows the unit, live.
+    card = page.locator('[data-testid="unit-card"]', has_text="Chromatography")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("Live")
+    expect(card).to_contain_text("Stopped")
+    shots(page, "dashboard")
+
+    # The unit view.
+    card.get_by_role("link", name="Chromatography").click()
+    expect(page.locator('[data-testid="unit-view"]')).to_be_visible()
+    expect(page.locator(".cm-content")).to_contain_text("Block: Equilibration")
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
+    shots(page, "unit-stopped")
+
+    # Start the example method.
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.locator('[data-testid="unit-state"]')).to_have_text("Running", timeout=15_000)
+
+    # Values change live: the Flow command ramps the pump, so FT01 moves away from its first value.
+    ft01 = pv_value(page, "FT01")
+    expect(ft01).to_have_text(re.compile(r"\d"), timeout=15_000)
+    first = ft01.inner_text()
+    expect(ft01).not_to_have_text(first, timeout=15_000)
+    expect(page.locator('[data-testid="pv"][data-tag="FT01"]')).to_have_attribute("data-stale", "false")
+
+    # Run-log lines appear, and the method marks started/completed lines.
+    lines = page.locator('[data-testid="runlog-line"]')
+    expect(lines.nth(2)).to_be_visible(timeout=15_000)
+    expect(page.locator('.cm-line[data-state="completed"]').first).to_be_visible(timeout=15_000)
+    expect(page.locator("canvas").first).to_be_visible()
+    shots(page, "unit-running")
+
+    # A completed line is locked: an edit is refused with a message.
+    editor = page.locator(".cm-content")
+    page.locator('.cm-line[data-state="completed"]', has_text="Batch: Demo capture").click()
+    page.keyboard.press("End")
+    page.keyboard.type("X")
+    expect(page.get_by_text(re.compile(r"Line \d+ has (completed|started) and cannot be changed"))).to_be_visible()
+    expect(editor).not_to_contain_text("Demo captureX")
+
+    # Edit while it runs: findings appear as you type, then a valid line is saved.
+    page.locator(".cm-line", has_text="Mark: Done").click()
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")
+    page.keyboard.type("Frobnicate: 3")
+    expect(page.locator('[data-testid="findings"]')).to_contain_text("Frobnicate", timeout=10_000)
+    shots(page, "method-finding")
+    page.keyboard.press("Shift+Home")
+    page.keyboard.type("Mark: edited in the browser")
+    expect(page.locator('[data-testid="findings"]')).to_contain_text(re.compile(r"No problems found|^0 errors"), timeout=10_000)
+    version_before = page.locator('[data-testid="method-version"]').inner_text()
+    page.get_by_role("button", name="Save method").click()
+    expect(page.get_by_text(re.compile(r"Method saved \(version \d+\)"))).to_be_visible(timeout=10_000)
+    expect(page.locator('[data-testid="method-version"]')).not_to_have_text(version_before)
+    token = stack.login("alice")
+    saved = stack.http("GET", f"/api/units/{quote(stack.unit_id, safe='')}/method", token=token)
+    assert "Mark: Done\nMark: edited in the browser\nStop" in saved["text"]
+
+    # Stop asks first; the dialog traps focus, Escape closes it and the run goes on.
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    stop.click()
+    dialog = page.get_by_role("alertdialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('dialog') !== null")
+    shots(page, "stop-confirmation")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(stop).to_be_focused()
+    expect(page.locator('[data-testid="unit-state"]')).to_have_text("Running")
+    stop.click()
+    page.get_by_role("button", name="Stop the run").click()
+    expect(page.locator('[data-testid="unit-state"]')).to_have_text("Stopped", timeout=20_000)
+    shots(page, "unit-stopped-after-run")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None:
+    page = new_page(1366, 768)
+    login(page, "alice")
+    page.get_by_role("link", name="Run history").click()
+    rows = page.locator('[data-testid="run-row"]')
+    expect(rows.first).to_be_visible(timeout=15_000)
+    shots(page, "run-history")
+
+    # Search narrows the list; a search for nonsense finds nothing.
+    page.get_by_role("searchbox", name="Search").fill("no-such-run-anywhere")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_text("No runs match.")).to_be_visible()
+    page.get_by_role("searchbox", name="Search").fill("Chromatography")
+    page.get_by_role("button", name="Search").click()
+    expect(rows.first).to_be_visible()
+
+    rows.first.get_by_role("link").click()
+    view = page.locator('[data-testid="run-view"]')
+    expect(view).to_be_visible()
+    expect(view).to_contain_text("Mark: edited in the browser")  # the method as run, with the live edit
+    expect(page.locator('[data-testid="runlog-line"]').first).to_be_visible()
+    expect(page.locator("canvas").first).to_be_visible()
+    shots(page, "run-view")
+
+    run_id = page.url.rsplit("/", 1)[-1]
+    token = stack.login("alice")
+    detail = stack.http("GET", f"/api/runs/{run_id}", token=token)
+    assert detail["stopped"] is not None
+
+    with page.expect_download() as info:
+        page.locator('[data-testid="csv-download"]').click()
+    text = open(info.value.path(), encoding="utf-8").read()
+    data_lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    table = list(csv.reader(io.StringIO("\n".join(data_lines))))
+    header, body = table[0], table[1:]
+    assert header[:2] == ["UTC timestamp", "Run Time"]
+    # Tags the run changed (the pump ramp moves PU01, FT01 and PT01; the method sets Inlet and Mark).
+    for column in ("PU01 [%]", "FT01 [L/h]", "PT01 [bar]", "Inlet", "Mark", "Accumulated Volume [L]"):
+        assert column in header, ", ".join(header)
+    assert all(len(r) == len(header) for r in body)
+    # The data log interval is 1 s and Run Time changes every sample: about one row per second.
+    duration = detail["stopped"] - detail["started"]
+    assert duration * 0.5 - 2 <= len(body) <= duration * 1.5 + 3, (len(body), duration)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="aggregator gap: tags whose value did not change since the engine started (UV01, CT01 "
+    "at rest) never reach the live tag snapshot nor the run's CSV",
+)
+def test_csv_has_every_reading(stack: Stack) -> None:
+    token = stack.login("alice")
+    runs = stack.http("GET", "/api/runs?limit=1", token=token)["items"]
+    assert runs, "test_finished_run_and_csv runs first and leaves a finished run"
+    import urllib.request
+
+    req = urllib.request.Request(f"{stack.base_url}/api/runs/{runs[0]['id']}/csv")
+    req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    header = next(ln for ln in text.splitlines() if ln and not ln.startswith("#")).split(",")
+    for column in ("UV01 [mAU]", "CT01 [mS/cm]"):
+        assert column in header
+
+
+@pytest.mark.parametrize("width,height,name", [(1366, 768, "laptop"), (768, 1024, "tablet")])
+def test_responsive_and_watchers(stack: Stack, new_page: Any, shots: Shots, width: int, height: int, name: str) -> None:
+    page = new_page(width, height)
+    login(page, "alice")
+    expect(page.locator('[data-testid="unit-card"]').first).to_be_visible()
+    shots(page, f"{name}-dashboard")
+    page.goto(unit_href(stack))
+    expect(page.locator('[data-testid="unit-view"]')).to_be_visible()
+    expect(page.locator(".cm-content")).to_be_visible()
+
+    # Nothing is cut off sideways, and the controls are on screen without scrolling sideways.
+    overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"page is {overflow}px wider than the {name} viewport"
+    for label in ("Start", "Pause", "Hold", "Stop", "Restart"):
+        box = page.get_by_role("button", name=label, exact=True).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+    # Another operator opens the unit: the first sees who else is watching.
+    other = new_page(1024, 768)
+    login(other, "bob")
+    other.goto(unit_href(stack))
+    expect(page.locator('[data-testid="watchers"]')).to_contain_text("bob", timeout=10_000)
+    expect(other.locator('[data-testid="watchers"]')).to_contain_text("alice", timeout=10_000)
+    shots(page, f"{name}-unit")
+
+    # Keyboard: the first Tab reaches the skip link, and focus is visible.
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert "Skip to content" in focused
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+
+
+def test_connection_loss_banner_and_recovery(stack: Stack, new_page: Any, shots: Shots) -> None:
+    page = new_page(1366, 768)
+    login(page, "alice")
+    page.goto(unit_href(stack))
+    pv = page.locator('[data-testid="pv"][data-tag="FT01"]')
+    expect(page.locator('[data-testid="unit-view"]')).to_be_visible()
+    banner = page.locator('[data-testid="connection-banner"]')
+    expect(banner).to_be_hidden()
+
+    stack.stop_aggregator()
+    expect(banner).to_be_visible(timeout=15_000)
+    expect(banner).to_contain_text("Connection to the server lost")
+    expect(pv).to_have_attribute("data-stale", "true")
+    shots(page, "connection-lost")
+
+    stack.start_aggregator()
+    stack.wait_unit_online()
+    expect(banner).to_be_hidden(timeout=30_000)
+    # Resubscribed: the unit's values are live again without a reload.
+    expect(page.locator('[data-testid="unit-view"]')).to_contain_text("Live", timeout=15_000)
+    shots(page, "connection-recovered")
