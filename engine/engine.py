@@ -143,6 +143,7 @@ class Engine:
         self._progress_pending: dict[str, RunLogLine] = {}
         self._event_run_id: str | None = None
         self._sink_online: bool | None = None
+        self._control_user: str | None = None  # who asked, for RunStarted / RunStopped
         self._line_states: dict[str, LineState] = {}
         self._control_key: tuple[Any, ...] | None = None
         self._connected = True
@@ -536,7 +537,7 @@ class Engine:
                 run_id=ev.run_id,
                 started=wall,
                 method_version=int(it.method.version),
-                user=getattr(ev, "user", None),
+                user=getattr(ev, "user", None) or self._control_user,
                 run_counter=int(it.run_counter),
             )
         elif name == "RunStopped":
@@ -548,7 +549,7 @@ class Engine:
                 run_id=ev.run_id,
                 stopped=wall,
                 reason=ev.reason,
-                user=getattr(ev, "user", None),
+                user=getattr(ev, "user", None) or self._control_user,
             )
         elif name == "MethodChanged":
             method = it.method
@@ -762,12 +763,14 @@ class Engine:
             ControlAction.UNHOLD: self.interpreter.unhold,
             ControlAction.RESTART: self.interpreter.restart,
         }[action]
+        self._control_user = user
         try:
             method(wall, user)
         except RunControlError as exc:
             raise EngineCommandError(str(exc)) from None
         finally:
             self._process_events(now)
+            self._control_user = None
             self._update_system_tags(wall)
             self._report_control(wall)
 

@@ -114,6 +114,7 @@ def test_run_messages() -> None:
     h.step(3)
     started = h.sink.of(RunStarted)
     assert len(started) == 1 and started[0]["run_id"] == h.value("Run Id")
+    assert started[0]["user"] == "alice"
     controls = h.sink.of(ControlState)
     assert len(controls) == 1 and controls[0]["state"] == "Running"  # not one per scan
     lines = [line for m in h.sink.of(RunLog) for line in m["lines"]]
@@ -126,6 +127,7 @@ def test_run_messages() -> None:
     stopped = h.sink.of(RunStopped)
     assert [s["run_id"] for s in stopped] == [run_id]
     assert stopped[0]["reason"] == "Restart"
+    assert stopped[0]["user"] == "bob"
     assert len(h.sink.of(RunStarted)) == 2
     assert h.value("Run Id") not in ("", run_id)
     h.engine.control(A.STOP, "bob")
