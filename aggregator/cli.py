@@ -210,6 +210,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"port {args.port} is out of range 0..65535")
     if args.heartbeat <= 0:
         raise UsageError("--heartbeat must be positive")
+    logging.getLogger("alembic").setLevel(
+        logging.DEBUG if args.log_level == "debug" else logging.WARNING
+    )
     url = database_url(args)
     engine = open_database(url)
     engine.dispose()  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -95,10 +95,19 @@ def register_frame(
     )
 
 
+class Endpoint(Protocol):
+    """Where an engine connects: an in-process Aggregator or a `serve` subprocess."""
+
+    @property
+    def url(self) -> str: ...
+
+    token: str
+
+
 class RawEngine:
     """One websocket to /engine/ws; frames in and out are protocol models."""
 
-    def __init__(self, agg: Aggregator, engine_id: str | None = None) -> None:
+    def __init__(self, agg: Endpoint, engine_id: str | None = None) -> None:
         self.agg = agg
         self.engine_id = engine_id or f"pc-{uuid.uuid4().hex[:8]}/Chromatography"
         self.http = aiohttp.ClientSession()

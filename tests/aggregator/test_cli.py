@@ -1,0 +1,317 @@
+"""`setpoint-aggregator` as people run it: help, tokens, users, serve, its one-line errors, and
+runs surviving kill -9 of the aggregator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+
+import protocol as p
+from aggregator import cli
+from aggregator.db import create_db_engine, upgrade
+from aggregator.security import new_token, token_hash
+from aggregator.store import T_TOKEN, T_USER, Storage
+from tests.aggregator.helpers import RawEngine, tags
+
+EXE = [sys.executable, "-m", "aggregator.cli"]
+
+
+def run_cli(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The command as a process: for what needs one (serve, exit codes, stray output)."""
+    return subprocess.run(
+        [*EXE, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+class InProcess:
+    """cli.main in this process: the same code path, without paying for a Python start."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        self.capsys = capsys
+        self.monkeypatch = monkeypatch
+
+    def __call__(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        self.capsys.readouterr()
+        self.monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = self.capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+@pytest.fixture
+def main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcess:
+    return InProcess(capsys, monkeypatch)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "args", [[], ["serve"], ["user"], ["user", "add"], ["engine-token"], ["engine-token", "create"]]
+)
+def test_help_describes_every_option(main: InProcess, args: list[str]) -> None:
+    result = main(*args, "--help")
+    assert result.returncode == 0
+    for option in re.findall(r"(--[a-z-]+)", result.stdout):
+        assert option in result.stdout
+    if args == ["serve"]:
+        for option in ("--host", "--port", "--database", "--data-dir"):
+            assert option in result.stdout
+        assert "127.0.0.1" in result.stdout
+
+
+def test_engine_token_is_printed_once_and_stored_hashed(main: InProcess, tmp_path: Path) -> None:
+    result = main("engine-token", "create", "pc1", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert len(token) >= 32 and "\n" not in token
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'setpoint.sqlite3'}")
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(T_TOKEN.c.name, T_TOKEN.c.token_hash)).all()
+    engine.dispose()
+    assert [row.name for row in stored] == ["pc1"]
+    assert token not in stored[0].token_hash
+    again = main("engine-token", "create", "pc1", "--data-dir", str(tmp_path))
+    one_line_error(again, "already exists")
+
+
+def test_user_add_from_stdin_hashes_the_password(main: InProcess, db_url: str) -> None:
+    name = "user-" + uuid.uuid4().hex[:6]
+    result = run_cli(
+        "user",
+        "add",
+        name,
+        "--role",
+        "operator",
+        "--password-stdin",
+        "--database",
+        db_url,
+        stdin="pa55word\n",
+    )
+    assert result.returncode == 0, result.stderr
+    engine = create_db_engine(db_url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(T_USER).where(T_USER.c.name == name)).one()
+    engine.dispose()
+    assert row.role == "operator" and row.password_hash.startswith("$argon2")
+    one_line_error(
+        run_cli(
+            "user",
+            "add",
+            name,
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--database",
+            db_url,
+            stdin="x\n",
+        ),
+        "already exists",
+    )
+
+
+def test_user_add_prompts_without_stdin_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = iter(["pw1", "pw1"])
+    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
+    assert cli.main(["user", "add", "ann", "--role", "viewer", "--data-dir", str(tmp_path)]) == 0
+    answers = iter(["pw1", "pw2"])
+    assert cli.main(["user", "add", "bob", "--role", "viewer", "--data-dir", str(tmp_path)]) == 2
+    assert "differ" in capsys.readouterr().err
+
+
+def test_bad_role_is_refused(main: InProcess) -> None:
+    result = main("user", "add", "x", "--role", "root")
+    assert result.returncode == 2 and "viewer" in result.stderr
+
+
+def test_database_url_from_the_environment(
+    main: InProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'env.sqlite3'}"
+    result = run_cli(
+        "engine-token",
+        "create",
+        "t",
+        "--data-dir",
+        str(tmp_path / "unused"),
+        env={"SETPOINT_DATABASE_URL": url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "env.sqlite3").exists() and not (tmp_path / "unused").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--database", "mysql://x@y/z"], ["unsupported database", "mysql"]),
+        (["--database", "not a url"], ["database URL"]),
+        (
+            ["--database", "postgresql+psycopg://postgres@127.0.0.1:5432/setpoint_missing_db"],
+            ["cannot open database", "does not exist"],
+        ),
+    ],
+)
+def test_bad_database_is_one_line(main: InProcess, args: list[str], words: list[str]) -> None:
+    one_line_error(main("serve", *args), *words)
+
+
+def test_unwritable_data_dir_is_one_line(main: InProcess, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    one_line_error(main("serve", "--data-dir", str(blocker / "data")), "data directory")
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        one_line_error(
+            run_cli("serve", "--port", str(port), "--data-dir", str(tmp_path)),
+            "already in use",
+            str(port),
+        )
+
+
+# --- serve as a process ---------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[str]
+    url: str
+    token: str
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+
+def serve(db_url: str, token: str, *extra: str) -> Served:
+    process = subprocess.Popen(
+        [*EXE, "serve", "--port", "0", "--database", db_url, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        if match:
+            return Served(process, match.group(1), token)
+    process.kill()
+    raise AssertionError(f"serve did not start: {process.stdout.read()}")
+
+
+@pytest.fixture
+def served_token(db_url: str) -> str:
+    engine = create_db_engine(db_url)
+    upgrade(engine)
+    token = new_token()
+    Storage(engine).create_engine_token("t-" + uuid.uuid4().hex[:6], token_hash(token))
+    engine.dispose()
+    return token
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for server in started:
+        server.kill()
+
+
+async def test_serve_binds_loopback_and_stops_on_sigterm(db_url: str, served_token: str) -> None:
+    server = serve(db_url, served_token)
+    try:
+        assert server.url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as http, http.get(f"{server.url}/api/runs") as r:
+            assert r.status == 401
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(15) == 0
+    finally:
+        server.kill()
+
+
+async def test_runs_survive_kill_9_of_the_aggregator(
+    db_url: str, served_token: str, servers: list[Served]
+) -> None:
+    servers.append(serve(db_url, served_token))
+    engine = RawEngine(servers[0])
+    run_id = "run-" + uuid.uuid4().hex[:8]
+    try:
+        await engine.register()
+        await engine.send(
+            p.RunStarted(seq=1, time=1000.0, run_id=run_id, started=1000.0, method_version=1)
+        )
+        for seq in range(2, 202):
+            await engine.send(tags(seq, 1000.0 + seq, run_id))
+        await engine.wait_for(p.Ack, lambda a: a.seq >= 150)
+        acked = engine.acked()
+        servers[0].kill()  # kill -9 mid-stream
+        await asyncio.wait_for(engine.closed.wait(), 10)
+        await engine.aclose()
+
+        servers.append(serve(db_url, served_token))
+        engine = RawEngine(servers[1], engine.engine_id)
+        registered = await engine.register()
+        assert registered.last_seq >= acked, "everything acknowledged was durable"
+        for seq in range(registered.last_seq + 1, 202):
+            await engine.send(tags(seq, 1000.0 + seq, run_id, historical=True))
+        await engine.send(
+            p.RunStopped(seq=202, time=1300.0, run_id=run_id, stopped=1300.0, reason="stop")
+        )
+        await engine.wait_ack(202)
+        await engine.aclose()
+        servers[1].kill()
+
+        storage = Storage(create_db_engine(db_url))
+        run = storage.run_by_id(run_id)
+        assert run is not None and run["stop_reason"] == "stop"
+        with storage.engine.connect() as conn:
+            [(tag_id, _, _)] = [t for t in storage.run_tags(conn, run["pk"]) if t[1] == "FT01"]
+        samples, _ = storage.read_samples(run["pk"], tag_id, 0, 1e10)
+        storage.engine.dispose()
+        assert [v for _, v in samples] == [float(s) for s in range(2, 202)], (
+            "complete, once, in order"
+        )
+    finally:
+        await engine.aclose()
