@@ -289,6 +289,7 @@ class Engine:
                 self.store.set_quality(name, quality, wall)
                 continue
             try:
+                value = spec.decode(value)
                 if value is not None and reading.unit and spec.unit and reading.unit != spec.unit:
                     value = float(
                         self._ureg.Quantity(float(value), _pu(reading.unit)).to(_pu(spec.unit)).m
@@ -394,7 +395,7 @@ class Engine:
         self._update_block_amounts(wall)
 
     def _write_outputs(self, force: bool = False) -> None:
-        changes: dict[str, HwValue] = {}
+        changes: dict[str, ScalarValue] = {}
         for name in self._outputs:
             if name not in self._register_tags:
                 continue
@@ -405,7 +406,12 @@ class Engine:
                 changes[name] = value
         if changes:
             self._written.update(changes)
-            self.hardware.write(changes)
+            encoded: dict[str, HwValue] = {}
+            for name, value in changes.items():
+                code = self._specs[name].encode(value)
+                if code is not None:
+                    encoded[name] = code
+            self.hardware.write(encoded)
 
     # ---- reporting ------------------------------------------------------------------------
 

@@ -33,6 +33,24 @@ class TagSpec:
     maximum: float | None = None
     description: str = ""
     line: int | None = None  # line of the UOD file that declared it, for error messages
+    codes: tuple[tuple[str, ScalarValue], ...] = ()  # choice -> hardware value (e.g. 1 = VA01)
+
+    def encode(self, value: ScalarValue) -> ScalarValue:
+        """The hardware value for a tag value (the code of a choice, when codes are declared)."""
+        if self.codes:
+            for choice, code in self.codes:
+                if choice == value:
+                    return code
+            raise ValueError(f"{self.name}: no code for {value!r}")
+        return value
+
+    def decode(self, raw: ScalarValue) -> ScalarValue:
+        if self.codes and raw is not None:
+            for choice, code in self.codes:
+                if code == raw:
+                    return choice
+            raise ValueError(f"{self.name}: unknown code {raw!r}")
+        return raw
 
     def describe(self) -> TagDescription:
         return TagDescription(

@@ -34,6 +34,7 @@ from protocol.models import (
     PlotConfiguration,
     ProcessValueChoice,
     ProcessValueDescription,
+    ScalarValue,
     SubPlot,
 )
 
@@ -147,9 +148,11 @@ class UodBuilder:
         *,
         unit: str | None = None,
         choices: Sequence[str] = (),
+        codes: Mapping[str, ScalarValue] | None = None,
         description: str = "",
     ) -> UodBuilder:
-        """A value read from the hardware."""
+        """A value read from the hardware; `codes` maps each choice to the hardware's value."""
+        line = _caller_line()
         return self._tag(
             TagSpec(
                 name,
@@ -158,9 +161,27 @@ class UodBuilder:
                 direction="input",
                 choices=tuple(choices),
                 description=description,
-                line=_caller_line(),
+                line=line,
+                codes=self._codes(name, choices, codes, line),
             )
         )
+
+    def _codes(
+        self,
+        name: str,
+        choices: Sequence[str],
+        codes: Mapping[str, ScalarValue] | None,
+        line: int | None,
+    ) -> tuple[tuple[str, ScalarValue], ...]:
+        if not codes:
+            return ()
+        if set(codes) != set(choices):
+            self._problems.append(
+                (line, f"tag {name!r}: codes must give exactly one code per choice")
+            )
+        if len(set(codes.values())) != len(codes):
+            self._problems.append((line, f"tag {name!r}: two choices share a code"))
+        return tuple(codes.items())
 
     def choice(
         self,
@@ -169,9 +190,12 @@ class UodBuilder:
         *,
         safe_value: str | None = None,
         direction: Direction = "output",
+        codes: Mapping[str, ScalarValue] | None = None,
         description: str = "",
     ) -> UodBuilder:
-        """A categorical value (valve position, mode); an output unless told otherwise."""
+        """A categorical value (valve position, mode); an output unless told otherwise.
+
+        `codes` maps each choice to what the hardware holds (e.g. {"VA01": 1, ...})."""
         line = _caller_line()
         if not choices:
             self._problems.append((line, f"choice tag {name!r} needs at least one choice"))
@@ -186,6 +210,7 @@ class UodBuilder:
                 initial=initial,
                 description=description,
                 line=line,
+                codes=self._codes(name, choices, codes, line),
             )
         )
 

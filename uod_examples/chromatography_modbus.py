@@ -1,0 +1,75 @@
+"""The chromatography skid attached over Modbus TCP: the same process as chromatography.py, but
+served by a device (the simulator `setpoint-sim modbus --model chromatography`, or a real skid
+with the same register map, engine/simdev/chromatography_map.py).
+
+    setpoint-sim modbus --model chromatography --port 5020 &
+    setpoint-engine run --uod uod_examples/chromatography_modbus.py \
+        --method uod_examples/chromatography_modbus.pcode --start
+
+The device address comes from SETPOINT_MODBUS_HOST / SETPOINT_MODBUS_PORT (default
+127.0.0.1:5020). The device runs on its own clock, so use `run`, not `simulate`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from engine.commands import CommandContext
+from engine.hw.modbus import ModbusHardware, ModbusTcp
+from engine.simdev import chromatography_map as chrom
+from engine.uod import Axis, Choice, Number, UodBuilder
+
+INLETS = ["VA01", "VA02", "VA03", "None"]
+
+
+def set_pump(cmd: CommandContext, percent: float) -> None:
+    cmd.set("PU01", percent)
+
+
+def set_inlet(cmd: CommandContext, valve: str) -> None:
+    cmd.set("Inlet", valve)
+
+
+def create() -> object:
+    host = os.environ.get("SETPOINT_MODBUS_HOST", "127.0.0.1")
+    port = int(os.environ.get("SETPOINT_MODBUS_PORT", str(chrom.DEFAULT_PORT)))
+    uod = UodBuilder("Chromatography Modbus", author_name="Setpoint examples")
+    uod.hardware(
+        ModbusHardware(ModbusTcp(host=host, port=port), chrom.CHROMATOGRAPHY_REGISTERS),
+        description=f"chromatography skid, Modbus TCP {host}:{port}",
+    )
+    uod.define_unit("AU = [absorbance]")
+    uod.entry("PU01", unit="%", safe_value=0.0, minimum=0, maximum=100, description="pump")
+    uod.choice(
+        "Inlet",
+        INLETS,
+        safe_value="None",
+        codes=dict(chrom.INLET_CODES),
+        description="open inlet valve",
+    )
+    uod.reading("FT01", unit="L/h")
+    uod.reading("PT01", unit="bar")
+    uod.reading("UV01", unit="mAU")
+    uod.reading("CT01", unit="mS/cm")
+    uod.reading("Heartbeat", description="counts up while the device runs")
+    uod.reading("Device Model")
+    uod.reading("Pump Running")
+    uod.volume_totalizer("FT01", unit="L", extra_units=["mL"])
+    uod.column_volume(1.0, unit="L")
+    uod.command("PU01", set_pump, argument=Number(["%"], minimum=0, maximum=100))
+    uod.command("Inlet", set_inlet, argument=Choice(INLETS))
+    uod.process_value_entry("PU01", command="PU01", units=["%"])
+    uod.process_value_choice(
+        "Inlet", {"Buffer A": "Inlet: VA01", "Buffer B": "Inlet: VA02", "Sample": "Inlet: VA03"}
+    )
+    for tag in ("FT01", "PT01", "UV01", "CT01", "Accumulated CV"):
+        uod.process_value(tag)
+    uod.subplot(
+        Axis(label="UV", tags=["UV01"], y_min=0, y_max=2000, color="#1f77b4"),
+        Axis(label="Conductivity", tags=["CT01"], y_min=0, y_max=60, color="#8c564b"),
+        color_regions={"Inlet": {"VA01": "#e8f4ff", "VA02": "#fff1e0", "VA03": "#eaf7ea"}},
+    )
+    uod.subplot(Axis(label="Pressure", tags=["PT01"], y_min=0, y_max=5, color="#d62728"))
+    uod.x_axis("Run Time", "Accumulated Volume", "Accumulated CV")
+    uod.require_roles("operator")
+    return uod.build()
