@@ -60,6 +60,23 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
     shots(page, "unit-stopped")
 
+    # Manual operation while stopped: an entry checks its unit and limits before anything is sent.
+    pu01 = page.locator('[data-testid="pv"][data-tag="PU01"]')
+    entry = page.get_by_label("New value for PU01")
+    entry.fill("20 L/h")
+    entry.press("Enter")
+    expect(pu01.get_by_role("alert")).to_contain_text('Unit "L/h" is not accepted')
+    entry.fill("101")
+    entry.press("Enter")
+    expect(pu01.get_by_role("alert")).to_contain_text("Maximum is 100 %")
+    entry.fill("5 %")
+    entry.press("Enter")
+    expect(pv_value(page, "PU01")).to_have_text("5.00 %")
+    inlet = page.locator('[data-testid="pv"][data-tag="Inlet"]')
+    inlet.get_by_role("button", name="Buffer B").click()
+    expect(pv_value(page, "Inlet")).to_have_text("VA02")
+    expect(inlet.get_by_role("button", name="Buffer B")).to_have_attribute("aria-pressed", "true")
+
     # Start the example method.
     page.get_by_role("button", name="Start", exact=True).click()
     expect(page.locator('[data-testid="unit-state"]')).to_have_text("Running", timeout=15_000)
@@ -77,6 +94,23 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     expect(page.locator('.cm-line[data-state="completed"]').first).to_be_visible(timeout=15_000)
     expect(page.locator("canvas").first).to_be_visible()
     shots(page, "unit-running")
+
+    # Force the waiting "1 End block" of Equilibration (confirmed first): the Load block starts.
+    waiting = page.locator('[data-testid="runlog-line"][data-state="running"]', has_text="1 End block")
+    waiting.get_by_role("button", name="Force").click()
+    confirm = page.get_by_role("alertdialog")
+    expect(confirm).to_contain_text("1 End block")
+    shots(page, "force-confirmation")
+    confirm.get_by_role("button", name="Force it now").click()
+    expect(page.locator('[data-testid="runlog-line"]', has_text="Block: Load")).to_be_visible(timeout=10_000)
+    expect(page.locator(".unit-head")).to_contain_text("Load")
+
+    # The run-log filter.
+    page.get_by_placeholder("Filter commands or users").fill("Inlet")
+    expect(page.locator('[data-testid="runlog-line"]').first).to_contain_text("Inlet")
+    for text in page.locator('[data-testid="runlog-line"]').all_inner_texts():
+        assert "Inlet" in text
+    page.get_by_placeholder("Filter commands or users").fill("")
 
     # A completed line is locked: an edit is refused with a message.
     editor = page.locator(".cm-content")
@@ -161,8 +195,7 @@ def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None
     table = list(csv.reader(io.StringIO("\n".join(data_lines))))
     header, body = table[0], table[1:]
     assert header[:2] == ["UTC timestamp", "Run Time"]
-    # Tags the run changed (the pump ramp moves PU01, FT01 and PT01; the method sets Inlet and Mark).
-    for column in ("PU01 [%]", "FT01 [L/h]", "PT01 [bar]", "Inlet", "Mark", "Accumulated Volume [L]"):
+    for column in ("PU01 [%]", "Inlet", "FT01 [L/h]", "PT01 [bar]", "UV01 [mAU]", "CT01 [mS/cm]", "Mark", "Accumulated Volume [L]"):
         assert column in header, ", ".join(header)
     assert all(len(r) == len(header) for r in body)
     # The data log interval is 1 s and Run Time changes every sample: about one row per second.
@@ -171,24 +204,35 @@ def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="aggregator gap: tags whose value did not change since the engine started (UV01, CT01 "
-    "at rest) never reach the live tag snapshot nor the run's CSV",
-)
-def test_csv_has_every_reading(stack: Stack) -> None:
-    token = stack.login("alice")
-    runs = stack.http("GET", "/api/runs?limit=1", token=token)["items"]
-    assert runs, "test_finished_run_and_csv runs first and leaves a finished run"
-    import urllib.request
+def test_method_conflict(stack: Stack, new_page: Any, shots: Shots) -> None:
+    page = new_page(1366, 768)
+    login(page, "alice")
+    page.goto(unit_href(stack))
+    expect(page.locator(".cm-content")).to_contain_text("Mark: Done")
+    path = f"/api/units/{quote(stack.unit_id, safe='')}/method"
+    bob = stack.login("bob")
+    current = stack.http("GET", path, token=bob)
 
-    req = urllib.request.Request(f"{stack.base_url}/api/runs/{runs[0]['id']}/csv")
-    req.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        text = r.read().decode()
-    header = next(ln for ln in text.splitlines() if ln and not ln.startswith("#")).split(",")
-    for column in ("UV01 [mAU]", "CT01 [mS/cm]"):
-        assert column in header
+    # Alice edits; meanwhile Bob saves another version.
+    page.locator(".cm-line", has_text="Mark: Done").click()
+    page.keyboard.press("End")
+    page.keyboard.type(" (mine)")
+    expect(page.locator('[data-testid="method-version"]')).to_contain_text("unsaved changes")
+    theirs = current["text"].replace("Mark: Done", "Mark: Done (theirs)")
+    stack.http("PUT", path, {"text": theirs, "expected_version": current["version"]}, token=bob)
+    expect(page.get_by_text("was saved by someone else while you were editing")).to_be_visible(timeout=10_000)
+
+    # Saving shows the other version and lets her choose; she overwrites consciously.
+    page.get_by_role("button", name="Save method").click()
+    dialog = page.get_by_role("dialog", name="Someone else changed the method")
+    expect(dialog).to_contain_text("Mark: Done (theirs)")
+    expect(dialog.get_by_role("button", name="Keep editing")).to_be_focused()
+    shots(page, "conflict")
+    dialog.get_by_role("button", name="Overwrite with mine").click()
+    expect(page.get_by_text(re.compile(r"Method saved \(version \d+\)"))).to_be_visible(timeout=10_000)
+    final = stack.http("GET", path, token=bob)
+    assert "Mark: Done (mine)" in final["text"] and "(theirs)" not in final["text"]
+    assert final["version"] > current["version"] + 1
 
 
 @pytest.mark.parametrize("width,height,name", [(1366, 768, "laptop"), (768, 1024, "tablet")])

@@ -15,6 +15,8 @@ interface Props {
   method: Signal<MethodView | null>;
   commands: ReadonlySet<string>;
   canEdit: boolean;
+  /** a run is in progress: started/completed lines are locked (a stopped unit's method is free) */
+  active: boolean;
 }
 
 interface Conflict {
@@ -27,7 +29,7 @@ function lineIdsOf(m: MethodView): (string | null)[] {
   return texts.map((t, i) => (m.lines[i] && m.lines[i]!.text === t ? m.lines[i]!.id : null));
 }
 
-export function MethodPanel({ unitId, method, commands, canEdit }: Props) {
+export function MethodPanel({ unitId, method, commands, canEdit, active }: Props) {
   const app = useApp();
   const host = useRef<HTMLDivElement>(null);
   const editor = useRef<EditorController | null>(null);
@@ -42,6 +44,12 @@ export function MethodPanel({ unitId, method, commands, canEdit }: Props) {
   const [loaded, setLoaded] = useState(false);
   const checkTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const checkAbort = useRef<AbortController | null>(null);
+  const activeRef = useRef(active);
+  activeRef.current = active;
+  const applyStates = (m: MethodView) => {
+    if (activeRef.current) editor.current?.setLineStates(m.started, m.completed, m.failed);
+    else editor.current?.setLineStates([], [], []);
+  };
 
   const runCheck = (text: string) => {
     if (checkTimer.current) clearTimeout(checkTimer.current);
@@ -68,7 +76,7 @@ export function MethodPanel({ unitId, method, commands, canEdit }: Props) {
     setNewer(null);
     setDirty(false);
     editor.current?.load(m.text, lineIdsOf(m));
-    editor.current?.setLineStates(m.started, m.completed, m.failed);
+    applyStates(m);
     runCheck(m.text);
   };
 
@@ -101,7 +109,7 @@ export function MethodPanel({ unitId, method, commands, canEdit }: Props) {
         },
         onRefused: (msg) => setRefused(msg),
       });
-      editor.current.setLineStates(m.started, m.completed, m.failed);
+      applyStates(m);
       setLoaded(true);
       runCheck(m.text);
     };
@@ -129,11 +137,16 @@ export function MethodPanel({ unitId, method, commands, canEdit }: Props) {
           else setNewer(m);
         } else {
           base.current = m;
-          ed.setLineStates(m.started, m.completed, m.failed);
+          applyStates(m);
         }
       }),
     [loaded],
   );
+
+  useEffect(() => {
+    const m = method.peek() ?? base.current;
+    if (m && loaded) applyStates(m);
+  }, [active, loaded]);
 
   const save = async (expected: number) => {
     const ed = editor.current;

@@ -7,6 +7,7 @@ import "uplot/dist/uPlot.min.css";
 import type { PlotConfiguration, SubPlot } from "../types";
 import { CLOCK_AXIS, alignSeries, categoricalSpans, timeToX, type SeriesBuffer, type TimeSeries } from "./plotdata";
 import { formatDuration, formatNumber } from "./format";
+import { readableOnWhite } from "./contrast";
 
 // Colour-blind-safe palette (Okabe-Ito), dark enough on white for lines.
 const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B"];
@@ -111,7 +112,7 @@ export function createCharts(
             scale: `y${ai}`,
             label: a.label,
             side: ai % 2 === 0 ? 3 : 1,
-            stroke: a.color ?? "#1f2933",
+            stroke: a.color ? readableOnWhite(a.color) : "#1f2933",
             grid: { show: ai === 0, stroke: "#e3e7ec" },
             values: (_u: uPlot, splits: number[]) => splits.map((v) => formatNumber(v)),
             size: 60,

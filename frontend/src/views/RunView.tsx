@@ -8,6 +8,7 @@ import { ErrorLogList } from "../components/ErrorLog";
 import { HighlightedCode } from "../components/HighlightedCode";
 import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
 import { SeriesBuffer } from "../lib/plotdata";
+import { fetchPlotTolerant } from "../lib/plotfetch";
 import { formatDateTime, formatDuration } from "../lib/format";
 import type { RunDetail } from "../types";
 
@@ -29,10 +30,9 @@ export function RunView({ id }: { id: string }) {
   useEffect(() => {
     if (!config) return;
     buffer.setAnnotationTags(config.annotation_tags ?? ["Mark"]);
-    app.api
-      .runPlot(id, plotTags(config), 2000)
-      .then((p) => {
-        buffer.seed(p);
+    fetchPlotTolerant((tags) => app.api.runPlot(id, tags, 2000), plotTags(config))
+      .then(({ data }) => {
+        buffer.seed(data);
         version.value++;
       })
       .catch((e: Error) => app.notify("error", `Plot: ${e.message}`));

@@ -10,6 +10,7 @@ import { ErrorLogList } from "../components/ErrorLog";
 import { MethodPanel } from "../components/MethodPanel";
 import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
 import { formatDuration } from "../lib/format";
+import { fetchPlotTolerant } from "../lib/plotfetch";
 import type { ProcessValueDescription, TagDescription, UnitDetail } from "../types";
 
 export function UnitView({ id }: { id: string }) {
@@ -42,14 +43,15 @@ export function UnitView({ id }: { id: string }) {
     let cancelled = false;
     const tags = plotTags(plotConfig);
     if (!runId) return;
-    app.api
-      .unitPlot(id, tags, 2000)
-      .then((p) => {
+    fetchPlotTolerant((t) => app.api.unitPlot(id, t, 2000), tags)
+      .then(({ data }) => {
         if (cancelled) return;
-        live.samples.seed(p);
+        live.samples.seed(data);
         live.samplesVersion.value++;
       })
-      .catch(() => {});
+      .catch(() => {
+        /* a run that has just started has no history yet: the live samples fill the plot */
+      });
     return () => {
       cancelled = true;
     };
@@ -142,7 +144,7 @@ export function UnitView({ id }: { id: string }) {
         </section>
         <section class="panel area-method" aria-labelledby="method-title">
           <h2 id="method-title">Method</h2>
-          <MethodPanel unitId={id} method={live.method} commands={commands} canEdit={canOperate} />
+          <MethodPanel unitId={id} method={live.method} commands={commands} canEdit={canOperate} active={!!summary.state && summary.state !== "Stopped"} />
         </section>
         <section class="panel area-errors" aria-labelledby="errors-title">
           <h2 id="errors-title">Error log</h2>
