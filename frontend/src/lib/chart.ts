@@ -70,7 +70,9 @@ export function createCharts(
     }
   };
 
+  let builtClock = true;
   const build = () => {
+    builtClock = clockX();
     for (const s of subs) s.plot.destroy();
     subs.length = 0;
     container.replaceChildren();
@@ -78,7 +80,7 @@ export function createCharts(
     subplots.forEach((sub, i) => {
       const tags = numericTags(sub);
       const height = Math.max(120, Math.round((opts.height * (sub.ratio ?? 1)) / totalRatio));
-      const isClock = clockX();
+      const isClock = builtClock;
       const el = document.createElement("div");
       el.className = "subplot";
       container.appendChild(el);
@@ -222,6 +224,11 @@ export function createCharts(
   };
 
   function update() {
+    // The x axis tag may arrive after the plot was built on the clock (or vanish): rebuild.
+    if (clockX() !== builtClock) {
+      build();
+      return;
+    }
     const xs = clockX() ? null : xSeries();
     for (const s of subs) {
       const aligned = alignSeries(
