@@ -244,14 +244,16 @@ class EngineLink:
     async def _connect_once(self) -> list[Action]:
         assert self._session is not None
         try:
-            ws = await self._session.ws_connect(
-                self.url,
-                headers={"Authorization": f"Bearer {self._token}"},
-                autoping=True,
-                heartbeat=None,
-                max_msg_size=4 * MAX_FRAME_SIZE,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
-            )
+            # A silent network (not a refusal) must not hold the attempt for aiohttp's 5 min.
+            async with asyncio.timeout(self._connect_timeout):
+                ws = await self._session.ws_connect(
+                    self.url,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                    autoping=True,
+                    heartbeat=None,
+                    max_msg_size=4 * MAX_FRAME_SIZE,
+                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
                 self._failure(

@@ -91,6 +91,7 @@ class Outbox:
         self._uncommitted = 0
         self._in_txn = False
         self._closed = False
+        self._pending_at_close = 0
 
     # --- scan path -------------------------------------------------------------------------
 
@@ -141,10 +142,15 @@ class Outbox:
         return self._last_seq
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def pending(self) -> int:
-        """Messages not yet acknowledged, committed or not."""
+        """Messages not yet acknowledged, committed or not (as at close, once closed)."""
         with self._lock:
-            self._check_open()
+            if self._closed:
+                return self._pending_at_close
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def first_seq(self) -> int | None:
@@ -220,6 +226,9 @@ class Outbox:
             if self._closed:
                 return
             self._commit()
+            self._pending_at_close = int(
+                self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            )
             self._db.close()
             self._closed = True
 
