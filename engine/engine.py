@@ -133,6 +133,7 @@ class Engine:
             and s.maximum is None
         )
         self._written: dict[str, ScalarValue] = {}
+        self._dirty_outputs: set[str] = set()
         self._remembered: dict[str, ScalarValue] | None = None
         self._tag_access = TagAccess(self._read_for_command, self._tag_list, self._set_output)
         self.commands = CommandManager(uod.commands, self._ureg)
@@ -176,7 +177,11 @@ class Engine:
     def apply_safe_outputs(self, now: float, *, remember: bool) -> None:
         wall = self.clock.wall(now)
         if remember:
-            self._remembered = {name: self.store[name].value for name in self._outputs}
+            self._remembered = {
+                name: self.store[name].value
+                for name in self._outputs
+                if self._specs[name].safe_value is not None
+            }
         for name in self._outputs:
             safe = self._specs[name].safe_value
             if safe is not None:
@@ -395,14 +400,23 @@ class Engine:
         self._update_block_amounts(wall)
 
     def _write_outputs(self, force: bool = False) -> None:
+        """Writes outputs that changed since they were last written, and those a command set
+        (drivers drop repeated values themselves, except where repeating is the point, such as
+        a tare). `force` rewrites every output that has a safe value."""
         changes: dict[str, ScalarValue] = {}
+        dirty, self._dirty_outputs = self._dirty_outputs, set()
         for name in self._outputs:
             if name not in self._register_tags:
                 continue
             value = self.store[name].value
             if value is None:
                 continue
-            if force or self._written.get(name, _UNSET) != value:
+            spec = self._specs[name]
+            if (
+                name in dirty
+                or (force and spec.safe_value is not None)
+                or self._written.get(name, _UNSET) != value
+            ):
                 changes[name] = value
         if changes:
             self._written.update(changes)
@@ -681,6 +695,7 @@ class Engine:
             raise ValueError(f"tag {name!r} is a {spec.kind} tag and cannot be set")
         checked = spec.check_value(value)
         self.store.update(name, checked, self.clock.wall(self._last_scan or 0.0))
+        self._dirty_outputs.add(name)
 
     def _value(self, name: str) -> ScalarValue:
         if name in self.store:

@@ -34,6 +34,7 @@ class TagSpec:
     description: str = ""
     line: int | None = None  # line of the UOD file that declared it, for error messages
     codes: tuple[tuple[str, ScalarValue], ...] = ()  # choice -> hardware value (e.g. 1 = VA01)
+    command_only: bool = False  # an output without a safe value, written only when commanded
 
     def encode(self, value: ScalarValue) -> ScalarValue:
         """The hardware value for a tag value (the code of a choice, when codes are declared)."""

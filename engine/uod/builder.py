@@ -191,6 +191,7 @@ class UodBuilder:
         safe_value: str | None = None,
         direction: Direction = "output",
         codes: Mapping[str, ScalarValue] | None = None,
+        command_only: bool = False,
         description: str = "",
     ) -> UodBuilder:
         """A categorical value (valve position, mode); an output unless told otherwise.
@@ -211,6 +212,7 @@ class UodBuilder:
                 description=description,
                 line=line,
                 codes=self._codes(name, choices, codes, line),
+                command_only=command_only,
             )
         )
 
@@ -223,9 +225,13 @@ class UodBuilder:
         minimum: float | None = None,
         maximum: float | None = None,
         direction: Direction = "output",
+        command_only: bool = False,
         description: str = "",
     ) -> UodBuilder:
-        """A number the unit sets (a setpoint); an output unless told otherwise."""
+        """A number the unit sets (a setpoint); an output unless told otherwise.
+
+        `command_only=True` declares an output that has no safe value (a tare or zero trigger):
+        it is written only when a command sets it, never on Pause or Stop."""
         return self._tag(
             TagSpec(
                 name,
@@ -238,6 +244,7 @@ class UodBuilder:
                 maximum=maximum,
                 description=description,
                 line=_caller_line(),
+                command_only=command_only,
             )
         )
 
@@ -508,6 +515,7 @@ class UodBuilder:
                     spec.direction == "output"
                     and spec.name in register_tags
                     and spec.safe_value is None
+                    and not spec.command_only
                 ):
                     fail(spec.line, f"output {spec.name!r} needs a safe_value")
 
@@ -697,9 +705,10 @@ class UodBuilder:
 
 def hardware_tags(hw: object) -> Iterable[str]:
     """Tags a driver serves: its `registers` (Modbus, simulated), or those of its parts."""
-    registers = getattr(hw, "registers", None)
-    if isinstance(registers, Mapping):
-        return list(registers)
+    for attr in ("registers", "exchanges"):
+        declared = getattr(hw, attr, None)
+        if isinstance(declared, Mapping):
+            return list(declared)
     tags = getattr(hw, "tags", None)
     if callable(tags):
         return list(tags())

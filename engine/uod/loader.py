@@ -74,7 +74,19 @@ def uod_hash(path: str | Path) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    """One line: pydantic's multi-line reports become `Model field: message`."""
+    errors = getattr(exc, "errors", None)
+    title = getattr(exc, "title", None)
+    if callable(errors) and title is not None:
+        try:
+            first = errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            count = len(errors())
+            more = f" (and {count - 1} more)" if count > 1 else ""
+            return f"{title} {where}: {first.get('msg')}{more}".replace(" :", ":")
+        except Exception:
+            pass
+    text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -175,3 +175,14 @@ def test_output_register_needs_a_safe_value(tmp_path: Path) -> None:
     )
     path = _write(tmp_path, "", header)
     assert "needs a safe_value" in _error(path).message
+
+
+def test_validation_errors_are_one_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "from engine.hw.modbus import ModbusTcp\nModbusTcp(host='', port=502)\n",
+    )
+    error = _error(path)
+    assert "\n" not in str(error)
+    assert error.line == _line_of(path, "ModbusTcp(host=''")
+    assert "ModbusTcp host: String should have at least 1 character" in error.message
