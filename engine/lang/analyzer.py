@@ -94,6 +94,7 @@ class _Analysis:
         self.commands = set(context.command_names())
         self.base_units = dict(context.base_units())
         self.ureg = context.ureg
+        self.scales: dict[str, tuple[str, float] | None] = {}
 
     def add(
         self,
@@ -212,6 +213,13 @@ class _Analysis:
 
     def threshold_position(self, base: str, value: float) -> tuple[str, float] | None:
         """(timeline kind, position in its native unit), comparable within one kind."""
+        if base not in self.scales:
+            self.scales[base] = self.threshold_scale(base)
+        scale = self.scales[base]
+        return None if scale is None else (scale[0], value * scale[1])
+
+    def threshold_scale(self, base: str) -> tuple[str, float] | None:
+        value = 1.0
         try:
             if base in TIME_BASES:
                 return "time", value * factor(self.ureg, base, "s")

@@ -32,17 +32,33 @@ def match_ids(
     it replaces (pairwise inside a changed run), so an edit to a line is seen as an edit, not as a
     removal plus an insertion."""
     old_texts = [line.text for line in old]
-    ids: list[str] = []
-    matcher = difflib.SequenceMatcher(None, old_texts, list(new_texts), autojunk=False)
+    new_list = list(new_texts)
+    # An edit is usually local: match the common head and tail directly (cheap even for 10,000
+    # lines) and let difflib, quadratic on repetitive text, see only the changed middle.
+    head = 0
+    limit = min(len(old_texts), len(new_list))
+    while head < limit and old_texts[head] == new_list[head]:
+        head += 1
+    tail = 0
+    while (
+        tail < limit - head
+        and old_texts[len(old_texts) - 1 - tail] == new_list[len(new_list) - 1 - tail]
+    ):
+        tail += 1
+    ids = [line.id for line in old[:head]]
+    old_mid = old_texts[head : len(old_texts) - tail]
+    new_mid = new_list[head : len(new_list) - tail]
+    matcher = difflib.SequenceMatcher(None, old_mid, new_mid, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            ids.extend(old[i].id for i in range(i1, i2))
+            ids.extend(old[head + i].id for i in range(i1, i2))
         elif tag == "replace":
             paired = min(i2 - i1, j2 - j1)
-            ids.extend(old[i1 + k].id for k in range(paired))
+            ids.extend(old[head + i1 + k].id for k in range(paired))
             ids.extend(new_id() for _ in range(j2 - j1 - paired))
         elif tag == "insert":
             ids.extend(new_id() for _ in range(j2 - j1))
+    ids.extend(line.id for line in old[len(old) - tail :] if tail)
     return ids
 
 

@@ -182,6 +182,8 @@ class Interpreter:
         self._tags: TagInfo | None = None
         self._bases: dict[str, tuple[str, float]] = {}
         self._amount_tags: tuple[str, ...] | None = None
+        self._conditions: dict[str, Condition | ConditionProblem] = {}
+        self._durations: dict[str, float] = {}
         self._own: dict[str, Callable[[], ScalarValue]] = {
             "System State": lambda: self._state.value,
             "Method Status": lambda: self._method_status,
@@ -462,6 +464,8 @@ class Interpreter:
         self._macros_run.clear()
         self._state_dirty = True
         self._tags = None
+        self._conditions.clear()
+        self._durations.clear()
         self._bases.clear()
         self._amount_tags = None
         self._read_amounts(False)
@@ -853,7 +857,9 @@ class Interpreter:
         return log
 
     def _emit(self, log: RunLogLine) -> None:
-        self._events.append(RunLogChanged(log.snapshot()))
+        # A finished line never changes again here, so only a running one needs a copy.
+        line = log.snapshot() if log.state is LineState.RUNNING else log
+        self._events.append(RunLogChanged(line))
 
     def _finish(self, log: RunLogLine, state: LineState, now: float) -> None:
         log.state = state
@@ -980,9 +986,13 @@ class Interpreter:
         self._complete(log, now)
 
     def _i_watch(self, path: Path, line: Line, log: RunLogLine, now: float) -> None:
-        if self._tags is None:
-            self._tags = tag_info(self._ctx)
-        result = check_condition(line.argument or "", self._tags, self._ctx.ureg)
+        text = line.argument or ""
+        result = self._conditions.get(text)
+        if result is None:
+            if self._tags is None:
+                self._tags = tag_info(self._ctx)
+            result = check_condition(text, self._tags, self._ctx.ureg)
+            self._conditions[text] = result
         if isinstance(result, ConditionProblem):
             raise ArgumentError(result.message)
         self._arm(path, line, log, result)
@@ -1030,8 +1040,14 @@ class Interpreter:
         path.base = unit
         self._complete(log, now)
 
+    def _duration(self, text: str) -> float:
+        seconds = self._durations.get(text)
+        if seconds is None:
+            seconds = self._durations[text] = parse_duration(text, self._ctx.ureg)
+        return seconds
+
     def _i_wait(self, path: Path, line: Line, log: RunLogLine, now: float) -> None:
-        seconds = parse_duration(line.argument or "", self._ctx.ureg)
+        seconds = self._duration(line.argument or "")
         start = self._clocks.time
         if seconds <= 0:
             self._complete(log, now)
@@ -1064,7 +1080,7 @@ class Interpreter:
         target = SystemState.PAUSED if line.name == "Pause" else SystemState.HOLDING
         seconds = None
         if line.argument is not None:
-            seconds = parse_duration(line.argument, self._ctx.ureg)
+            seconds = self._duration(line.argument)
         if self._state not in ACTIVE:
             raise ArgumentError(f"'{line.name}': no run is active")
         if self._state is target or (

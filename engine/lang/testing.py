@@ -59,6 +59,7 @@ class FakeContext:
     simulated: dict[str, tuple[ScalarValue, str | None]] = field(default_factory=dict)
     started: list[FakeHandle] = field(default_factory=list)
     cancelled: list[FakeHandle] = field(default_factory=list)
+    running: dict[str, FakeHandle] = field(default_factory=dict)
 
     def add_tag(
         self,
@@ -86,10 +87,12 @@ class FakeContext:
         for tag, rate in self.flows.items():
             current = self.tags[tag].value
             self.tags[tag].value = float(current or 0.0) + rate * dt
-        for handle in self.started:
+        for name, handle in list(self.running.items()):
             if handle.state is not LineState.RUNNING:
+                del self.running[name]
                 continue
             if handle.remaining <= 0:
+                del self.running[name]
                 if handle.fail is not None:
                     handle.state = LineState.FAILED
                     handle.error = handle.fail
@@ -139,11 +142,12 @@ class FakeContext:
         spec = self.commands[name]
         if spec.raises is not None:
             raise RuntimeError(spec.raises)
-        for other in self.started:
-            if other.name == name and other.state is LineState.RUNNING:
-                other.state = LineState.CANCELLED
+        other = self.running.get(name)
+        if other is not None and other.state is LineState.RUNNING:
+            other.state = LineState.CANCELLED
         handle = FakeHandle(name, argument, run_log_id, spec.ticks, spec.ticks, spec.fail)
         self.started.append(handle)
+        self.running[name] = handle
         if spec.on_start is not None:
             spec.on_start(argument)
         return handle
