@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from aggregator.store import Storage
 from tests.aggregator.helpers import Aggregator
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PASSWORD = "secret-pw"
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +44,29 @@ def pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test instead of migrating every time."""
+    path = tmp_path_factory.mktemp("template") / "setpoint.sqlite3"
+    engine = create_db_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'setpoint.sqlite3'}"
+        path = tmp_path / "setpoint.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
     url: str = request.getfixturevalue("pg_database")
     return url
 
@@ -65,7 +86,9 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def aggregator(db_url: str, settings: Settings) -> AsyncIterator[Aggregator]:
+async def aggregator(
+    db_url: str, settings: Settings, password_hash: str
+) -> AsyncIterator[Aggregator]:
     app = create_app(db_url, settings)
     agg = Aggregator(app)
     await agg.start()
@@ -73,8 +96,8 @@ async def aggregator(db_url: str, settings: Settings) -> AsyncIterator[Aggregato
     agg.token = new_token()
     storage.create_engine_token("test-" + uuid.uuid4().hex[:8], token_hash(agg.token))
     agg.username = "ann-" + uuid.uuid4().hex[:6]
-    agg.password = "secret-pw"
-    storage.add_user(agg.username, "operator", hash_password(agg.password))
+    agg.password = PASSWORD
+    storage.add_user(agg.username, "operator", password_hash)
     try:
         yield agg
     finally:
