@@ -186,7 +186,10 @@ class Engine:
             safe = self._specs[name].safe_value
             if safe is not None:
                 self.store.update(name, safe, wall)
-        self._write_outputs(force=True)
+        try:
+            self._write_outputs(force=True)
+        except Exception as exc:
+            self._error(wall, f"writing safe values failed: {_describe(exc)}", "hardware")
         try:
             self.hardware.write_safe_values()
         except Exception as exc:  # a driver bug must not keep the rest of the outputs unsafe
@@ -219,9 +222,9 @@ class Engine:
         for failure in failures:
             self._command_failed(failure.handle, failure.message, now)
         self._process_events(now)
-        self._update_system_tags(wall)
+        self._guard("system tags", wall, lambda: self._update_system_tags(wall))
         self._guard("writing outputs", wall, self._write_outputs)
-        self._report(now, wall)
+        self._guard("reporting", wall, lambda: self._report(now, wall))
 
     def _guard(self, what: str, wall: float, action: Callable[[], object]) -> None:
         try:
@@ -547,6 +550,7 @@ class Engine:
         elif name == "RunStarted":
             self._flush_run_log(wall, progress=True)
             self._event_run_id = ev.run_id
+            self.store.mark_all()  # the run's first sample holds every tag, changed or not
             self._started_once = True
             self._run_start_wall = wall
             self._run_log_values.clear()

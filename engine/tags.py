@@ -68,6 +68,10 @@ class TagSpec:
         """The value this tag stores for `value`; raises ValueError when it cannot hold it."""
         if value is None:
             return None
+        if not isinstance(value, bool | int | float | str):
+            raise ValueError(
+                f"{self.name} needs a number, text or boolean, not {type(value).__name__}"
+            )
         if self.choices:
             text = str(value)
             if text not in self.choices:

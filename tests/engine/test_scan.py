@@ -123,6 +123,10 @@ def test_run_messages() -> None:
     assert set(lines[1].start_values) == {"FT01", "PU01"}
     assert h.sink.of(MethodState)
     run_id = started[0]["run_id"]
+    h.step(10)
+    first_sample = next(m for m in h.sink.of(TagsUpdated) if m["sample"])
+    assert first_sample["run_id"] == started[0]["run_id"]
+    assert {t.name for t in first_sample["tags"]} == set(h.engine.store.tags)  # all, for the run
     h.engine.control(A.RESTART, "bob")
     stopped = h.sink.of(RunStopped)
     assert [s["run_id"] for s in stopped] == [run_id]
