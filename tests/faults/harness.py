@@ -367,6 +367,12 @@ async def assert_run_complete(
     if closed_reason is not None:
         assert detail["stopped"] is not None, "the run was left open"
         assert detail["stop_reason"] == closed_reason
+    problems = [
+        e["message"]
+        for e in detail["errors"]
+        if "gap" in e["message"] or "integrity" in e["message"]
+    ]
+    assert not problems, f"the aggregator recorded link problems: {problems}"
     return detail
 
 
