@@ -151,6 +151,7 @@ class Interpreter:
         self._run_start = 0.0
         self._run_clock_start = 0.0
         self._now = 0.0
+        self._clock_set = False  # the first time seen only sets the clock: no time elapsed
         self._tick_no = 0
         self._clocks = Clocks()
         self._amount_last: dict[str, float] = {}
@@ -330,7 +331,7 @@ class Interpreter:
         self._lines = new_lines
         self._version += 1
         self._remap(tree)
-        self._events.append(MethodChanged(self._version))
+        self._events.append(MethodChanged(self._version, user))
         return EditResult(self._version, True, findings)
 
     def _remap(self, tree: ParsedMethod) -> None:
@@ -365,8 +366,8 @@ class Interpreter:
         found = errors(self.analyze())
         if found:
             raise RunControlError(f"Cannot start: the method has errors: {_summary(found)}")
-        self._now = max(self._now, now)
-        self._begin_run(now, SystemState.STOPPED)
+        self._note_time(now)
+        self._begin_run(now, SystemState.STOPPED, user)
         self._operator_line("Start", now, user)
         self._run_paths(now)
         self._flush_state()
@@ -375,14 +376,14 @@ class Interpreter:
         if self._state not in ACTIVE:
             raise RunControlError("Cannot stop: no run is active")
         self._operator_line("Stop", now, user)
-        self._end_run(now, "Stop", SystemState.STOPPED)
+        self._end_run(now, "Stop", SystemState.STOPPED, user)
         self._flush_state()
 
     def restart(self, now: float, user: str | None = None) -> None:
         if self._state not in ACTIVE:
             raise RunControlError("Cannot restart: no run is active")
         self._operator_line("Restart", now, user)
-        self._restart(now)
+        self._restart(now, user)
         self._flush_state()
 
     def pause(self, now: float, user: str | None = None) -> None:
@@ -443,12 +444,19 @@ class Interpreter:
         else:
             self._set_state(SystemState.RUNNING)
 
+    def _note_time(self, now: float) -> None:
+        """An operator action between scans: later scans measure time from here."""
+        if not self._clock_set:
+            self._clock_set = True
+            self._now = now
+        self._now = max(self._now, now)
+
     def _set_state(self, new: SystemState) -> None:
         if new is not self._state:
             old, self._state = self._state, new
             self._events.append(StateChanged(old, new))
 
-    def _begin_run(self, now: float, old: SystemState) -> None:
+    def _begin_run(self, now: float, old: SystemState, user: str | None = None) -> None:
         self._run_id = self._new_run_id()
         self._run_start = now
         self._run_clock_start = self._clocks.time
@@ -480,13 +488,15 @@ class Interpreter:
         self._main = main
         self._paths.append(main)
         if old is SystemState.RESTARTING:
-            self._events.append(RunStarted(self._run_id))
+            self._events.append(RunStarted(self._run_id, user))
             self._set_state(SystemState.RUNNING)
         else:
             self._set_state(SystemState.RUNNING)
-            self._events.append(RunStarted(self._run_id))
+            self._events.append(RunStarted(self._run_id, user))
 
-    def _end_run(self, now: float, reason: str, final: SystemState) -> None:
+    def _end_run(
+        self, now: float, reason: str, final: SystemState, user: str | None = None
+    ) -> None:
         for log_id, command in list(self._commands.items()):
             try:
                 self._ctx.cancel_command(command.handle)
@@ -516,12 +526,12 @@ class Interpreter:
         self._main = None
         run_id, self._run_id = self._run_id, ""
         self._set_state(final)
-        self._events.append(RunStopped(run_id, reason))
+        self._events.append(RunStopped(run_id, reason, user))
 
-    def _restart(self, now: float) -> None:
+    def _restart(self, now: float, user: str | None = None) -> None:
         self._set_state(SystemState.RESTARTING)
-        self._end_run(now, "Restart", SystemState.RESTARTING)
-        self._begin_run(now, SystemState.RESTARTING)
+        self._end_run(now, "Restart", SystemState.RESTARTING, user)
+        self._begin_run(now, SystemState.RESTARTING, user)
 
     # -- operator actions on lines ---------------------------------------------------------------
 
@@ -541,7 +551,7 @@ class Interpreter:
             user,
         )
         self._paths.append(path)
-        self._now = max(self._now, now)
+        self._note_time(now)
         self._run_path(path, now)
         self._sweep()
         self._flush_state()
@@ -602,6 +612,9 @@ class Interpreter:
     def tick(self, now: float) -> None:
         """One scan: advance timelines, poll commands, check watches, advance every path."""
         self._tick_no += 1
+        if not self._clock_set:
+            self._clock_set = True
+            self._now = now
         dt = now - self._now if now > self._now else 0.0
         self._now = max(self._now, now)
         flowing = self._state is not SystemState.PAUSED and self._state is not (
@@ -1114,9 +1127,9 @@ class Interpreter:
             raise ArgumentError(f"'{line.name}': no run is active")
         self._complete(log, now)
         if line.name == "Stop":
-            self._end_run(now, "Stop", SystemState.STOPPED)
+            self._end_run(now, "Stop", SystemState.STOPPED, path.user)
         else:
-            self._restart(now)
+            self._restart(now, path.user)
 
     def _i_increment(self, path: Path, line: Line, log: RunLogLine, now: float) -> None:
         self._run_counter += 1

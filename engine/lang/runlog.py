@@ -69,17 +69,20 @@ class StateChanged:
 @dataclass(frozen=True, slots=True)
 class RunStarted:
     run_id: str
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RunStopped:
     run_id: str
     reason: str
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class MethodChanged:
     version: int
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,11 +87,11 @@ def test_start_gives_a_new_run_with_times_from_zero(make: Make) -> None:
     run.run_for(3)
     run.start("ann")
     assert interp.run_id == "run-1" and interp.run_time == 0 and interp.process_time == 0
-    assert run.of_type(RunStarted) == [RunStarted("run-1")]
+    assert run.of_type(RunStarted) == [RunStarted("run-1", "ann")]
     run.run_for(1)
     interp.stop(run.now, "ann")
     run.collect()
-    assert run.of_type(RunStopped) == [RunStopped("run-1", "Stop")]
+    assert run.of_type(RunStopped) == [RunStopped("run-1", "Stop", "ann")]
     run.start()
     assert interp.run_id == "run-2"
 
@@ -120,3 +120,30 @@ def test_error_pause_cancels_a_timed_pause(make: Make) -> None:
     interp.error_pause(run.now, "broken")
     run.run_for(2)
     assert interp.state is S.PAUSED and interp.method_status == "Error"
+
+
+def test_wall_clock_times_work_from_the_first_scan(make: Make) -> None:
+    """The engine passes wall-clock seconds; the first time seen starts the clock."""
+    interp, _ = make(method("Base: s", "2 Mark: b"))
+    wall = 1_763_700_000.0
+    interp.tick(wall)
+    interp.start(wall + 0.05, "ann")
+    for n in range(1, 25):
+        interp.tick(wall + 0.05 + n * 0.1)
+    assert interp.mark == "b"
+    assert abs(interp.process_time - 2.4) < 1e-6
+    assert abs(interp.run_time - 2.4) < 1e-6
+
+
+def test_method_state_sets_and_events(make: Make) -> None:
+    from engine.lang.runlog import MethodStateChanged
+
+    interp, run = make(method("Mark: a", "Slow", "Boom"))
+    run.start()
+    ids = [line.id for line in interp.method.lines]
+    state = interp.method_state
+    assert state.started == set(ids)
+    assert state.completed == {ids[0]} and state.failed == {ids[2]}
+    run.run_for(1)
+    assert interp.method_state.completed == {ids[0], ids[1]}
+    assert run.of_type(MethodStateChanged)
