@@ -33,6 +33,8 @@ export interface UnitSummary {
   connection_status?: string | null;
   last_seen?: number | null;
   required_roles?: string[];
+  /** client side: when this summary arrived (epoch s), to advance run_time between updates */
+  received_at?: number;
 }
 
 export interface TagState {

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser.conftest import Shots, Stack, login
+from tests.browser.conftest import ROOT, Shots, Stack, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -289,3 +289,42 @@ def test_connection_loss_banner_and_recovery(stack: Stack, new_page: Any, shots:
     # Resubscribed: the unit's values are live again without a reload.
     expect(page.locator('[data-testid="unit-view"]')).to_contain_text("Live", timeout=15_000)
     shots(page, "connection-recovered")
+
+
+AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page: Any) -> list[str]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+            return r.violations.map(v => `${v.id} (${v.impact}): ${v.help} -> ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')}`);
+        }"""
+    )
+    return list(result)
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core not installed: run `npm ci` in frontend/")
+def test_accessibility_wcag_aa(stack: Stack, new_page: Any, shots: Shots) -> None:
+    """axe-core's WCAG 2.1 A/AA rules (contrast, names, roles, labels) on every screen."""
+    page = new_page(1366, 768)
+    page.goto("/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    problems = {"login": axe_violations(page)}
+    login(page, "alice")
+    expect(page.locator('[data-testid="run-row"]').first).to_be_visible()
+    problems["dashboard"] = axe_violations(page)
+    page.goto(unit_href(stack))
+    expect(page.locator(".cm-content")).to_be_visible()
+    expect(page.locator("canvas").first).to_be_visible()
+    problems["unit"] = axe_violations(page)
+    page.get_by_role("link", name="Run history").click()
+    expect(page.locator('[data-testid="run-row"]').first).to_be_visible()
+    problems["runs"] = axe_violations(page)
+    page.locator('[data-testid="run-row"]').first.get_by_role("link").click()
+    expect(page.locator('[data-testid="run-view"]')).to_be_visible()
+    problems["run"] = axe_violations(page)
+    shots(page, "run-view")
+    found = {screen: v for screen, v in problems.items() if v}
+    assert not found, "\n".join(f"{screen}: {line}" for screen, lines in found.items() for line in lines)

@@ -192,9 +192,10 @@ const theme = EditorView.theme({
   ".cm-gutters": { background: "#f3f5f8", color: "#4a5563", borderRight: "1px solid #d5dae1" },
 });
 
-export function createEditor(parent: HTMLElement, opts: EditorOptions): EditorController {
+/** The editor's state (no DOM needed): tests drive it with transactions. */
+export function createMethodState(opts: EditorOptions): EditorState {
   const onRefused = opts.onRefused ?? (() => {});
-  const state = EditorState.create({
+  return EditorState.create({
     doc: opts.text,
     extensions: [
       idsField.init(() => padIds(opts.lineIds, opts.text.split("\n").length)),
@@ -211,14 +212,26 @@ export function createEditor(parent: HTMLElement, opts: EditorOptions): EditorCo
       lockFilter(onRefused),
       EditorState.readOnly.of(!!opts.readOnly),
       EditorView.editable.of(!opts.readOnly),
-      EditorView.contentAttributes.of({ "aria-label": opts.label, "aria-multiline": "true" }),
+      EditorView.contentAttributes.of({ "aria-label": opts.label, "aria-multiline": "true", tabindex: "0" }),
       EditorView.updateListener.of((u) => {
         if (u.docChanged && !u.transactions.every((tr) => tr.annotation(remote))) opts.onChange?.(u.state.doc.toString());
       }),
       theme,
     ],
   });
-  const view = new EditorView({ state, parent });
+}
+
+/** Line states (started/completed/failed ids) as an effect to dispatch. */
+export function lineStatesEffect(started: string[], completed: string[], failed: string[]): StateEffect<LineStates> {
+  return setStates.of({ started: new Set(started), completed: new Set(completed), failed: new Set(failed) });
+}
+
+export function lineIdsOf(state: EditorState): (string | null)[] {
+  return state.field(idsField).slice();
+}
+
+export function createEditor(parent: HTMLElement, opts: EditorOptions): EditorController {
+  const view = new EditorView({ state: createMethodState(opts), parent });
   return {
     load(text, lineIds) {
       view.dispatch({
@@ -228,13 +241,13 @@ export function createEditor(parent: HTMLElement, opts: EditorOptions): EditorCo
       });
     },
     setLineStates(started, completed, failed) {
-      view.dispatch({ effects: setStates.of({ started: new Set(started), completed: new Set(completed), failed: new Set(failed) }) });
+      view.dispatch({ effects: lineStatesEffect(started, completed, failed) });
     },
     setFindings(findings) {
       view.dispatch(setDiagnostics(view.state, findingsToDiagnostics(view.state.doc, findings)));
     },
     text: () => view.state.doc.toString(),
-    lineIds: () => view.state.field(idsField).slice(),
+    lineIds: () => lineIdsOf(view.state),
     focus: () => view.focus(),
     destroy: () => view.destroy(),
   };

@@ -6,7 +6,7 @@ import { useContext } from "preact/hooks";
 import type { Api } from "../api";
 import type { ConnectionInfo, LiveClient } from "../ws";
 import type { UnitSummary, User } from "../types";
-import { mergeUnits } from "./merge";
+import { mergeUnits, stampReceived } from "./merge";
 import { parseRoute, type Route } from "./route";
 
 export interface Toast {
@@ -68,10 +68,11 @@ export function createAppState(api: Api, makeLive: (onStatus: (i: ConnectionInfo
       user.value = u;
       offUnits?.();
       offUnits = live.subscribe("units", (kind, data) => {
+        const now = Date.now() / 1000;
         if (kind === "snapshot") {
-          units.value = mergeUnits([], (data as UnitSummary[]) ?? []);
+          units.value = mergeUnits([], stampReceived((data as UnitSummary[]) ?? [], now));
           unitsLoaded.value = true;
-        } else units.value = mergeUnits(units.value, data as UnitSummary | UnitSummary[]);
+        } else units.value = mergeUnits(units.value, stampReceived(data as UnitSummary | UnitSummary[], now));
       });
       live.start();
       // The list also comes over HTTP so the dashboard fills even before the socket is up.
@@ -79,7 +80,7 @@ export function createAppState(api: Api, makeLive: (onStatus: (i: ConnectionInfo
         .units()
         .then((list) => {
           if (!unitsLoaded.value) {
-            units.value = mergeUnits([], list);
+            units.value = mergeUnits([], stampReceived(list, Date.now() / 1000));
             unitsLoaded.value = true;
           }
         })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { appendErrors, markAllStale, mergeRunLog, mergeTags, mergeUnits, runLogLineMatches } from "./merge";
+import { appendErrors, liveRunTime, stampReceived, markAllStale, mergeRunLog, mergeTags, mergeUnits, runLogLineMatches } from "./merge";
 import { href, parseRoute } from "./route";
 import type { RunLog, RunLogLine } from "../types";
 
@@ -63,5 +63,20 @@ describe("routes", () => {
     expect(parseRoute("#/nope").name).toBe("notFound");
     expect(href({ name: "unit", id: "chrom 1" })).toBe("#/units/chrom%201");
     expect(href({ name: "runs", q: "x", unit: "" })).toBe("#/runs?q=x");
+  });
+});
+
+describe("liveRunTime", () => {
+  const base = { id: "u", name: "U", online: true, state: "Running", run_time: 10 };
+  it("advances while a run is active and the unit online", () => {
+    const [u] = stampReceived(base, 100);
+    expect(liveRunTime(u!, 105)).toBe(15);
+    expect(liveRunTime({ ...u!, state: "Paused" }, 105)).toBe(15);
+  });
+  it("stands still when stopped or offline, and is null without a run time", () => {
+    const [u] = stampReceived(base, 100);
+    expect(liveRunTime({ ...u!, state: "Stopped" }, 105)).toBe(10);
+    expect(liveRunTime({ ...u!, online: false }, 105)).toBe(10);
+    expect(liveRunTime({ ...u!, run_time: null }, 105)).toBeNull();
   });
 });

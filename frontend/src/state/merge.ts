@@ -60,3 +60,21 @@ export function runLogLineMatches(line: RunLogLine, text: string, state: string)
   const needle = text.toLowerCase();
   return line.text.toLowerCase().includes(needle) || (line.user ?? "method").toLowerCase().includes(needle);
 }
+
+const ACTIVE = new Set(["Running", "Paused", "Holding", "Restarting"]);
+
+/**
+ * Run time to show now: the summary's run_time advanced by the time since it arrived, while a run
+ * is active and the unit online (Run Time counts through Pause and Hold). The server sends a new
+ * summary on state changes, not every second.
+ */
+export function liveRunTime(u: UnitSummary, nowEpoch: number): number | null {
+  if (u.run_time == null) return null;
+  if (!u.online || !u.state || !ACTIVE.has(u.state) || u.received_at == null) return u.run_time;
+  return u.run_time + Math.max(0, nowEpoch - u.received_at);
+}
+
+/** Stamp summaries with their arrival time. */
+export function stampReceived<T extends UnitSummary>(units: T | T[], nowEpoch: number): T[] {
+  return (Array.isArray(units) ? units : [units]).map((u) => ({ ...u, received_at: nowEpoch }));
+}

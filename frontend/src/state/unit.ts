@@ -64,7 +64,7 @@ export function createUnitLive(live: LiveClient, id: string, annotationTags: str
   );
   offs.push(
     live.subscribe(topic("control"), (_kind, data) => {
-      u.control.value = data as UnitSummary;
+      u.control.value = { ...(data as UnitSummary), received_at: Date.now() / 1000 };
     }),
   );
   offs.push(

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { useApp } from "../state/app";
+import { liveRunTime } from "../state/merge";
 import { href } from "../state/route";
 import { LiveBadge, Spinner, StateBadge } from "../components/bits";
 import { formatAge, formatDateTime, formatDuration } from "../lib/format";
@@ -44,7 +45,7 @@ function UnitCard({ unit, now }: { unit: UnitSummary; now: number }) {
       </div>
       <dl class="facts">
         <dt>Run time</dt>
-        <dd data-testid="card-run-time">{unit.run_id ? formatDuration(unit.run_time) : "–"}</dd>
+        <dd data-testid="card-run-time">{unit.run_id ? formatDuration(liveRunTime(unit, now)) : "–"}</dd>
         <dt>Block</dt>
         <dd>{unit.block || "–"}</dd>
         <dt>Hardware</dt>

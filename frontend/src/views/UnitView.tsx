@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { effect } from "@preact/signals";
 import { useApp } from "../state/app";
 import { createUnitLive } from "../state/unit";
+import { liveRunTime } from "../state/merge";
 import { LiveBadge, Spinner, StateBadge } from "../components/bits";
 import { ControlBar, InjectBox } from "../components/ControlBar";
 import { ProcessValues } from "../components/ProcessValues";
@@ -93,6 +94,12 @@ export function UnitView({ id }: { id: string }) {
     ? detail.uod.process_values
     : (detail.uod.tags ?? []).filter((t) => t.kind !== "system").map((t) => ({ tag: t.name, kind: "readonly" as const }));
   const commands = new Set((detail.uod.commands ?? []).map((c) => c.name));
+  // The unit's own Run Time and Block tags are the freshest truth; the summary is the fallback.
+  const tags = live.tags.value;
+  const rtTag = tags.get("Run Time");
+  const runTime = rtTag && rtTag.quality === "good" && typeof rtTag.value === "number" ? rtTag.value : liveRunTime(summary, app.now.value);
+  const blockTag = tags.get("Block");
+  const block = blockTag && typeof blockTag.value === "string" ? blockTag.value : summary.block;
   const watchers = live.watchers.value;
   const me = user?.name;
   const others = watchers.filter((w) => w !== me);
@@ -109,9 +116,9 @@ export function UnitView({ id }: { id: string }) {
         </div>
         <dl class="facts facts-inline">
           <dt>Run time</dt>
-          <dd data-testid="run-time">{summary.run_id ? formatDuration(summary.run_time) : "–"}</dd>
+          <dd data-testid="run-time">{summary.run_id ? formatDuration(runTime) : "–"}</dd>
           <dt>Block</dt>
-          <dd>{summary.block || "–"}</dd>
+          <dd data-testid="block">{block || "–"}</dd>
           <dt>Method</dt>
           <dd>{summary.method_status || "–"}</dd>
         </dl>
