@@ -20,6 +20,8 @@ become Paused, and Method Status becomes Error until the next unpause or start.
 Choices the language reference leaves open, made here:
 - Injected code runs in every state (an operator's manual commands, also while Paused or Holding,
   which is also how an injected `Unpause` works); its thresholds and Waits still stand still.
+  Watches and Alarms are checked while Running, and while Stopped for those injected then
+  (manual operation); never while Paused or Holding.
 - A line counts as started once its path reaches it, also while it waits for its threshold; it then
   has a run-log line that can be forced or cancelled.
 - When a line fails at once (its command raises, an undefined macro), the run error-pauses and the
@@ -631,7 +633,7 @@ class Interpreter:
             self._leave(now, timed.state)
         if self._commands:
             self._poll_commands(now)
-        if self._state is SystemState.RUNNING and self._arms:
+        if self._arms and self._state in (SystemState.RUNNING, SystemState.STOPPED):
             self._check_arms(now)
         self._run_paths(now)
         self._update_progress()
@@ -640,7 +642,7 @@ class Interpreter:
     def _run_paths(self, now: float) -> None:
         running = self._state is SystemState.RUNNING
         for path in list(self._paths):
-            if not path.done and (running or path.kind is PathKind.INJECTED):
+            if not path.done and (running or not path.program.is_method):
                 self._run_path(path, now)
         self._sweep()
 
@@ -754,9 +756,7 @@ class Interpreter:
     # -- paths ----------------------------------------------------------------------------------
 
     def _halted(self, path: Path) -> bool:
-        return path.done or (
-            path.kind is not PathKind.INJECTED and self._state is not SystemState.RUNNING
-        )
+        return path.done or (path.program.is_method and self._state is not SystemState.RUNNING)
 
     def _run_path(self, path: Path, now: float) -> None:
         budget = MAX_INSTRUCTIONS_PER_SCAN

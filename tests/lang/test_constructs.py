@@ -280,3 +280,39 @@ def test_recursive_macro_is_refused_at_start(make: Make) -> None:
     with pytest.raises(RunControlError, match="calls itself"):
         run.start()
     assert interp.state is SystemState.STOPPED
+
+
+# -- system tags (section 11) the interpreter owns, as conditions see them -----------------------
+
+
+def test_conditions_see_system_tags_changed_in_the_same_scan(make: Make) -> None:
+    interp, run = make(
+        method(
+            "Base: s",
+            "Watch: Block = Fill",
+            "    Mark: block seen",
+            "Watch: Batch Name = B-7",
+            "    Mark: batch seen",
+            "Watch: Block Time > 1 s",
+            "    Mark: block time",
+            "Watch: Scope Time >= 2 s",
+            "    Mark: scope time",
+            "Watch: Process Time >= 2 s",
+            "    Mark: process time",
+            "Watch: Method Status = OK",
+            "    Mark: ok",
+            "Watch: System State = Running",
+            "    Mark: running",
+            "Watch: Base = s",
+            "    Mark: base",
+            "Batch: B-7",
+            "Block: Fill",
+            "    3 End block",
+        )
+    )
+    run.start()
+    run.run_for(0.1)
+    assert set(run.mark_texts()) == {"block seen", "batch seen", "ok", "running", "base"}
+    assert interp.run_id == "run-1"
+    run.run_for(2.1)
+    assert {"block time", "scope time", "process time"} <= set(run.mark_texts())

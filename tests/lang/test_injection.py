@@ -74,3 +74,14 @@ def test_stop_ends_injected_paths(make: Make) -> None:
     interp.stop(run.now, "ann")
     run.run_for(11)
     assert run.mark_texts() == ["a"]
+
+
+def test_injected_watch_works_in_manual_operation(make: Make, ctx: FakeContext) -> None:
+    interp, run = make("Mark: a")
+    interp.inject("Watch: TT01 > 80 degC\n    PU01: 0 %\n    Mark: tripped", run.now, "ann")
+    run.run_for(1)
+    assert run.mark_texts() == []
+    ctx.set_value("TT01", 85.0)
+    run.step()
+    assert run.mark_texts() == ["tripped"] and ctx.started[-1].argument == "0 %"
+    assert interp.state is SystemState.STOPPED
