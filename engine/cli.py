@@ -195,7 +195,9 @@ def _new_engine(uod: Uod, digest: str, method: str, clock: Any, **kwargs: Any) -
     from engine.ports import EngineCommandError
 
     try:
-        return Engine(uod, clock=clock, method=method, uod_hash=digest, **kwargs)
+        return Engine(
+            uod, clock=clock, method=method, uod_hash=digest, ureg=uod.unit_registry, **kwargs
+        )
     except EngineCommandError as exc:
         raise CliError(f"method refused: {exc.message}") from None
     except Exception as exc:  # the UOD's hardware factory is UOD code

@@ -685,6 +685,7 @@ class UodBuilder:
             required_roles=tuple(dict.fromkeys(self._roles)),
             data_log_interval=self._data_log_interval,
             scan_interval=self._scan_interval,
+            unit_registry=ureg,
         )
 
     def _register_tags(self) -> tuple[str, ...]:
