@@ -56,3 +56,59 @@ def test_methods_that_pass_analysis_run_without_raising(ureg: Registry, text: st
     if interp.state.value != "Stopped":
         interp.stop(run.now, "ann")
     assert interp.run_id == ""
+
+
+VALID_LINES = [
+    "Mark: a", "Mark: b", "1 Mark: t", "Wait: 0.3 s", "Block: B", "    Mark: in",
+    "    0.5 End block", "    End block", "Watch: Level > 1", "    Mark: w", "Alarm: Level > 2",
+    "    Increment run counter", "Macro: M", "    Mark: m", "Call macro: M", "PU01: 5 %", "Slow",
+    "Base: s", "# comment", "", "End blocks",
+]
+
+edits = st.lists(
+    st.tuples(
+        st.sampled_from(["insert", "delete", "replace"]),
+        st.integers(0, 40),
+        st.sampled_from(VALID_LINES),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.lists(st.sampled_from(VALID_LINES), min_size=1, max_size=12),
+    steps=st.lists(st.tuples(edits, st.integers(0, 8)), min_size=1, max_size=5),
+)
+def test_live_edits_are_applied_or_refused_cleanly(
+    ureg: Registry, start: list[str], steps: list[tuple[list[tuple[str, int, str]], int]]
+) -> None:
+    from engine.lang.interpreter import MethodEditError
+
+    ctx = standard_context(ureg)
+    interp, _, run = interpreter_for("\n".join(["Base: s", *start]), ctx)
+    try:
+        run.start()
+    except RunControlError:
+        return
+    for changes, scans in steps:
+        lines = [line.text for line in interp.method.lines]
+        for kind, at, text in changes:
+            at = min(at, len(lines))
+            if kind == "insert":
+                lines.insert(at, text)
+            elif lines and kind == "delete":
+                del lines[min(at, len(lines) - 1)]
+            elif lines:
+                lines[min(at, len(lines) - 1)] = text
+        before = interp.method
+        try:
+            interp.set_method("\n".join(lines))
+        except MethodEditError:
+            assert interp.method == before
+        for _ in range(scans):
+            run.step()
+            if interp.state.value == "Paused":
+                interp.unpause(run.now, "ann")
