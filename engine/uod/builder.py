@@ -498,7 +498,7 @@ class UodBuilder:
         if self._hardware is None:
             fail(self._line, "no hardware declared (use hardware() or simulated())")
         else:
-            register_tags = self._register_tags()
+            register_tags = self._register_tags(fail)
             for tag in register_tags:
                 reg_spec = self._tags.get(tag)
                 if reg_spec is None:
@@ -660,7 +660,7 @@ class UodBuilder:
             raise UodError(message, filename=filename, line=line, more=len(problems) - 1)
 
         specs = [*system_tag_specs(), *self._tags.values()]
-        return Uod(
+        uod = Uod(
             name=self._name,
             filename=filename,
             author_name=self._author_name,
@@ -687,8 +687,39 @@ class UodBuilder:
             scan_interval=self._scan_interval,
             unit_registry=ureg,
         )
+        self._check_buttons(uod, filename)
+        return uod
 
-    def _register_tags(self) -> tuple[str, ...]:
+    def _check_buttons(self, uod: Uod, filename: str) -> None:
+        """The P-code behind every process-value button and entry must pass the analyzer, so
+        that an operator's click is never the first time it is checked."""
+        from engine.context import UodContext
+        from engine.lang.analyzer import analyze
+
+        context = UodContext(uod)
+        for pv, line in self._process_values:
+            codes = [(f"button {b.label!r}", b.pcode) for b in pv.choices]
+            spec = uod.commands.get(pv.command or "")
+            if spec is not None:
+                for unit in pv.units:
+                    problem = context.validate_command(spec.name, f"1 {unit}")
+                    if problem is not None and "unit" in problem:
+                        raise UodError(
+                            f"process value {pv.tag!r}: command {spec.name!r} does not accept "
+                            f"unit {unit!r}",
+                            filename=filename,
+                            line=line,
+                        )
+            for what, code in codes:
+                errors = [f for f in analyze(code, context, injected=True) if f.severity == "error"]
+                if errors:
+                    raise UodError(
+                        f"process value {pv.tag!r} {what}: {errors[0].message}",
+                        filename=filename,
+                        line=line,
+                    )
+
+    def _register_tags(self, fail: Callable[[int | None, str], None]) -> tuple[str, ...]:
         """Tags the hardware reads or writes, found without starting it."""
         sim = getattr(self, "_sim_registers", None)
         if sim is not None:
@@ -699,7 +730,7 @@ class UodBuilder:
         try:
             hw = self._hardware(FakeClock().monotonic)
         except Exception as exc:
-            self._problems.append((self._hardware_line, f"hardware: {exc}"))
+            fail(self._hardware_line, f"hardware: {exc}")
             return ()
         return tuple(hardware_tags(hw))
 

@@ -186,3 +186,23 @@ def test_validation_errors_are_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(error)
     assert error.line == _line_of(path, "ModbusTcp(host=''")
     assert "ModbusTcp host: String should have at least 1 character" in error.message
+
+
+def test_button_pcode_is_analyzed(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        'uod.command("PU01", pump, argument=Number(["%"]))\n'
+        'uod.process_value_choice("PU01", {"Off": "PU01: 0 %", "Max": "PU01: 200 bar"})\n',
+    )
+    error = _error(path)
+    assert error.line == _line_of(path, "uod.process_value_choice(")
+    assert "button 'Max'" in error.message
+
+
+def test_entry_units_must_suit_the_command(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        'uod.command("PU01", pump, argument=Number(["%"]))\n'
+        'uod.process_value_entry("PU01", command="PU01", units=["L/h"])\n',
+    )
+    assert "does not accept unit 'L/h'" in _error(path).message
