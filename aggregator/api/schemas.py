@@ -158,7 +158,7 @@ class RunLogView(BaseModel):
 
 class PlotQuery(Query):
     tags: str | None = Field(
-        default=None, max_length=10_000, description="comma-separated tag names; all when absent"
+        default=None, max_length=2000, description="comma-separated tag names; all when absent"
     )
     start: float | None = Field(default=None, description="UTC epoch seconds")
     end: float | None = Field(default=None, description="UTC epoch seconds")

@@ -81,7 +81,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite"])  # tests touching storage in depth add "postgres"
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, template_db: Path) -> str:
     if request.param == "sqlite":
         target = tmp_path / "setpoint.sqlite3"

@@ -107,6 +107,9 @@ async def test_unit_detail_with_live_tags(api: Api, engine: FakeEngine) -> None:
     assert (await api.call("GET", "/api/units/nope", "viewer"))[0] == 404
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_control_reaches_the_engine_and_is_audited(api: Api, engine: FakeEngine) -> None:
     run_id = "run-" + engine.engine_id[-6:]
     await engine.run_started(run_id, time.time())
@@ -250,6 +253,9 @@ async def fill_run(engine: FakeEngine, run_id: str, t0: float, n: int) -> None:
     await engine.run_stopped(run_id, t0 + n)
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_runs_list_filter_page_detail_plot_csv(api: Api, engine: FakeEngine) -> None:
     t0 = 1_700_000_000.0
     await fill_run(engine, "alpha-1", t0, 300)
@@ -336,6 +342,9 @@ async def test_bad_input_is_named_and_never_a_traceback(
 # --- administration -------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 async def test_users_tokens_and_audit_chain(api: Api, tmp_path: Any, db_url: str) -> None:
     status, _ = await api.call(
         "POST",
