@@ -32,6 +32,8 @@ export type ControlAction = "Start" | "Stop" | "Pause" | "Unpause" | "Hold" | "U
 
 export interface Api {
   token: string | null;
+  /** called when the server answers 401 to anything but a login: the session ended */
+  onUnauthorized: (() => void) | null;
   login(username: string, password: string): Promise<LoginResult>;
   logout(): Promise<void>;
   me(): Promise<User>;
@@ -77,6 +79,7 @@ const enc = encodeURIComponent;
 export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = ""): Api {
   const api: Api = {
     token: null,
+    onUnauthorized: null,
     async login(username, password) {
       const r = await call<LoginResult>("POST", "/api/auth/login", { username, password });
       api.token = r.token;
@@ -139,6 +142,7 @@ export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = 
     if (!res.ok) {
       const obj = (data && typeof data === "object" ? data : {}) as { error?: string; field?: string | null };
       const msg = obj.error ?? (typeof data === "string" && data ? data.slice(0, 200) : `${res.status} ${res.statusText}`);
+      if (res.status === 401 && path !== "/api/auth/login" && path !== "/api/auth/me") api.onUnauthorized?.();
       throw new ApiError(res.status, msg, obj.field ?? null, data);
     }
     return data as T;

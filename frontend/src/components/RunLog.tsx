@@ -111,7 +111,8 @@ export function RunLogTable({ lines, unitId, canOperate, runStart }: Props) {
                   {l.state === "running" && <ProgressBar value={l.progress} label={`Progress of ${l.text}`} />}
                 </td>
                 {unitId && (
-                  <td class="actions">
+                  <td>
+                    <div class="actions">
                     {l.state === "running" && l.cancellable && (
                       <button type="button" class="btn btn-small" disabled={!canOperate} onClick={() => setAsk({ line: l, action: "cancel" })}>
                         Cancel
@@ -122,6 +123,7 @@ export function RunLogTable({ lines, unitId, canOperate, runStart }: Props) {
                         Force
                       </button>
                     )}
+                    </div>
                   </td>
                 )}
               </tr>

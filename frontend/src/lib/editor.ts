@@ -205,6 +205,7 @@ export function createMethodState(opts: EditorOptions): EditorState {
       history(),
       drawSelection(),
       highlightActiveLine(),
+      EditorView.lineWrapping,
       indentUnit.of("    "),
       EditorState.tabSize.of(4),
       keymap.of([...defaultKeymap, ...historyKeymap]),

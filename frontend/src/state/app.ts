@@ -100,6 +100,15 @@ export function createAppState(api: Api, makeLive: (onStatus: (i: ConnectionInfo
       unitsLoaded.value = false;
     },
   };
+  api.onUnauthorized = () => {
+    if (!user.value) return;
+    offUnits?.();
+    offUnits = null;
+    live.stop();
+    api.token = null;
+    user.value = null;
+    state.notify("error", "Your session has ended. Please sign in again.");
+  };
   return state;
 }
 
