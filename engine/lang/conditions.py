@@ -212,6 +212,8 @@ def check_condition(
             ve,
             suggestion=f"{parsed.value_text} {tag_unit}",
         )
+    if parsed.unit == tag_unit:
+        return Condition(text, parsed.tag, compare, parsed.number, True)
     if not is_unit(ureg, parsed.unit):
         return ConditionProblem("unknown-unit", f"Unknown unit '{parsed.unit}'", vs, ve)
     try:

@@ -136,6 +136,8 @@ def parse_simulate(text: str, tags: TagInfo, ureg: Registry) -> SimulateArg:
         return SimulateArg(parsed.tag, parsed.number, None)
     if parsed.unit is None:
         raise ArgumentError(f"Missing unit: '{parsed.tag}' is in {unit}")
+    if parsed.unit == unit:
+        return SimulateArg(parsed.tag, parsed.number, unit)
     try:
         value = convert(ureg, parsed.number, parsed.unit, unit)
     except Exception as exc:

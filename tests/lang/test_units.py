@@ -82,3 +82,12 @@ def test_volume_base_with_millilitres_on_a_litre_totalizer(ureg: object) -> None
     run.start()
     run.run_for(6)
     assert abs(run.marks()[0][0] - 5) < 0.11
+
+
+def test_a_unit_pint_does_not_know_still_compares_with_itself(ureg: object) -> None:
+    ctx = FakeContext(ureg=ureg)  # type: ignore[arg-type]
+    ctx.add_tag("Turbidity", 1.0, "NTU")
+    assert analyze("Watch: Turbidity > 5 NTU\n    Mark: x\nSimulate: Turbidity = 2 NTU", ctx) == []
+    assert [f.code for f in analyze("Watch: Turbidity > 5 L\n    Mark: x", ctx)] == [
+        "incompatible-unit"
+    ]
