@@ -700,6 +700,10 @@ class Engine:
         checked = spec.check_value(value)
         self.store.update(name, checked, self.clock.wall(self._last_scan or 0.0))
         self._dirty_outputs.add(name)
+        if self._remembered is not None:
+            # Set by hand during a pause: the operator's latest word wins over the value
+            # remembered from before the pause.
+            self._remembered.pop(name, None)
 
     def _value(self, name: str) -> ScalarValue:
         if name in self.store:

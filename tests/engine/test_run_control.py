@@ -263,3 +263,14 @@ def test_a_failing_sink_does_not_stop_the_scan() -> None:
     assert h.engine.sink_errors > 0
     assert "disk full" in (h.engine.last_sink_error or "")
     assert h.value("Run Time") >= 2.0
+
+
+def test_a_manual_command_during_pause_is_kept_on_unpause() -> None:
+    h = _in_state("Running")
+    _drive(h)
+    h.engine.control(A.PAUSE, "alice")
+    h.engine.inject("PU01: 5 %", "bob")
+    h.step(2)
+    assert h.model_inputs() == (5.0, "None")  # acts at once, even while paused
+    h.engine.control(A.UNPAUSE, "alice")
+    assert h.model_inputs() == (5.0, "VA02")
