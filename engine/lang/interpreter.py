@@ -559,12 +559,15 @@ class Interpreter:
         self._flush_state()
 
     def cancel(self, run_log_id: str, now: float, user: str | None = None) -> None:
-        self._line_action(run_log_id, now, force=False)
+        """Cancel a running command, an armed Watch/Alarm, a Wait, a timed Pause/Hold or a line
+        waiting for its threshold (section 7); raises `LineActionError` otherwise."""
+        self._line_action(run_log_id, now, user, force=False)
 
     def force(self, run_log_id: str, now: float, user: str | None = None) -> None:
-        self._line_action(run_log_id, now, force=True)
+        """Run a waiting line now, end a Wait or timed Pause/Hold, fire a Watch/Alarm."""
+        self._line_action(run_log_id, now, user, force=True)
 
-    def _line_action(self, log_id: str, now: float, *, force: bool) -> None:
+    def _line_action(self, log_id: str, now: float, user: str | None, *, force: bool) -> None:
         verb = "forced" if force else "cancelled"
         name = self._names.get(log_id)
         if name is None:
@@ -607,6 +610,8 @@ class Interpreter:
             self._line_done(target.log)
         elif isinstance(target, _Timed):
             self._leave(now, target.state, LineState.FORCED if force else LineState.CANCELLED)
+        who = user or "The operator"
+        self._events.append(LogMessage("info", f"{who} {verb} run-log line {log_id} ({name})"))
         self._flush_state()
 
     # -- the scan -------------------------------------------------------------------------------
