@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[str, Any], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class LiveTag:
     name: str
     value: ScalarValue
@@ -35,7 +35,7 @@ class LiveTag:
             "value": self.value,
             "unit": self.unit,
             "tick": self.tick,
-            "quality": self.quality.value,
+            "quality": str.__str__(self.quality),
             "simulated": self.simulated,
         }
 

@@ -59,6 +59,14 @@ DIGEST_RETENTION = 100_000
 """Digests kept per engine for rule 6: resends only reach back to the last ack, far less."""
 
 
+# Built once: constructing a statement costs more than executing it.
+_SEQ_UPDATE = (
+    T_SEQ.update()
+    .where(T_SEQ.c.engine_id == sa.bindparam("e"), T_SEQ.c.last_seq < sa.bindparam("s"))
+    .values(last_seq=sa.bindparam("s"), updated=sa.bindparam("now"))
+)
+
+
 @dataclass(frozen=True)
 class BatchOp:
     """One decision of an IngestSession, with the engine and session it came from."""
@@ -92,46 +100,22 @@ class _RecentKey:
     wall_first: float
 
 
-def _sample_row(run_pk: int, tag_id: int, t: float, value: ScalarValue) -> dict[str, Any]:
+SampleRow = tuple[int, int, float, float | None, str | None, str]
+
+
+def _sample_row(run_pk: int, tag_id: int, t: float, value: ScalarValue) -> SampleRow:
+    """(run_pk, tag_id, t, num, text, kind): a tuple, inserted below SQLAlchemy's per-row work."""
+    if type(value) is float:
+        return (run_pk, tag_id, t, value, None, "f")
     if isinstance(value, bool):
-        return {
-            "run_pk": run_pk,
-            "tag_id": tag_id,
-            "t": t,
-            "num": float(value),
-            "text": None,
-            "kind": "b",
-        }
+        return (run_pk, tag_id, t, float(value), None, "b")
     if isinstance(value, int):
         if abs(value) < 2**53:
-            return {
-                "run_pk": run_pk,
-                "tag_id": tag_id,
-                "t": t,
-                "num": float(value),
-                "text": None,
-                "kind": "i",
-            }
-        return {
-            "run_pk": run_pk,
-            "tag_id": tag_id,
-            "t": t,
-            "num": None,
-            "text": str(value),
-            "kind": "i",
-        }
-    if isinstance(value, float):
-        return {"run_pk": run_pk, "tag_id": tag_id, "t": t, "num": value, "text": None, "kind": "f"}
+            return (run_pk, tag_id, t, float(value), None, "i")
+        return (run_pk, tag_id, t, None, str(value), "i")
     if value is None:
-        return {"run_pk": run_pk, "tag_id": tag_id, "t": t, "num": None, "text": None, "kind": "n"}
-    return {
-        "run_pk": run_pk,
-        "tag_id": tag_id,
-        "t": t,
-        "num": None,
-        "text": str(value),
-        "kind": "s",
-    }
+        return (run_pk, tag_id, t, None, None, "n")
+    return (run_pk, tag_id, t, None, str(value), "s")
 
 
 def _row_value(kind: str, num: float | None, text: str | None) -> ScalarValue:
@@ -153,6 +137,15 @@ class Storage:
         self.engine = engine
         self._clock = clock
         self.is_sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_received = (
+            "INSERT INTO received_message (engine_id, seq, kind, digest, received) "
+            f"VALUES ({', '.join([mark] * 5)})"
+        )
+        self._insert_samples = (
+            "INSERT INTO sample_recent (run_pk, tag_id, t, num, text, kind) "
+            f"VALUES ({', '.join([mark] * 6)})"
+        )
         self._reset_caches()
         self._last_time_check = 0.0
         self._last_prune = 0.0
@@ -344,22 +337,14 @@ class Storage:
         try:
             with self.engine.begin() as conn:
                 self._load(conn)
-                received: list[dict[str, Any]] = []
-                samples: list[dict[str, Any]] = []
+                received: list[tuple[str, int, str, str, float]] = []
+                samples: list[SampleRow] = []
                 now = self._clock()
                 for op in ops:
                     action = op.action
                     if isinstance(action, Store):
                         msg = action.message
-                        received.append(
-                            {
-                                "engine_id": op.engine_id,
-                                "seq": msg.seq,
-                                "kind": msg.type,
-                                "digest": action.digest,
-                                "received": now,
-                            }
-                        )
+                        received.append((op.engine_id, msg.seq, msg.type, action.digest, now))
                         high[op.engine_id] = max(high.get(op.engine_id, 0), msg.seq)
                         self._apply(conn, op, msg, samples, result, now)
                     elif isinstance(action, CompareStored):
@@ -381,14 +366,13 @@ class Storage:
                         self._gap(conn, op, action, result, now)
                         high[op.engine_id] = max(high.get(op.engine_id, 0), action.last)
                 if received:
-                    conn.execute(T_RECEIVED.insert(), received)
+                    conn.exec_driver_sql(self._insert_received, received)
                 if samples:
-                    conn.execute(T_RECENT.insert(), samples)
-                for engine_id, seq in high.items():
+                    conn.exec_driver_sql(self._insert_samples, samples)
+                if high:
                     conn.execute(
-                        T_SEQ.update()
-                        .where(T_SEQ.c.engine_id == engine_id, T_SEQ.c.last_seq < seq)
-                        .values(last_seq=seq, updated=now)
+                        _SEQ_UPDATE,
+                        [{"e": e, "s": seq, "now": now} for e, seq in high.items()],
                     )
         except Exception:
             self._reset_caches()
@@ -592,7 +576,7 @@ class Storage:
         conn: Connection,
         op: BatchOp,
         msg: Any,
-        samples: list[dict[str, Any]],
+        samples: list[SampleRow],
         result: BatchResult,
         now: float,
     ) -> None:
@@ -746,6 +730,16 @@ class Storage:
                     "source": "aggregator",
                 },
             )
+
+    def apply_and_maintain(self, ops: Sequence[BatchOp]) -> BatchResult:
+        """One trip to the writer thread per batch: store it, then compact what is due. A
+        compaction failure does not fail the batch (it is committed); it is retried later."""
+        result = self.apply_batch(ops)
+        try:
+            self.maintain()
+        except Exception:
+            log.exception("sample compaction failed; it will be retried")
+        return result
 
     # --- compaction ------------------------------------------------------------------------------
 

@@ -102,12 +102,11 @@ class Writer:
                 items.append(item)
                 count += len(item.ops)
             await self._commit(items)
-            await self._maintain()
 
     async def _commit(self, items: list[_Item]) -> None:
         ops = [op for item in items for op in item.ops]
         try:
-            result = await self.call(self.storage.apply_batch, ops)
+            result = await self.call(self.storage.apply_and_maintain, ops)
         except Exception as exc:
             log.exception(
                 "storing a batch of %d messages failed; the engines will resend", len(ops)
