@@ -103,22 +103,21 @@ def check_live_edit(
         after = new.by_id.get(macro_id)
         if after is None or after.raw != before.raw or _subtree(after) != _subtree(before):
             return f"Macro '{before.argument}' has already run; it cannot be changed or removed"
-    for line in new.lines:
-        if line.is_noop or line.id in touched:
-            continue
-        before = old.by_id.get(line.id)
-        if before is not None and before.raw == line.raw:
-            continue
-        parent = line.parent
+    containers: list[tuple[Line | None, list[Line]]] = [(None, new.roots)]
+    containers.extend((line, line.children) for line in new.lines if line.children)
+    for parent, body in containers:
         if parent is not None and parent.name == "Alarm":
             continue  # an alarm body runs again: a line added behind its position runs next time
-        siblings = parent.children if parent is not None else new.roots
-        position = siblings.index(line)
-        for later in siblings[position + 1 :]:
-            if later.id in touched:
-                verb = "added" if before is None else "changed"
-                return (
-                    f"Line {line.number} '{line.raw.strip()}' cannot be {verb}: it is before the "
-                    f"running position (line {later.number} has already run)"
-                )
+        last = max((i for i, line in enumerate(body) if line.id in touched), default=-1)
+        for line in body[:last]:
+            if line.id in touched:
+                continue
+            before = old.by_id.get(line.id)
+            if before is not None and before.raw == line.raw:
+                continue
+            verb = "added" if before is None else "changed"
+            return (
+                f"Line {line.number} '{line.raw.strip()}' cannot be {verb}: it is before the "
+                f"running position (line {body[last].number} has already run)"
+            )
     return None
