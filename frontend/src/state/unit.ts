@@ -17,6 +17,8 @@ export interface UnitLive {
   /** live samples for the plot; `samplesVersion` changes whenever they do */
   samples: SeriesBuffer;
   samplesVersion: Signal<number>;
+  /** append live tag changes to `samples` (off while stopped: the plot then shows the last run) */
+  recording: boolean;
   dispose(): void;
 }
 
@@ -31,6 +33,7 @@ export function createUnitLive(live: LiveClient, id: string, annotationTags: str
     watchers: signal([]),
     samples: new SeriesBuffer(6000, new Set(annotationTags)),
     samplesVersion: signal(0),
+    recording: true,
     dispose: () => {},
   };
   const offs: (() => void)[] = [];
@@ -42,7 +45,7 @@ export function createUnitLive(live: LiveClient, id: string, annotationTags: str
       batch(() => {
         u.tags.value = mergeTags(kind === "snapshot" ? new Map() : u.tags.value, list);
         let added = false;
-        for (const t of list) {
+        if (u.recording) for (const t of list) {
           if (t.tick == null || t.quality === "stale") continue;
           u.samples.append(t.name, t.tick, t.value);
           added = true;

@@ -10,9 +10,10 @@ import { RunLogTable } from "../components/RunLog";
 import { ErrorLogList } from "../components/ErrorLog";
 import { MethodPanel } from "../components/MethodPanel";
 import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
-import { formatDuration } from "../lib/format";
+import { formatDateTime, formatDuration } from "../lib/format";
 import { fetchPlotTolerant } from "../lib/plotfetch";
-import type { ProcessValueDescription, TagDescription, UnitDetail } from "../types";
+import type { ProcessValueDescription, RunSummary, TagDescription, UnitDetail } from "../types";
+import { href } from "../state/route";
 
 export function UnitView({ id }: { id: string }) {
   const app = useApp();
@@ -39,11 +40,33 @@ export function UnitView({ id }: { id: string }) {
   const control = live.control.value;
   const summary = control ?? summaryFromList ?? detail;
   const runId = summary?.run_id ?? null;
+  const active = !!summary?.state && summary.state !== "Stopped";
+  live.recording = active;
+  const [lastRun, setLastRun] = useState<RunSummary | null>(null);
   useEffect(() => {
     if (!plotConfig) return;
     let cancelled = false;
     const tags = plotTags(plotConfig);
-    if (!runId) return;
+    if (!runId) {
+      // Stopped: the plot shows the unit's last run.
+      app.api
+        .runs({ unit_id: id, limit: 1 })
+        .then(async (page) => {
+          const last = page.items[0];
+          if (cancelled || !last) return;
+          const { data } = await fetchPlotTolerant((t) => app.api.runPlot(last.id, t, 2000), tags);
+          if (cancelled) return;
+          live.samples.clear();
+          live.samples.seed(data);
+          live.samplesVersion.value++;
+          setLastRun(last);
+        })
+        .catch(() => {});
+      return () => {
+        cancelled = true;
+      };
+    }
+    setLastRun(null);
     fetchPlotTolerant((t) => app.api.unitPlot(id, t, 2000), tags)
       .then(({ data }) => {
         if (cancelled) return;
@@ -142,7 +165,14 @@ export function UnitView({ id }: { id: string }) {
           <InjectBox unitId={id} canOperate={canOperate} online={online} />
         </section>
         <section class="panel area-plot" aria-labelledby="plot-title">
-          <h2 id="plot-title">Plot</h2>
+          <h2 id="plot-title">
+            Plot{" "}
+            {!active && lastRun && (
+              <span class="small muted">
+                · last run, started {formatDateTime(lastRun.started)} (<a href={href({ name: "run", id: lastRun.id })}>open</a>)
+              </span>
+            )}
+          </h2>
           {plotConfig && <PlotPanel config={plotConfig} buffer={live.samples} version={live.samplesVersion} label={`Live plot of ${summary.name}`} />}
         </section>
         <section class="panel area-runlog" aria-labelledby="runlog-title">
