@@ -55,7 +55,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> Any:
     """Poll a condition (no fixed sleeps in tests; this is the fixture's readiness wait)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -112,19 +118,36 @@ class Stack:
             return json.loads(raw) if raw else None
 
     def login(self, name: str) -> str:
-        return str(self.http("POST", "/api/auth/login", {"username": name, "password": USERS[name][1]})["token"])
+        return str(
+            self.http("POST", "/api/auth/login", {"username": name, "password": USERS[name][1]})[
+                "token"
+            ]
+        )
 
     def start_aggregator(self) -> None:
         log = self.tmp / "aggregator.log"
         out = log.open("ab")
         self.aggregator = subprocess.Popen(
-            [_tool("setpoint-aggregator"), "serve", "--port", str(self.port), "--data-dir", str(self.tmp / "agg")],
+            [
+                _tool("setpoint-aggregator"),
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.tmp / "agg"),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
         self.procs.append(self.aggregator)
-        wait_for(lambda: urllib.request.urlopen(self.base_url + "/", timeout=1).status == 200, 30, "aggregator to serve /", self.aggregator, log)
+        wait_for(
+            lambda: urllib.request.urlopen(self.base_url + "/", timeout=1).status == 200,
+            30,
+            "aggregator to serve /",
+            self.aggregator,
+            log,
+        )
 
     def stop_aggregator(self) -> None:
         if self.aggregator is not None:
@@ -163,7 +186,9 @@ class Stack:
                     return str(u["id"])
             return None
 
-        self.unit_id = wait_for(online, timeout, "the engine's unit to be online", self.engine, self.tmp / "engine.log")
+        self.unit_id = wait_for(
+            online, timeout, "the engine's unit to be online", self.engine, self.tmp / "engine.log"
+        )
         return self.unit_id
 
     def close(self) -> None:
@@ -194,7 +219,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     agg = _tool("setpoint-aggregator")
     for name, (role, password) in USERS.items():
         subprocess.run(
-            [agg, "user", "add", name, "--role", role, "--password-stdin", "--data-dir", str(agg_dir)],
+            [
+                agg,
+                "user",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+                "--data-dir",
+                str(agg_dir),
+            ],
             input=f"{password}\n".encode(),
             check=True,
             capture_output=True,
@@ -253,12 +288,19 @@ def shots(request: pytest.FixtureRequest) -> Shots:
 
 
 @pytest.fixture
-def new_page(browser: Any, stack: Stack, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+def new_page(
+    browser: Any, stack: Stack, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
     """Pages in fresh contexts (separate sessions); console errors are collected per page."""
     contexts: list[Any] = []
 
     def make(width: int = 1366, height: int = 768, **kw: Any) -> Any:
-        ctx = browser.new_context(viewport={"width": width, "height": height}, base_url=stack.base_url, accept_downloads=True, **kw)
+        ctx = browser.new_context(
+            viewport={"width": width, "height": height},
+            base_url=stack.base_url,
+            accept_downloads=True,
+            **kw,
+        )
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(15_000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -86,7 +87,9 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     expect(ft01).to_have_text(re.compile(r"\d"), timeout=15_000)
     first = ft01.inner_text()
     expect(ft01).not_to_have_text(first, timeout=15_000)
-    expect(page.locator('[data-testid="pv"][data-tag="FT01"]')).to_have_attribute("data-stale", "false")
+    expect(page.locator('[data-testid="pv"][data-tag="FT01"]')).to_have_attribute(
+        "data-stale", "false"
+    )
 
     # Run-log lines appear, and the method marks started/completed lines.
     lines = page.locator('[data-testid="runlog-line"]')
@@ -96,13 +99,17 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     shots(page, "unit-running")
 
     # Force the waiting "1 End block" of Equilibration (confirmed first): the Load block starts.
-    waiting = page.locator('[data-testid="runlog-line"][data-state="running"]', has_text="1 End block")
+    waiting = page.locator(
+        '[data-testid="runlog-line"][data-state="running"]', has_text="1 End block"
+    )
     waiting.get_by_role("button", name="Force").click()
     confirm = page.get_by_role("alertdialog")
     expect(confirm).to_contain_text("1 End block")
     shots(page, "force-confirmation")
     confirm.get_by_role("button", name="Force it now").click()
-    expect(page.locator('[data-testid="runlog-line"]', has_text="Block: Load")).to_be_visible(timeout=10_000)
+    expect(page.locator('[data-testid="runlog-line"]', has_text="Block: Load")).to_be_visible(
+        timeout=10_000
+    )
     expect(page.locator(".unit-head")).to_contain_text("Load")
 
     # The run-log filter.
@@ -117,7 +124,9 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     page.locator('.cm-line[data-state="completed"]', has_text="Batch: Demo capture").click()
     page.keyboard.press("End")
     page.keyboard.type("X")
-    expect(page.get_by_text(re.compile(r"Line \d+ has (completed|started) and cannot be changed"))).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"Line \d+ has (completed|started) and cannot be changed"))
+    ).to_be_visible()
     expect(editor).not_to_contain_text("Demo captureX")
 
     # Edit while it runs: findings appear as you type, then a valid line is saved.
@@ -129,10 +138,14 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     shots(page, "method-finding")
     page.keyboard.press("Shift+Home")
     page.keyboard.type("Mark: edited in the browser")
-    expect(page.locator('[data-testid="findings"]')).to_contain_text(re.compile(r"No problems found|^0 errors"), timeout=10_000)
+    expect(page.locator('[data-testid="findings"]')).to_contain_text(
+        re.compile(r"No problems found|^0 errors"), timeout=10_000
+    )
     version_before = page.locator('[data-testid="method-version"]').inner_text()
     page.get_by_role("button", name="Save method").click()
-    expect(page.get_by_text(re.compile(r"Method saved \(version \d+\)"))).to_be_visible(timeout=10_000)
+    expect(page.get_by_text(re.compile(r"Method saved \(version \d+\)"))).to_be_visible(
+        timeout=10_000
+    )
     expect(page.locator('[data-testid="method-version"]')).not_to_have_text(version_before)
     token = stack.login("alice")
     saved = stack.http("GET", f"/api/units/{quote(stack.unit_id, safe='')}/method", token=token)
@@ -178,7 +191,9 @@ def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None
     rows.first.get_by_role("link").click()
     view = page.locator('[data-testid="run-view"]')
     expect(view).to_be_visible()
-    expect(view).to_contain_text("Mark: edited in the browser")  # the method as run, with the live edit
+    expect(view).to_contain_text(
+        "Mark: edited in the browser"
+    )  # the method as run, with the live edit
     expect(page.locator('[data-testid="runlog-line"]').first).to_be_visible()
     expect(page.locator("canvas").first).to_be_visible()
     shots(page, "run-view")
@@ -190,12 +205,21 @@ def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None
 
     with page.expect_download() as info:
         page.locator('[data-testid="csv-download"]').click()
-    text = open(info.value.path(), encoding="utf-8").read()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
     data_lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     table = list(csv.reader(io.StringIO("\n".join(data_lines))))
     header, body = table[0], table[1:]
     assert header[:2] == ["UTC timestamp", "Run Time"]
-    for column in ("PU01 [%]", "Inlet", "FT01 [L/h]", "PT01 [bar]", "UV01 [mAU]", "CT01 [mS/cm]", "Mark", "Accumulated Volume [L]"):
+    for column in (
+        "PU01 [%]",
+        "Inlet",
+        "FT01 [L/h]",
+        "PT01 [bar]",
+        "UV01 [mAU]",
+        "CT01 [mS/cm]",
+        "Mark",
+        "Accumulated Volume [L]",
+    ):
         assert column in header, ", ".join(header)
     assert all(len(r) == len(header) for r in body)
     # The data log interval is 1 s and Run Time changes every sample: about one row per second.
@@ -220,7 +244,9 @@ def test_method_conflict(stack: Stack, new_page: Any, shots: Shots) -> None:
     expect(page.locator('[data-testid="method-version"]')).to_contain_text("unsaved changes")
     theirs = current["text"].replace("Mark: Done", "Mark: Done (theirs)")
     stack.http("PUT", path, {"text": theirs, "expected_version": current["version"]}, token=bob)
-    expect(page.get_by_text("was saved by someone else while you were editing")).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("was saved by someone else while you were editing")).to_be_visible(
+        timeout=10_000
+    )
 
     # Saving shows the other version and lets her choose; she overwrites consciously.
     page.get_by_role("button", name="Save method").click()
@@ -229,14 +255,18 @@ def test_method_conflict(stack: Stack, new_page: Any, shots: Shots) -> None:
     expect(dialog.get_by_role("button", name="Keep editing")).to_be_focused()
     shots(page, "conflict")
     dialog.get_by_role("button", name="Overwrite with mine").click()
-    expect(page.get_by_text(re.compile(r"Method saved \(version \d+\)"))).to_be_visible(timeout=10_000)
+    expect(page.get_by_text(re.compile(r"Method saved \(version \d+\)"))).to_be_visible(
+        timeout=10_000
+    )
     final = stack.http("GET", path, token=bob)
     assert "Mark: Done (mine)" in final["text"] and "(theirs)" not in final["text"]
     assert final["version"] > current["version"] + 1
 
 
 @pytest.mark.parametrize("width,height,name", [(1366, 768, "laptop"), (768, 1024, "tablet")])
-def test_responsive_and_watchers(stack: Stack, new_page: Any, shots: Shots, width: int, height: int, name: str) -> None:
+def test_responsive_and_watchers(
+    stack: Stack, new_page: Any, shots: Shots, width: int, height: int, name: str
+) -> None:
     page = new_page(width, height)
     login(page, "alice")
     expect(page.locator('[data-testid="unit-card"]').first).to_be_visible()
@@ -327,4 +357,6 @@ def test_accessibility_wcag_aa(stack: Stack, new_page: Any, shots: Shots) -> Non
     problems["run"] = axe_violations(page)
     shots(page, "run-view")
     found = {screen: v for screen, v in problems.items() if v}
-    assert not found, "\n".join(f"{screen}: {line}" for screen, lines in found.items() for line in lines)
+    assert not found, "\n".join(
+        f"{screen}: {line}" for screen, lines in found.items() for line in lines
+    )
