@@ -48,7 +48,17 @@ def match_ids(
     ids = [line.id for line in old[:head]]
     old_mid = old_texts[head : len(old_texts) - tail]
     new_mid = new_list[head : len(new_list) - tail]
-    matcher = difflib.SequenceMatcher(None, old_mid, new_mid, autojunk=False)
+    if len(old_mid) == len(new_mid):
+        # Lines edited in place (the common case, also for search-and-replace): pair them.
+        ids.extend(line.id for line in old[head : head + len(old_mid)])
+        ids.extend(line.id for line in old[len(old) - tail :] if tail)
+        return ids
+    # Past a few thousand changed lines difflib's exhaustive matching gets slow on repetitive
+    # text; its junk heuristic keeps it fast at the price of a rougher pairing (the editor can
+    # always pass explicit line ids).
+    matcher = difflib.SequenceMatcher(
+        None, old_mid, new_mid, autojunk=len(old_mid) + len(new_mid) > 4000
+    )
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             ids.extend(old[head + i].id for i in range(i1, i2))
@@ -109,6 +119,8 @@ def check_live_edit(
         if parent is not None and parent.name == "Alarm":
             continue  # an alarm body runs again: a line added behind its position runs next time
         last = max((i for i, line in enumerate(body) if line.id in touched), default=-1)
+        if last < 0:
+            continue
         for line in body[:last]:
             if line.id in touched:
                 continue

@@ -216,3 +216,24 @@ def test_edit_with_errors_while_running(make: Make) -> None:
 def test_moving_a_started_line_into_a_body(make: Make) -> None:
     interp, _ = started(make, "Mark: a", "Block: B", "    5 End block")
     refused(interp, "already run", "Block: B", "    Mark: a", "    5 End block")
+
+
+def test_bodies_where_nothing_has_run_can_be_edited(make: Make) -> None:
+    interp, run = started(
+        make, "Base: s", "5 Mark: wait", "Block: B", "    Mark: x", "    Mark: y", "    End block"
+    )
+    edit(interp, "Base: s", "5 Mark: wait", "Block: B", "    Mark: X", "    Mark: y",
+         "    End block")
+    run.run_for(5)
+    assert run.mark_texts() == ["wait", "X", "y"]
+
+
+def test_replacing_many_lines_in_place_keeps_their_ids(make: Make) -> None:
+    lines = [f"{i} Mark: {i}" for i in range(1, 400)]
+    interp, run = started(make, "Base: s", *lines, until=1.5)
+    ids = [line.id for line in interp.method.lines]
+    edited = ["Base: s", *lines[:5], *(line.replace("Mark", "Info") for line in lines[5:])]
+    edit(interp, *edited)
+    assert [line.id for line in interp.method.lines] == ids
+    run.run_for(7)
+    assert run.mark_texts() == ["1", "2", "3", "4", "5"]
