@@ -157,15 +157,31 @@ def bench_scan(watches: int = 25, alarms: int = 25, scans: int = 5000) -> dict[s
 
 
 def bench_live_edit(lines: int = 10_000) -> dict[str, float]:
+    """Edits of a running method: append a line; change 450 lines of the second half in place;
+    delete 450 lines of the second half."""
     text = big_method(lines)
     ctx = context()
     interp, _, _ = interpreter_for(text, ctx)
     interp.start(0.0, "bench")
-    interp.tick(0.1)
-    edited = text + "\nMark: appended"
-    t = time.perf_counter()
-    interp.set_method(edited)
-    return {"lines": lines, "append_one_line_ms": round((time.perf_counter() - t) * 1000, 1)}
+    for n in range(1, 50):
+        interp.tick(n * SCAN)
+    result: dict[str, float] = {"lines": lines}
+    half = lines // 2
+    rows = text.split("\n")
+    cases = {
+        "append_one_line_ms": text + "\nMark: appended",
+        "change_450_lines_ms": "\n".join(
+            rows[:half] + [r.replace("10 %", "11 %") for r in rows[half:]] + ["Mark: appended"]
+        ),
+        "delete_450_lines_ms": "\n".join(
+            rows[:half] + [r for r in rows[half:] if "Info: progress" not in r]
+        ),
+    }
+    for name, edited in cases.items():
+        t = time.perf_counter()
+        interp.set_method(edited)
+        result[name] = round((time.perf_counter() - t) * 1000, 1)
+    return result
 
 
 def main() -> None:
