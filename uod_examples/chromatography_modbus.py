@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from engine.commands import CommandContext
-from engine.hw.modbus import ModbusHardware, ModbusTcp
+from engine.hw.modbus import ModbusTcp
 from engine.simdev import chromatography_map as chrom
 from engine.uod import Axis, Choice, Number, UodBuilder
 
@@ -34,10 +34,7 @@ def create() -> object:
     host = os.environ.get("SETPOINT_MODBUS_HOST", "127.0.0.1")
     port = int(os.environ.get("SETPOINT_MODBUS_PORT", str(chrom.DEFAULT_PORT)))
     uod = UodBuilder("Chromatography Modbus", author_name="Setpoint examples")
-    uod.hardware(
-        ModbusHardware(ModbusTcp(host=host, port=port), chrom.CHROMATOGRAPHY_REGISTERS),
-        description=f"chromatography skid, Modbus TCP {host}:{port}",
-    )
+    uod.modbus(ModbusTcp(host=host, port=port), chrom.CHROMATOGRAPHY_REGISTERS)
     uod.define_unit("AU = [absorbance]")
     uod.entry("PU01", unit="%", safe_value=0.0, minimum=0, maximum=100, description="pump")
     uod.choice(

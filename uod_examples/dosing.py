@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 
 from engine.commands import CommandContext
-from engine.hw.composite import CompositeHardware
-from engine.hw.serial_line import SerialHardware
 from engine.simdev.instruments import MAX_RPM, ML_PER_REV
 from engine.simdev.profiles import BALANCE_EXCHANGES, PUMP_EXCHANGES, balance_port, pump_port
 from engine.uod import Axis, Choice, Number, UodBuilder
@@ -59,17 +57,9 @@ def create() -> object:
     pump_url = os.environ.get("SETPOINT_PUMP_PORT", "/dev/ttyUSB0")
     balance_url = os.environ.get("SETPOINT_BALANCE_PORT", "/dev/ttyUSB1")
     uod = UodBuilder("Dosing", author_name="Setpoint examples")
-    uod.hardware(
-        CompositeHardware(
-            [
-                SerialHardware(pump_port(pump_url), PUMP_EXCHANGES, name=f"pump {pump_url}"),
-                SerialHardware(
-                    balance_port(balance_url), BALANCE_EXCHANGES, name=f"balance {balance_url}"
-                ),
-            ]
-        ),
-        description=f"peristaltic pump on {pump_url}, balance on {balance_url}",
-    )
+    # Two serial lines; the engine combines them and tells which one failed, if one does.
+    uod.serial(pump_port(pump_url), PUMP_EXCHANGES, name=f"pump {pump_url}")
+    uod.serial(balance_port(balance_url), BALANCE_EXCHANGES, name=f"balance {balance_url}")
     uod.choice("Pump Command", ["Run", "Stop"], safe_value="Stop")
     uod.entry("Pump Speed", unit="rpm", safe_value=0.0, minimum=0, maximum=MAX_RPM)
     uod.choice("Pump Direction", ["CW", "CCW"], command_only=True)

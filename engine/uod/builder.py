@@ -40,6 +40,10 @@ from protocol.models import (
 
 if TYPE_CHECKING:
     from engine.hw.base import Clock, Hardware
+    from engine.hw.modbus import ModbusRtu, ModbusTcp
+    from engine.hw.modbus_codec import ModbusRegister
+    from engine.hw.recovery import RecoveryPolicy
+    from engine.hw.serial_line import SerialExchange, SerialPort
     from engine.sim.model import ProcessModel
 
 __all__ = ["Axis", "ColorRegion", "UodBuilder"]
@@ -66,8 +70,7 @@ class UodBuilder:
         self._name = name
         self._author_name = author_name
         self._author_email = author_email
-        self._hardware_description = ""
-        self._hardware: HardwareFactory | None = None
+        self._parts: list[tuple[HardwareFactory, str, int | None]] = []
         self._hardware_line: int | None = None
         self._tags: dict[str, TagSpec] = {}
         self._commands: dict[str, CommandSpec] = {}
@@ -100,21 +103,55 @@ class UodBuilder:
         *,
         description: str | None = None,
     ) -> UodBuilder:
-        """The unit's hardware: a Hardware object, or a function of the engine's clock making one
-        (for drivers that must run on simulated time)."""
+        """Hardware of the unit: a Hardware object, or a function of the engine's clock making
+        one (for drivers that must run on simulated time). Declaring several parts (also with
+        `modbus`, `serial`, `simulated`) combines them into one CompositeHardware."""
         line = _caller_line()
-        if self._hardware is not None:
-            self._problems.append((line, "hardware is declared twice"))
         if _is_hardware(hardware):
             hw = typing.cast("Hardware", hardware)
-            self._hardware = lambda clock: hw
-            self._hardware_description = description or _describe(hw)
+            self._add_part(lambda clock: hw, description or _describe(hw), line)
         elif callable(hardware):
-            self._hardware = hardware
-            self._hardware_description = description or "custom hardware"
+            self._add_part(hardware, description or "custom hardware", line)
         else:
             self._problems.append((line, f"hardware must be a Hardware object, not {hardware!r}"))
-        self._hardware_line = line
+        return self
+
+    def modbus(
+        self,
+        connection: ModbusTcp | ModbusRtu,
+        registers: Sequence[ModbusRegister | Mapping[str, Any]],
+        *,
+        policy: RecoveryPolicy | None = None,
+        name: str | None = None,
+    ) -> UodBuilder:
+        """A Modbus TCP device or RTU bus; each register names its tag."""
+        from engine.hw.modbus import ModbusHardware
+
+        line = _caller_line()
+
+        def factory(clock: Clock) -> Hardware:
+            return ModbusHardware(connection, registers, clock=clock, policy=policy, name=name)
+
+        self._add_part(factory, name or connection.describe(), line)
+        return self
+
+    def serial(
+        self,
+        port: SerialPort,
+        exchanges: Sequence[SerialExchange | Mapping[str, Any]],
+        *,
+        policy: RecoveryPolicy | None = None,
+        name: str | None = None,
+    ) -> UodBuilder:
+        """A line-based serial instrument; each exchange (request, reply regex) names its tag."""
+        from engine.hw.serial_line import SerialHardware
+
+        line = _caller_line()
+
+        def factory(clock: Clock) -> Hardware:
+            return SerialHardware(port, exchanges, clock=clock, policy=policy, name=name)
+
+        self._add_part(factory, name or f"serial {port.url}", line)
         return self
 
     def simulated(
@@ -135,10 +172,27 @@ class UodBuilder:
             instance = model() if isinstance(model, type) or not hasattr(model, "step") else model
             return SimulatedHardware(typing.cast("ProcessModel", instance), registers, clock)
 
-        self.hardware(factory, description=description or f"simulated {_model_name(model)}")
-        self._hardware_line = line
-        self._sim_registers = dict(registers)
+        self._add_part(factory, description or f"simulated {_model_name(model)}", line)
         return self
+
+    def _add_part(self, factory: HardwareFactory, description: str, line: int | None) -> None:
+        self._parts.append((factory, description, line))
+        if self._hardware_line is None:
+            self._hardware_line = line
+
+    def _hardware_factory(self) -> HardwareFactory | None:
+        parts = [factory for factory, _, _ in self._parts]
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+
+        def composite(clock: Clock) -> Hardware:
+            from engine.hw.composite import CompositeHardware
+
+            return CompositeHardware([part(clock) for part in parts])
+
+        return composite
 
     # ---- tags -----------------------------------------------------------------------------
 
@@ -495,10 +549,14 @@ class UodBuilder:
 
         # Hardware and registers.
         register_tags: tuple[str, ...] = ()
-        if self._hardware is None:
-            fail(self._line, "no hardware declared (use hardware() or simulated())")
+        hardware_factory = self._hardware_factory()
+        if hardware_factory is None:
+            fail(
+                self._line,
+                "no hardware declared (use hardware(), modbus(), serial() or simulated())",
+            )
         else:
-            register_tags = self._register_tags(fail)
+            register_tags = self._register_tags(hardware_factory, fail)
             for tag in register_tags:
                 reg_spec = self._tags.get(tag)
                 if reg_spec is None:
@@ -665,8 +723,8 @@ class UodBuilder:
             filename=filename,
             author_name=self._author_name,
             author_email=self._author_email,
-            hardware_description=self._hardware_description,
-            hardware_factory=self._hardware,
+            hardware_description="; ".join(d for _, d, _ in self._parts),
+            hardware_factory=hardware_factory,
             register_tags=register_tags,
             tags=tuple(specs),
             commands=dict(self._commands),
@@ -719,18 +777,17 @@ class UodBuilder:
                         line=line,
                     )
 
-    def _register_tags(self, fail: Callable[[int | None, str], None]) -> tuple[str, ...]:
-        """Tags the hardware reads or writes, found without starting it."""
-        sim = getattr(self, "_sim_registers", None)
-        if sim is not None:
-            return tuple(sim)
-        assert self._hardware is not None
+    def _register_tags(
+        self, factory: HardwareFactory, fail: Callable[[int | None, str], None]
+    ) -> tuple[str, ...]:
+        """Tags the hardware reads or writes, found by building it (drivers connect only when
+        started, so this touches no device)."""
         from engine.clock import FakeClock
 
         try:
-            hw = self._hardware(FakeClock().monotonic)
+            hw = factory(FakeClock().monotonic)
         except Exception as exc:
-            fail(self._hardware_line, f"hardware: {exc}")
+            fail(self._hardware_line, f"hardware: {_one_line(exc)}")
             return ()
         return tuple(hardware_tags(hw))
 
@@ -756,6 +813,12 @@ def hardware_tags(hw: object) -> Iterable[str]:
                 out.extend(hardware_tags(part))
             return out
     return out
+
+
+def _one_line(exc: BaseException) -> str:
+    from engine.uod.loader import describe_exception
+
+    return describe_exception(exc)
 
 
 def _is_hardware(obj: object) -> bool:

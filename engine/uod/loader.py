@@ -40,7 +40,7 @@ def load_uod(path: str | Path) -> Uod:
     except UodError as exc:
         raise exc.located(shown) from None
     except Exception as exc:
-        raise UodError(_describe(exc), filename=shown, line=_line_in(exc, file)) from None
+        raise UodError(describe_exception(exc), filename=shown, line=_line_in(exc, file)) from None
     create = module.__dict__.get("create")
     if not callable(create):
         raise UodError("has no create() function", filename=shown)
@@ -50,7 +50,7 @@ def load_uod(path: str | Path) -> Uod:
         raise exc.located(shown) from None
     except Exception as exc:
         raise UodError(
-            f"create() failed: {_describe(exc)}", filename=shown, line=_line_in(exc, file)
+            f"create() failed: {describe_exception(exc)}", filename=shown, line=_line_in(exc, file)
         ) from None
     if isinstance(result, UodBuilder):
         try:
@@ -73,7 +73,7 @@ def uod_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _describe(exc: BaseException) -> str:
+def describe_exception(exc: BaseException) -> str:
     """One line: pydantic's multi-line reports become `Model field: message`."""
     errors = getattr(exc, "errors", None)
     title = getattr(exc, "title", None)

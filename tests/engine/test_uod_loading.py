@@ -206,3 +206,22 @@ def test_entry_units_must_suit_the_command(tmp_path: Path) -> None:
         'uod.process_value_entry("PU01", command="PU01", units=["L/h"])\n',
     )
     assert "does not accept unit 'L/h'" in _error(path).message
+
+
+def test_several_hardware_parts_are_combined(tmp_path: Path) -> None:
+    header = HEADER.replace(
+        '    uod.simulated(ChromatographyModel, registers={"PU01": "PU01", "FT01": "FT01"})\n',
+        '    uod.simulated(ChromatographyModel, registers={"PU01": "PU01", "FT01": "FT01"})\n'
+        "    from engine.sim.vessel import VesselModel\n"
+        '    uod.simulated(VesselModel, registers={"TT01": "TT01"})\n'
+        '    uod.reading("TT01", unit="degC")\n',
+    )
+    uod = load_uod(_write(tmp_path, "", header))
+    from engine.clock import FakeClock
+    from engine.hw.composite import CompositeHardware
+
+    hw = uod.hardware_factory(FakeClock().monotonic)  # type: ignore[misc]
+    assert isinstance(hw, CompositeHardware)
+    assert set(uod.register_tags) == {"PU01", "FT01", "TT01"}
+    assert "ChromatographyModel" in uod.hardware_description
+    assert "VesselModel" in uod.hardware_description
