@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class EngineContext(AnalyzerContext, Protocol):
 
 # System tags whose values the interpreter owns; conditions read them from the interpreter so that
 # a change made earlier in the same scan (e.g. `Increment run counter`) is seen at once.
-INTERPRETER_TAGS: Mapping[str, str | None] = {
+INTERPRETER_TAGS: Mapping[str, str | None] = MappingProxyType({
     "System State": None,
     "Method Status": None,
     "Run Id": None,
@@ -91,9 +92,9 @@ INTERPRETER_TAGS: Mapping[str, str | None] = {
     "Run Counter": None,
     "Mark": None,
     "Batch Name": None,
-}
+})
 
-INTERPRETER_TAG_CHOICES: Mapping[str, Sequence[str]] = {
+INTERPRETER_TAG_CHOICES: Mapping[str, Sequence[str]] = MappingProxyType({
     "System State": tuple(s.value for s in SystemState),
     "Method Status": ("OK", "Error"),
-}
+})

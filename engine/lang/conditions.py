@@ -10,6 +10,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from engine.lang.api import (
@@ -21,7 +22,7 @@ from engine.lang.api import (
 from engine.lang.suggest import suggest
 from engine.lang.units import Registry, convert, is_unit
 
-OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
+OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = MappingProxyType({
     "<=": operator.le,
     ">=": operator.ge,
     "==": operator.eq,
@@ -29,7 +30,7 @@ OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt,
     ">": operator.gt,
     "=": operator.eq,
-}
+})
 TEXT_OPERATORS = frozenset({"=", "==", "!="})
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
 
 from engine.lang.api import ScalarValue
 from engine.lang.conditions import ConditionProblem, TagInfo, split_condition
@@ -27,7 +28,7 @@ class Builtin:
     fixed: bool = False
 
 
-BUILTINS: Mapping[str, Builtin] = {
+BUILTINS: Mapping[str, Builtin] = MappingProxyType({
     b.name: b
     for b in (
         Builtin("Block", Arg.REQUIRED, fixed=True),
@@ -56,7 +57,7 @@ BUILTINS: Mapping[str, Builtin] = {
         Builtin("Simulate off", Arg.REQUIRED),
         Builtin("Notify", Arg.REQUIRED),
     )
-}
+})
 
 BODY = frozenset({"Block", "Watch", "Alarm", "Macro"})
 CONDITIONAL = frozenset({"Watch", "Alarm"})

@@ -35,8 +35,9 @@ Choices the language reference leaves open, made here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from engine.lang.analyzer import Finding, analyze, analyze_parsed, errors
 from engine.lang.api import CommandHandle, EngineContext, LineState, ScalarValue, SystemState
@@ -1164,7 +1165,7 @@ class Interpreter:
 
 _Handler = Callable[[Interpreter, Path, Line, RunLogLine, float], None]
 
-_HANDLERS: dict[str, _Handler] = {
+_HANDLERS: Mapping[str, _Handler] = MappingProxyType({
     "Block": Interpreter._i_block,
     "End block": Interpreter._i_end_block,
     "End blocks": Interpreter._i_end_blocks,
@@ -1190,5 +1191,5 @@ _HANDLERS: dict[str, _Handler] = {
     "Simulate": Interpreter._i_simulate,
     "Simulate off": Interpreter._i_simulate,
     "Notify": Interpreter._i_notify,
-}
+})
 assert set(_HANDLERS) == set(BUILTINS)
