@@ -668,7 +668,10 @@ class Interpreter:
         if self._amount_tags is None:
             self._amount_tags = tuple(dict.fromkeys(self._ctx.base_units().values()))
         for tag in self._amount_tags:
-            value = self._ctx.tag_value(tag)
+            try:
+                value = self._ctx.tag_value(tag)
+            except Exception:
+                continue
             if not isinstance(value, int | float) or isinstance(value, bool):
                 continue
             current = float(value)
@@ -705,7 +708,11 @@ class Interpreter:
         for arm in list(self._arms):
             if arm.active is not None or arm.last_tick == tick:
                 continue
-            if arm.forced or arm.condition.holds(self._value(arm.condition.tag)):
+            try:
+                holds = arm.forced or arm.condition.holds(self._value(arm.condition.tag))
+            except Exception:  # a tag the engine cannot read now: the condition does not hold
+                holds = False
+            if holds:
                 self._fire(arm, now)
 
     def _value(self, tag: str) -> ScalarValue:
