@@ -263,6 +263,58 @@ def test_method_conflict(stack: Stack, new_page: Any, shots: Shots) -> None:
     assert final["version"] > current["version"] + 1
 
 
+def tab_to(page: Any, text: str, limit: int = 80) -> None:
+    """Press Tab until the focused element's text is `text`: proof it is reachable by keyboard."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if (
+            page.evaluate("document.activeElement && document.activeElement.textContent.trim()")
+            == text
+        ):
+            return
+    raise AssertionError(f"{text!r} not reachable with Tab")
+
+
+def test_keyboard_only_control(stack: Stack, new_page: Any, shots: Shots) -> None:
+    page = new_page(1366, 768)
+    login(page, "alice")
+    page.goto(unit_href(stack))
+    state = page.locator('[data-testid="unit-state"]')
+    expect(state).to_have_text("Stopped")
+    expect(page.locator(".cm-content")).to_be_visible()
+
+    tab_to(page, "Start")
+    page.keyboard.press("Enter")
+    expect(state).to_have_text("Running", timeout=15_000)
+    page.locator("body").focus()
+    tab_to(page, "Pause")
+    page.keyboard.press("Enter")
+    expect(state).to_have_text("Paused", timeout=10_000)
+    page.locator("body").focus()
+    tab_to(page, "Unpause")
+    page.keyboard.press("Enter")
+    expect(state).to_have_text("Running", timeout=10_000)
+
+    # Restart asks first; Escape leaves everything as it was.
+    page.locator("body").focus()
+    tab_to(page, "Restart")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alertdialog")).to_contain_text("new run of the same method")
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("alertdialog")).to_be_hidden()
+
+    # Stop: Enter opens the confirmation with Cancel focused; Tab, Enter confirms.
+    page.locator("body").focus()
+    tab_to(page, "Stop")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alertdialog")).to_be_visible()
+    shots(page, "keyboard-stop-dialog")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Stop the run")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(state).to_have_text("Stopped", timeout=20_000)
+
+
 @pytest.mark.parametrize("width,height,name", [(1366, 768, "laptop"), (768, 1024, "tablet")])
 def test_responsive_and_watchers(
     stack: Stack, new_page: Any, shots: Shots, width: int, height: int, name: str
