@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,10 @@ class EngineLink:
         self._connect_timeout = connect_timeout
         self._tick_period = min(1.0, policy.heartbeat_interval / 5)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._flush_lock = threading.Lock()
-        self._flush_pending = False
+        self._loop_thread = 0
+        self._dirty: asyncio.Event | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._committer_task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._progress: asyncio.Event | None = None
         self._send_lock: asyncio.Lock | None = None
@@ -132,10 +135,14 @@ class EngineLink:
     def emit(self, kind: type[StoredMessageT], /, **fields: Any) -> None:
         """Number and store one message; it is sent when connected, resent until acknowledged."""
         self.outbox.enqueue(kind, fields)
-        self._schedule_flush()
+        self._mark_dirty()
 
     def flush(self) -> int:
-        """Commit everything emitted so far (see Outbox); returns the committed high water."""
+        """Commit everything emitted so far (see Outbox); returns the committed high water.
+
+        Blocks for one commit (an fsync); emit() alone is committed by a worker thread within
+        one commit time, which is what the scan should rely on.
+        """
         high = self.outbox.flush()
         if self._wake is not None and self._loop is not None:
             self._call_on_loop(self._wake.set)
@@ -147,11 +154,15 @@ class EngineLink:
         if self._task is not None:
             raise RuntimeError("EngineLink already started")
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-link-commit")
+        self._dirty = asyncio.Event()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._session = aiohttp.ClientSession()
-        self.outbox.flush()
+        await self._loop.run_in_executor(self._executor, self.outbox.flush)
+        self._committer_task = asyncio.create_task(self._committer(), name="engine-link-commit")
         self._task = asyncio.create_task(self._run(), name="engine-link")
 
     async def stop(self, flush_timeout: float = 10.0) -> None:
@@ -170,12 +181,17 @@ class EngineLink:
                 self.pending,
                 self.outbox.path,
             )
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
+        tasks = [t for t in (self._task, self._committer_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = self._committer_task = None
         if self._session is not None:
             await self._session.close()
+        if self._executor is not None:
+            await asyncio.to_thread(self._executor.shutdown)
         self._loop = None
+        self._dirty = None
         self.outbox.close()
 
     async def wait_acked(self, seq: int, timeout: float) -> bool:
@@ -197,38 +213,37 @@ class EngineLink:
 
     # --- internals: committing ----------------------------------------------------------------
 
-    def _schedule_flush(self) -> None:
-        """One commit per loop iteration: every emit of one scan shares it."""
-        if self._loop is None or self._loop.is_closed():
-            self.outbox.flush()
-            return
-        with self._flush_lock:
-            if self._flush_pending:
-                return
-            self._flush_pending = True
-        self._call_on_loop(self._flush_now)
+    def _mark_dirty(self) -> None:
+        """Wake the committer; every emit of one scan (one loop iteration) shares its commit."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._dirty is None:
+            self.outbox.flush()  # no loop (before start, after stop): commit right here
+        elif threading.get_ident() == self._loop_thread:
+            self._dirty.set()
+        else:
+            loop.call_soon_threadsafe(self._dirty.set)
 
-    def _flush_now(self) -> None:
-        with self._flush_lock:
-            self._flush_pending = False
-        try:
-            self.outbox.flush()
-        except RuntimeError:  # closed by stop(); nothing left to wake
-            return
-        if self._wake is not None:
+    async def _committer(self) -> None:
+        """Commits in a worker thread so that the scan never waits for an fsync."""
+        assert self._dirty is not None and self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await loop.run_in_executor(self._executor, self.outbox.flush)
+            except Exception:
+                # The messages stay buffered in order (Outbox.flush rolls back); try again.
+                log.exception("committing the outbox %s failed; retrying", self.outbox.path)
+                await asyncio.sleep(1.0)
+                self._dirty.set()
+                continue
             self._wake.set()
 
     def _call_on_loop(self, callback: Callable[[], None]) -> None:
         loop = self._loop
-        if loop is None:
+        if loop is None or threading.get_ident() == self._loop_thread:
             callback()
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.call_soon(callback)
         else:
             loop.call_soon_threadsafe(callback)
 
@@ -289,7 +304,8 @@ class EngineLink:
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> list[Action]:
         """One connection: register, then read frames while the writer pumps and ticks."""
         self._ws = ws
-        self.outbox.flush()
+        # RegisterEngine carries the committed high water: commit first, off the loop.
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.outbox.flush)
         try:
             registration = self._control.registration()
         except Exception:

@@ -2,25 +2,29 @@
 
 Durability guarantee (the contract the engine and the link rely on):
 
-* `enqueue()` assigns the next `seq` and writes the frame into an open SQLite transaction. It
-  does not commit, so it costs tens of microseconds and can run on the scan path.
-* `flush()` commits. Once `flush()` has returned, every message enqueued before the call is in
-  the WAL and survives a killed engine process (SIGKILL, crash). With `synchronous="FULL"` (the
-  default) the WAL is fsynced at each commit, so it also survives an OS crash or a power loss.
-  With `synchronous="NORMAL"` a power loss may roll back the last commits (never corrupt the
-  file); the link's rebase on `Registered` then keeps seq numbers unique on the wire.
-* A message enqueued but not yet flushed is lost by a crash, and so is its seq. Such a seq was
-  never readable (`read()` returns committed rows only), so it never reached the aggregator and
-  handing it out again reuses nothing anybody has seen.
-* The counter lives in its own row, updated in the same transaction as the messages, so it
-  survives restarts and an outbox emptied by acknowledgements: a seq is never reused.
+* `enqueue()` validates the message, assigns the next `seq` and keeps the frame in memory. It
+  never touches the disk, so it costs microseconds and can run on the scan path.
+* `flush()` writes everything enqueued before the call in one SQLite transaction and commits.
+  Once `flush()` has returned those messages survive a killed engine process (SIGKILL, crash)
+  and, with `synchronous="FULL"` (the default), an OS crash or a power loss: the WAL is fsynced
+  at each commit. With `synchronous="NORMAL"` a power loss may roll back commits made since the
+  last checkpoint (the file stays consistent); the link's rebase on `Registered` then keeps seq
+  numbers unique on the wire.
+* `flush()` may run in another thread than `enqueue()`: the link commits in a worker thread once
+  per event-loop iteration that emitted something (one commit per scan), so the scan never waits
+  for an fsync. A message enqueued but not yet committed when the process dies is lost, and so
+  is its seq: it was never readable (`read()` returns committed rows only), so it never reached
+  the aggregator, and handing the number out again reuses nothing anybody has seen.
+* The counter lives in its own row, written in the same transaction as the messages, so it
+  survives restarts and an outbox emptied by acknowledgements: a committed seq is never reused.
+* `ack()` only records the acknowledgement (reads skip acknowledged rows at once); the rows are
+  deleted by the next commit. A crash in between resends them, and the aggregator acknowledges
+  and ignores what it already has (rule 6).
 
-FULL was chosen because a lab PC losing power is a normal event, and measured commit cost on
-this machine (bench/bench_link.py) is a fraction of a millisecond per scan batch, small against a
-100 ms scan; one commit per scan, not per message, keeps the fsync rate at the scan rate.
-
-Not thread-bound: a lock guards the connection so `emit()` may be called from a scan thread while
-the event loop reads and acknowledges.
+Why FULL: a lab PC losing power is a normal event and data written during an outage exists
+nowhere else. Measured (bench/bench_link.py, see bench/README.md) a FULL commit of one scan's
+messages costs milliseconds on this VM, tens under load: too slow for the scan thread, which is
+why commits run in the worker thread, and cheap enough at one commit per scan.
 """
 
 from __future__ import annotations
@@ -63,7 +67,11 @@ class StoredFrame:
 
 
 class Outbox:
-    """SQLite-backed queue of numbered messages (WAL mode); see the module docstring."""
+    """SQLite-backed queue of numbered messages (WAL mode); see the module docstring.
+
+    Two connections: the writer (commits, under `_write_lock`) and the reader used by the link
+    for `read`/`first_seq`/`pending`, so that reading never waits for a commit's fsync.
+    """
 
     def __init__(
         self,
@@ -76,27 +84,32 @@ class Outbox:
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = path
         self._max_uncommitted = max_uncommitted
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # the in-memory buffer and counters
+        self._write_lock = threading.RLock()  # the writer connection, commits in seq order
+        self._read_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         row = self._db.execute("SELECT last_seq FROM counter WHERE id = 1").fetchone()
         top = self._db.execute("SELECT MAX(seq) FROM outbox").fetchone()[0] or 0
         # max() guards against a counter row older than the rows (never written that way, but a
         # hand-edited or restored file must still not reuse a seq).
         self._last_seq: int = max(int(row[0]), int(top))
         self._committed_seq: int = self._last_seq
-        self._uncommitted = 0
-        self._in_txn = False
+        self._acked: int = 0
+        self._deleted: int = 0
+        self._buffer: list[tuple[int, str, str]] = []
+        self._committing = 0
         self._closed = False
         self._pending_at_close = 0
 
     # --- scan path -------------------------------------------------------------------------
 
     def enqueue(self, kind: type[Any], fields: dict[str, Any]) -> int:
-        """Validate, number and write one message into the open transaction; returns its seq.
+        """Validate and number one message, kept in memory until the next flush; returns seq.
 
         Validation happens here, on the caller's stack, so an engine bug surfaces where it was
         made and never as a frame the aggregator refuses.
@@ -110,24 +123,51 @@ class Outbox:
             seq = self._last_seq + 1
             if seq > MAX_SEQ:
                 raise OverflowError("the 64-bit sequence counter is exhausted")
-            message = kind(seq=seq, **fields)
-            self._begin()
-            self._db.execute(
-                "INSERT INTO outbox (seq, kind, frame) VALUES (?, ?, ?)",
-                (seq, kind.__name__, message.model_dump_json()),
-            )
+            frame = kind(seq=seq, **fields).model_dump_json()
+            self._buffer.append((seq, kind.__name__, frame))
             self._last_seq = seq
-            self._uncommitted += 1
-            if self._uncommitted >= self._max_uncommitted:
-                self._commit()
-            return seq
+            full = len(self._buffer) >= self._max_uncommitted
+        if full:  # the disk is not keeping up: make the caller wait rather than grow memory
+            self.flush()
+        return seq
 
     def flush(self) -> int:
-        """Commit everything enqueued so far; returns the committed high-water seq."""
-        with self._lock:
-            self._check_open()
-            self._commit()
-            return self._committed_seq
+        """Commit everything enqueued so far and apply acks; returns the committed high water.
+
+        Blocking (an fsync under FULL); safe from any thread.
+        """
+        with self._write_lock:
+            with self._lock:
+                self._check_open()
+                batch, self._buffer = self._buffer, []
+                acked = self._acked
+                self._committing = len(batch)
+            if not batch and acked <= self._deleted:
+                return self._committed_seq
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if batch:
+                    self._db.executemany(
+                        "INSERT INTO outbox (seq, kind, frame) VALUES (?, ?, ?)", batch
+                    )
+                    self._db.execute(
+                        "UPDATE counter SET last_seq = ? WHERE id = 1", (batch[-1][0],)
+                    )
+                if acked > self._deleted:
+                    self._db.execute("DELETE FROM outbox WHERE seq <= ?", (acked,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                with self._lock:  # keep the messages for the next attempt, in order
+                    self._buffer[:0] = batch
+                    self._committing = 0
+                raise
+            with self._lock:
+                self._committing = 0
+                self._deleted = acked
+                if batch:
+                    self._committed_seq = batch[-1][0]
+                return self._committed_seq
 
     # --- link side -------------------------------------------------------------------------
 
@@ -148,106 +188,112 @@ class Outbox:
     @property
     def pending(self) -> int:
         """Messages not yet acknowledged, committed or not (as at close, once closed)."""
-        with self._lock:
-            if self._closed:
-                return self._pending_at_close
-            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        if self._closed:
+            return self._pending_at_close
+        with self._lock:  # a batch being committed is counted twice for a moment, never 0 times
+            buffered = len(self._buffer) + self._committing
+            acked = self._acked
+        return buffered + self._count_stored(acked)
 
     def first_seq(self) -> int | None:
-        """Lowest committed seq still held, or None when nothing is waiting."""
-        with self._lock:
+        """Lowest committed, unacknowledged seq, or None when nothing is waiting."""
+        with self._read_lock:
             self._check_open()
-            row = self._db.execute(
-                "SELECT MIN(seq) FROM outbox WHERE seq <= ?", (self._committed_seq,)
+            row = self._reader.execute(
+                "SELECT MIN(seq) FROM outbox WHERE seq > ? AND seq <= ?",
+                (self._acked, self._committed_seq),
             ).fetchone()
             return None if row[0] is None else int(row[0])
 
     def read(self, after: int, limit: int, upto: int | None = None) -> list[StoredFrame]:
-        """Committed messages with seq > after (and <= upto), in seq order."""
-        with self._lock:
+        """Committed, unacknowledged messages with seq > after (and <= upto), in seq order."""
+        top = self._committed_seq if upto is None else min(upto, self._committed_seq)
+        with self._read_lock:
             self._check_open()
-            top = self._committed_seq if upto is None else min(upto, self._committed_seq)
-            rows = self._db.execute(
+            rows = self._reader.execute(
                 "SELECT seq, kind, frame FROM outbox WHERE seq > ? AND seq <= ? "
                 "ORDER BY seq LIMIT ?",
-                (after, top, limit),
+                (max(after, self._acked), top, limit),
             ).fetchall()
-            return [StoredFrame(int(seq), str(kind), str(frame)) for seq, kind, frame in rows]
+        return [StoredFrame(int(seq), str(kind), str(frame)) for seq, kind, frame in rows]
 
     def ack(self, seq: int) -> int:
-        """Delete every message up to `seq` (cumulative, rule 5); returns how many went.
+        """Everything up to `seq` is stored by the aggregator (cumulative, rule 5).
 
-        Commits at once so that a restart does not resend what the aggregator already has; losing
-        this commit would only cause duplicates, which the aggregator ignores (rule 6).
+        Returns how many held messages that covered; they are deleted by the next commit.
         """
+        seq = min(seq, self._committed_seq)
         with self._lock:
             self._check_open()
-            self._begin()
-            deleted = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (seq,)).rowcount
-            self._commit()
-            return int(deleted)
+            previous = self._acked
+            if seq <= previous:
+                return 0
+            self._acked = seq
+        with self._read_lock:
+            row = self._reader.execute(
+                "SELECT COUNT(*) FROM outbox WHERE seq > ? AND seq <= ?", (previous, seq)
+            ).fetchone()
+        return int(row[0])
 
     def rebase(self, above: int) -> int:
         """Renumber so that every held message and every future seq is > `above`.
 
         Used when the aggregator has stored more than this outbox ever numbered: the data
         directory was wiped, or a power loss under synchronous=NORMAL rolled the counter back.
-        Messages keep their order; returns the shift applied (0 when none was needed).
+        Messages keep their order; returns the shift applied (0 when none was needed). Rare, so
+        it commits synchronously and holds enqueue meanwhile.
         """
-        with self._lock:
-            self._check_open()
-            self._commit()
-            if above <= self._last_seq:
-                return 0
-            first = self._db.execute("SELECT MIN(seq) FROM outbox").fetchone()[0]
-            self._begin()
-            if first is None:
-                shift = above - self._last_seq
-            else:
-                shift = above + 1 - int(first)
+        with self._write_lock:
+            self.flush()
+            with self._lock:
+                if above <= self._last_seq:
+                    return 0
+                first = self._db.execute(
+                    "SELECT MIN(seq) FROM outbox WHERE seq > ?", (self._acked,)
+                ).fetchone()[0]
+                shift = above - self._last_seq if first is None else above + 1 - int(first)
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM outbox WHERE seq <= ?", (self._acked,))
                 rows = self._db.execute(
                     "SELECT seq, frame FROM outbox ORDER BY seq DESC"
                 ).fetchall()
-                for seq, frame in rows:
-                    message = _STORED_ADAPTER.validate_json(frame)
-                    moved = message.model_copy(update={"seq": int(seq) + shift})
+                for seq, frame in rows:  # highest first: a shifted seq never meets an old one
+                    moved = _STORED_ADAPTER.validate_json(frame).model_copy(
+                        update={"seq": int(seq) + shift}
+                    )
                     self._db.execute(
                         "UPDATE outbox SET seq = ?, frame = ? WHERE seq = ?",
                         (int(seq) + shift, moved.model_dump_json(), int(seq)),
                     )
-            self._last_seq += shift
-            self._uncommitted += 1
-            self._commit()
-            return shift
+                self._last_seq += shift
+                self._db.execute("UPDATE counter SET last_seq = ? WHERE id = 1", (self._last_seq,))
+                self._db.execute("COMMIT")
+                self._committed_seq = self._last_seq
+                self._deleted = self._acked
+                return shift
 
     def close(self) -> None:
         """Commit what is pending and close; the file stays for the next start."""
-        with self._lock:
+        with self._write_lock:
             if self._closed:
                 return
-            self._commit()
-            self._pending_at_close = int(
-                self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-            )
-            self._db.close()
-            self._closed = True
+            self.flush()
+            pending = self.pending
+            with self._lock, self._read_lock:
+                self._pending_at_close = pending
+                self._closed = True
+                self._reader.close()
+                self._db.close()
 
     # --- internals -------------------------------------------------------------------------
 
-    def _begin(self) -> None:
-        if not self._in_txn:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._in_txn = True
-
-    def _commit(self) -> None:
-        if not self._in_txn:
-            return
-        if self._uncommitted:
-            self._db.execute("UPDATE counter SET last_seq = ? WHERE id = 1", (self._last_seq,))
-        self._db.execute("COMMIT")
-        self._in_txn = False
-        self._uncommitted = 0
-        self._committed_seq = self._last_seq
+    def _count_stored(self, acked: int) -> int:
+        with self._read_lock:
+            self._check_open()
+            row = self._reader.execute(
+                "SELECT COUNT(*) FROM outbox WHERE seq > ?", (acked,)
+            ).fetchone()
+            return int(row[0])
 
     def _check_open(self) -> None:
         if self._closed:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,9 @@ def test_rebase_renumbers_in_order_above_the_aggregator(tmp_path: Path) -> None:
     assert [json.loads(f.frame)["seq"] for f in frames] == [101, 102, 103]
     assert values(outbox) == [1, 2, 3]
     assert outbox.enqueue(TagsUpdated, sample_fields(4)) == 104
-    outbox.ack(104)
+    assert outbox.ack(104) == 3, "an ack never covers what is not committed (never sent)"
+    outbox.flush()
+    assert outbox.ack(104) == 1
     assert outbox.rebase(200) == 96
     outbox.close()
     assert Outbox(path).enqueue(TagsUpdated, sample_fields(5)) == 201
@@ -178,4 +181,44 @@ def test_flushed_messages_survive_sigkill_and_seq_continues(tmp_path: Path) -> N
     frames = outbox.read(0, 1_000_000)
     assert frames[0].seq == survived + 1, "no seq reused after a kill and an emptied outbox"
     assert [f.seq for f in frames] == list(range(survived + 1, survived + 1 + len(frames)))
+    outbox.close()
+
+
+def test_ack_deletes_at_the_next_commit(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    for n in range(1, 6):
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+    assert outbox.pending == 5, "buffered messages count as pending"
+    outbox.flush()
+    outbox.ack(3)
+    assert outbox.pending == 2
+    assert values(outbox) == [4, 5], "acknowledged rows are never read again"
+    outbox.flush()
+    outbox.close()
+    reopened = Outbox(path)
+    assert values(reopened) == [4, 5]
+    reopened.close()
+
+
+def test_commits_in_another_thread_keep_every_message_in_order(tmp_path: Path) -> None:
+    """The link commits in a worker thread while the scan keeps enqueueing."""
+    outbox = Outbox(tmp_path / "outbox.sqlite3", synchronous="NORMAL")
+    done = threading.Event()
+
+    def committer() -> None:
+        while not done.is_set():
+            outbox.flush()
+
+    thread = threading.Thread(target=committer)
+    thread.start()
+    try:
+        for n in range(1, 2001):
+            assert outbox.enqueue(TagsUpdated, sample_fields(n)) == n
+    finally:
+        done.set()
+        thread.join(10)
+    outbox.flush()
+    assert values(outbox) == list(range(1, 2001))
+    assert [f.seq for f in outbox.read(0, 10_000)] == list(range(1, 2001))
     outbox.close()
