@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
@@ -21,11 +23,14 @@ def run_migrations() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    connectable = engine_from_config(
-        config.get_section(config.config_ini_section, {}),
-        prefix="sqlalchemy.",
-        poolclass=pool.NullPool,
+    # By hand: alembic -c aggregator/migrations/alembic.ini -x url=URL current|history|upgrade head
+    section = config.get_section(config.config_ini_section, {})
+    url = context.get_x_argument(as_dictionary=True).get("url") or os.environ.get(
+        "SETPOINT_DATABASE_URL"
     )
+    if url:
+        section["sqlalchemy.url"] = url
+    connectable = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
     with connectable.connect() as conn:
         context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
