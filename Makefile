@@ -2,19 +2,28 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.setpoint-installed
+RUNTIME_STAMP := $(VENV)/.setpoint-runtime
+TEST_STAMP    := $(VENV)/.setpoint-test
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+DEMO_ARGS ?=
 
-.PHONY: setup frontend frontend-test lint typecheck pytest test demo clean
+.PHONY: setup setup-runtime frontend frontend-test lint typecheck pytest test demo clean
 
-$(STAMP): pyproject.toml
-	@echo "==> [setup 1/2] virtual environment in $(VENV)"
+$(RUNTIME_STAMP): pyproject.toml
+	@echo "==> [setup 1/3] virtual environment in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "==> [setup 2/2] installing Setpoint with its test tools (first time: a few minutes)"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	@touch $(STAMP)
+	@echo "==> [setup 2/3] installing Setpoint and its runtime packages (first time: a minute or two)"
+	@$(PIP) --upgrade pip
+	@$(PIP) -e .
+	@touch $@
 
-setup: $(STAMP)
+$(TEST_STAMP): $(RUNTIME_STAMP)
+	@echo "==> [setup 3/3] installing the test tools (pytest, ruff, mypy, Playwright, ...)"
+	@$(PIP) -e '.[test]'
+	@touch $@
+
+setup-runtime: $(RUNTIME_STAMP)
+setup: $(TEST_STAMP)
 
 FRONTEND_SOURCES := $(shell find frontend/src frontend/index.html frontend/vite.config.ts frontend/tsconfig.json -type f 2>/dev/null)
 
@@ -47,8 +56,8 @@ pytest: setup
 
 test: lint typecheck frontend frontend-test pytest
 
-demo: setup frontend
-	@$(BIN)/python -m uod_examples.demo
+demo: setup-runtime frontend
+	@$(BIN)/python -m uod_examples.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
