@@ -130,6 +130,7 @@ class EngineConnection:
             if not self.ws.closed:
                 await self.ws.close()
             await self._drained.wait()
+            self.ctx.writer.forget(self)
             if self.engine_id and self.ctx.connections.get(self.engine_id) is self:
                 del self.ctx.connections[self.engine_id]
                 self.ctx.live.mark_offline(self.engine_id)
@@ -259,7 +260,7 @@ class EngineConnection:
     async def _watchdog(self) -> None:
         """Pings every interval, resend timeouts, and the 3-interval silence rule (rule 10)."""
         interval = self.ctx.settings.heartbeat_interval
-        tick = min(0.25, interval / 4)
+        tick = min(1.0, interval / 4, self.ctx.settings.resend_timeout / 4)
         next_ping = time.monotonic()
         while not self.ws.closed:
             now = time.monotonic()

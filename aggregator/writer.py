@@ -50,6 +50,7 @@ class Writer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="setpoint-writer")
         self._task: asyncio.Task[None] | None = None
         self._on_result = on_result
+        self._failed: dict[int, BatchClient] = {}
         self.batches = 0
         self.ops = 0
 
@@ -62,6 +63,10 @@ class Writer:
 
     def submit(self, client: BatchClient, ops: list[BatchOp], ack_seq: int) -> None:
         self._queue.put_nowait(_Item(client, ops, ack_seq))
+
+    def forget(self, client: BatchClient) -> None:
+        """The connection is gone and drained: its failure mark is no longer needed."""
+        self._failed.pop(id(client), None)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -104,6 +109,21 @@ class Writer:
             await self._commit(items)
 
     async def _commit(self, items: list[_Item]) -> None:
+        # A connection whose earlier batch failed must not have later frames stored: they would
+        # sit beyond a hole that Registered.last_seq would then hide from the engine.
+        skipped: dict[int, tuple[BatchClient, int]] = {}
+        kept: list[_Item] = []
+        for item in items:
+            if id(item.client) in self._failed:
+                _, count = skipped.get(id(item.client), (item.client, 0))
+                skipped[id(item.client)] = (item.client, count + 1)
+            else:
+                kept.append(item)
+        for client, count in skipped.values():
+            client.on_store_failed(RuntimeError("an earlier batch failed"), count)
+        items = kept
+        if not items:
+            return
         ops = [op for item in items for op in item.ops]
         try:
             result = await self.call(self.storage.apply_and_maintain, ops)
@@ -116,6 +136,7 @@ class Writer:
                 _, count = failed.get(id(item.client), (item.client, 0))
                 failed[id(item.client)] = (item.client, count + 1)
             for client, count in failed.values():
+                self._failed[id(client)] = client
                 client.on_store_failed(exc, count)
             return
         self.batches += 1

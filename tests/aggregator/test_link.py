@@ -4,6 +4,7 @@ on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -150,13 +151,19 @@ async def test_rule5_ack_only_after_commit(aggregator: Aggregator, engine: RawEn
 async def test_rule5_no_ack_when_the_commit_fails(
     aggregator: Aggregator, engine: RawEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A failed commit is never acked, and nothing queued behind it is stored either (that would
+    leave a hole hidden behind a higher stored seq)."""
     storage = aggregator.ctx.storage
     original = storage.apply_batch
     calls = {"n": 0}
+    first_batch_started = threading.Event()
+    later_frames_sent = threading.Event()
 
     def failing(ops):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:
+            first_batch_started.set()
+            later_frames_sent.wait(5)
             raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
         return original(ops)
 
@@ -164,13 +171,24 @@ async def test_rule5_no_ack_when_the_commit_fails(
     await engine.register()
     rid = run_id()
     await engine.send(tags(1, 1000.0, rid))
+    await until(first_batch_started.is_set, 5, "the first batch to reach the database")
+    for seq in range(2, 6):
+        await engine.send(tags(seq, 1000.0 + seq, rid))
+    await until(
+        lambda: aggregator.ctx.connections[engine.engine_id].session.accepted == 5,  # type: ignore[union-attr]
+        5,
+        "frames 2..5 to be queued behind the failing batch",
+    )
+    later_frames_sent.set()
     await until(engine.closed.is_set, 5, "the link to close after the failed commit")
     assert not engine.of_type(p.Ack)
     registered = await engine.register()
     assert registered.last_seq == 0
-    await engine.send(tags(1, 1000.0, rid))
-    await engine.wait_ack(1)
-    assert ft01(aggregator, rid) == [1.0]
+    assert stored_seq(aggregator, engine.engine_id) == 0
+    for seq in range(1, 6):
+        await engine.send(tags(seq, 1000.0 + seq, rid))
+    await engine.wait_ack(5)
+    assert ft01(aggregator, rid) == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 # --- rule 6: exactly once, integrity errors ------------------------------------------------------
