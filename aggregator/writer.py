@@ -106,7 +106,11 @@ class Writer:
                     break
                 items.append(item)
                 count += len(item.ops)
-            await self._commit(items)
+            try:
+                await self._commit(items)
+            except Exception:
+                # a failing callback must not stop the writer: every engine would stall
+                log.exception("writer: handling a committed batch failed")
 
     async def _commit(self, items: list[_Item]) -> None:
         # A connection whose earlier batch failed must not have later frames stored: they would
