@@ -84,6 +84,7 @@ class EngineLink:
         self._control = control
         self._clock = clock
         policy = policy or LinkPolicy(heartbeat_interval=heartbeat_interval)
+        self._synchronous: Synchronous = synchronous
         self.outbox = Outbox(Path(data_dir) / OUTBOX_FILE, synchronous=synchronous)
         self.session_id = session_id or uuid.uuid4().hex
         self._machine = LinkMachine(
@@ -133,7 +134,13 @@ class EngineLink:
     # --- MessageSink ------------------------------------------------------------------------
 
     def emit(self, kind: type[StoredMessageT], /, **fields: Any) -> None:
-        """Number and store one message; it is sent when connected, resent until acknowledged."""
+        """Number and store one message; it is sent when connected, resent until acknowledged.
+
+        Also after stop(): the engine may still report while it shuts down, and such a message
+        is committed at once and goes at the next start rather than being lost.
+        """
+        if self.outbox.closed:
+            self._reopen_outbox()
         self.outbox.enqueue(kind, fields)
         self._mark_dirty()
 
@@ -153,6 +160,8 @@ class EngineLink:
     async def start(self) -> None:
         if self._task is not None:
             raise RuntimeError("EngineLink already started")
+        if self.outbox.closed:
+            self._reopen_outbox()
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-link-commit")
@@ -186,6 +195,7 @@ class EngineLink:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = self._committer_task = None
+        self._machine.disconnected(self._clock())  # cancelled mid-connection: not online now
         if self._session is not None:
             await self._session.close()
         if self._executor is not None:
@@ -212,6 +222,10 @@ class EngineLink:
         return True
 
     # --- internals: committing ----------------------------------------------------------------
+
+    def _reopen_outbox(self) -> None:
+        self.outbox = Outbox(self.outbox.path, synchronous=self._synchronous)
+        self._machine.store = self.outbox
 
     def _mark_dirty(self) -> None:
         """Wake the committer; every emit of one scan (one loop iteration) shares its commit."""

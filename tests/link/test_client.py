@@ -272,3 +272,21 @@ async def test_emit_from_another_thread(aggregator: FakeAggregator, tmp_path: Pa
         assert aggregator.values() == list(range(1, 51))
     finally:
         await link.stop(flush_timeout=1)
+
+
+async def test_emit_after_stop_is_kept_for_the_next_start(tmp_path: Path) -> None:
+    server = FakeAggregator()
+    await server.start()
+    try:
+        link = make_link(server.url, tmp_path)
+        await link.start()
+        link.emit(TagsUpdated, **sample_fields(1))
+        await link.stop(flush_timeout=10)
+        assert not link.connected
+        link.emit(TagsUpdated, **sample_fields(2))  # the engine reporting while it shuts down
+        assert link.pending == 1
+        await link.start()
+        await link.stop(flush_timeout=10)
+        assert server.values() == [1, 2]
+    finally:
+        await server.stop()
