@@ -315,7 +315,10 @@ def test_keyboard_only_control(stack: Stack, new_page: Any, shots: Shots) -> Non
     expect(state).to_have_text("Stopped", timeout=20_000)
 
 
-@pytest.mark.parametrize("width,height,name", [(1366, 768, "laptop"), (768, 1024, "tablet")])
+@pytest.mark.parametrize(
+    "width,height,name",
+    [(1366, 768, "laptop"), (768, 1024, "tablet"), (1024, 768, "tablet-landscape")],
+)
 def test_responsive_and_watchers(
     stack: Stack, new_page: Any, shots: Shots, width: int, height: int, name: str
 ) -> None:

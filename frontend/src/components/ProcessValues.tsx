@@ -1,6 +1,7 @@
 // Process values: live, greyed and labelled when stale, each with its command (entry or choices).
 
 import { useState } from "preact/hooks";
+import type { Signal } from "@preact/signals";
 import { useApp } from "../state/app";
 import { formatClock, formatValue } from "../lib/format";
 import { checkEntry, entryPcode } from "../lib/units";
@@ -9,7 +10,8 @@ import type { CommandDescription, ProcessValueDescription, TagDescription, TagSt
 interface Props {
   unitId: string;
   values: ProcessValueDescription[];
-  tags: Map<string, TagState>;
+  /** read here, so that tag changes re-render the list and not the whole unit view */
+  tags: Signal<Map<string, TagState>>;
   tagInfo: Map<string, TagDescription>;
   commands: CommandDescription[];
   /** everything is stale: unit offline or our connection lost */
@@ -17,7 +19,8 @@ interface Props {
   canOperate: boolean;
 }
 
-export function ProcessValues({ unitId, values, tags, tagInfo, commands, allStale, canOperate }: Props) {
+export function ProcessValues({ unitId, values, tags: tagsSignal, tagInfo, commands, allStale, canOperate }: Props) {
+  const tags = tagsSignal.value;
   return (
     <ul class="pv-list" aria-label="Process values">
       {values.map((pv) => (

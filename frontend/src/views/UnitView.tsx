@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { effect } from "@preact/signals";
 import { useApp } from "../state/app";
-import { createUnitLive } from "../state/unit";
+import { createUnitLive, type UnitLive } from "../state/unit";
 import { liveRunTime } from "../state/merge";
 import { LiveBadge, Spinner, StateBadge } from "../components/bits";
 import { ControlBar, InjectBox } from "../components/ControlBar";
@@ -12,7 +12,7 @@ import { MethodPanel } from "../components/MethodPanel";
 import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
 import { formatDateTime, formatDuration } from "../lib/format";
 import { fetchPlotTolerant } from "../lib/plotfetch";
-import type { ProcessValueDescription, RunSummary, TagDescription, UnitDetail } from "../types";
+import type { ProcessValueDescription, RunSummary, TagDescription, UnitDetail, UnitSummary } from "../types";
 import { href } from "../state/route";
 
 export function UnitView({ id }: { id: string }) {
@@ -117,12 +117,6 @@ export function UnitView({ id }: { id: string }) {
     ? detail.uod.process_values
     : (detail.uod.tags ?? []).filter((t) => t.kind !== "system").map((t) => ({ tag: t.name, kind: "readonly" as const }));
   const commands = new Set((detail.uod.commands ?? []).map((c) => c.name));
-  // The unit's own Run Time and Block tags are the freshest truth; the summary is the fallback.
-  const tags = live.tags.value;
-  const rtTag = tags.get("Run Time");
-  const runTime = rtTag && rtTag.quality === "good" && typeof rtTag.value === "number" ? rtTag.value : liveRunTime(summary, app.now.value);
-  const blockTag = tags.get("Block");
-  const block = blockTag && typeof blockTag.value === "string" ? blockTag.value : summary.block;
   const watchers = live.watchers.value;
   const me = user?.name;
   const others = watchers.filter((w) => w !== me);
@@ -137,14 +131,7 @@ export function UnitView({ id }: { id: string }) {
           </span>
           <LiveBadge online={online} stale={summary.stale || !connected} />
         </div>
-        <dl class="facts facts-inline">
-          <dt>Run time</dt>
-          <dd data-testid="run-time">{summary.run_id ? formatDuration(runTime) : "–"}</dd>
-          <dt>Block</dt>
-          <dd data-testid="block">{block || "–"}</dd>
-          <dt>Method</dt>
-          <dd>{summary.method_status || "–"}</dd>
-        </dl>
+        <UnitFacts live={live} summary={summary} />
         <p class="watchers small" data-testid="watchers" aria-live="polite">
           {others.length === 0 ? "Only you are watching." : `Also watching: ${others.join(", ")}`}
         </p>
@@ -156,7 +143,7 @@ export function UnitView({ id }: { id: string }) {
           <ProcessValues
             unitId={id}
             values={pvs}
-            tags={live.tags.value}
+            tags={live.tags}
             tagInfo={tagInfo}
             commands={detail.uod.commands ?? []}
             allStale={allStale}
@@ -177,7 +164,7 @@ export function UnitView({ id }: { id: string }) {
         </section>
         <section class="panel area-runlog" aria-labelledby="runlog-title">
           <h2 id="runlog-title">Run log</h2>
-          <RunLogTable lines={live.runlog.value.lines} unitId={id} canOperate={canOperate && online} />
+          <LiveRunLog live={live} unitId={id} canOperate={canOperate && online} />
         </section>
         <section class="panel area-method" aria-labelledby="method-title">
           <h2 id="method-title">Method</h2>
@@ -185,9 +172,41 @@ export function UnitView({ id }: { id: string }) {
         </section>
         <section class="panel area-errors" aria-labelledby="errors-title">
           <h2 id="errors-title">Error log</h2>
-          <ErrorLogList entries={live.errors.value} />
+          <LiveErrors live={live} />
         </section>
       </div>
     </div>
   );
+}
+
+/**
+ * Run time, block and method status. The unit's own Run Time and Block tags are the freshest
+ * truth; the summary is the fallback. Its own component: tag changes (10 per second) and the
+ * clock re-render only this and the process values, not the whole view.
+ */
+function UnitFacts({ live, summary }: { live: UnitLive; summary: UnitSummary }) {
+  const app = useApp();
+  const tags = live.tags.value;
+  const rtTag = tags.get("Run Time");
+  const runTime = rtTag && rtTag.quality === "good" && typeof rtTag.value === "number" ? rtTag.value : liveRunTime(summary, app.now.value);
+  const blockTag = tags.get("Block");
+  const block = blockTag && typeof blockTag.value === "string" ? blockTag.value : summary.block;
+  return (
+    <dl class="facts facts-inline">
+      <dt>Run time</dt>
+      <dd data-testid="run-time">{summary.run_id ? formatDuration(runTime) : "–"}</dd>
+      <dt>Block</dt>
+      <dd data-testid="block">{block || "–"}</dd>
+      <dt>Method</dt>
+      <dd>{summary.method_status || "–"}</dd>
+    </dl>
+  );
+}
+
+function LiveRunLog({ live, unitId, canOperate }: { live: UnitLive; unitId: string; canOperate: boolean }) {
+  return <RunLogTable lines={live.runlog.value.lines} unitId={unitId} canOperate={canOperate} />;
+}
+
+function LiveErrors({ live }: { live: UnitLive }) {
+  return <ErrorLogList entries={live.errors.value} />;
 }
