@@ -278,7 +278,17 @@ class Shots:
     def __call__(self, page: Any, name: str, full_page: bool = True) -> Path:
         self.n += 1
         path = self.dir / f"{self.n:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=full_page)
+        if not full_page:
+            page.screenshot(path=str(path))
+            return path
+        # Grow the viewport to the page and let the page lay out (the editor measures its lines
+        # in an animation frame) before taking the picture, then put the viewport back.
+        size = page.viewport_size
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+        page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        page.screenshot(path=str(path))
+        page.set_viewport_size(size)
         return path
 
 

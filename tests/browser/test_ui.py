@@ -98,6 +98,18 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     expect(page.locator("canvas").first).to_be_visible()
     shots(page, "unit-running")
 
+    # The plot: zoom in (it stops following), back to following, and another x axis.
+    plot = page.locator('[data-testid="plot"]')
+    expect(plot.locator("canvas")).to_have_count(2)  # two subplots
+    page.get_by_role("button", name="Zoom in").click()
+    expect(page.get_by_role("button", name="Reset zoom")).to_be_visible()
+    page.get_by_role("button", name="Reset zoom").click()
+    expect(page.get_by_role("button", name="Following")).to_be_visible()
+    page.get_by_label("X axis").select_option("Accumulated Volume")
+    expect(plot).to_contain_text("Accumulated Volume")
+    page.get_by_label("X axis").select_option("Run Time")
+    expect(plot).to_contain_text("Run Time")
+
     # Force the waiting "1 End block" of Equilibration (confirmed first): the Load block starts.
     waiting = page.locator(
         '[data-testid="runlog-line"][data-state="running"]', has_text="1 End block"
