@@ -89,6 +89,18 @@ export function RunView({ id }: { id: string }) {
         <section class="panel area-method" aria-labelledby="rmethod-title">
           <h2 id="rmethod-title">Method as run (version {run.method?.version ?? run.method_version ?? "–"})</h2>
           <HighlightedCode text={run.method?.text ?? ""} commands={commands} method={run.method} />
+          {run.methods && run.methods.length > 1 && (
+            <details class="small">
+              <summary>{run.methods.length} versions during the run</summary>
+              <ol>
+                {run.methods.map((m) => (
+                  <li key={m.version}>
+                    Version {m.version}, {formatDateTime(m.time)} by {m.user ?? "the method file"} ({m.lines.length} lines)
+                  </li>
+                ))}
+              </ol>
+            </details>
+          )}
         </section>
         <section class="panel area-errors" aria-labelledby="rerr-title">
           <h2 id="rerr-title">Error log</h2>
