@@ -525,3 +525,64 @@ async def test_new_connection_of_the_same_engine_replaces_the_old(aggregator: Ag
     finally:
         await first.aclose()
         await second.aclose()
+
+
+# --- engine restarts and the live publish hook ----------------------------------------------------
+
+
+async def test_engine_restart_mid_run(aggregator: Aggregator, engine: RawEngine) -> None:
+    r1, r2 = run_id(), run_id()
+    await engine.register("session-1")
+    await engine.send(p.RunStarted(seq=1, time=1000.0, run_id=r1, started=1000.0, method_version=1))
+    await engine.send(tags(2, 1001.0, r1))
+    await engine.wait_ack(2)
+    await engine.close()
+    # the engine process restarts and continues the same run: it stays open
+    registered = await engine.register("session-2")
+    assert registered.last_seq == 2
+    await engine.send(tags(3, 1002.0, r1))
+    await engine.wait_ack(3)
+    assert aggregator.ctx.storage.run_by_id(r1)["stopped"] is None  # type: ignore[index]
+    await engine.close()
+    # it restarts again and starts a new run without RunStopped for the old one
+    await engine.register("session-3")
+    await engine.send(p.RunStarted(seq=4, time=2000.0, run_id=r2, started=2000.0, method_version=1))
+    await engine.wait_ack(4)
+    old = aggregator.ctx.storage.run_by_id(r1)
+    assert old is not None and old["stop_reason"] == "engine restarted"
+    assert any("engine restarted" in text for text in run_log_texts(aggregator, r1))
+    assert ft01(aggregator, r1) == [2.0, 3.0]
+
+
+async def test_live_changes_are_published_without_touching_ingest(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    from aggregator.context import LIVE_HUB_KEY
+
+    seen: list[tuple[str, object]] = []
+    unsubscribe = aggregator.app[LIVE_HUB_KEY].subscribe(
+        lambda topic, data: seen.append((topic, data))
+    )
+    try:
+        await engine.register()
+        unit = f"unit/{engine.engine_id}"
+        await engine.send(tags(1, time.time(), None, sample=False, FT01=7.0))
+        await engine.send(
+            p.ControlState(seq=2, time=time.time(), state=p.SystemState.RUNNING, block="Load")
+        )
+        await engine.wait_ack(2)
+        await engine.close()
+        await until(
+            lambda: any(
+                topic == f"{unit}/tags" and data["tags"][0]["quality"] == "stale"  # type: ignore[index]
+                for topic, data in seen
+            ),
+            5,
+            "stale tags published on disconnect",
+        )
+    finally:
+        unsubscribe()
+    topics = [topic for topic, _ in seen]
+    assert f"{unit}/tags" in topics and f"{unit}/control" in topics and "units" in topics
+    first_tags = next(data for topic, data in seen if topic == f"{unit}/tags")
+    assert first_tags["tags"][0]["value"] == 7.0  # type: ignore[index]
