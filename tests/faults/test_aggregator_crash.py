@@ -21,7 +21,7 @@ async def test_aggregator_killed_mid_run_and_restarted(
         await engine.start("crash-run")
         await until(lambda: engine.link.connected, 15, "registration")
         await engine.produce_for(1.5)
-        assert engine.link.acked_seq > 10
+        await until(lambda: engine.link.acked_seq > 10, 15, "data stored before the kill")
 
         for _ in range(2):  # twice: the second kill hits an aggregator that has replayed data
             aggregator.kill()
