@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.browser.conftest import ROOT, Shots, Stack, login
+from tests.browser.conftest import ROOT, Shots, Stack, login, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -427,3 +427,22 @@ def test_accessibility_wcag_aa(stack: Stack, new_page: Any, shots: Shots) -> Non
     assert not found, "\n".join(
         f"{screen}: {line}" for screen, lines in found.items() for line in lines
     )
+
+
+def test_engine_offline_greys_values(stack: Stack, new_page: Any, shots: Shots) -> None:
+    """Last in the module: it stops the engine. Its unit turns Offline and every value greys out."""
+    page = new_page(1366, 768)
+    login(page, "alice")
+    page.goto(unit_href(stack))
+    pv = page.locator('[data-testid="pv"][data-tag="PT01"]')
+    expect(pv).to_have_attribute("data-stale", "false", timeout=15_000)
+    assert stack.engine is not None
+    stop_process(stack.engine)
+    expect(page.locator(".unit-head")).to_contain_text("Offline", timeout=30_000)
+    expect(pv).to_have_attribute("data-stale", "true")
+    expect(pv).to_contain_text("stale")
+    expect(page.get_by_role("button", name="Start", exact=True)).to_be_disabled()
+    shots(page, "unit-offline")
+    page.get_by_role("link", name="Units").click()
+    expect(page.locator('[data-testid="unit-card"]').first).to_contain_text("Offline")
+    shots(page, "dashboard-offline")
