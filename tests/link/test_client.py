@@ -42,11 +42,9 @@ def make_link(
     tmp_path: Path,
     control: FakeControl | None = None,
     token: str = "good-token",
-    **kw: object,
+    policy: LinkPolicy = FAST,
 ) -> EngineLink:
-    return EngineLink(
-        url, token, tmp_path, control or FakeControl(), policy=kw.pop("policy", FAST), **kw
-    )  # type: ignore[arg-type]
+    return EngineLink(url, token, tmp_path, control or FakeControl(), policy=policy)
 
 
 async def test_delivers_in_order_exactly_once(aggregator: FakeAggregator, tmp_path: Path) -> None:
