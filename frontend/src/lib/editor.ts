@@ -110,15 +110,10 @@ const TOKEN_CLASS: Record<string, string> = {
   comment: "pc-comment",
   badIndent: "pc-bad-indent",
 };
-const markCache = new Map<string, Decoration>();
-function mark(cls: string): Decoration {
-  let d = markCache.get(cls);
-  if (!d) {
-    d = Decoration.mark({ class: cls });
-    markCache.set(cls, d);
-  }
-  return d;
-}
+/** One mark decoration per token type, built once (immutable). */
+const TOKEN_MARK: Readonly<Record<string, Decoration>> = Object.fromEntries(
+  Object.entries(TOKEN_CLASS).map(([type, cls]) => [type, Decoration.mark({ class: cls })]),
+);
 
 function highlighter(commands: ReadonlySet<string>): Extension {
   const build = (view: EditorView): DecorationSet => {
@@ -142,8 +137,8 @@ function highlighter(commands: ReadonlySet<string>): Extension {
           );
         }
         for (const t of tokenizeLine(line.text, { commands })) {
-          const cls = TOKEN_CLASS[t.type];
-          if (cls && t.to > t.from) b.add(line.from + t.from, line.from + t.to, mark(cls));
+          const deco = TOKEN_MARK[t.type];
+          if (deco && t.to > t.from) b.add(line.from + t.from, line.from + t.to, deco);
         }
         pos = line.to + 1;
       }
