@@ -142,6 +142,7 @@ class ModbusHardware:
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        self._running = False
         self.requests_sent = 0
         self.cycles = 0
 
@@ -201,14 +202,20 @@ class ModbusHardware:
         if self._task is not None:
             return
         self._wake = asyncio.Event()
+        self._running = True
         self._task = asyncio.create_task(self._run(), name=f"modbus {self.name}")
 
     async def stop(self) -> None:
+        """Stops even if a library swallows the cancellation: the loop also checks a flag."""
         task, self._task = self._task, None
+        self._running = False
         if task is not None:
+            if self._wake is not None:
+                self._wake.set()
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=2 * self.connection.timeout + 1)
+            if task.done() and not task.cancelled():
+                task.exception()
         self._close()
 
     # ---- the I/O shell ----
@@ -255,7 +262,7 @@ class ModbusHardware:
             self._recovery.on_success(self._clock())
         except _LinkError as exc:
             self._recovery.on_connection_lost(self._clock(), str(exc))
-        while True:
+        while self._running:
             rec = self._recovery
             action = rec.poll(self._clock())
             if rec.link_down:

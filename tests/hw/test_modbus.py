@@ -350,3 +350,17 @@ async def test_missing_rtu_port_is_named() -> None:
         )
     finally:
         await hw.stop()
+
+
+async def test_stop_ends_a_busy_poll_loop(peer: Peer) -> None:
+    """A cancellation swallowed inside the client library must not keep the driver running."""
+    pv = ModbusRegister(tag="pv", table="input", address=0)
+    peer.store.define(pv, 1)
+    hw = ModbusHardware(ModbusTcp(host="127.0.0.1", port=peer.port, poll_interval=1e-6), [pv])
+    for _ in range(3):
+        await hw.start()
+        await wait_until(lambda: hw.cycles > 50)
+        await hw.stop()
+        cycles = hw.cycles
+        await asyncio.sleep(0.05)
+        assert hw.cycles == cycles
