@@ -103,8 +103,15 @@ class _RecentKey:
 SampleRow = tuple[int, int, float, float | None, str | None, str]
 
 
+def stored_time(t: float) -> float:
+    """Sample times are kept to the microsecond (chunks store whole microseconds); rounding
+    every stored time the same way keeps window bounds and stored times comparable."""
+    return round(t * 1_000_000) / 1_000_000
+
+
 def _sample_row(run_pk: int, tag_id: int, t: float, value: ScalarValue) -> SampleRow:
     """(run_pk, tag_id, t, num, text, kind): a tuple, inserted below SQLAlchemy's per-row work."""
+    t = stored_time(t)
     if type(value) is float:
         return (run_pk, tag_id, t, value, None, "f")
     if isinstance(value, bool):
@@ -796,6 +803,7 @@ class Storage:
     @staticmethod
     def write_chunks(conn: Connection, run_pk: int, tag_id: int, samples: Sequence[Sample]) -> int:
         rows = []
+        samples = [(stored_time(t), v) for t, v in samples]
         for start in range(0, len(samples), CHUNK_SAMPLES):
             part = samples[start : start + CHUNK_SAMPLES]
             rows.append(

@@ -384,3 +384,23 @@ def test_ingest_path_bytes_per_value(storage: Storage) -> None:
     samples, _ = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "T07"), 0, 2e10)
     assert [v for _, v in samples] == series[7]
     assert not math.isnan(samples[0][1])  # type: ignore[arg-type]
+
+
+def test_sub_microsecond_ticks_are_read_back_at_the_window_edges(storage: Storage) -> None:
+    """Chunks keep whole microseconds; a tick that rounds down must not fall outside the run's
+    own time range (found by the fault tests)."""
+    f = Feeder(storage)
+    r = rid()
+    t0 = 1_700_000_000.0
+    while round(t0 * 1e6) / 1e6 >= t0:
+        t0 += 1.3e-7
+    f.send(started(r, t0), *[sample(r, t0 + n * 0.1, Counter=n) for n in range(1, 4)])
+    run = storage.run_by_id(r)
+    assert run is not None
+    counter = tag_id(storage, run["pk"], "Counter")
+    rows = [values for _, values in storage.iter_run_rows(run["pk"], [counter])]
+    assert rows == [[1], [2], [3]]
+    f.send(stopped(r, t0 + 1))
+    storage.maintain()
+    rows = [values for _, values in storage.iter_run_rows(run["pk"], [counter])]
+    assert rows == [[1], [2], [3]]
