@@ -82,7 +82,9 @@ async def engine_ws(request: web.Request) -> web.StreamResponse:
             "engine token not recognised; create one with "
             "'setpoint-aggregator engine-token create NAME' (rule 1)",
         )
-    ws = web.WebSocketResponse(max_msg_size=4 * MAX_FRAME_SIZE, autoping=True)
+    # timeout: how long a close waits for the peer's close frame; short, so that an engine
+    # reconnecting after a half-open link is not kept waiting for its old connection.
+    ws = web.WebSocketResponse(max_msg_size=4 * MAX_FRAME_SIZE, autoping=True, timeout=3.0)
     await ws.prepare(request)
     connection = EngineConnection(ctx, ws, token_name, request.remote or "?")
     await connection.run()
@@ -405,13 +407,14 @@ class EngineConnection:
                 hub.publish(f"{topic}/control", live.control)
                 self.ctx.live.publish_units()
         elif isinstance(message, RunStarted):
-            if message.time >= live.control.get("run_time_at", 0.0):
+            if message.time >= live.run_changed_at:  # a replayed old start is not news
                 live.run_id = message.run_id
-                live.control["run_time_at"] = message.time
+                live.run_changed_at = message.time
                 self.ctx.live.publish_units()
         elif isinstance(message, RunStopped):
             if live.run_id == message.run_id:
                 live.run_id = None
+                live.run_changed_at = max(live.run_changed_at, message.time)
                 self.ctx.live.publish_units()
         elif isinstance(message, RunLog):
             hub.publish(

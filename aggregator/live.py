@@ -51,6 +51,7 @@ class LiveEngine:
     control: dict[str, Any] = field(default_factory=dict)
     method_state: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    run_changed_at: float = 0.0
     last_seen: float = 0.0
 
     def summary(self) -> dict[str, Any]:
