@@ -207,8 +207,9 @@ class EngineConnection:
         self.ctx.connections[self.engine_id] = self
         if previous is not None and previous is not self:
             previous.close("replaced by a new connection of the same engine")
-            await previous.done.wait()
-            self.ctx.connections[self.engine_id] = self
+            await previous.done.wait()  # its frames are committed before we read last_seq
+            if self.ctx.connections.get(self.engine_id) is not self or self._closing:
+                return False  # an even newer connection took over while we waited
         try:
             last_seq, open_run = await self.ctx.writer.call(
                 self.ctx.storage.register_engine, message, self.token_name

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import protocol as p
 from aggregator.context import Settings
 from aggregator.store import T_RECEIVED, T_SEQ
-from tests.aggregator.helpers import Aggregator, RawEngine, tags, until
+from tests.aggregator.helpers import Aggregator, RawEngine, register_frame, tags, until
 
 
 @pytest.fixture
@@ -586,3 +586,32 @@ async def test_live_changes_are_published_without_touching_ingest(
     assert f"{unit}/tags" in topics and f"{unit}/control" in topics and "units" in topics
     first_tags = next(data for topic, data in seen if topic == f"{unit}/tags")
     assert first_tags["tags"][0]["value"] == 7.0  # type: ignore[index]
+
+
+async def test_three_quick_reconnects_leave_the_newest_in_charge(aggregator: Aggregator) -> None:
+    first = RawEngine(aggregator)
+    clients = [
+        first,
+        RawEngine(aggregator, first.engine_id),
+        RawEngine(aggregator, first.engine_id),
+    ]
+    try:
+        await first.register()
+        await first.send(tags(1, 1001.0, run_id()))
+        await first.wait_ack(1)
+        for client in clients[1:]:
+            await client.connect()
+        for client in clients[1:]:
+            await client.send(register_frame(first.engine_id))
+        await until(
+            lambda: sum(c.closed.is_set() for c in clients) == 2, 10, "all but one link closed"
+        )
+        [newest] = [c for c in clients if not c.closed.is_set()]
+        assert newest is not first
+        await newest.wait_for(p.Registered)
+        assert aggregator.ctx.connections[first.engine_id].ws is not None
+        await newest.send(tags(2, 1002.0, None, sample=False))
+        await newest.wait_ack(2)
+    finally:
+        for client in clients:
+            await client.aclose()
