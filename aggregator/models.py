@@ -30,6 +30,11 @@ class Engine(SQLModel, table=True):
     registered_at: float = 0.0
     last_seen: float = 0.0
     control_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    method_json: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False, default="{}", server_default="{}")
+    )
+    """The engine's latest Method message, so a run started after an aggregator restart still
+    records the method it ran."""
 
 
 class EngineSeq(SQLModel, table=True):

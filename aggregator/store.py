@@ -476,11 +476,21 @@ class Storage:
         )
         self._run_pks[run_id] = pk
         self._open_runs[op.engine_id] = _OpenRun(pk, run_id, op.session_id)
-        method = self._last_method.get(op.engine_id)
+        method = self._last_method.get(op.engine_id) or self._load_method(conn, op.engine_id)
         if method is not None:
             self._add_run_method(conn, pk, method)
         result.runs_opened.append((op.engine_id, run_id))
         return pk
+
+    def _load_method(self, conn: Connection, engine_id: str) -> Method | None:
+        text = conn.execute(
+            sa.select(T_ENGINE.c.method_json).where(T_ENGINE.c.id == engine_id)
+        ).scalar()
+        if not text or text == "{}":
+            return None
+        method = Method.model_validate_json(text)
+        self._last_method[engine_id] = method
+        return method
 
     def _load_uod(self, conn: Connection, engine_id: str) -> tuple[str, str, str]:
         row = conn.execute(
@@ -644,6 +654,11 @@ class Storage:
                 self._upsert_runlog(conn, pk, line.id, line.start, line.model_dump(mode="json"))
         elif isinstance(msg, Method):
             self._last_method[engine_id] = msg
+            conn.execute(
+                T_ENGINE.update()
+                .where(T_ENGINE.c.id == engine_id)
+                .values(method_json=msg.model_dump_json())
+            )
             pk = self._current_pk(engine_id)
             if pk is not None:
                 self._add_run_method(conn, pk, msg)

@@ -404,3 +404,19 @@ def test_sub_microsecond_ticks_are_read_back_at_the_window_edges(storage: Storag
     storage.maintain()
     rows = [values for _, values in storage.iter_run_rows(run["pk"], [counter])]
     assert rows == [[1], [2], [3]]
+
+
+def test_method_sent_before_an_aggregator_restart_is_recorded_with_the_run(db_url: str) -> None:
+    engine = create_db_engine(db_url)
+    upgrade(engine)
+    f = Feeder(Storage(engine))
+    method = p.Method(seq=1, time=999.0, version=7, lines=[p.MethodLine(id="m1", text="Mark: A")])
+    f.send(method)
+    g = Feeder(Storage(engine), "s2", f.engine_id)  # the aggregator restarted
+    r = rid()
+    g.send(started(r, version=7))
+    run = g.storage.run_by_id(r)
+    assert run is not None
+    [recorded] = g.storage.run_methods(run["pk"])
+    assert recorded["version"] == 7 and "Mark: A" in recorded["lines_json"]
+    engine.dispose()

@@ -1,0 +1,28 @@
+"""engine.method_json: the latest method survives an aggregator restart
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-21 12:10:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("engine") as batch:
+        batch.add_column(sa.Column("method_json", sa.Text(), nullable=False, server_default="{}"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("engine") as batch:
+        batch.drop_column("method_json")
