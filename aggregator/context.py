@@ -24,7 +24,7 @@ T = TypeVar("T")
 class Settings:
     heartbeat_interval: float = 5.0
     """Seconds between Pings; silence for 3 intervals closes the link (rule 10)."""
-    resend_timeout: float = 10.0
+    resend_timeout: float = 5.0
     """How long to wait for an engine to answer a ResendRequest before recording the gap."""
     batch_window: float = 0.02
     """Group-commit window: frames arriving within it share one transaction."""

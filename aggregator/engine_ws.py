@@ -372,7 +372,7 @@ class EngineConnection:
         if self.session is None or self._closing:
             return
         # Always answer: a batch of resent duplicates must be acknowledged too (rule 6).
-        ack = self.session.on_committed(seq)
+        ack = self.session.on_committed(seq, time.monotonic())
         self.send(Ack(seq=ack))
 
     def on_store_failed(self, error: BaseException, items: int) -> None:

@@ -12,7 +12,8 @@ arrive. It still reaches the live view at once through the I/O shell.
 A hole becomes a recorded gap (rule 7) only on evidence that the engine cannot fill it:
 - the engine says so (a ProtocolError with rule 7 naming the seqs no longer in its outbox);
 - the engine resends a message we already hold beyond the hole (its resend starts later);
-- nothing fills the hole for `resend_timeout` seconds after we asked for it.
+- nothing fills the hole for `resend_timeout` seconds after we asked for it, counted only while
+  all we accepted is committed and acknowledged (the engine may be waiting for an Ack).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class IngestSession:
         stored_seq: int,
         *,
         now: float = 0.0,
-        resend_timeout: float = 10.0,
+        resend_timeout: float = 5.0,
         max_held: int = 5000,
     ) -> None:
         self.committed = stored_seq
@@ -164,14 +165,21 @@ class IngestSession:
         return []
 
     def on_tick(self, now: float) -> list[Action]:
+        if self.committed < self.accepted:
+            # Our own commit is pending: the engine may be waiting for that Ack before it sends
+            # more, so its silence says nothing yet.
+            self._progress_at = now
+            return []
         if not self._held or now - self._progress_at < self._resend_timeout:
             return []
         out: list[Action] = []
         self._give_up(f"not resent within {self._resend_timeout:g} s", now, out)
         return out
 
-    def on_committed(self, seq: int) -> int:
+    def on_committed(self, seq: int, now: float | None = None) -> int:
         """Storage committed everything up to `seq`; returns the seq to acknowledge."""
+        if now is not None and self._held:
+            self._progress_at = max(self._progress_at, now)  # the engine gets the Ack only now
         if seq > self.committed:
             self.committed = seq
             for done in [s for s in self._pending if s <= seq]:

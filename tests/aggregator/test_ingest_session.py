@@ -128,3 +128,15 @@ def test_too_many_held_frames_overflow() -> None:
     s = IngestSession(0, max_held=3)
     actions = [a for seq in range(2, 6) for a in s.on_message(msg(seq), 0)]
     assert any(isinstance(a, Overflow) for a in actions)
+
+
+def test_timeout_waits_while_our_own_commit_is_pending() -> None:
+    """An engine whose window is full waits for our Ack; a slow commit is not its gap."""
+    s = IngestSession(1, resend_timeout=5.0)
+    s.on_message(msg(2), 0.0)
+    s.on_message(msg(4), 0.0)  # 3 missing, 4 held; 2 not yet committed
+    assert s.on_tick(60.0) == [], "commit of 2 still pending"
+    s.on_committed(2, 60.0)
+    assert s.on_tick(64.9) == []
+    actions = s.on_tick(65.0)
+    assert isinstance(actions[0], RecordGap) and (actions[0].first, actions[0].last) == (3, 3)
