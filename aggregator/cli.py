@@ -16,6 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, parse_url, upgrade
@@ -124,7 +125,7 @@ def database_url(args: argparse.Namespace) -> str:
     return f"sqlite:///{(data_dir / DB_FILE).resolve()}"
 
 
-def open_database(url: str) -> object:
+def open_database(url: str) -> Engine:
     engine = create_db_engine(url)
     try:
         check_connection(engine)
@@ -145,13 +146,16 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass(f"password for {args.name}: ")
-        if password != getpass.getpass("again: "):
-            raise UsageError("the passwords differ")
+        try:
+            password = getpass.getpass(f"password for {args.name}: ")
+            if password != getpass.getpass("again: "):
+                raise UsageError("the passwords differ")
+        except EOFError:
+            raise UsageError("no password given (use --password-stdin in scripts)") from None
     if not password:
         raise UsageError("the password is empty")
     engine = open_database(url)
-    storage = Storage(engine)  # type: ignore[arg-type]
+    storage = Storage(engine)
     try:
         storage.add_user(args.name, args.role, hash_password(password))
     except ValueError as exc:
@@ -166,7 +170,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     from aggregator.store import Storage
 
     engine = open_database(database_url(args))
-    storage = Storage(engine)  # type: ignore[arg-type]
+    storage = Storage(engine)
     token = new_token()
     try:
         storage.create_engine_token(args.name, token_hash(token))
@@ -189,9 +193,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
     engine = open_database(database_url(args))
     try:
-        result = AuditTrail(engine).verify()  # type: ignore[arg-type]
+        result = AuditTrail(engine).verify()
     finally:
-        engine.dispose()  # type: ignore[attr-defined]
+        engine.dispose()
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
 
@@ -215,7 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     url = database_url(args)
     engine = open_database(url)
-    engine.dispose()  # type: ignore[attr-defined]
+    engine.dispose()
     app = create_app(
         url,
         Settings(heartbeat_interval=args.heartbeat, static_dir=args.static_dir),
