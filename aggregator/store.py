@@ -55,8 +55,10 @@ CHUNK_SECONDS = 300.0
 """... or once they span this long (sample time), or have waited this long (wall time)."""
 AGGREGATOR = "aggregator"
 """`stopped_by` of a run the aggregator closed because the engine moved on without RunStopped."""
-DIGEST_RETENTION = 100_000
-"""Digests kept per engine for rule 6: resends only reach back to the last ack, far less."""
+DIGEST_RETENTION = 10_000
+"""Digests kept per engine for rule 6. A resend reaches back at most to the engine's unacked
+window (2 x 1000 frames in the link's default policy); older seqs are below Registered.last_seq
+and never resent."""
 
 
 # Built once: constructing a statement costs more than executing it.

@@ -420,3 +420,21 @@ def test_method_sent_before_an_aggregator_restart_is_recorded_with_the_run(db_ur
     [recorded] = g.storage.run_methods(run["pk"])
     assert recorded["version"] == 7 and "Mark: A" in recorded["lines_json"]
     engine.dispose()
+
+
+def test_old_digests_are_pruned(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(st, "DIGEST_RETENTION", 5)
+    f = Feeder(storage)
+    r = rid()
+    f.send(started(r), *[sample(r, 1000.0 + i, FT01=float(i)) for i in range(20)])
+    storage._last_prune = 0.0
+    storage.maintain()
+    with storage.engine.connect() as conn:
+        seqs = (
+            conn.execute(
+                sa.select(st.T_RECEIVED.c.seq).where(st.T_RECEIVED.c.engine_id == f.engine_id)
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(seqs) == list(range(16, 22))
