@@ -36,7 +36,7 @@ async def test_pump_fills_balance_through_one_composite() -> None:
     try:
         hw.write({"Pump Speed": 600.0, "Pump Command": "Run"})
         await wait_until(lambda: (hw.snapshot()["Balance Weight"].value or 0) > 1.0, timeout=5)
-        assert hw.snapshot()["Pump State"].value == "RUN"
+        await wait_until(lambda: hw.snapshot()["Pump State"].value == "RUN")
         assert hw.connection_state is ConnectionState.OK
         hw.write_safe_values()
         await wait_until(lambda: hw.snapshot()["Pump State"].value == "STOP")

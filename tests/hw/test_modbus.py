@@ -84,7 +84,10 @@ async def test_every_type_and_order_round_trips(peer: Peer) -> None:
     hw = ModbusHardware(tcp(peer), [*regs, text, flag, coil, di, scaled], policy=FAST)
     await hw.start()
     try:
-        await wait_until(lambda: hw.snapshot()["di"].quality is Quality.GOOD, what="first read")
+        await wait_until(
+            lambda: all(r.quality is Quality.GOOD for r in hw.snapshot().values()),
+            what="first complete read",
+        )
         snap = hw.snapshot()
         for r, value, _ in matrix:
             assert snap[r.tag].value == pytest.approx(value), r.tag

@@ -106,9 +106,9 @@ async def test_pump_commands_and_refusals(pump: tuple[Peer, PumpSim]) -> None:
     try:
         hw.write({"Pump Speed": 100.0, "Pump Command": "Run", "Pump Direction": "CCW"})
         await wait_until(lambda: hw.snapshot()["Pump Flow"].value == -80.0, what="flow")
-        snap = hw.snapshot()
-        assert snap["Pump State"].value == "RUN"
-        assert (snap["Pump Speed PV"].value, snap["Pump Speed PV"].unit) == (100.0, "rpm")
+        await wait_until(lambda: hw.snapshot()["Pump State"].value == "RUN")
+        await wait_until(lambda: hw.snapshot()["Pump Speed PV"].value == 100.0)
+        assert hw.snapshot()["Pump Speed PV"].unit == "rpm"
         await wait_until(lambda: hw.snapshot()["Pump Direction PV"].value == "CCW")
         writes = [c for c in peer.commands if not c.endswith("?")]
         assert writes == ["SPEED 100.0", "RUN", "DIR CCW"]
