@@ -16,16 +16,22 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _bytes(text: str) -> bytes:
+    """UTF-8 that never fails: JSON and HTTP headers can carry lone surrogates, and a bad
+    password must be a failed login, not a server error."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(_bytes(token)).hexdigest()
 
 
 def hash_password(password: str) -> str:
-    return PasswordHasher().hash(password)
+    return PasswordHasher().hash(_bytes(password))
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return PasswordHasher().verify(password_hash, password)
+        return PasswordHasher().verify(password_hash, _bytes(password))
     except (VerificationError, InvalidHashError):
         return False

@@ -191,3 +191,19 @@ async def test_unknown_api_path_is_json(
         assert r.status == 404 and "error" in await r.json()
     async with http.post(f"{aggregator.url}/api/units", headers=headers) as r:
         assert r.status == 405 and "error" in await r.json()
+
+
+async def test_odd_unicode_in_login_is_a_clean_401(
+    aggregator: Aggregator, http: aiohttp.ClientSession
+) -> None:
+    body = '{"username": "' + aggregator.username + '", "password": "\\ud800"}'
+    async with http.post(
+        f"{aggregator.url}/api/auth/login",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    ) as r:
+        assert r.status in (401, 422) and "error" in await r.json()
+    async with http.get(
+        f"{aggregator.url}/api/units", headers={"Authorization": "Bearer caf\u00e9\u00ff"}
+    ) as r:
+        assert r.status == 401
