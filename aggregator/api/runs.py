@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,7 +106,10 @@ async def run_csv(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="run-{run_id}.csv"',
+            # run ids come from engines: keep only characters that are safe in a header
+            "Content-Disposition": 'attachment; filename="run-{}.csv"'.format(
+                re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:100]
+            ),
         }
     )
     await response.prepare(request)

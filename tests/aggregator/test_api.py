@@ -7,6 +7,7 @@ import io
 import time
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -207,3 +208,24 @@ async def test_odd_unicode_in_login_is_a_clean_401(
         f"{aggregator.url}/api/units", headers={"Authorization": "Bearer caf\u00e9\u00ff"}
     ) as r:
         assert r.status == 401
+
+
+async def test_csv_of_a_run_id_with_odd_characters(
+    aggregator: Aggregator, http: aiohttp.ClientSession
+) -> None:
+    headers = await aggregator.login(http)
+    engine = RawEngine(aggregator)
+    run_id = 'r "\u00fc\u2603; x' + uuid.uuid4().hex[:4]
+    try:
+        await engine.register()
+        await engine.send(
+            p.RunStarted(seq=1, time=1000.0, run_id=run_id, started=1000.0, method_version=0)
+        )
+        await engine.send(tags(2, 1001.0, run_id, FT01=1.0))
+        await engine.wait_ack(2)
+    finally:
+        await engine.aclose()
+    async with http.get(f"{aggregator.url}/api/runs/{quote(run_id)}/csv", headers=headers) as r:
+        assert r.status == 200
+        assert '"run-r___' in r.headers["Content-Disposition"]
+        assert run_id in await r.text()
