@@ -51,6 +51,8 @@ class Action(StrEnum):
 class RecoveryMachine:
     """Connection state of one device or port.
 
+    Event messages do not repeat `source`; each `ConnectionChanged` carries it in its own field.
+
     The shell calls `on_success` / `on_error` after each exchange or reconnect attempt and
     `poll` regularly; when `poll` returns RECONNECT the shell closes the link and tries once.
     """
@@ -83,9 +85,7 @@ class RecoveryMachine:
     def on_success(self, now: float) -> None:
         if self.state is not ConnectionState.OK:
             down = now - self.first_failure if self.first_failure is not None else 0.0
-            self._go(
-                ConnectionState.OK, now, f"{self.source}: connection restored after {down:.1f} s"
-            )
+            self._go(ConnectionState.OK, now, f"connection restored after {down:.1f} s")
         self.first_failure = None
         self.errors_in_issue = 0
         self.attempt = 0
@@ -96,7 +96,7 @@ class RecoveryMachine:
         if self.state is ConnectionState.OK:
             self.first_failure = now
             self.errors_in_issue = 1
-            self._go(ConnectionState.ISSUE, now, f"{self.source}: {message}")
+            self._go(ConnectionState.ISSUE, now, message)
             return
         if self.state is ConnectionState.ISSUE:
             self.errors_in_issue += 1
@@ -114,9 +114,7 @@ class RecoveryMachine:
     def _start_reconnect(self, now: float) -> None:
         self.attempt = 0
         self.next_attempt = now
-        self._go(
-            ConnectionState.RECONNECT, now, f"{self.source}: reconnecting ({self.last_message})"
-        )
+        self._go(ConnectionState.RECONNECT, now, f"reconnecting after: {self.last_message}")
 
     def _check_error(self, now: float) -> None:
         if (
@@ -127,7 +125,7 @@ class RecoveryMachine:
             self._go(
                 ConnectionState.ERROR,
                 now,
-                f"{self.source}: no connection for {now - self.first_failure:.1f} s; "
+                f"no connection for {now - self.first_failure:.1f} s; "
                 f"last error: {self.last_message}",
             )
 

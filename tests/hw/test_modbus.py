@@ -286,7 +286,7 @@ async def test_server_that_never_returns_reaches_error(peer: Peer) -> None:
         await wait_until(lambda: hw.connection_state is ConnectionState.ERROR, timeout=5)
         error = [e for e in hw.drain_events() if isinstance(e, ConnectionChanged)][-1]
         assert error.new is ConnectionState.ERROR
-        assert f"Modbus TCP 127.0.0.1:{peer.port}" in error.message
+        assert error.source == f"Modbus TCP 127.0.0.1:{peer.port}"
         assert "no connection for" in error.message
         assert f"cannot connect to 127.0.0.1:{peer.port}" in error.message
         reading = hw.snapshot()["pv"]

@@ -218,7 +218,7 @@ async def test_peer_that_never_answers_reaches_error(balance: tuple[Peer, Balanc
         await wait_until(lambda: hw.connection_state is ConnectionState.ERROR, timeout=5)
         error = [e for e in hw.drain_events() if isinstance(e, ConnectionChanged)][-1]
         assert error.new is ConnectionState.ERROR
-        assert f"serial {peer.dev.path}" in error.message
+        assert error.source == f"serial {peer.dev.path}"
         assert "no reply within 0.2 s" in error.message
         assert hw.snapshot()["Balance Weight"].quality is Quality.BAD
     finally:
