@@ -6,6 +6,7 @@ import asyncio
 import struct
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -367,3 +368,35 @@ async def test_stop_ends_a_busy_poll_loop(peer: Peer) -> None:
         cycles = hw.cycles
         await asyncio.sleep(0.05)
         assert hw.cycles == cycles
+
+
+async def test_device_that_stops_answering_is_masked_then_recovers(peer: Peer) -> None:
+    """The TCP connection stays up but the device goes silent (a hung PLC, a dead gateway)."""
+    pv = ModbusRegister(tag="pv", table="input", address=0)
+    sp = ModbusRegister(tag="sp", table="holding", address=0, safe_value=0)
+    peer.store.define(pv, 7)
+    peer.store.define(sp, 5)
+    answering = asyncio.Event()
+    answering.set()
+    real_get = peer.store.async_getValues
+
+    async def maybe_silent(*args: Any, **kwargs: Any) -> Any:
+        await answering.wait()
+        return await real_get(*args, **kwargs)
+
+    peer.store.async_getValues = maybe_silent  # type: ignore[method-assign]
+    hw = ModbusHardware(tcp(peer), [pv, sp], policy=FAST.model_copy(update={"error_after": 30}))
+    await hw.start()
+    try:
+        await wait_until(lambda: hw.snapshot()["pv"].quality is Quality.GOOD)
+        answering.clear()
+        await wait_until(lambda: hw.connection_state is ConnectionState.RECONNECT)
+        assert hw.snapshot()["pv"].quality is Quality.STALE
+        hw.write_safe_values()
+        answering.set()
+        await wait_until(lambda: hw.connection_state is ConnectionState.OK, timeout=10)
+        await wait_until(lambda: peer.store.get_value(sp) == 0)
+        first = hw.drain_events()[0]
+        assert isinstance(first, ConnectionChanged) and "failed" in first.message
+    finally:
+        await hw.stop()
