@@ -107,7 +107,7 @@ def fill_day(storage: Storage, run_id: str) -> float:
 
 
 def start_server(db_url: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
+    process = subprocess.Popen(  # stopped by its PID in main_async's finally
         [sys.executable, "-m", "aggregator.cli", "serve", "--port", "0",
          "--database", db_url, "--log-level", "warning"],
         stdout=subprocess.PIPE,
@@ -167,7 +167,8 @@ class BenchEngine:
 
 async def live_latency(url: str, info: dict[str, Any], clients: int, updates: int) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {info['session']}"}
-    async with aiohttp.ClientSession() as http:
+    # no connection limit: the default (100) would leave the 101st websocket waiting forever
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         engine = BenchEngine(url, info["engine_token"])
         ready, go = asyncio.Event(), asyncio.Event()
         engine_task = asyncio.create_task(engine.run(http, ready, go, updates, 0.05))
