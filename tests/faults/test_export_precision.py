@@ -3,15 +3,12 @@
 Found by the fault tests: the aggregator stores chunk times as whole microseconds but selects
 samples with the exact float bounds of the run, so a first sample whose tick rounds *down* is
 dropped from the CSV although it is stored and counted. Real engines have such ticks (scan times
-from a float clock). Expected to fail until aggregator/store.py (read_samples / run_time_range)
-compares at the stored resolution; then remove the marker.
+from a float clock). Fixed by storing sample times to the microsecond; this test keeps it fixed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from protocol.messages import RunStarted, RunStopped, TagsUpdated
 from protocol.models import TagValue
@@ -25,7 +22,6 @@ def tick_rounding_down(start: float) -> float:
     return t
 
 
-@pytest.mark.xfail(strict=True, reason="aggregator drops a first sample whose tick rounds down")
 async def test_first_sample_with_sub_microsecond_tick_is_exported(
     aggregator: AggregatorProcess, api: Api, token: str, tmp_path: Path
 ) -> None:
