@@ -317,7 +317,7 @@ class EngineConnection:
             )
             if message.rule == 7 and message.seq is not None:
                 self._handle(
-                    self.session.on_engine_gone(message.seq, message.message, time.monotonic())
+                    self.session.on_engine_gone(message.seq, message.seq_end, time.monotonic())
                 )
         elif isinstance(message, RegisterEngine):
             self._protocol_error(

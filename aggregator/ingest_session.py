@@ -18,7 +18,6 @@ A hole becomes a recorded gap (rule 7) only on evidence that the engine cannot f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from protocol import StoredMessage, content_digest
@@ -70,8 +69,6 @@ class Overflow:
 
 
 Action = Store | CompareStored | IntegrityError | RequestResend | RecordGap | Overflow
-
-_GONE_RANGE = re.compile(r"(\d+)\s*\.\.\s*(\d+)")
 
 
 class IngestSession:
@@ -136,10 +133,8 @@ class IngestSession:
         self._advance(now, out)
         return out
 
-    def on_engine_gone(self, first: int, text: str, now: float) -> list[Action]:
-        """The engine reports (ProtocolError, rule 7) that seqs from `first` left its outbox."""
-        match = _GONE_RANGE.search(text)
-        last = int(match.group(2)) if match and int(match.group(1)) == first else None
+    def on_engine_gone(self, first: int, last: int | None, now: float) -> list[Action]:
+        """The engine reports (ProtocolError, rule 7) that seqs first..last left its outbox."""
         out: list[Action] = []
         if last is None:
             # No range given: everything before the next message we hold is gone.

@@ -279,6 +279,10 @@ class ProtocolErrorMessage(WireModel):
     rule: int | None = Field(default=None, ge=1, le=12)
     message: str
     seq: int | None = Field(default=None, description="seq of the offending frame, when known")
+    seq_end: int | None = Field(
+        default=None,
+        description="rule 7 from the engine: seqs `seq`..`seq_end` are gone from its outbox",
+    )
     fatal: bool = Field(default=False, description="the sender closes the connection after this")
 
 

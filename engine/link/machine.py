@@ -442,7 +442,8 @@ class LinkMachine:
             f"resending from {end}"
         )
         log.warning("%s", text)
-        return Send(ProtocolErrorMessage(rule=7, message=text, seq=first).model_dump_json())
+        gone = ProtocolErrorMessage(rule=7, message=text, seq=first, seq_end=end - 1)
+        return Send(gone.model_dump_json())
 
     def _next_delay(self) -> float:
         delay = self.policy.backoff(self.attempt, self._random())

@@ -70,9 +70,7 @@ def test_gap_asks_once_and_holds_what_is_beyond_it() -> None:
 def test_engine_reports_gone_messages() -> None:
     s = IngestSession(1)
     s.on_message(msg(5), 0)
-    actions = s.on_engine_gone(
-        2, "messages 2..4 are no longer in the engine's outbox; resending from 5", 0
-    )
+    actions = s.on_engine_gone(2, 4, 0)
     assert isinstance(actions[0], RecordGap) and (actions[0].first, actions[0].last) == (2, 4)
     assert stored(actions) == [5]
 
@@ -80,7 +78,7 @@ def test_engine_reports_gone_messages() -> None:
 def test_engine_reports_gone_range_ahead_of_what_arrived() -> None:
     s = IngestSession(1)
     s.on_message(msg(3), 0)
-    assert s.on_engine_gone(4, "messages 4..6 are no longer in the engine's outbox", 0) == []
+    assert s.on_engine_gone(4, 6, 0) == []
     actions = s.on_message(msg(2), 0) + s.on_message(msg(7), 0)
     assert stored(actions) == [2, 3, 7]
     assert [(a.first, a.last) for a in actions if isinstance(a, RecordGap)] == [(4, 6)]

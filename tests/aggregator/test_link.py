@@ -276,6 +276,7 @@ async def test_rule7_engine_reports_the_messages_gone(
         p.ProtocolErrorMessage(
             rule=7,
             seq=3,
+            seq_end=4,
             message="messages 3..4 are no longer in the engine's outbox; resending from 5",
         )
     )

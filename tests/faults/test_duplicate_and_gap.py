@@ -110,6 +110,7 @@ async def test_duplicate_and_gap(aggregator: AggregatorProcess, api: Api, token:
             ProtocolErrorMessage(
                 rule=7,
                 seq=9,
+                seq_end=9,
                 message="messages 9..9 are no longer in the engine's outbox; resending from 10",
             )
         )
