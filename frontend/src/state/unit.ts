@@ -22,7 +22,13 @@ export interface UnitLive {
   dispose(): void;
 }
 
-export function createUnitLive(live: LiveClient, id: string, annotationTags: string[] = ["Mark"]): UnitLive {
+/** `onNotify` receives the text of each P-code `Notify:` that arrives while the view is open. */
+export function createUnitLive(
+  live: LiveClient,
+  id: string,
+  annotationTags: string[] = ["Mark"],
+  onNotify: (text: string) => void = () => {},
+): UnitLive {
   const u: UnitLive = {
     id,
     tags: signal(new Map()),
@@ -73,6 +79,7 @@ export function createUnitLive(live: LiveClient, id: string, annotationTags: str
   offs.push(
     live.subscribe(topic("errors"), (kind, data) => {
       const list = (data as ErrorLogEntry[]) ?? [];
+      if (kind === "change") for (const e of notifications(list)) onNotify(e);
       u.errors.value = kind === "snapshot" ? appendErrors([], list) : appendErrors(u.errors.value, list);
     }),
   );
@@ -85,4 +92,9 @@ export function createUnitLive(live: LiveClient, id: string, annotationTags: str
     for (const off of offs) off();
   };
   return u;
+}
+
+/** The engine logs a P-code `Notify: <text>` as an info entry from source "notify". */
+export function notifications(entries: ErrorLogEntry[]): string[] {
+  return entries.filter((e) => e.source === "notify").map((e) => e.message.replace(/^Notify: /, ""));
 }

@@ -19,7 +19,7 @@ export function UnitView({ id }: { id: string }) {
   const app = useApp();
   const [detail, setDetail] = useState<UnitDetail | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const live = useMemo(() => createUnitLive(app.live, id), [id]);
+  const live = useMemo(() => createUnitLive(app.live, id, ["Mark"], (text) => app.notify("info", `${id}: ${text}`)), [id]);
   useEffect(() => () => live.dispose(), [live]);
 
   useEffect(() => {
