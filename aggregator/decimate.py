@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from protocol import ScalarValue
 
 DEFAULT_POINTS = 1000
+_NUMERIC_TYPES = frozenset({int, float, type(None)})
 
 
 def is_numeric(value: ScalarValue) -> bool:
@@ -97,8 +98,6 @@ def decimate(
     t: Sequence[float], v: Sequence[ScalarValue], points: int = DEFAULT_POINTS
 ) -> tuple[list[float], list[ScalarValue]]:
     """Decimate one series: min/max buckets for numbers, every change for anything else."""
-    if all(x is None or is_numeric(x) for x in v):
-        idx = decimate_numeric(t, v, points)  # type: ignore[arg-type]
-    else:
-        idx = changes(v)
+    numeric = set(map(type, v)) <= _NUMERIC_TYPES  # C-speed scan; bool is not a number here
+    idx = decimate_numeric(t, v, points) if numeric else changes(v)  # type: ignore[arg-type]
     return [t[i] for i in idx], [v[i] for i in idx]

@@ -70,8 +70,9 @@ def build_plot(
             tag_id, unit = by_name[name]
             samples, _ = storage.read_samples(run["pk"], tag_id, t0, t1, conn)
             t = [s[0] for s in samples]
-            v = [_clean(s[1]) for s in samples]
+            v = [s[1] for s in samples]
             dt, dv = decimate(t, v, points)
+            dv = [_clean(x) for x in dv]  # after decimating: JSON has no NaN or infinity
             series.append(
                 PlotSeries(
                     tag=name,
