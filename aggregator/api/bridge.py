@@ -29,6 +29,7 @@ class LiveBridge:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self._recent_errors: dict[str, deque[tuple[Any, ...]]] = {}
+        self._last_summary: dict[str, dict[str, Any]] = {}
 
     def __call__(self, topic: str, data: Any) -> None:
         state = state_of(self.app)
@@ -86,8 +87,12 @@ class LiveBridge:
             return
         control = f"unit/{unit_id}/control"
         if not (ws.has_subscribers("units") or ws.has_subscribers(control)):
+            self._last_summary.pop(unit_id, None)  # unseen changes: the next one is news
             return
         summary = unit_summary(self.app, live).model_dump(mode="json")
+        if self._last_summary.get(unit_id) == summary:
+            return  # ingest announces the unit list after every state change: send news only
+        self._last_summary[unit_id] = summary
         ws.publish("units", summary)
         ws.publish(control, summary)
 
