@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 import protocol as p
 from aggregator.api.service import API_STATE_KEY
+from tests.aggregator.helpers import until
 from tests.api.conftest import Api
 from tests.api.fake_engine import FakeEngine
 from tests.live.conftest import WsClient, heartbeat
@@ -186,11 +188,11 @@ async def test_bad_frames_are_answered_naming_the_field(
 
 
 async def test_server_pings_and_drops_a_silent_client(api: Api, clients: Clients) -> None:
-    heartbeat(api, 0.2, 1.0)
+    heartbeat(api, 0.2, 2.0)
     talker = await clients("viewer")
     await talker.wait(lambda f: f.get("type") == "ping", 3.0, "server ping")
     silent = await clients("viewer", auto_pong=False)
-    await silent.closed.wait()
+    await asyncio.wait_for(silent.closed.wait(), 10.0)
     assert silent.ws is not None and silent.ws.close_code == 4000
     assert not talker.closed.is_set()  # it answers the pings and stays
-    assert len(api.agg.app[API_STATE_KEY].ws.clients) == 1
+    await until(lambda: len(api.agg.app[API_STATE_KEY].ws.clients) == 1, 5.0, "one client left")
