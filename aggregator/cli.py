@@ -53,8 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the aggregator server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the aggregator server",
+        description="Serve the web UI and HTTP API at http://HOST:PORT/ and the engine endpoint "
+        "at ws://HOST:PORT/engine/ws; migrate the database first. Prints `setpoint-aggregator "
+        "listening on http://HOST:PORT` when ready; Ctrl+C or SIGTERM stops it cleanly. For "
+        "other machines, put a TLS reverse proxy in front (docs/site.md).",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for every "
+        "interface)",
+    )
     serve.add_argument(
         "--port",
         type=int,
@@ -77,26 +89,44 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--static-dir",
         metavar="DIR",
-        help="built web UI to serve at / (default: the repository's frontend/dist)",
+        help="built web UI to serve at / (default: the repository's frontend/dist, built by "
+        "`make frontend`)",
     )
     _add_storage_options(serve)
 
     user = sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    add = user_sub.add_parser("add", help="add a user")
+    add = user_sub.add_parser(
+        "add",
+        help="add a user",
+        description="Add a user who can log in to the web UI and the HTTP API. Prompts for the "
+        "password twice unless --password-stdin is given.",
+    )
     add.add_argument("name", help="user name (used to log in)")
-    add.add_argument("--role", required=True, choices=ROLES, help="viewer, operator or admin")
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=ROLES,
+        help="required: viewer (sees everything), operator (also controls units and edits "
+        "methods) or admin (also manages users and tokens)",
+    )
     add.add_argument(
         "--password-stdin",
         action="store_true",
-        help="read the password from the first line of standard input instead of prompting",
+        help="read the password from the first line of standard input instead of prompting "
+        "(for scripts; default: prompt)",
     )
     _add_storage_options(add)
 
     token = sub.add_parser("engine-token", help="manage engine tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     create = token_sub.add_parser(
-        "create", help="create a token for an engine; printed once, only its hash is stored"
+        "create",
+        help="create a token for an engine; printed once, only its hash is stored",
+        description="Create a token for an engine and print it once on standard output (only "
+        "its hash is stored: a lost token cannot be shown again; create a new one). Give it "
+        "to the engine: SETPOINT_ENGINE_TOKEN=... setpoint-engine run ... --aggregator "
+        "ws://HOST:PORT",
     )
     create.add_argument("name", help="a name for the token, e.g. the engine's computer name")
     _add_storage_options(create)
@@ -104,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="check the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser(
-        "verify", help="walk the hash chain; name the first entry that does not match"
+        "verify",
+        help="walk the hash chain; name the first entry that does not match",
+        description="Check that the audit trail (who did what, when) has not been altered: "
+        "walk its hash chain, exit 0 when intact, 1 naming the first entry that does not match.",
     )
     _add_storage_options(verify)
     return parser
@@ -133,6 +166,10 @@ def open_database(url: str) -> Engine:
     except SQLAlchemyError as exc:
         engine.dispose()
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if "unable to open database file" in reason:
+            reason += " (does its directory exist, and may this user write there?)"
+        elif "Connection refused" in reason:
+            reason += " (is the database server running there?)"
         raise UsageError(
             f"cannot open database {parse_url(url).render_as_string(hide_password=True)}: {reason}"
         ) from None
@@ -235,7 +272,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             await runner.cleanup()
             if exc.errno in (98, 48):
-                raise UsageError(f"port {args.port} on {args.host} is already in use") from None
+                raise UsageError(
+                    f"port {args.port} on {args.host} is already in use (another aggregator or "
+                    "`make demo`?); stop that or choose another port with --port"
+                ) from None
             raise UsageError(
                 f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
             ) from None

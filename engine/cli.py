@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import gc
 import getpass
+import ipaddress
+import logging
 import os
 import signal
 import sys
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from engine.engine import Engine
+    from engine.hw.base import Hardware
     from engine.uod.definition import Uod
 
 EXIT_OK = 0
@@ -66,26 +69,52 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the unit in real time",
         description="Scan the unit's hardware in real time and run its method. Without "
-        "--aggregator the engine runs standalone and prints its run log and state changes.",
+        "--aggregator the engine runs standalone and prints its run log and state changes on "
+        "standard output. With --aggregator it reports everything to the aggregator (which "
+        "also controls it) and keeps running, storing its data, while the aggregator is "
+        "unreachable. Ctrl+C or SIGTERM stops a running method, flushes the outbox for up to "
+        "10 s and exits. Example UODs read their device addresses from environment variables "
+        "(see the UOD file's docstring).",
     )
-    run.add_argument("--uod", required=True, metavar="FILE", help="the UOD file (Python)")
-    run.add_argument("--method", metavar="FILE", help="P-code method to load")
-    run.add_argument("--start", action="store_true", help="start the method at once")
+    run.add_argument(
+        "--uod", required=True, metavar="FILE", help="the unit's UOD file (Python); required"
+    )
+    run.add_argument(
+        "--method",
+        metavar="FILE",
+        help="P-code method to load (default: none; the aggregator's UI can send one)",
+    )
+    run.add_argument(
+        "--start",
+        action="store_true",
+        help="start the loaded method at once (default: wait for a Start command)",
+    )
     run.add_argument(
         "--aggregator",
         metavar="ws://HOST:PORT",
-        help="aggregator to report to (default: standalone, no aggregator)",
+        help="aggregator to report to, e.g. ws://127.0.0.1:9800 (default: standalone, no "
+        "aggregator)",
     )
     run.add_argument(
         "--token",
         metavar="TOKEN",
-        help="engine token for the aggregator (default: $SETPOINT_ENGINE_TOKEN)",
+        help="engine token for --aggregator, made with `setpoint-aggregator engine-token "
+        "create NAME` (default: $SETPOINT_ENGINE_TOKEN; prefer the variable, a command line "
+        "is visible to other users)",
     )
     run.add_argument(
         "--data-dir",
         metavar="DIR",
         default="setpoint-data",
-        help="directory for the durable outbox (default: ./setpoint-data)",
+        help="directory for the durable outbox that holds data until the aggregator has it "
+        "(default: ./setpoint-data)",
+    )
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="detail of the engine's own messages on standard error; debug also shows every "
+        "retry and the Modbus library's messages (default: info)",
     )
 
     sim = sub.add_parser(
@@ -95,8 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
         "marks and state changes. Ends when the run reaches Stopped, when an error pauses it "
         "(exit code 1), or after --for.",
     )
-    sim.add_argument("--uod", required=True, metavar="FILE", help="the UOD file (Python)")
-    sim.add_argument("--method", required=True, metavar="FILE", help="P-code method to run")
+    sim.add_argument(
+        "--uod",
+        required=True,
+        metavar="FILE",
+        help="the unit's UOD file (Python); required. Its hardware must follow the simulated "
+        "clock, i.e. be simulated (uod_examples/chromatography.py, not chromatography_modbus.py)",
+    )
+    sim.add_argument(
+        "--method", required=True, metavar="FILE", help="P-code method to run; required"
+    )
     sim.add_argument(
         "--speed",
         type=_speed,
@@ -115,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--json",
         action="store_true",
-        help='one JSON object per line: {"run_time", "kind", "text", "state"}',
+        help='print one JSON object per line instead of text: {"run_time", "kind" (mark, '
+        'command, state or error), "text", "state"} (default: text)',
     )
 
     check = sub.add_parser(
@@ -124,8 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Validate the UOD and print the analyzer's findings for the method, one per "
         "line as FILE:LINE:COL: severity: message. Exit code 1 when there are errors.",
     )
-    check.add_argument("--uod", required=True, metavar="FILE", help="the UOD file (Python)")
-    check.add_argument("--method", metavar="FILE", help="P-code method to analyze")
+    check.add_argument(
+        "--uod", required=True, metavar="FILE", help="the unit's UOD file (Python); required"
+    )
+    check.add_argument(
+        "--method",
+        metavar="FILE",
+        help="P-code method to analyze against the UOD (default: check the UOD only)",
+    )
     return parser
 
 
@@ -275,12 +319,131 @@ def _last_error(engine: Engine) -> str:
 # ---- run ------------------------------------------------------------------------------------
 
 
+def _setup_logging(level: str) -> None:
+    """The engine's own messages as `setpoint-engine: ...` lines on stderr.
+
+    pymodbus logs every failed connect ("Failed to connect ... Repeating....") at warning; the
+    engine reports a device it cannot reach itself, once, so the library speaks only at debug.
+    """
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="setpoint-engine: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pymodbus").setLevel(
+        logging.DEBUG if level == "debug" else logging.CRITICAL + 1
+    )
+
+
+class HardwareAdvice:
+    """One stderr line per hardware part that cannot connect, saying what to do.
+
+    The engine's error log records every transition (stdout when standalone, the aggregator
+    otherwise); the person at the terminal needs the cause and the remedy once per outage, not
+    a line per retry, and with an aggregator would otherwise see nothing at all.
+    """
+
+    def __init__(self, hardware: Hardware, out: TextIO) -> None:
+        from engine.hw.composite import CompositeHardware
+
+        self._parts: list[Hardware] = (
+            list(hardware.parts) if isinstance(hardware, CompositeHardware) else [hardware]
+        )
+        self._out = out
+        self._advised: set[int] = set()
+
+    def check(self) -> None:
+        from engine.hw.base import ConnectionState
+
+        for index, part in enumerate(self._parts):
+            ok = part.connection_state is ConnectionState.OK
+            if not ok and index not in self._advised:
+                self._advised.add(index)
+                self._say(f"{hardware_advice(part)}; the engine keeps retrying")
+            elif ok and index in self._advised:
+                self._advised.discard(index)
+                self._say(f"{getattr(part, 'name', 'hardware')}: connected")
+
+    async def watch(self, period: float = 0.5) -> None:
+        while True:
+            self.check()
+            await asyncio.sleep(period)
+
+    def _say(self, line: str) -> None:
+        print(f"setpoint-engine: {line}", file=self._out, flush=True)
+
+
+def hardware_advice(part: Hardware) -> str:
+    """What failed and what to do, from the part's own settings (typed, not parsed from text)."""
+    from engine.hw.modbus import ModbusHardware, ModbusTcp
+    from engine.hw.serial_line import SerialHardware
+
+    name = str(getattr(part, "name", "hardware"))
+    if isinstance(part, ModbusHardware) and isinstance(part.connection, ModbusTcp):
+        c = part.connection
+        text = (
+            f"cannot connect to the Modbus device at {c.host}:{c.port}{_from_env(c.host, c.port)}"
+            "; check that it is on and reachable from this PC"
+        )
+        if _is_loopback(c.host):
+            from engine.simdev.modbus_sim import MODELS
+
+            models = "|".join(sorted(MODELS))
+            text += f", or start the simulator: setpoint-sim modbus --model {models} --port {c.port}"
+        return text
+    if isinstance(part, ModbusHardware):
+        return _serial_advice(name, str(part.connection.port), "Modbus RTU device")
+    if isinstance(part, SerialHardware):
+        return _serial_advice(name, part.port.url, "serial instrument")
+    return f"{name}: cannot connect"
+
+
+def _serial_advice(name: str, url: str, what: str) -> str:
+    from engine.simdev.profiles import PROFILES
+
+    where = f"serial port {url}{_from_env(url)}"
+    if url.startswith("/") and not os.path.exists(url):
+        profile = name.split()[0] if name.split() and name.split()[0] in PROFILES else None
+        sim = f"--profile {profile}" if profile else "--profile " + "|".join(sorted(PROFILES))
+        return (
+            f"{name}: {where} does not exist; check the port name (Linux: /dev/ttyUSB0, "
+            f"Windows: COM3) or start a simulated instrument with `setpoint-sim serial {sim}` "
+            "and use the port it prints"
+        )
+    if url.startswith("/") and not os.access(url, os.R_OK | os.W_OK):
+        return (
+            f"{name}: no permission to open {where}; add this user to the group that owns it "
+            "(often `dialout`) and log in again"
+        )
+    return (
+        f"{name}: no answer from the {what} on {where}; check that it is on, the cable and the "
+        "line settings (baud rate, parity)"
+    )
+
+
+def _from_env(*values: object) -> str:
+    """Example UODs read addresses from SETPOINT_* variables; name the one that set this."""
+    wanted = {str(v) for v in values}
+    names = sorted(k for k, v in os.environ.items() if k.startswith("SETPOINT_") and v in wanted)
+    return f" (from {', '.join(names)})" if names else ""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 async def _run(args: argparse.Namespace) -> int:
     from engine.clock import RealClock
     from engine.ports import EngineCommandError, MessageSink
     from engine.runner import ConsoleSink, run_realtime
     from protocol.models import ControlAction
 
+    _setup_logging(args.log_level)
     uod, digest = _load(args.uod)
     text = _read_method(args.method)
     clock = RealClock()
@@ -327,6 +490,9 @@ async def _run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    advice = asyncio.create_task(
+        HardwareAdvice(engine.hardware, sys.stderr).watch(), name="hardware-advice"
+    )
     code = EXIT_OK
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which would otherwise show up as late scans.
@@ -349,6 +515,7 @@ async def _run(args: argparse.Namespace) -> int:
                 on_scan_error=lambda exc: print(f"scan error: {exc!r}", file=sys.stderr),
             )
     finally:
+        advice.cancel()
         # Stop a running method cleanly: outputs to safe values, RunStopped reported.
         with contextlib.suppress(EngineCommandError):
             engine.control(ControlAction.STOP, _user())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import threading
 import time
@@ -283,7 +284,10 @@ class SerialHardware:
                 write_timeout=p.timeout,
             )
         except Exception as exc:  # pyserial's errors vary by platform and URL handler
-            raise _LinkError(f"cannot open serial port {p.url}: {exc}") from None
+            # pyserial nests the OS error in its text; its errno says it in a few words.
+            errno = getattr(exc, "errno", None)
+            reason = os.strerror(errno).lower() if isinstance(errno, int) and errno > 0 else exc
+            raise _LinkError(f"cannot open serial port {p.url}: {reason}") from None
 
     def _close(self) -> None:
         port, self._serial = self._serial, None

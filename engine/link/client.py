@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random as random_module
+import socket
 import threading
 import time
 import uuid
@@ -287,16 +289,22 @@ class EngineLink:
             if exc.status in (401, 403):
                 self._failure(
                     f"the aggregator at {self.url} refused the engine token "
-                    f"(HTTP {exc.status}); check --token or SETPOINT_ENGINE_TOKEN. Retrying.",
+                    f"(HTTP {exc.status}); create one there with `setpoint-aggregator "
+                    "engine-token create NAME` and pass it with --token or "
+                    f"SETPOINT_ENGINE_TOKEN. {self._meanwhile()}",
                     level=logging.ERROR,
                 )
             else:
                 self._failure(
-                    f"the aggregator at {self.url} refused the websocket: HTTP {exc.status}"
+                    f"the aggregator at {self.url} refused the websocket: HTTP {exc.status}; "
+                    f"is that address a Setpoint aggregator? {self._meanwhile()}"
                 )
             return self._machine.connect_failed(self._clock())
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            self._failure(f"cannot reach the aggregator at {self.url}: {exc or type(exc).__name__}")
+            self._failure(
+                f"cannot reach the aggregator at {self.url}: {self._reason(exc)}; is "
+                f"`setpoint-aggregator serve` running there? {self._meanwhile()}"
+            )
             return self._machine.connect_failed(self._clock())
         self.connections += 1
         try:
@@ -306,6 +314,21 @@ class EngineLink:
             if not ws.closed:
                 await ws.close()
             self._signal_progress()
+
+    def _meanwhile(self) -> str:
+        """What the person at the engine needs to know while the link is down: nothing is lost."""
+        return f"The engine keeps running and retries; data waits in {self.outbox.path}"
+
+    def _reason(self, exc: BaseException) -> str:
+        """The cause in a few words ("connection refused"), not aiohttp's nested repr."""
+        if isinstance(exc, TimeoutError):
+            return f"no answer within {self._connect_timeout:g} s"
+        cause = getattr(exc, "os_error", exc)
+        if isinstance(cause, socket.gaierror):
+            return f"unknown host ({cause.strerror or cause})"
+        if isinstance(cause, OSError) and isinstance(cause.errno, int) and cause.errno > 0:
+            return os.strerror(cause.errno).lower()
+        return str(exc) or type(exc).__name__
 
     def _failure(self, message: str, level: int = logging.WARNING) -> None:
         """Log the first failure of an outage; repeats of the same failure only at debug."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -22,22 +25,74 @@ from engine.simdev.serial_server import PtyDevice, default_state_dir, make_instr
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="setpoint-sim", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    modbus = sub.add_parser("modbus", help="serve a process model as a Modbus TCP device")
-    modbus.add_argument("--model", required=True, choices=sorted(MODELS))
-    modbus.add_argument("--host", default="127.0.0.1")
-    modbus.add_argument("--port", type=int, default=DEFAULT_PORT)
-    modbus.add_argument("--interval", type=float, default=0.1, help="model step, seconds")
-    serial = sub.add_parser("serial", help="answer like a serial instrument on a pseudo-terminal")
-    serial.add_argument("--profile", required=True, choices=sorted(PROFILES))
+    parser = argparse.ArgumentParser(
+        prog="setpoint-sim",
+        description="Serve simulated instruments over the real protocols (Modbus TCP, serial) "
+        "so an engine can be run and tested without hardware. Each runs until Ctrl+C or SIGTERM.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modbus = sub.add_parser(
+        "modbus",
+        help="serve a process model as a Modbus TCP device",
+        description="Serve a process model as a Modbus TCP device (register map: "
+        "engine/simdev/README.md). Prints `modbus device: HOST:PORT (...)` once listening. "
+        "uod_examples/chromatography_modbus.py connects to it (SETPOINT_MODBUS_HOST, "
+        "SETPOINT_MODBUS_PORT).",
+    )
+    modbus.add_argument(
+        "--model", required=True, choices=sorted(MODELS), help="process model to serve; required"
+    )
+    modbus.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    modbus.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port to listen on (default: {DEFAULT_PORT}; Modbus devices usually use 502)",
+    )
+    modbus.add_argument(
+        "--interval",
+        type=float,
+        default=0.1,
+        metavar="SECONDS",
+        help="how often the model steps on the simulator's clock (default: 0.1)",
+    )
+    serial = sub.add_parser(
+        "serial",
+        help="answer like a serial instrument on a pseudo-terminal",
+        description="Answer like a serial instrument on a new pseudo-terminal and print "
+        "`serial device: /dev/pts/N`; give that path to the engine (uod_examples/dosing.py reads "
+        "SETPOINT_PUMP_PORT and SETPOINT_BALANCE_PORT). Linux and macOS only.",
+    )
+    serial.add_argument(
+        "--profile",
+        required=True,
+        choices=sorted(PROFILES),
+        help="instrument to imitate: a laboratory balance or a peristaltic pump; required",
+    )
     serial.add_argument(
         "--state-dir",
         type=Path,
         default=default_state_dir(),
-        help="folder where the pump publishes its flow for the balance (default: %(default)s)",
+        metavar="DIR",
+        help="folder where the pump publishes its flow so the balance's weight follows it "
+        "(default: %(default)s)",
     )
     return parser
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    """Tell a busy port apart from pymodbus's one-size "cannot listen" so the advice fits."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def _say(line: str) -> None:
@@ -70,11 +125,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 1 <= args.port <= 65535:
             print(f"setpoint-sim: error: --port must be 1..65535, not {args.port}", file=sys.stderr)
             return 2
+        # pymodbus logs its own failures ("Failed to start server ..."); ours is one line.
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL + 1)
         try:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_modbus(args))
         except OSError as exc:
-            print(f"setpoint-sim: error: {exc}", file=sys.stderr)
+            if _port_in_use(args.host, args.port):
+                print(
+                    f"setpoint-sim: error: cannot listen on {args.host}:{args.port}: the port is "
+                    "already in use (another setpoint-sim or `make demo`?); stop that or pick "
+                    "another with --port",
+                    file=sys.stderr,
+                )
+            else:
+                print(f"setpoint-sim: error: {exc}", file=sys.stderr)
             return 1
         return 0
     try:
