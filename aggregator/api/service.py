@@ -27,6 +27,7 @@ from aggregator.audit import AuditTrail
 from aggregator.context import CONTEXT_KEY, AppContext
 from aggregator.live import LiveEngine
 from aggregator.models import Contributor, RunMethod
+from aggregator.models import Engine as EngineRow
 from aggregator.models import Run as RunRow
 from aggregator.security import token_hash
 from aggregator.ws.hub import Hub, Viewer
@@ -35,6 +36,7 @@ from protocol import CommandResult, Method, MethodLine, UodDescription
 T_CONTRIBUTOR: sa.Table = Contributor.__table__  # type: ignore[attr-defined]
 T_RUN_METHOD: sa.Table = RunMethod.__table__  # type: ignore[attr-defined]
 T_RUN: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
+T_ENGINE: sa.Table = EngineRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -173,9 +175,17 @@ def method_view(method: Method | None, method_state: dict[str, Any]) -> MethodVi
 
 
 def latest_stored_method(ctx: AppContext, unit_id: str) -> Method | None:
-    """The newest method version stored with any run of the unit (after an aggregator restart,
-    before the engine sends its method again)."""
+    """The unit's method as last stored (after an aggregator restart, before the engine sends
+    its method again): the engine's latest, else the newest version stored with a run."""
     with ctx.storage.engine.connect() as conn:
+        latest = conn.execute(
+            sa.select(T_ENGINE.c.method_json).where(T_ENGINE.c.id == unit_id)
+        ).scalar()
+        if latest and latest != "{}":
+            try:
+                return Method.model_validate_json(latest)
+            except ValidationError:
+                pass
         row = conn.execute(
             sa.select(T_RUN_METHOD.c.version, T_RUN_METHOD.c.time, T_RUN_METHOD.c.lines_json)
             .select_from(T_RUN_METHOD.join(T_RUN, T_RUN.c.pk == T_RUN_METHOD.c.run_pk))

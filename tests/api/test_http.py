@@ -173,6 +173,8 @@ async def test_method_get_put_conflict_refusal_and_check(api: Api, engine: FakeE
     status, view = await api.call("GET", unit_path(engine, "/method"), "viewer")
     assert status == 200
     assert view["version"] == 3 and view["text"] == "Mark: one\nMark: two"  # type: ignore[index]
+    api.agg.app[API_STATE_KEY].methods.clear()  # as after a restart: read back from storage
+    assert (await api.call("GET", unit_path(engine, "/method"), "viewer"))[1] == view
 
     status, body = await api.call(
         "PUT", unit_path(engine, "/method"), json={"text": "Mark: x", "expected_version": 2}
