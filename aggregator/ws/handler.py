@@ -177,8 +177,8 @@ class WsSession:
                 {
                     "type": "error",
                     "id": message.id,
-                    "topic": topic,
-                    "error": str(exc),
+                    "subscribe": topic,  # not "topic": clients route frames with a topic to it
+                    "error": f"cannot subscribe to {topic!r}: {exc}",
                     "field": "topic",
                 }
             )
@@ -197,8 +197,9 @@ class WsSession:
                     {
                         "type": "error",
                         "id": message.id,
-                        "topic": topic,
-                        "error": str(exc) if isinstance(exc, ActionFailed) else "snapshot failed",
+                        "subscribe": topic,
+                        "error": f"cannot subscribe to {topic!r}: "
+                        + (str(exc) if isinstance(exc, ActionFailed) else "snapshot failed"),
                         "field": None,
                     }
                 )

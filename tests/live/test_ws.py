@@ -183,6 +183,8 @@ async def test_bad_frames_are_answered_naming_the_field(
     assert errors[2]["field"] == "pcode" and errors[2]["id"] == "c1"
     assert errors[3]["field"] == "topic"
     assert errors[4]["id"] == "s1" and "unknown unit" in errors[4]["error"]
+    assert errors[4]["subscribe"] == "unit/ghost/tags"
+    assert not [e for e in errors if "topic" in e]  # clients route frames with a topic
     await client.send({"action": "ping", "id": "still-up"})
     await client.wait(lambda f: f.get("id") == "still-up")
 
