@@ -12,8 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 ROLES = ("viewer", "operator", "admin")
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
+def new_token(prefix: str = "spt") -> str:
+    """A random token with a fixed prefix: it never starts with "-" (so it survives being passed
+    as a command-line argument), and a leaked one is recognisable in logs and secret scanners."""
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
 
 
 def _bytes(text: str) -> bytes:
