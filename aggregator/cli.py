@@ -64,8 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for every "
-        "interface)",
+        help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for every interface)",
     )
     serve.add_argument(
         "--port",

@@ -389,7 +389,9 @@ def hardware_advice(part: Hardware) -> str:
             from engine.simdev.modbus_sim import MODELS
 
             models = "|".join(sorted(MODELS))
-            text += f", or start the simulator: setpoint-sim modbus --model {models} --port {c.port}"
+            text += (
+                f", or start the simulator: setpoint-sim modbus --model {models} --port {c.port}"
+            )
         return text
     if isinstance(part, ModbusHardware):
         return _serial_advice(name, str(part.connection.port), "Modbus RTU device")

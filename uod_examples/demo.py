@@ -310,22 +310,37 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m uod_examples.demo", description=__doc__.splitlines()[0]
+        prog="python -m uod_examples.demo",
+        description="The whole of Setpoint on one machine (what `make demo` runs): an aggregator "
+        "on SQLite, the Modbus and serial device simulators, and two engines (chromatography "
+        "over Modbus, dosing over serial lines). Prints the web UI's URL and the login "
+        f"({DEMO_USER} / {DEMO_PASSWORD}) once both units are online; Ctrl-C stops everything "
+        "it started. Runs again on the same data directory keep earlier runs.",
     )
     parser.add_argument(
         "--data-dir",
         type=Path,
         default=Path("demo-data"),
-        help="where the database, logs and engine outboxes live (default: ./demo-data)",
+        metavar="DIR",
+        help="where the database, logs (DIR/logs) and engine outboxes live (default: ./demo-data)",
     )
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address every server binds to (default: 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address every server binds to and the engines connect to (default: 127.0.0.1)",
     )
     parser.add_argument(
-        "--port", type=int, default=9800, help="aggregator HTTP port (default: 9800)"
+        "--port",
+        type=int,
+        default=9800,
+        help="aggregator port: the web UI is at http://HOST:PORT (default: 9800)",
     )
     parser.add_argument(
-        "--modbus-port", type=int, default=5020, help="Modbus simulator port (default: 5020)"
+        "--modbus-port",
+        type=int,
+        default=5020,
+        metavar="PORT",
+        help="port of the Modbus chromatography simulator (default: 5020)",
     )
     args = parser.parse_args(argv)
 

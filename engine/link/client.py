@@ -110,6 +110,7 @@ class EngineLink:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._session: aiohttp.ClientSession | None = None
         self._last_failure: str | None = None
+        self._said_online = False
         self.connections = 0
 
     # --- status -------------------------------------------------------------------------------
@@ -303,7 +304,8 @@ class EngineLink:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self._failure(
                 f"cannot reach the aggregator at {self.url}: {self._reason(exc)}; is "
-                f"`setpoint-aggregator serve` running there? {self._meanwhile()}"
+                f"`setpoint-aggregator serve` running there? {self._meanwhile()}",
+                kind="unreachable",
             )
             return self._machine.connect_failed(self._clock())
         self.connections += 1
@@ -330,11 +332,16 @@ class EngineLink:
             return os.strerror(cause.errno).lower()
         return str(exc) or type(exc).__name__
 
-    def _failure(self, message: str, level: int = logging.WARNING) -> None:
-        """Log the first failure of an outage; repeats of the same failure only at debug."""
-        if message != self._last_failure:
+    def _failure(self, message: str, level: int = logging.WARNING, kind: str | None = None) -> None:
+        """Log the first failure of an outage; repeats of the same kind only at debug.
+
+        `kind` groups failures whose text varies from try to try (a peer that resets or drops
+        the connection) so that the person at the engine hears about the outage once.
+        """
+        key = kind or message
+        if key != self._last_failure:
             log.log(level, "%s", message)
-            self._last_failure = message
+            self._last_failure = key
         else:
             log.debug("%s", message)
 
@@ -354,9 +361,12 @@ class EngineLink:
                 async for message in ws:
                     if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                         actions = self._machine.frame_received(message.data, self._clock())
-                        if self._machine.online and self._last_failure is not None:
+                        if self._machine.online and (
+                            self._last_failure is not None or not self._said_online
+                        ):
                             log.info("connected to the aggregator at %s", self.url)
                             self._last_failure = None
+                            self._said_online = True
                         if not await self._perform(ws, actions):
                             break
                         if self._machine.has_more:
