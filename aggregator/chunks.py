@@ -165,3 +165,41 @@ def decode_chunk(blob: bytes) -> list[Sample]:
     else:
         values = json.loads(data[pos:])
     return list(zip(stamps, values, strict=True))
+
+
+SUMMARY_COLUMNS = ("v_kind", "v_min", "t_min", "v_max", "t_max", "v_first", "v_last")
+"""Columns of sample_chunk that summarize its values, so a wide plot needs no decoding."""
+
+
+def chunk_summary(samples: Sequence[Sample]) -> dict[str, str | float | None]:
+    """The numeric summary stored beside a chunk: extremes with the time of their first
+    occurrence (the sample decimation keeps), and the first and last values.
+
+    Only chunks of all-float or all-int values (ints exact as floats) get one; anything with
+    text, booleans, gaps (None) or NaN is left unsummarized (all None) and is decoded when
+    plotted, because decimation treats those specially and must give the same answer either way.
+    """
+    empty: dict[str, str | float | None] = dict.fromkeys(SUMMARY_COLUMNS)
+    if not samples:
+        return empty
+    values = [v for _, v in samples]
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        if any(v != v for v in values):
+            return empty
+        kind = "f"
+    elif kinds == {int} and all(-(2**53) < v < 2**53 for v in values):  # type: ignore[operator]
+        kind = "i"
+    else:
+        return empty
+    smallest = min(values)  # type: ignore[type-var]
+    largest = max(values)  # type: ignore[type-var]
+    return {
+        "v_kind": kind,
+        "v_min": float(smallest),  # type: ignore[arg-type]
+        "t_min": samples[values.index(smallest)][0],
+        "v_max": float(largest),  # type: ignore[arg-type]
+        "t_max": samples[values.index(largest)][0],
+        "v_first": float(values[0]),  # type: ignore[arg-type]
+        "v_last": float(values[-1]),  # type: ignore[arg-type]
+    }

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from protocol import ScalarValue
 
 DEFAULT_POINTS = 1000
-_NUMERIC_TYPES = frozenset({int, float, type(None)})
+NUMERIC_TYPES = frozenset({int, float, type(None)})
 
 
 def is_numeric(value: ScalarValue) -> bool:
@@ -33,17 +33,25 @@ def window(t: Sequence[float], start: float | None, end: float | None) -> tuple[
 
 
 def decimate_numeric(
-    t: Sequence[float], v: Sequence[float | None], points: int = DEFAULT_POINTS
+    t: Sequence[float],
+    v: Sequence[float | None],
+    points: int = DEFAULT_POINTS,
+    total: int | None = None,
 ) -> list[int]:
     """Indices (ascending) of the samples to keep: each bucket's minimum and maximum.
 
     `t` is sorted ascending; `None` values are gaps: a bucket with no number keeps one gap marker
     so the plot shows the hole instead of drawing a line across it. At most `points` indices are
     returned (at least 2 are allowed, so a single peak and trough always fit).
+
+    `total`: how many samples the series really has when `t`/`v` is a subsequence that keeps,
+    for every stretch left out, its first occurrences of minimum and maximum and which lies in
+    one bucket (the summary path of Storage.read_decimated); the buckets depend only on the
+    first and last time, so the answer is the same as for the full series.
     """
     n = len(t)
     points = max(points, 2)
-    if n <= points:
+    if (n if total is None else total) <= points:
         return list(range(n))
     buckets = points // 2
     t0, t1 = t[0], t[-1]
@@ -98,6 +106,6 @@ def decimate(
     t: Sequence[float], v: Sequence[ScalarValue], points: int = DEFAULT_POINTS
 ) -> tuple[list[float], list[ScalarValue]]:
     """Decimate one series: min/max buckets for numbers, every change for anything else."""
-    numeric = set(map(type, v)) <= _NUMERIC_TYPES  # C-speed scan; bool is not a number here
+    numeric = set(map(type, v)) <= NUMERIC_TYPES  # C-speed scan; bool is not a number here
     idx = decimate_numeric(t, v, points) if numeric else changes(v)  # type: ignore[arg-type]
     return [t[i] for i in idx], [v[i] for i in idx]

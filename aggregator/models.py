@@ -129,6 +129,15 @@ class SampleChunk(SQLModel, table=True):
     t_last: float
     count: int
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # Summary of the values (aggregator.chunks.chunk_summary), so that a plot whose buckets are
+    # wider than the chunk reads these instead of decoding the blob. v_kind None: no summary.
+    v_kind: str | None = Field(default=None, max_length=1)
+    v_min: float | None = None
+    t_min: float | None = None
+    v_max: float | None = None
+    t_max: float | None = None
+    v_first: float | None = None
+    v_last: float | None = None
 
 
 class RunLogEntry(SQLModel, table=True):

@@ -7,9 +7,11 @@ transaction, when they are simply dropped and reloaded.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
+from bisect import bisect_right
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from aggregator import models as m
-from aggregator.chunks import Sample, decode_chunk, encode_chunk
+from aggregator.chunks import Sample, chunk_summary, decode_chunk, encode_chunk
+from aggregator.decimate import NUMERIC_TYPES, decimate, decimate_numeric
 from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store
 from protocol import (
     ControlState,
@@ -831,6 +834,7 @@ class Storage:
                     "t_last": part[-1][0],
                     "count": len(part),
                     "data": encode_chunk(part),
+                    **chunk_summary(part),
                 }
             )
         if rows:
@@ -900,6 +904,165 @@ class Storage:
             samples.append((r[0], _row_value(r[3], r[1], r[2])))
         samples.sort(key=lambda s: s[0])
         return samples, len(blobs)
+
+    def read_decimated(
+        self,
+        run_pk: int,
+        tag_id: int,
+        t0: float,
+        t1: float,
+        points: int,
+        conn: Connection | None = None,
+    ) -> tuple[list[float], list[ScalarValue], int]:
+        """The plot series of one tag in [t0, t1]: exactly `decimate(read_samples(...))`, and
+        how many chunks were decoded.
+
+        A chunk whose summary lies wholly inside one decimation bucket is represented by its
+        first, minimum, maximum and last samples instead of being decoded: the bucket keeps its
+        first occurrences of minimum and maximum, and those are among them. Chunks reaching over
+        the window's edges or a bucket edge, chunks without a summary (text, gaps), and the
+        recent rows are read sample by sample. Anything unusual (overlapping chunks, a text
+        series, few samples) takes the plain path, which is the definition."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.read_decimated(run_pk, tag_id, t0, t1, points, own)
+        plan = self._summary_plan(conn, run_pk, tag_id, t0, t1, points)
+        if plan is None:
+            samples, read = self.read_samples(run_pk, tag_id, t0, t1, conn)
+            dt, dv = decimate([s[0] for s in samples], [s[1] for s in samples], points)
+            return dt, dv, read
+        return plan
+
+    def _summary_plan(
+        self, conn: Connection, run_pk: int, tag_id: int, t0: float, t1: float, points: int
+    ) -> tuple[list[float], list[ScalarValue], int] | None:
+        where = (T_CHUNK.c.run_pk == run_pk, T_CHUNK.c.tag_id == tag_id)
+        cols = (
+            T_CHUNK.c.id,
+            T_CHUNK.c.t_first,
+            T_CHUNK.c.t_last,
+            T_CHUNK.c.count.label("n"),
+            T_CHUNK.c.v_kind,
+            T_CHUNK.c.v_min,
+            T_CHUNK.c.t_min,
+            T_CHUNK.c.v_max,
+            T_CHUNK.c.t_max,
+            T_CHUNK.c.v_first,
+            T_CHUNK.c.v_last,
+        )
+        # the same chunks read_samples reads
+        chunks = []
+        before = conn.execute(
+            sa.select(*cols)
+            .where(*where, T_CHUNK.c.t_first <= t0)
+            .order_by(T_CHUNK.c.t_first.desc())
+            .limit(1)
+        ).first()
+        if before is not None and before.t_last >= t0:
+            chunks.append(before)
+        chunks.extend(
+            conn.execute(
+                sa.select(*cols)
+                .where(*where, T_CHUNK.c.t_first > t0, T_CHUNK.c.t_first <= t1)
+                .order_by(T_CHUNK.c.t_first)
+            ).all()
+        )
+        if not chunks:
+            return None
+        recent: list[Sample] = [
+            (r[0], _row_value(r[3], r[1], r[2]))
+            for r in conn.execute(
+                sa.select(T_RECENT.c.t, T_RECENT.c.num, T_RECENT.c.text, T_RECENT.c.kind)
+                .where(
+                    T_RECENT.c.run_pk == run_pk,
+                    T_RECENT.c.tag_id == tag_id,
+                    T_RECENT.c.t >= t0,
+                    T_RECENT.c.t <= t1,
+                )
+                .order_by(T_RECENT.c.t, T_RECENT.c.id)
+            )
+        ]
+        total = sum(c.n for c in chunks if t0 <= c.t_first and c.t_last <= t1) + len(recent)
+        if total <= points:
+            return None  # every sample is kept: nothing to save
+        # Bucket edges need the window's first and last sample times, which partial chunks at
+        # the window's edges only give when decoded.
+        decoded: dict[int, list[Sample]] = {}
+        edge_ids = [c.id for c in chunks if c.v_kind is None or c.t_first < t0 or c.t_last > t1]
+        self._decode_into(conn, edge_ids, t0, t1, decoded)
+        segments: list[tuple[float, float]] = []
+        for c in chunks:
+            part = decoded.get(c.id)
+            if part is None:
+                segments.append((c.t_first, c.t_last))
+            elif part:
+                segments.append((part[0][0], part[-1][0]))
+        if recent:
+            segments.append((recent[0][0], recent[-1][0]))
+        if any(a[1] >= b[0] for a, b in itertools.pairwise(segments)):
+            return None  # overlapping stretches: only a full sort gives the order
+        values = [v for part in decoded.values() for _, v in part] + [v for _, v in recent]
+        if not set(map(type, values)) <= NUMERIC_TYPES or any(v != v for v in values):
+            return None  # text series keep every change; NaN makes min/max order-dependent
+        total = sum(c.n for c in chunks if c.id not in decoded)
+        total += sum(len(p) for p in decoded.values()) + len(recent)
+        if total <= points or not segments:
+            return None
+        first, last = segments[0][0], segments[-1][1]
+        span = last - first
+        buckets = max(points, 2) // 2
+        if span <= 0:
+            return None
+        edges = [first + span * (b + 1) / buckets for b in range(buckets - 1)]
+        straddling = [
+            c.id
+            for c in chunks
+            if c.id not in decoded
+            and bisect_right(edges, c.t_first) != bisect_right(edges, c.t_last)
+        ]
+        self._decode_into(conn, straddling, t0, t1, decoded)
+        t: list[float] = []
+        v: list[ScalarValue] = []
+        for c in chunks:
+            part = decoded.get(c.id)
+            if part is not None:
+                t.extend(s[0] for s in part)
+                v.extend(s[1] for s in part)
+                continue
+            cast = int if c.v_kind == "i" else float
+            picks = sorted(
+                [(c.t_min, 1, c.v_min), (c.t_max, 2, c.v_max)], key=lambda x: (x[0], x[1])
+            )
+            if picks[0][0] == picks[1][0] and picks[0][2] != picks[1][2]:
+                return None  # two values at one time: their order is in the blob only
+            for time_, _, value in [(c.t_first, 0, c.v_first), *picks, (c.t_last, 3, c.v_last)]:
+                if t and t[-1] == time_:
+                    if v[-1] != value:
+                        return None
+                    continue
+                t.append(time_)
+                v.append(cast(value))
+        t.extend(s[0] for s in recent)
+        v.extend(s[1] for s in recent)
+        keep = decimate_numeric(t, v, points, total=total)  # type: ignore[arg-type]
+        return [t[i] for i in keep], [v[i] for i in keep], len(decoded)
+
+    def _decode_into(
+        self,
+        conn: Connection,
+        ids: Sequence[int],
+        t0: float,
+        t1: float,
+        out: dict[int, list[Sample]],
+    ) -> None:
+        wanted = [i for i in ids if i not in out]
+        for start in range(0, len(wanted), 500):
+            for row in conn.execute(
+                sa.select(T_CHUNK.c.id, T_CHUNK.c.data).where(
+                    T_CHUNK.c.id.in_(wanted[start : start + 500])
+                )
+            ):
+                out[row.id] = [s for s in decode_chunk(row.data) if t0 <= s[0] <= t1]
 
     def run_tags(self, conn: Connection, run_pk: int) -> list[tuple[int, str, str | None]]:
         ids = sa.union(

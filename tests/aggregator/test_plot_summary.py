@@ -1,0 +1,158 @@
+"""Plots from chunk summaries give exactly the plot decoded from every sample, on SQLite and
+PostgreSQL; and migration 0003 summarizes the chunks stored before it."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aggregator import models as m
+from aggregator.chunks import encode_chunk
+from aggregator.db import alembic_config, create_db_engine, upgrade
+from aggregator.decimate import decimate
+from aggregator.store import Storage, _sample_row
+from protocol import ScalarValue
+from tests.aggregator.test_storage import Feeder, rid, started
+
+T_CHUNK: sa.Table = m.SampleChunk.__table__  # type: ignore[attr-defined]
+
+
+def _new_series(storage: Storage, run_pk: int, engine_id: str) -> int:
+    with storage.engine.begin() as conn:
+        return storage._tag_id(conn, engine_id, "T" + uuid.uuid4().hex[:8], "bar")
+
+
+def _store(
+    storage: Storage, run_pk: int, tag: int, chunked: list[tuple[float, ScalarValue]],
+    recent: list[tuple[float, ScalarValue]],
+) -> None:
+    with storage.engine.begin() as conn:
+        storage.write_chunks(conn, run_pk, tag, chunked)
+        if recent:
+            conn.exec_driver_sql(
+                storage._insert_samples, [_sample_row(run_pk, tag, t, v) for t, v in recent]
+            )
+
+
+def _plain(
+    storage: Storage, run_pk: int, tag: int, t0: float, t1: float, points: int
+) -> tuple[list[float], list[ScalarValue]]:
+    samples, _ = storage.read_samples(run_pk, tag, t0, t1)
+    return decimate([s[0] for s in samples], [s[1] for s in samples], points)
+
+
+@st.composite
+def series(draw: st.DrawFn) -> tuple[list[tuple[float, ScalarValue]], int]:
+    n = draw(st.integers(min_value=1, max_value=2500))
+    kind = draw(st.sampled_from(["float", "int", "gaps", "text", "few"]))
+    steps = draw(st.lists(st.sampled_from([0.25, 1.0, 1.0, 1.000001, 7.5]), min_size=1, max_size=5))
+    t = 1_700_000_000.123457
+    out: list[tuple[float, ScalarValue]] = []
+    value = 0
+    for i in range(n):
+        t += steps[i % len(steps)]
+        value += draw(st.integers(min_value=-3, max_value=3)) if i % 97 == 0 else (i % 5) - 2
+        v: ScalarValue
+        if kind == "int":
+            v = value
+        elif kind == "few":
+            v = float(value % 4)  # many equal extremes: the first occurrence must win
+        elif kind == "gaps" and i % 50 < 3:
+            v = None
+        elif kind == "text" and i % 400 == 7:
+            v = "jammed"
+        else:
+            v = value / 100
+        out.append((round(t * 1e6) / 1e6, v))
+    recent = draw(st.integers(min_value=0, max_value=min(n, 400)))
+    return out, recent
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=series(),
+    points=st.integers(min_value=2, max_value=300),
+    window=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+)
+def test_summary_plot_equals_the_decoded_plot(
+    storage: Storage,
+    data: tuple[list[tuple[float, ScalarValue]], int],
+    points: int,
+    window: tuple[float, float],
+) -> None:
+    samples, recent = data
+    f = Feeder(storage)
+    r = rid()
+    f.send(started(r, 1_700_000_000.0))
+    run = storage.run_by_id(r)
+    assert run is not None
+    tag = _new_series(storage, run["pk"], f.engine_id)
+    cut = len(samples) - recent
+    _store(storage, run["pk"], tag, samples[:cut], samples[cut:])
+    first, last = samples[0][0], samples[-1][0]
+    a, b = sorted(window)
+    for t0, t1 in ((first - 1, last + 1), (first + a * (last - first), first + b * (last - first))):
+        expected = _plain(storage, run["pk"], tag, t0, t1, points)
+        dt, dv, _ = storage.read_decimated(run["pk"], tag, t0, t1, points)
+        assert (dt, dv) == expected
+        assert [type(x) for x in dv] == [type(x) for x in expected[1]]
+
+
+def test_wide_buckets_are_answered_from_summaries(storage: Storage) -> None:
+    f = Feeder(storage)
+    r = rid()
+    f.send(started(r, 0.0))
+    run = storage.run_by_id(r)
+    assert run is not None
+    tag = _new_series(storage, run["pk"], f.engine_id)
+    # 100 chunks of 300 s; a spike and a dip inside chunks that are summarized
+    values = [round((t % 600) / 60, 2) for t in range(30_000)]
+    values[12_345] = 99.5
+    values[20_001] = -42.25
+    _store(storage, run["pk"], tag, [(float(t), v) for t, v in enumerate(values)], [])
+    points = 20  # 10 buckets of 3000 s: at most 9 chunks straddle an edge
+    dt, dv, decoded = storage.read_decimated(run["pk"], tag, 0.0, 1e9, points)
+    assert (dt, dv) == _plain(storage, run["pk"], tag, 0.0, 1e9, points)
+    assert decoded <= 9
+    assert (12_345.0, 99.5) in zip(dt, dv, strict=True)
+    assert (20_001.0, -42.25) in zip(dt, dv, strict=True)
+    # a zoom narrower than a chunk decodes what it needs and is still exact
+    dt, dv, decoded = storage.read_decimated(run["pk"], tag, 12_000.0, 12_500.0, points)
+    assert (dt, dv) == _plain(storage, run["pk"], tag, 12_000.0, 12_500.0, points)
+    assert decoded == 2
+
+
+def test_migration_0003_summarizes_existing_chunks(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    floats = [(1.0 + i, 5.0 - abs(i - 3)) for i in range(8)]
+    texts = [(1.0, "a"), (2.0, "b")]
+    with engine.begin() as conn:
+        for tag_id, part in ((1, floats), (2, texts)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sample_chunk (run_pk, tag_id, t_first, t_last, count, data) "
+                    "VALUES (1, :tag, :a, :b, :n, :data)"
+                ),
+                {"tag": tag_id, "a": part[0][0], "b": part[-1][0], "n": len(part),
+                 "data": encode_chunk(part)},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = {r.tag_id: r for r in conn.execute(sa.select(T_CHUNK))}
+    engine.dispose()
+    assert (rows[1].v_kind, rows[1].v_min, rows[1].t_min, rows[1].v_max, rows[1].t_max) == (
+        "f", 1.0, 8.0, 5.0, 4.0
+    )
+    assert (rows[1].v_first, rows[1].v_last) == (2.0, 1.0)
+    assert rows[2].v_kind is None and rows[2].v_min is None
