@@ -14,9 +14,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from aggregator.api.common import ApiError, respond
+from aggregator.api.common import ApiError, current_user, respond
+from aggregator.api.roles import may_see
 from aggregator.context import CONTEXT_KEY
-from protocol import ScalarValue
+from protocol import ScalarValue, UodDescription
 
 
 class RunSummary(BaseModel):
@@ -88,12 +89,24 @@ def _cell(value: ScalarValue) -> str:
     return str(value)
 
 
+def _check_roles(run: dict[str, Any], role: str, run_id: str) -> None:
+    """The export is the run's data: the same required roles guard it as the run's detail and
+    plot (api.runs_api.visible_run); the run's own UOD says which."""
+    try:
+        uod = UodDescription.model_validate_json(run.get("uod_json") or "{}")
+    except ValidationError:
+        return
+    if not may_see(role, uod.required_roles):
+        raise ApiError(403, f"run {run_id!r} belongs to a unit you may not see")
+
+
 async def run_csv(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT_KEY]
     run_id = request.match_info["run_id"]
     run = await ctx.read(ctx.storage.run_by_id, run_id)
     if run is None:
         raise ApiError(404, f"no run with id {run_id!r}")
+    _check_roles(run, current_user(request)["role"], run_id)
     storage = ctx.storage
 
     def header() -> tuple[list[tuple[int, str, str | None]], list[str]]:

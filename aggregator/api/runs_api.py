@@ -271,7 +271,7 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
             "viewer",
             response=str,
             media_type="text/csv",
-            errors=(404,),
+            errors=(403, 404),
             tags=TAGS,
         ),
         None,

@@ -302,6 +302,32 @@ async def test_runs_list_filter_page_detail_plot_csv(api: Api, engine: FakeEngin
     assert header.startswith("UTC timestamp,Run Time,")
 
 
+@pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_csv_of_a_unit_with_required_roles(api: Api) -> None:
+    uod = p.UodDescription(
+        name="Secret",
+        required_roles=["operator"],
+        tags=[p.TagDescription(name="FT01", unit="L/h", kind="reading")],
+    )
+    secret = await api.engine(uod=uod)
+    run_id = "secret-" + secret.engine_id.split("/")[0]
+    try:
+        await fill_run(secret, run_id, 1_700_000_000.0, 5)
+        path = f"/api/runs/{run_id}/csv"
+        status, body = await api.call("GET", path, "viewer")
+        assert status == 403 and "may not see" in body["error"]  # type: ignore[index]
+        assert body["field"] is None  # type: ignore[index]
+        # the same answer as the run's other endpoints
+        assert (await api.call("GET", f"/api/runs/{run_id}", "viewer"))[0] == 403
+        status, text = await api.call("GET", path, "operator")
+        assert status == 200 and str(text).startswith("# unit:")
+        assert (await api.call("GET", "/api/runs/no-such-run/csv", "viewer"))[0] == 404
+    finally:
+        await secret.aclose()
+
+
 # --- bad input ---------------------------------------------------------------------------------------
 
 
