@@ -48,11 +48,18 @@ def build_plot(
     started = float(run["started"])
     with storage.engine.connect() as conn:
         tags = storage.run_tags(conn, run["pk"])
-        by_name = {name: (tag_id, unit) for tag_id, name, unit in tags}
+        by_name: dict[str, tuple[int | None, str | None]] = {
+            name: (tag_id, unit) for tag_id, name, unit in tags
+        }
         if names is not None:
-            missing = [n for n in names if n not in by_name]
+            # A tag of the run's UOD that has no samples (yet) is an empty series: a plot of
+            # several tags must not fail because one has not changed since the run started.
+            declared = {t.name: t.unit for t in uod.tags} if uod is not None else {}
+            missing = [n for n in names if n not in by_name and n not in declared]
             if missing:
                 raise UnknownTags(missing)
+            for n in names:
+                by_name.setdefault(n, (None, declared.get(n)))
             wanted = names
         else:
             wanted = [name for _, name, _ in tags]
@@ -69,6 +76,9 @@ def build_plot(
         for name in wanted:
             tag_id, unit = by_name[name]
             samples: list[tuple[float, ScalarValue]] = []
+            if tag_id is None:
+                series.append(PlotSeries(tag=name, unit=unit, t=[], run_time=[], v=[]))
+                continue
             if name in annotation_tags:  # annotations need every change
                 samples, _ = storage.read_samples(run["pk"], tag_id, t0, t1, conn)
                 dt, dv = decimate([s[0] for s in samples], [s[1] for s in samples], points)

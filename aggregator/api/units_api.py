@@ -181,7 +181,9 @@ async def plot_of_run(ctx: AppContext, run: dict[str, Any], query: PlotQuery) ->
             query.points,
         )
     except UnknownTags as exc:
-        raise ApiProblem(422, f"no data for tag(s) {exc} in this run", "tags") from None
+        raise ApiProblem(
+            422, f"unknown tag(s) {exc}: not in the unit's UOD for this run", "tags"
+        ) from None
 
 
 def setup(app: web.Application, routes: ApiRoutes) -> None:

@@ -302,6 +302,24 @@ async def test_runs_list_filter_page_detail_plot_csv(api: Api, engine: FakeEngin
     assert header.startswith("UTC timestamp,Run Time,")
 
 
+async def test_plot_of_a_tag_without_data_is_an_empty_series(
+    api: Api, engine: FakeEngine
+) -> None:
+    t0 = 1_700_000_000.0
+    await fill_run(engine, "gamma-3", t0, 10)  # FT01 and Inlet change; PT01 never does
+    for path in ("/api/runs/gamma-3/plot", unit_path(engine, "/plot")):
+        if path.startswith("/api/units"):
+            await engine.run_started("gamma-4", t0 + 100)
+            await engine.tags("gamma-4", t0 + 101, FT01=3.0)
+        status, plot = await api.call("GET", f"{path}?tags=FT01,PT01", "viewer")
+        assert status == 200, plot
+        ft, pt = plot["series"]  # type: ignore[index]
+        assert ft["tag"] == "FT01" and ft["v"]
+        assert pt == {"tag": "PT01", "unit": "bar", "t": [], "run_time": [], "v": []}
+        status, body = await api.call("GET", f"{path}?tags=FT01,Nope", "viewer")
+        assert status == 422 and body["field"] == "tags" and "Nope" in body["error"]  # type: ignore[index]
+
+
 @pytest.mark.parametrize(
     "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
