@@ -60,6 +60,11 @@ log = logging.getLogger(__name__)
 
 _CLOSE = object()
 
+TIMING_TAGS = {"Run Time": "run_time", "Process Time": "process_time"}
+"""System tags that are also fields of the unit summary: the engine sends ControlState only on
+state changes, but these tags every scan while a run goes on."""
+SUMMARY_PUSH_INTERVAL = 1.0
+
 
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
@@ -390,6 +395,7 @@ class EngineConnection:
         live.last_seen = time.time()
         if isinstance(message, TagsUpdated):
             changed = []
+            timing = 0.0
             for tag in message.tags:
                 if tag.historical:
                     continue  # replayed: fills the stored run, never the live view
@@ -400,11 +406,23 @@ class EngineConnection:
                 new = LiveTag(tag.name, tag.value, unit, tag.tick, tag.quality, tag.simulated)
                 live.tags[tag.name] = new
                 changed.append(new.as_json())
+                field = TIMING_TAGS.get(tag.name)
+                if field is not None and type(tag.value) in (int, float):
+                    live.control[field] = float(tag.value)  # type: ignore[arg-type]
+                    timing = max(timing, tag.tick)
             if changed:
                 hub.publish(f"{topic}/tags", {"tags": changed})
+            if (
+                timing
+                and live.control.get("state", "Stopped") != "Stopped"
+                and timing - live.summary_pushed_at >= SUMMARY_PUSH_INTERVAL
+            ):
+                live.summary_pushed_at = timing
+                hub.publish(f"{topic}/control", live.control)
         elif isinstance(message, ControlState):
             if message.time >= live.control.get("time", 0.0):
                 live.control = message.model_dump(mode="json")
+                live.summary_pushed_at = message.time
                 hub.publish(f"{topic}/control", live.control)
                 self.ctx.live.publish_units()
         elif isinstance(message, RunStarted):

@@ -53,6 +53,9 @@ class LiveEngine:
     run_id: str | None = None
     run_changed_at: float = 0.0
     last_seen: float = 0.0
+    summary_pushed_at: float = 0.0
+    """Engine time of the last unit-summary push, so Run Time updates push at most once per
+    second of engine time (a deterministic limit: no clock of ours, no timer per client)."""
 
     def summary(self) -> dict[str, Any]:
         return {

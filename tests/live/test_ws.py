@@ -198,3 +198,38 @@ async def test_server_pings_and_drops_a_silent_client(api: Api, clients: Clients
     assert silent.ws is not None and silent.ws.close_code == 4000
     assert not talker.closed.is_set()  # it answers the pings and stays
     await until(lambda: len(api.agg.app[API_STATE_KEY].ws.clients) == 1, 5.0, "one client left")
+
+
+async def test_run_time_is_pushed_at_most_once_per_engine_second(
+    engine: FakeEngine, clients: Clients
+) -> None:
+    unit = engine.engine_id
+    ann = await clients("viewer")
+    await ann.send({"action": "subscribe", "topic": "units"})
+    await ann.send({"action": "subscribe", "topic": f"unit/{unit}/control"})
+    await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/control" and f["kind"] == "snapshot")
+    t0 = time.time()
+    await engine.control_state(p.SystemState.RUNNING, run_id="r-rt", run_time=0.0)
+    await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/control"
+                   and f["kind"] == "change" and f["data"]["state"] == "Running")
+    # the engine sends Run Time every scan (0.25 s here); ControlState only on state changes
+    for i in range(1, 13):
+        await engine.tags("r-rt", t0 + 1 + i * 0.25, sample=False, **{"Run Time": i * 0.25})
+    await ann.wait(lambda f: f.get("topic") == "units" and f["kind"] == "change"
+                   and f["data"]["id"] == unit and f["data"]["run_time"] == 2.25)
+    await ann.send({"action": "ping", "id": "sync-run"})
+    await ann.wait(lambda f: f.get("id") == "sync-run")
+    pushed = [f["data"]["run_time"] for f in ann.frames
+              if f.get("topic") == f"unit/{unit}/control" and f["kind"] == "change"
+              and f["data"]["state"] == "Running"]
+    # one push per second of the tags' engine time (ControlState counts as one), not per scan
+    assert pushed == [0.0, 0.25, 1.25, 2.25]
+    # a stopped unit does not push Run Time
+    await engine.control_state(p.SystemState.STOPPED, run_time=3.0)
+    await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/control"
+                   and f["data"].get("state") == "Stopped")
+    count = len(ann.frames)
+    await engine.tags(None, t0 + 10, sample=False, **{"Run Time": 0.0})
+    await ann.send({"action": "ping", "id": "sync-rt"})
+    await ann.wait(lambda f: f.get("id") == "sync-rt")
+    assert [f for f in ann.frames[count:] if f.get("topic") == f"unit/{unit}/control"] == []
