@@ -37,6 +37,10 @@ def create_app(
     def on_result(result: BatchResult) -> None:
         for engine_id, entry in result.errors:
             live.hub.publish(f"unit/{engine_id}/errors", {"entries": [entry]})
+        for engine_id, run_id in result.runs_closed:
+            unit = live.engines.get(engine_id)
+            if unit is not None and unit.run_id == run_id:
+                unit.run_id = None  # closed by the aggregator (engine restarted)
         if result.runs_opened or result.runs_closed:
             live.publish_units()
 

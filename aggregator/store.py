@@ -33,6 +33,7 @@ from protocol import (
     RunStarted,
     RunStopped,
     ScalarValue,
+    SystemState,
     TagsUpdated,
 )
 
@@ -434,30 +435,8 @@ class Storage:
         if current is not None and current.run_id != run_id:
             restarted = current.session_id != op.session_id
             reason = "engine restarted" if restarted else f"superseded by run {run_id}"
-            self._close_run(conn, op.engine_id, current, started, reason, AGGREGATOR, result)
-            note = (
-                f"run {current.run_id} closed: {reason} (no RunStopped received; "
-                f"run {run_id} started)"
-            )
-            self._error(
-                conn, op.engine_id, current.pk, started, "warning", "link", note, None, result
-            )
-            self._upsert_runlog(
-                conn,
-                current.pk,
-                f"aggregator-close-{current.run_id}",
-                started,
-                {
-                    "id": f"aggregator-close-{current.run_id}",
-                    "text": note,
-                    "start": started,
-                    "end": started,
-                    "state": "failed",
-                    "line_id": None,
-                    "user": None,
-                    "error": reason,
-                    "source": "aggregator",
-                },
+            self._close_abandoned(
+                conn, op.engine_id, current, started, reason, f"run {run_id} started", result
             )
         uod_json, uod_hash, uod_name = self._engine_uod.get(op.engine_id) or self._load_uod(
             conn, op.engine_id
@@ -486,6 +465,40 @@ class Storage:
             self._add_run_method(conn, pk, method)
         result.runs_opened.append((op.engine_id, run_id))
         return pk
+
+    def _close_abandoned(
+        self,
+        conn: Connection,
+        engine_id: str,
+        run: _OpenRun,
+        t: float,
+        reason: str,
+        evidence: str,
+        result: BatchResult,
+    ) -> None:
+        """Close a run the engine left without RunStopped, saying so in its run log and the
+        error log, so nobody wonders why it has no stop of its own."""
+        self._close_run(conn, engine_id, run, t, reason, AGGREGATOR, result)
+        note = f"run {run.run_id} closed: {reason} (no RunStopped received; {evidence})"
+        self._error(conn, engine_id, run.pk, t, "warning", "link", note, None, result)
+        key = f"aggregator-close-{run.run_id}"
+        self._upsert_runlog(
+            conn,
+            run.pk,
+            key,
+            t,
+            {
+                "id": key,
+                "text": note,
+                "start": t,
+                "end": t,
+                "state": "failed",
+                "line_id": None,
+                "user": None,
+                "error": reason,
+                "source": "aggregator",
+            },
+        )
 
     def _load_method(self, conn: Connection, engine_id: str) -> Method | None:
         text = conn.execute(
@@ -681,6 +694,20 @@ class Storage:
                 .where(T_ENGINE.c.id == engine_id)
                 .values(control_json=msg.model_dump_json(), last_seen=now)
             )
+            current = self._open_runs.get(engine_id)
+            if current is not None and current.session_id != op.session_id:
+                # A restarted engine that no longer runs the open run would otherwise leave it
+                # open until its next RunStarted, which may never come. Messages are stored in
+                # seq order, so this state is later than anything the old session reported.
+                if msg.run_id is None and msg.state == SystemState.STOPPED:
+                    evidence = "the restarted engine reports it is stopped"
+                elif msg.run_id is not None and msg.run_id != current.run_id:
+                    evidence = f"the restarted engine reports run {msg.run_id}"
+                else:
+                    return
+                self._close_abandoned(
+                    conn, engine_id, current, msg.time, "engine restarted", evidence, result
+                )
         elif isinstance(msg, ErrorLog):
             pk = self._run_pk(conn, op, msg.run_id, msg.time, result) or self._current_pk(engine_id)
             for entry in msg.entries:

@@ -555,6 +555,57 @@ async def test_engine_restart_mid_run(aggregator: Aggregator, engine: RawEngine)
     assert ft01(aggregator, r1) == [2.0, 3.0]
 
 
+@pytest.mark.parametrize("after_restart", ["stopped", "other run"])
+async def test_engine_restarted_without_the_run_closes_it(
+    aggregator: Aggregator, engine: RawEngine, after_restart: str
+) -> None:
+    r1 = run_id()
+    await engine.register("session-1")
+    await engine.send(p.RunStarted(seq=1, time=1000.0, run_id=r1, started=1000.0, method_version=1))
+    await engine.send(
+        p.ControlState(seq=2, time=1000.5, run_id=r1, state=p.SystemState.RUNNING)
+    )
+    await engine.send(tags(3, 1001.0, r1))
+    await engine.wait_ack(3)
+    await engine.close()
+    # the engine process restarts; its first ControlState no longer runs r1 (no RunStarted)
+    registered = await engine.register("session-2")
+    assert registered.last_seq == 3
+    live = aggregator.ctx.live.engines[engine.engine_id]
+    assert live.run_id == r1
+    if after_restart == "stopped":
+        state = p.ControlState(seq=4, time=1500.0, run_id=None, state=p.SystemState.STOPPED)
+    else:
+        state = p.ControlState(seq=4, time=1500.0, run_id="r-new", state=p.SystemState.PAUSED)
+    await engine.send(state)
+    await engine.wait_ack(4)
+    old = aggregator.ctx.storage.run_by_id(r1)
+    assert old is not None and old["stopped"] == 1500.0
+    assert old["stop_reason"] == "engine restarted" and old["stopped_by"] == "aggregator"
+    assert any("engine restarted" in text for text in run_log_texts(aggregator, r1))
+    assert any(f"run {r1} closed: engine restarted" in e for e in errors(aggregator, engine.engine_id))
+    assert live.run_id is None
+    # a later ControlState of the same session changes nothing more
+    await engine.send(p.ControlState(seq=5, time=1600.0, run_id=None, state=p.SystemState.STOPPED))
+    await engine.wait_ack(5)
+    assert aggregator.ctx.storage.run_by_id(r1)["stopped"] == 1500.0  # type: ignore[index]
+
+
+async def test_engine_restarted_still_running_the_run_keeps_it_open(
+    aggregator: Aggregator, engine: RawEngine
+) -> None:
+    r1 = run_id()
+    await engine.register("session-1")
+    await engine.send(p.RunStarted(seq=1, time=1000.0, run_id=r1, started=1000.0, method_version=1))
+    await engine.wait_ack(1)
+    await engine.close()
+    await engine.register("session-2")
+    await engine.send(p.ControlState(seq=2, time=1500.0, run_id=r1, state=p.SystemState.PAUSED))
+    await engine.wait_ack(2)
+    assert aggregator.ctx.storage.run_by_id(r1)["stopped"] is None  # type: ignore[index]
+    assert aggregator.ctx.live.engines[engine.engine_id].run_id == r1
+
+
 async def test_live_changes_are_published_without_touching_ingest(
     aggregator: Aggregator, engine: RawEngine
 ) -> None:
