@@ -264,6 +264,8 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     findings = analyze(text, UodContext(uod))
     for line in _findings_lines(args.method, text, findings):
         out.write(line + "\n")
+    if not findings:  # silence would leave a newcomer wondering whether anything was checked
+        out.write(f"{args.method}: OK (no findings)\n")
     return EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK
 
 
