@@ -1,4 +1,4 @@
-"""GET /api/runs (paged) and GET /api/runs/{id}/csv (streamed export)."""
+"""GET /api/runs/{id}/csv (streamed export); the rest of /api/runs is runs_api."""
 
 from __future__ import annotations
 
@@ -12,65 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
-from aggregator.api.common import ApiError, current_user, respond
+from aggregator.api.common import ApiError, current_user
 from aggregator.api.roles import may_see
 from aggregator.context import CONTEXT_KEY
 from protocol import ScalarValue, UodDescription
-
-
-class RunSummary(BaseModel):
-    id: str
-    unit_id: str
-    started: float
-    stopped: float | None
-    stop_reason: str | None
-    started_by: str | None
-    method_version: int
-    uod_name: str
-    run_counter: int
-
-
-class RunPage(BaseModel):
-    items: list[RunSummary]
-    next: str | None = Field(description="cursor for the next page; null on the last page")
-
-
-class RunQuery(BaseModel):
-    unit_id: str | None = None
-    cursor: int | None = Field(default=None, ge=1)
-    limit: int = Field(default=50, ge=1, le=500)
-
-
-def _summary(row: dict[str, Any]) -> RunSummary:
-    return RunSummary(
-        id=row["run_id"],
-        unit_id=row["engine_id"],
-        started=row["started"],
-        stopped=row["stopped"],
-        stop_reason=row["stop_reason"],
-        started_by=row["started_by"],
-        method_version=row["method_version"],
-        uod_name=row["uod_name"],
-        run_counter=row["run_counter"],
-    )
-
-
-async def list_runs(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT_KEY]
-    try:
-        query = RunQuery.model_validate(dict(request.query))
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise ApiError(422, f"invalid query parameter {field}: {first['msg']}") from None
-    rows = await ctx.read(ctx.storage.list_runs, query.unit_id, query.cursor, query.limit + 1)
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return respond(
-        RunPage(items=[_summary(r) for r in rows], next=str(rows[-1]["pk"]) if more else None)
-    )
 
 
 def _iso(t: float | None) -> str:
