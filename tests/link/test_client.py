@@ -130,6 +130,7 @@ async def test_server_goes_away_and_comes_back(tmp_path: Path) -> None:
         await until(lambda: not link.connected, what="the link to notice")
         await produce(200)
         await server.start()
+        await until(lambda: link.connected, what="the link to register again")
         await produce(100)
         assert await link.wait_acked(produced, 15)
         assert server.values() == list(range(1, produced + 1))
