@@ -455,7 +455,10 @@ async def _run(args: argparse.Namespace) -> int:
     token: str = args.token or os.environ.get("SETPOINT_ENGINE_TOKEN") or ""
     if args.aggregator:
         if not token:
-            raise CliError("--aggregator needs --token or SETPOINT_ENGINE_TOKEN")
+            raise CliError(
+                "--aggregator needs an engine token in SETPOINT_ENGINE_TOKEN or --token; create "
+                "one on the aggregator with `setpoint-aggregator engine-token create NAME`"
+            )
         try:
             from engine.link.client import EngineLink
         except ImportError:
