@@ -18,9 +18,40 @@ A hole becomes a recorded gap (rule 7) only on evidence that the engine cannot f
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from protocol import StoredMessage, content_digest
+from protocol import StoredMessage, TagsUpdated, content_digest
+
+DIGEST_PREFIX = "2:"
+_NOT_HISTORICAL = {"tags": {"__all__": {"historical"}}}
+
+
+def message_digest(message: StoredMessage) -> str:
+    """What rule 6 compares a resent copy with: the content of a message, without the
+    transport-only `historical` flags that a replayed TagsUpdated carries.
+
+    Computed for every stored message, so it must be cheap: pydantic's own JSON serializer
+    (in Rust, fields in declaration order, so the same content always gives the same text)
+    instead of protocol.content_digest's model_dump + sorted json.dumps, which cost about as much
+    as the rest of a 10-tag message's ingest. The digest of the raw frame would be cheaper still,
+    but a replayed TagsUpdated is not byte-identical to its first copy (historical flags), nor is
+    any frame re-encoded by a newer engine, so it would report false integrity errors. Prefixed
+    with a version so that digests stored before (plain content_digest) are still compared the
+    old way (Storage._compare); BLAKE2b-248 keeps prefix + hex within the 64-character column.
+    """
+    if isinstance(message, TagsUpdated):
+        text = message.model_dump_json(exclude=_NOT_HISTORICAL)
+    else:
+        text = message.model_dump_json()
+    return DIGEST_PREFIX + hashlib.blake2b(text.encode(), digest_size=31).hexdigest()
+
+
+def same_content(stored: str, message: StoredMessage, digest: str) -> bool:
+    """Whether a resent message says what the stored digest says, for either digest version."""
+    if stored.startswith(DIGEST_PREFIX):
+        return stored == digest
+    return stored == content_digest(message)
 
 
 @dataclass(frozen=True)
@@ -106,7 +137,7 @@ class IngestSession:
     # --- events ----------------------------------------------------------------------------------
 
     def on_message(self, message: StoredMessage, now: float) -> list[Action]:
-        digest = content_digest(message)
+        digest = message_digest(message)
         seq = message.seq
         out: list[Action] = []
         if seq <= self.accepted:

@@ -22,7 +22,13 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator import models as m
 from aggregator.chunks import Sample, chunk_summary, decode_chunk, encode_chunk
 from aggregator.decimate import NUMERIC_TYPES, decimate, decimate_numeric
-from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store
+from aggregator.ingest_session import (
+    CompareStored,
+    IntegrityError,
+    RecordGap,
+    Store,
+    same_content,
+)
 from protocol import (
     ControlState,
     ErrorLog,
@@ -735,7 +741,7 @@ class Storage:
                 T_RECEIVED.c.engine_id == op.engine_id, T_RECEIVED.c.seq == action.message.seq
             )
         ).first()
-        if row is None or row.digest == action.digest:
+        if row is None or same_content(row.digest, action.message, action.digest):
             return
         text = (
             f"integrity error: resent {action.message.type} seq {action.message.seq} differs from "

@@ -11,6 +11,8 @@ from aggregator.ingest_session import (
     RecordGap,
     RequestResend,
     Store,
+    message_digest,
+    same_content,
 )
 
 
@@ -138,3 +140,21 @@ def test_timeout_waits_while_our_own_commit_is_pending() -> None:
     assert s.on_tick(64.9) == []
     actions = s.on_tick(65.0)
     assert isinstance(actions[0], RecordGap) and (actions[0].first, actions[0].last) == (3, 3)
+
+
+def test_digest_ignores_historical_flags_only() -> None:
+    first = msg(7, 1.5)
+    assert message_digest(first) == message_digest(p.as_historical(first))
+    assert message_digest(first) != message_digest(msg(7, 1.25))
+    control = p.ControlState(seq=7, time=7.0, state=p.SystemState.RUNNING)
+    assert message_digest(control) != message_digest(control.model_copy(update={"block": "B"}))
+    assert len(message_digest(first)) <= 64  # received_message.digest is VARCHAR(64)
+
+
+def test_digests_stored_before_the_cheap_digest_still_compare() -> None:
+    first = msg(7, 1.5)
+    legacy = p.content_digest(first)
+    assert same_content(legacy, p.as_historical(first), message_digest(first))
+    assert not same_content(legacy, msg(7, 9.0), message_digest(msg(7, 9.0)))
+    assert same_content(message_digest(first), first, message_digest(p.as_historical(first)))
+    assert not same_content(message_digest(first), msg(7, 9.0), message_digest(msg(7, 9.0)))

@@ -438,3 +438,19 @@ def test_old_digests_are_pruned(storage: Storage, monkeypatch: pytest.MonkeyPatc
             .all()
         )
     assert sorted(seqs) == list(range(16, 22))
+
+
+def test_resend_compared_with_a_digest_stored_by_an_older_aggregator(storage: Storage) -> None:
+    from aggregator.ingest_session import CompareStored, message_digest
+
+    f = Feeder(storage)  # stores protocol.content_digest, as aggregators before "2:" digests did
+    r = rid()
+    f.send(started(r), sample(r, 1000.0, FT01=1.5))
+    same = sample(r, 1000.0, FT01=1.5).model_copy(update={"seq": f.seq})
+    other = sample(r, 1000.0, FT01=2.5).model_copy(update={"seq": f.seq})
+    for message in (p.as_historical(same), other):
+        storage.apply_batch(
+            [BatchOp(f.engine_id, "s2", CompareStored(message, message_digest(message)))]
+        )
+    integrity = [e for e in storage.error_log(f.engine_id) if "integrity" in e["message"]]
+    assert len(integrity) == 1 and f"seq {f.seq}" in integrity[0]["message"]
