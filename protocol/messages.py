@@ -16,6 +16,7 @@ from protocol.models import (
     LineState,
     MethodLine,
     RunLogLine,
+    Seconds,
     SystemState,
     TagValue,
     Timestamp,
@@ -148,8 +149,8 @@ class ControlState(_Stored):
     state: SystemState
     method_status: Literal["OK", "Error"] = "OK"
     block: str = ""
-    run_time: float = Field(default=0.0, ge=0)
-    process_time: float = Field(default=0.0, ge=0)
+    run_time: Seconds = 0.0
+    process_time: Seconds = 0.0
     run_counter: int = Field(default=0, ge=0)
     batch_name: str = ""
     connection_status: Literal["Connected", "Disconnected"] = "Connected"
@@ -195,9 +196,11 @@ class Registered(WireModel):
     last_seq: HighWater = Field(
         description="highest seq durably stored for this engine (0 if none)"
     )
-    clock_offset: float = Field(description="aggregator clock minus engine clock, seconds")
+    clock_offset: float = Field(
+        allow_inf_nan=False, description="aggregator clock minus engine clock, seconds"
+    )
     protocol_version: Version
-    heartbeat_interval: float = Field(default=5.0, gt=0)
+    heartbeat_interval: float = Field(default=5.0, gt=0, allow_inf_nan=False)
 
 
 class Ack(WireModel):

@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 ScalarValue = bool | int | float | str | None
 """A tag value: number, text (categorical tags) or boolean; None when there is no value."""
 
-Timestamp = Annotated[float, Field(description="UTC time in seconds since the Unix epoch")]
+Timestamp = Annotated[
+    float,
+    Field(allow_inf_nan=False, description="UTC time in seconds since the Unix epoch"),
+]
+Seconds = Annotated[float, Field(allow_inf_nan=False, ge=0, description="a duration in seconds")]
 
 
 class WireModel(BaseModel):

@@ -93,3 +93,18 @@ def test_size_limit_is_configurable() -> None:
 def test_unknown_fields_are_ignored() -> None:
     frame = json.dumps({"type": "Ack", "seq": 4, "added_in_1_7": {"x": 1}}).encode()
     assert p.decode(frame) == p.Ack(seq=4)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'{"type": "TagsUpdated", "seq": 1, "time": NaN, "tags": [{"name": "a", "value": 1, "tick": 0}]}',
+        b'{"type": "TagsUpdated", "seq": 1, "time": 0, "tags": [{"name": "a", "value": 1, "tick": Infinity}]}',
+        b'{"type": "ControlState", "seq": 1, "time": 0, "state": "Running", "run_time": Infinity}',
+        b'{"type": "Heartbeat", "seq": 1, "time": -Infinity}',
+    ],
+)
+def test_times_must_be_finite(frame: bytes) -> None:
+    """A NaN or infinite time would poison storage and ordering: refused at the edge (rule 11)."""
+    with pytest.raises(p.ProtocolError, match="finite"):
+        p.decode(frame)
