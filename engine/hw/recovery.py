@@ -36,6 +36,9 @@ class RecoveryPolicy(BaseModel):
     def _ordered(self) -> RecoveryPolicy:
         if self.backoff_max < self.backoff_initial:
             raise ValueError("backoff_max must be >= backoff_initial")
+        if self.error_after < self.reconnect_after:
+            # Error before the first reconnect would report a fault that a reconnect might fix.
+            raise ValueError("error_after must be >= reconnect_after")
         return self
 
     def backoff(self, attempt: int) -> float:
@@ -122,6 +125,11 @@ class RecoveryMachine:
             and self.first_failure is not None
             and now - self.first_failure >= self.policy.error_after
         ):
+            if self.next_attempt is None:
+                # Entered straight from Issue (a late poll) or while an attempt was in flight:
+                # without a deadline `poll` would never ask for a reconnect again and the shell
+                # would sleep forever.
+                self.next_attempt = now + self.policy.backoff(self.attempt)
             self._go(
                 ConnectionState.ERROR,
                 now,

@@ -106,3 +106,23 @@ def test_bad_policy_is_rejected_with_field_name() -> None:
         RecoveryPolicy(error_after=0)
     with pytest.raises(ValidationError, match="backoff_max"):
         RecoveryPolicy(backoff_initial=10, backoff_max=1)
+
+
+def test_late_first_poll_goes_to_error_and_still_reconnects() -> None:
+    """A poll that first comes after error_after skips Reconnect; Error must keep retrying."""
+    m = RecoveryMachine("dev", POLICY)
+    m.on_error(0.0, "timeout")
+    assert m.poll(31.0) is Action.NONE
+    assert m.state is S.ERROR
+    deadline = m.next_deadline()
+    assert deadline is not None
+    assert m.poll(deadline) is Action.RECONNECT
+    m.on_error(deadline + 0.1, "refused")
+    later = m.next_deadline()
+    assert later is not None and later > deadline
+    assert m.poll(later) is Action.RECONNECT
+
+
+def test_error_before_reconnect_is_refused() -> None:
+    with pytest.raises(ValidationError, match="error_after must be >= reconnect_after"):
+        RecoveryPolicy(reconnect_after=5.0, error_after=2.0)
