@@ -9,10 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 ScalarValue = float | int | str | bool
 Clock = Callable[[], float]
+
+
+class Unset:
+    """Marks "nothing written yet", which no tag value (not even None) can be mistaken for."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset()
 
 
 class Quality(StrEnum):

@@ -22,6 +22,7 @@ from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
 from engine.hw.base import (
+    UNSET,
     Clock,
     ConnectionState,
     HardwareEvent,
@@ -164,6 +165,11 @@ class ModbusHardware:
         )
 
     def write(self, values: Mapping[str, ScalarValue]) -> None:
+        self._queue(values, force=False)
+
+    def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
+        """`force` skips the de-duplication: safe values must reach the device even when they
+        equal the last value asked for, which the device may no longer hold."""
         checked: list[tuple[ModbusRegister, ScalarValue]] = []
         for tag, value in values.items():
             reg = self.registers.get(tag)
@@ -174,7 +180,7 @@ class ModbusHardware:
             encode_value(reg, value)
             checked.append((reg, value))
         for reg, value in checked:
-            if self._requested.get(reg.tag, _UNSET) == value:
+            if not force and self._requested.get(reg.tag, UNSET) == value:
                 continue
             self._requested[reg.tag] = value
             self._pending.append((reg, value))
@@ -182,8 +188,9 @@ class ModbusHardware:
             self._wake.set()
 
     def write_safe_values(self) -> None:
-        self.write(
-            {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None}
+        self._queue(
+            {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None},
+            force=True,
         )
 
     def drain_events(self) -> list[HardwareEvent]:
@@ -290,6 +297,9 @@ class ModbusHardware:
             self._recovery.on_error(self._clock(), str(exc))
             return
         self._recovery.on_success(self._clock())
+        # The device may have been power-cycled while the link was down and hold its defaults:
+        # forget what was asked for, so the next write of an unchanged value is sent again.
+        self._requested.clear()
 
     async def _cycle_reporting(self) -> None:
         try:
@@ -365,7 +375,7 @@ class ModbusHardware:
                 )
             self._pending.popleft()
             if response.isError():
-                if self._requested.get(reg.tag, _UNSET) == value:
+                if self._requested.get(reg.tag, UNSET) == value:
                     del self._requested[reg.tag]
                 self._events.append(
                     WriteRejected(
@@ -389,13 +399,6 @@ class ModbusHardware:
         except (ModbusException, OSError, TimeoutError) as exc:
             raise _LinkError(f"{what} failed: {exc}") from exc
         return response
-
-
-class _Unset:
-    pass
-
-
-_UNSET = _Unset()
 
 
 def _exception_text(response: ModbusPDU) -> str:

@@ -21,6 +21,7 @@ import serial
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from engine.hw.base import (
+    UNSET,
     Clock,
     ConnectionState,
     HardwareEvent,
@@ -216,6 +217,11 @@ class SerialHardware:
         )
 
     def write(self, values: Mapping[str, ScalarValue]) -> None:
+        self._queue(values, force=False)
+
+    def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
+        """`force` skips the de-duplication: safe values must reach the instrument even when
+        they equal the last value asked for, which the instrument may no longer hold."""
         checked: list[tuple[SerialExchange, ScalarValue]] = []
         for tag, value in values.items():
             ex = self.exchanges.get(tag)
@@ -227,7 +233,11 @@ class SerialHardware:
             checked.append((ex, value))
         with self._lock:
             for ex, value in checked:
-                if not ex.always_send and self._requested.get(ex.tag, _UNSET) == value:
+                if (
+                    not force
+                    and not ex.always_send
+                    and self._requested.get(ex.tag, UNSET) == value
+                ):
                     continue
                 self._requested[ex.tag] = value
                 self._pending.append((ex, value))
@@ -235,8 +245,9 @@ class SerialHardware:
             self._wake.set()
 
     def write_safe_values(self) -> None:
-        self.write(
-            {ex.tag: ex.safe_value for ex in self.exchanges.values() if ex.safe_value is not None}
+        self._queue(
+            {ex.tag: ex.safe_value for ex in self.exchanges.values() if ex.safe_value is not None},
+            force=True,
         )
 
     def drain_events(self) -> list[HardwareEvent]:
@@ -357,7 +368,7 @@ class SerialHardware:
                     self._events.append(
                         WriteRejected(ex.tag, value, str(exc), self._clock(), self.name)
                     )
-                    if self._requested.get(ex.tag, _UNSET) == value:
+                    if self._requested.get(ex.tag, UNSET) == value:
                         del self._requested[ex.tag]
             with self._lock:
                 self._pending.popleft()
@@ -372,6 +383,10 @@ class SerialHardware:
         with self._lock:
             now = self._clock()
             if error is None:
+                if self._recovery.link_down:
+                    # The instrument may have been power-cycled while the port was down: forget
+                    # what was asked for, so the next write of an unchanged value is sent again.
+                    self._requested.clear()
                 self._recovery.on_success(now)
             elif lost:
                 self._recovery.on_connection_lost(now, str(error))
@@ -420,10 +435,3 @@ class SerialHardware:
                 next_due = min(self._due.values(), default=now + 0.1)
                 self._wake.wait(max(0.0, min(next_due - self._clock(), 0.1)))
         self._close()
-
-
-class _Unset:
-    pass
-
-
-_UNSET = _Unset()

@@ -400,3 +400,45 @@ async def test_device_that_stops_answering_is_masked_then_recovers(peer: Peer) -
         assert isinstance(first, ConnectionChanged) and "failed" in first.message
     finally:
         await hw.stop()
+
+
+async def test_safe_values_reach_the_device_even_when_unchanged(peer: Peer) -> None:
+    """The device may have drifted from what was last asked (local panel, reset): safe values
+    are always sent, never de-duplicated."""
+    sp = ModbusRegister(tag="sp", table="holding", address=0, safe_value=0)
+    peer.store.define(sp, 9)
+    written: list[int] = []
+    peer.store.on_write = lambda dev, table, addr, values: written.append(int(values[0]))
+    hw = ModbusHardware(tcp(peer), [sp], policy=FAST)
+    await hw.start()
+    try:
+        hw.write({"sp": 0})
+        await wait_until(lambda: written == [0], what="first write")
+        peer.store.define(sp, 7)  # changed at the device, behind the driver's back
+        hw.write_safe_values()
+        await wait_until(lambda: written == [0, 0], what="safe value sent again")
+        assert peer.store.get_value(sp) == 0
+    finally:
+        await hw.stop()
+
+
+async def test_outputs_are_rewritten_after_the_device_restarts_with_defaults(peer: Peer) -> None:
+    """A power-cycled device holds its defaults: after reconnecting, a write of the value asked
+    for before the outage must reach it again."""
+    sp = ModbusRegister(tag="sp", table="holding", address=0)
+    peer.store.define(sp, 0)
+    hw = ModbusHardware(tcp(peer), [sp], policy=FAST.model_copy(update={"error_after": 30.0}))
+    await hw.start()
+    try:
+        hw.write({"sp": 5})
+        await wait_until(lambda: peer.store.get_value(sp) == 5, what="first write")
+        await peer.stop()
+        await wait_until(lambda: hw.connection_state is ConnectionState.RECONNECT)
+        peer.store = RegisterStore(device_ids=(1, 2))  # the restarted device: defaults
+        peer.store.define(sp, 0)
+        await peer.start()
+        await wait_until(lambda: hw.connection_state is ConnectionState.OK, what="recovery")
+        hw.write({"sp": 5})
+        await wait_until(lambda: peer.store.get_value(sp) == 5, what="output rewritten")
+    finally:
+        await hw.stop()

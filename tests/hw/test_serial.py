@@ -270,3 +270,44 @@ def test_bad_port_and_duplicate_tags() -> None:
         SerialPort(url="/dev/ttyUSB0", parity="X")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="declared twice"):
         SerialHardware(SerialPort(url="loop://"), [*BALANCE_EXCHANGES, BALANCE_EXCHANGES[0]])
+
+
+async def test_safe_values_are_sent_even_when_unchanged(pump: tuple[Peer, PumpSim]) -> None:
+    """The pump may have been started from its own keypad: Stop must be sent regardless."""
+    peer, sim = pump
+    hw = SerialHardware(port(peer), PUMP_EXCHANGES, policy=FAST)
+    await hw.start()
+    try:
+        hw.write({"Pump Command": "Stop", "Pump Speed": 0.0})
+        await wait_until(lambda: peer.commands.count("STOP") == 1, what="first stop")
+        sim.running = True  # the keypad
+        hw.write_safe_values()
+        await wait_until(lambda: peer.commands.count("STOP") == 2, what="stop sent again")
+        await wait_until(lambda: not sim.running)
+        assert peer.commands.count("SPEED 0.0") == 2
+    finally:
+        await hw.stop()
+
+
+async def test_outputs_are_rewritten_after_the_instrument_comes_back(
+    pump: tuple[Peer, PumpSim],
+) -> None:
+    """An instrument that was power-cycled during an outage holds its defaults: after the port
+    recovers, a write of the value asked for before must reach it again."""
+    peer, sim = pump
+    hw = SerialHardware(
+        port(peer), PUMP_EXCHANGES, policy=FAST.model_copy(update={"error_after": 30.0})
+    )
+    await hw.start()
+    try:
+        hw.write({"Pump Speed": 50.0})
+        await wait_until(lambda: sim.speed_rpm == 50.0, what="first write")
+        peer.mode = "silent"
+        await wait_until(lambda: hw.connection_state is ConnectionState.RECONNECT)
+        sim.speed_rpm = 0.0  # power cycle: the default speed
+        peer.mode = "answer"
+        await wait_until(lambda: hw.connection_state is ConnectionState.OK, what="recovery")
+        hw.write({"Pump Speed": 50.0})
+        await wait_until(lambda: sim.speed_rpm == 50.0, what="output rewritten")
+    finally:
+        await hw.stop()
