@@ -57,13 +57,25 @@ class CompositeHardware:
             if part is None:
                 raise KeyError(f"no hardware part declares tag {tag!r}")
             per_part.setdefault(id(part), {})[tag] = value
+        errors: list[str] = []
         for part in self.parts:
             if id(part) in per_part:
-                part.write(per_part[id(part)])
+                try:
+                    part.write(per_part[id(part)])
+                except Exception as exc:
+                    errors.append(_failure(part, exc))
+        _raise_combined("write", errors)
 
     def write_safe_values(self) -> None:
+        """Every part gets its safe values even if another part fails: one broken driver must
+        not leave the other instruments unsafe."""
+        errors: list[str] = []
         for part in self.parts:
-            part.write_safe_values()
+            try:
+                part.write_safe_values()
+            except Exception as exc:
+                errors.append(_failure(part, exc))
+        _raise_combined("writing safe values", errors)
 
     def drain_events(self) -> list[HardwareEvent]:
         events = [e for part in self.parts for e in part.drain_events()]
@@ -78,3 +90,17 @@ def _declared_tags(part: Hardware) -> list[str]:
         if isinstance(declared, dict):
             return list(declared)
     return list(part.snapshot())
+
+
+class CompositeWriteError(Exception):
+    """Writing failed on one or more parts; the other parts were still written."""
+
+
+def _failure(part: Hardware, exc: Exception) -> str:
+    name = getattr(part, "name", None) or type(part).__name__
+    return f"{name}: {type(exc).__name__}: {exc}"
+
+
+def _raise_combined(what: str, errors: list[str]) -> None:
+    if errors:
+        raise CompositeWriteError(f"{what} failed on {len(errors)} part(s): " + "; ".join(errors))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import pytest
 
-from engine.hw.base import ConnectionState, Quality
-from engine.hw.composite import CompositeHardware
+from engine.hw.base import ConnectionState, HardwareEvent, Quality, Reading, ScalarValue
+from engine.hw.composite import CompositeHardware, CompositeWriteError
 from engine.hw.recovery import RecoveryPolicy
 from engine.hw.serial_line import SerialHardware, SerialPort
 from engine.simdev.instruments import BalanceSim, PumpSim
@@ -64,3 +65,48 @@ def test_duplicate_tags_across_parts_are_refused() -> None:
         CompositeHardware([a, b])
     with pytest.raises(ValueError, match="at least one part"):
         CompositeHardware([])
+
+
+class _BrokenPart:
+    """A driver whose writes always fail (a bug, a closed port): the other parts must not care."""
+
+    name = "broken part"
+    connection_state = ConnectionState.OK
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def snapshot(self) -> Mapping[str, Reading]:
+        return {"Broken": Reading(None, Quality.BAD, 0.0)}
+
+    def write(self, values: Mapping[str, ScalarValue]) -> None:
+        raise RuntimeError("driver bug")
+
+    def write_safe_values(self) -> None:
+        raise RuntimeError("driver bug")
+
+    def drain_events(self) -> list[HardwareEvent]:
+        return []
+
+
+def test_a_failing_part_does_not_stop_writes_to_the_others() -> None:
+    pump = SerialHardware(SerialPort(url="loop://"), PUMP_EXCHANGES)
+    hw = CompositeHardware([_BrokenPart(), pump])
+    with pytest.raises(CompositeWriteError, match="broken part: RuntimeError: driver bug"):
+        hw.write({"Broken": 1, "Pump Speed": 10.0})
+    assert pump.pending_writes == 1
+    with pytest.raises(CompositeWriteError, match="safe values failed on 1 part"):
+        hw.write_safe_values()
+    assert pump.pending_writes == 1 + 2  # Pump Command and Pump Speed safe values
+
+
+def test_errors_of_several_parts_are_combined() -> None:
+    pump = SerialHardware(SerialPort(url="loop://"), PUMP_EXCHANGES, name="pump")
+    balance = SerialHardware(SerialPort(url="loop://"), BALANCE_EXCHANGES, name="balance")
+    hw = CompositeHardware([pump, balance])
+    with pytest.raises(CompositeWriteError) as caught:
+        hw.write({"Pump Command": "Fast", "Balance Weight": 1})
+    assert "failed on 2 part(s)" in str(caught.value)
+    assert "pump: ValueError" in str(caught.value)
+    assert "balance: ValueError" in str(caught.value)
