@@ -317,6 +317,11 @@ class Engine:
             if event.new is ConnectionState.ERROR:
                 self._fault(wall, f"{source}: connection lost: {event.message}", "hardware")
             elif event.new is ConnectionState.OK and event.old is not ConnectionState.OK:
+                if event.old in (ConnectionState.RECONNECT, ConnectionState.ERROR):
+                    # The device may have restarted with its defaults while the link was down:
+                    # the next scan writes every output again (the driver sends them, having
+                    # forgotten its own record when it reconnected).
+                    self._written.clear()
                 self._log(
                     wall,
                     "info",
@@ -422,13 +427,20 @@ class Engine:
             ):
                 changes[name] = value
         if changes:
-            self._written.update(changes)
             encoded: dict[str, HwValue] = {}
             for name, value in changes.items():
                 code = self._specs[name].encode(value)
                 if code is not None:
                     encoded[name] = code
-            self.hardware.write(encoded)
+            try:
+                self.hardware.write(encoded)
+            except Exception:
+                # Nothing counts as written: the next scan tries these values again, and a
+                # command's one-off set must not be lost either.
+                self._dirty_outputs |= dirty
+                raise
+            # Only after the driver took them: a failed encode or write is retried next scan.
+            self._written.update(changes)
 
     # ---- reporting ------------------------------------------------------------------------
 

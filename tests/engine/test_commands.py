@@ -189,3 +189,58 @@ def test_live_update_carries_quality() -> None:
     engine.scan(0.1)
     update = sink.of(TagsUpdated)[-1]
     assert {t.name: t.quality for t in update["tags"]}["FT01"] == "stale"
+
+
+class WriteFailsOnce(FlakyHardware):
+    """A driver whose first write raises (a port that hiccups, a driver bug fixed by a retry)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def write(self, values: Mapping[str, Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("port busy")
+        super().write(values)
+
+
+def test_a_failed_write_is_retried_on_a_later_scan() -> None:
+    from engine.clock import FakeClock
+    from engine.engine import Engine
+
+    hw = WriteFailsOnce()
+    engine = Engine(build_uod(), clock=FakeClock(), hardware=hw, ureg=shared_ureg())
+    engine.scan(0.0)
+    hw.failures = 1
+    engine.inject("PU01: 40 %", "alice")
+    engine.scan(0.1)
+    assert hw.failures == 0 and not any(w.get("PU01") == 40.0 for w in hw.written)
+    assert any("port busy" in e.message for e in engine.error_log)
+    engine.scan(0.2)
+    engine.scan(0.3)
+    assert [w["PU01"] for w in hw.written if "PU01" in w][-1] == 40.0
+
+
+def test_outputs_are_written_again_after_a_reconnect() -> None:
+    """The device may come back with its defaults; the engine's own record of what it wrote
+    must not keep the outputs from being sent again."""
+    from engine.clock import FakeClock
+    from engine.engine import Engine
+
+    hw = FlakyHardware()
+    engine = Engine(build_uod(), clock=FakeClock(), hardware=hw, ureg=shared_ureg())
+    engine.scan(0.0)
+    engine.inject("PU01: 40 %", "alice")
+    engine.scan(0.1)
+    engine.scan(0.2)
+    hw.written.clear()
+    engine.scan(0.3)
+    assert hw.written == []
+    hw.go(ConnectionState.RECONNECT)
+    engine.scan(0.4)
+    hw.go(ConnectionState.OK)
+    engine.scan(0.5)
+    assert {"PU01": 40.0, "Inlet": "None"}.items() <= {
+        k: v for w in hw.written for k, v in w.items()
+    }.items()
