@@ -1018,6 +1018,14 @@ class Storage:
         total = sum(c.n for c in chunks if t0 <= c.t_first and c.t_last <= t1) + len(recent)
         if total <= points:
             return None  # every sample is kept: nothing to save
+        buckets = max(points, 2) // 2
+        low = max(t0, chunks[0].t_first)
+        high = min(t1, recent[-1][0] if recent else chunks[-1].t_last)
+        rough = [low + (high - low) * (b + 1) / buckets for b in range(buckets - 1)]
+        if 2 * sum(
+            bisect_right(rough, c.t_first) != bisect_right(rough, c.t_last) for c in chunks
+        ) > len(chunks):
+            return None  # buckets narrower than chunks: nearly all would be decoded anyway
         # Bucket edges need the window's first and last sample times, which partial chunks at
         # the window's edges only give when decoded.
         decoded: dict[int, list[Sample]] = {}
@@ -1043,7 +1051,6 @@ class Storage:
             return None
         first, last = segments[0][0], segments[-1][1]
         span = last - first
-        buckets = max(points, 2) // 2
         if span <= 0:
             return None
         edges = [first + span * (b + 1) / buckets for b in range(buckets - 1)]
