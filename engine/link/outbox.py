@@ -252,23 +252,31 @@ class Outbox:
                     "SELECT MIN(seq) FROM outbox WHERE seq > ?", (self._acked,)
                 ).fetchone()[0]
                 shift = above - self._last_seq if first is None else above + 1 - int(first)
+                last_seq = self._last_seq + shift
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("DELETE FROM outbox WHERE seq <= ?", (self._acked,))
-                rows = self._db.execute(
-                    "SELECT seq, frame FROM outbox ORDER BY seq DESC"
-                ).fetchall()
-                for seq, frame in rows:  # highest first: a shifted seq never meets an old one
-                    moved = _STORED_ADAPTER.validate_json(frame).model_copy(
-                        update={"seq": int(seq) + shift}
-                    )
-                    self._db.execute(
-                        "UPDATE outbox SET seq = ?, frame = ? WHERE seq = ?",
-                        (int(seq) + shift, moved.model_dump_json(), int(seq)),
-                    )
-                self._last_seq += shift
-                self._db.execute("UPDATE counter SET last_seq = ? WHERE id = 1", (self._last_seq,))
-                self._db.execute("COMMIT")
-                self._committed_seq = self._last_seq
+                try:
+                    self._db.execute("DELETE FROM outbox WHERE seq <= ?", (self._acked,))
+                    rows = self._db.execute(
+                        "SELECT seq, frame FROM outbox ORDER BY seq DESC"
+                    ).fetchall()
+                    for seq, frame in rows:  # highest first: a shifted seq never meets an old one
+                        moved = _STORED_ADAPTER.validate_json(frame).model_copy(
+                            update={"seq": int(seq) + shift}
+                        )
+                        self._db.execute(
+                            "UPDATE outbox SET seq = ?, frame = ? WHERE seq = ?",
+                            (int(seq) + shift, moved.model_dump_json(), int(seq)),
+                        )
+                    self._db.execute("UPDATE counter SET last_seq = ? WHERE id = 1", (last_seq,))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # Like flush(): an open transaction would make every later commit fail
+                    # ("cannot start a transaction within a transaction"), and the in-memory
+                    # counters must keep describing the file as it still is.
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._last_seq = last_seq
+                self._committed_seq = last_seq
                 self._deleted = self._acked
                 return shift
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -114,6 +115,26 @@ def test_rebase_renumbers_in_order_above_the_aggregator(tmp_path: Path) -> None:
     assert outbox.rebase(200) == 96
     outbox.close()
     assert Outbox(path).enqueue(TagsUpdated, sample_fields(5)) == 201
+
+
+def test_a_failed_rebase_rolls_back_and_later_flushes_work(tmp_path: Path) -> None:
+    """A rebase that fails half-way (here a damaged row) must not leave its transaction open:
+    every later flush would fail and the engine would stop storing data."""
+    path = tmp_path / "outbox.sqlite3"
+    outbox = Outbox(path)
+    for n in range(1, 4):
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+    outbox.flush()
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE outbox SET frame = 'not a frame' WHERE seq = 2")
+    with pytest.raises(ValidationError):
+        outbox.rebase(100)
+    assert outbox.assigned_seq == 3 and outbox.committed_seq == 3
+    assert [f.seq for f in outbox.read(0, 10)] == [1, 2, 3], "the renumbering was rolled back"
+    assert outbox.enqueue(TagsUpdated, sample_fields(4)) == 4
+    assert outbox.flush() == 4
+    assert [f.seq for f in outbox.read(0, 10)] == [1, 2, 3, 4]
+    outbox.close()
 
 
 def test_synchronous_mode_is_checked(tmp_path: Path) -> None:
