@@ -77,6 +77,8 @@ _QUALITY = {
     HwQuality.BAD: Quality.BAD,
 }
 _SAFE_STATES = (SystemState.PAUSED, SystemState.STOPPED, SystemState.RESTARTING)
+# Change every scan without anything happening: sampled, but never a live update on their own.
+_QUIET_TAGS = frozenset({"Clock"})
 
 
 class Engine:
@@ -462,7 +464,7 @@ class Engine:
             if tags:
                 self._emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=True)
         else:
-            tags = self.store.take_live()
+            tags = self.store.take_live(quiet=_QUIET_TAGS)
             if tags:
                 self._emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=False)
         self._report_control(wall)

@@ -8,7 +8,7 @@ sample go out as a stored sample. Tracking both here keeps the scan code free of
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -205,7 +205,16 @@ class TagStore:
         for name in self.tags:
             self._sample[name] = None
 
-    def take_live(self) -> list[TagValue]:
+    def take_live(self, quiet: Container[str] = ()) -> list[TagValue]:
+        """The tags changed since the last take; nothing when only `quiet` tags changed.
+
+        `quiet` tags (the engine's Clock, which changes every scan) still go into samples and
+        ride along with other changes, but alone they would make an idle engine send a stored
+        message every scan.
+        """
+        if all(name in quiet for name in self._live):
+            self._live.clear()
+            return []
         out = [self.tags[n].to_wire() for n in self._live]
         self._live.clear()
         return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from engine.clock import FakeClock
 from engine.ports import EngineCommandError
 from engine.runner import LatencyRecorder, ScanGrid, run_realtime
@@ -85,7 +87,7 @@ def test_live_updates_and_samples() -> None:
     h.engine.inject("PU01: 50 %\nInlet: VA01", "alice")
     h.step(9)
     live = [m for m in h.sink.of(TagsUpdated) if not m["sample"]]
-    assert len(live) == 9  # one per scan with changes (Clock changes every scan)
+    assert len(live) == 9  # one per scan with changes (the flow follows the pump)
     names = {t.name for m in live for t in m["tags"]}
     assert {"PU01", "Inlet", "FT01"} <= names
     assert "UV01" not in names  # never changed: never sent
@@ -98,6 +100,24 @@ def test_live_updates_and_samples() -> None:
     assert "UV01" not in sample_names
     for message in h.sink.of(TagsUpdated):
         assert all(t.tick == message["time"] for t in message["tags"] if t.name == "Clock")
+
+
+def test_an_idle_engine_sends_samples_but_no_live_updates() -> None:
+    """Clock changes every scan; alone it must not make a stored live message every 100 ms."""
+    h = Harness()
+    h.step(10)  # past the first 1 s grid point: the start-up changes are sampled
+    h.sink.clear()
+    h.step(20)
+    updates = h.sink.of(TagsUpdated)
+    assert [m["sample"] for m in updates] == [True, True]
+    for sample in updates:
+        assert [t.name for t in sample["tags"]] == ["Clock"]
+        assert sample["tags"][0].value == pytest.approx(sample["time"], abs=1e-3)
+    h.engine.inject("PU01: 50 %", "alice")
+    h.step()
+    live = h.sink.of(TagsUpdated)[-1]
+    assert live["sample"] is False
+    assert {"PU01", "Clock"} <= {t.name for t in live["tags"]}  # Clock rides along
 
 
 def test_data_log_interval_is_configurable() -> None:
