@@ -21,6 +21,7 @@ from engine.commands import CommandManager, RunningCommand, TagAccess
 from engine.hw.base import ConnectionChanged, ConnectionState, Hardware, WriteRejected
 from engine.hw.base import Quality as HwQuality
 from engine.hw.base import ScalarValue as HwValue
+from engine.lang import runlog as ev
 from engine.lang.api import INTERPRETER_TAGS, CommandHandle, LineState, SystemState
 from engine.lang.units import Registry, define_unit, new_unit_registry
 from engine.ports import EngineCommandError, MessageSink, Registration
@@ -161,10 +162,9 @@ class Engine:
         self.last_sink_error: str | None = None
         if method:
             try:
-                result = self.interpreter.set_method(method, user=None)
+                self.interpreter.set_method(method, user=None)
             except Exception as exc:
                 raise EngineCommandError(_plain(exc)) from None
-            self._check_edit(result)
 
     # ---- start-up and shut-down -----------------------------------------------------------
 
@@ -377,7 +377,7 @@ class Engine:
     def _update_calculated(self, wall: float) -> None:
         if not self.uod.calculated:
             return
-        values = self.store.snapshot()
+        values = dict(self.store.snapshot())  # one copy per scan, updated as tags are computed
         for calc in self.uod.calculated:
             spec = self._specs[calc.name]
             try:
@@ -389,7 +389,7 @@ class Engine:
                 continue
             self._conversion_errors.pop(calc.name, None)
             self.store.update(calc.name, value, wall)
-            values = {**values, calc.name: value}
+            values[calc.name] = value
 
     def _update_system_tags(self, wall: float) -> None:
         it = self.interpreter
@@ -530,95 +530,97 @@ class Engine:
             lines, self._log_batch = list(self._log_batch.values()), {}
             self._emit(RunLog, time=wall, run_id=self._event_run_id, lines=lines)
 
-    def _on_event(self, event: object, now: float, wall: float) -> None:
-        name = type(event).__name__
+    def _on_event(self, event: ev.Event, now: float, wall: float) -> None:
         it = self.interpreter
-        ev: Any = event
-        if name == "StateChanged":
-            old, new = SystemState(str(ev.old)), SystemState(str(ev.new))
-            if new in _SAFE_STATES and old not in _SAFE_STATES:
-                if new is SystemState.PAUSED:
-                    self.commands.suspend_all()
-                self.apply_safe_outputs(now, remember=new is SystemState.PAUSED)
-            elif old is SystemState.PAUSED and new in (SystemState.RUNNING, SystemState.HOLDING):
-                self.commands.resume_all()
-                self._restore_outputs(now)
-            elif old is SystemState.PAUSED:  # to Stopped or Restarting: outputs stay safe
-                self._remembered = None
-            if new is SystemState.STOPPED:
-                self.commands.cancel_all()
-                for tag in self.store.simulated_names():
-                    self.store.simulate_off(tag, wall)
-            self.store.update("System State", new.value, wall)
-            self._event_state = new
-            self._notify(wall, "state", new.value, new.value)
-        elif name == "RunLogChanged":
-            self._on_run_log(ev.line, wall)
-        elif name == "MarkSet":
-            self.store.update("Mark", ev.text, wall)
-            self._notify(wall, "mark", ev.text, self._event_state.value)
-        elif name == "LogMessage":
-            self._log(wall, ev.level, ev.text, self._log_sources.pop(ev.text, "method"))
-        elif name == "Notification":
-            self._log(wall, "info", f"Notify: {ev.text}", "notify")
-        elif name == "RunStarted":
-            self._flush_run_log(wall, progress=True)
-            self._event_run_id = ev.run_id
-            self.store.mark_all()  # the run's first sample holds every tag, changed or not
-            self._started_once = True
-            self._run_start_wall = wall
-            self._run_log_values.clear()
-            self._line_states.clear()
-            self._emit(
-                RunStarted,
-                time=wall,
-                run_id=ev.run_id,
-                started=wall,
-                method_version=int(it.method.version),
-                user=getattr(ev, "user", None) or self._control_user,
-                run_counter=int(it.run_counter),
-            )
-        elif name == "RunStopped":
-            self._flush_run_log(wall, progress=True)
-            self._event_run_id = None
-            self._emit(
-                RunStopped,
-                time=wall,
-                run_id=ev.run_id,
-                stopped=wall,
-                reason=ev.reason,
-                user=getattr(ev, "user", None) or self._control_user,
-            )
-        elif name == "MethodChanged":
-            method = it.method
-            self._method_hash = _hash("\n".join(line.text for line in method.lines))
-            self._emit(
-                Method,
-                time=wall,
-                run_id=it.run_id or None,
-                version=int(method.version),
-                lines=[{"id": line.id, "text": line.text} for line in method.lines],
-                user=getattr(ev, "user", None),
-            )
-        elif name == "MethodStateChanged":
-            state = it.method_state
-            self._emit(
-                MethodState,
-                time=wall,
-                run_id=it.run_id or None,
-                version=int(it.method.version),
-                started=list(getattr(state, "started", [])),
-                completed=list(getattr(state, "completed", [])),
-                failed=list(getattr(state, "failed", [])),
-            )
+        match event:
+            case ev.StateChanged(old=old, new=new):
+                old, new = SystemState(old), SystemState(new)
+                if new in _SAFE_STATES and old not in _SAFE_STATES:
+                    if new is SystemState.PAUSED:
+                        self.commands.suspend_all()
+                    self.apply_safe_outputs(now, remember=new is SystemState.PAUSED)
+                elif old is SystemState.PAUSED and new in (
+                    SystemState.RUNNING,
+                    SystemState.HOLDING,
+                ):
+                    self.commands.resume_all()
+                    self._restore_outputs(now)
+                elif old is SystemState.PAUSED:  # to Stopped or Restarting: outputs stay safe
+                    self._remembered = None
+                if new is SystemState.STOPPED:
+                    self.commands.cancel_all()
+                    for tag in self.store.simulated_names():
+                        self.store.simulate_off(tag, wall)
+                self.store.update("System State", new.value, wall)
+                self._event_state = new
+                self._notify(wall, "state", new.value, new.value)
+            case ev.RunLogChanged(line=line):
+                self._on_run_log(line, wall)
+            case ev.MarkSet(text=text):
+                self.store.update("Mark", text, wall)
+                self._notify(wall, "mark", text, self._event_state.value)
+            case ev.LogMessage(level=level, text=text):
+                self._log(wall, level, text, self._log_sources.pop(text, "method"))
+            case ev.Notification(text=text):
+                self._log(wall, "info", f"Notify: {text}", "notify")
+            case ev.RunStarted(run_id=run_id, user=user):
+                self._flush_run_log(wall, progress=True)
+                self._event_run_id = run_id
+                self.store.mark_all()  # the run's first sample holds every tag, changed or not
+                self._started_once = True
+                self._run_start_wall = wall
+                self._run_log_values.clear()
+                self._line_states.clear()
+                self._emit(
+                    RunStarted,
+                    time=wall,
+                    run_id=run_id,
+                    started=wall,
+                    method_version=int(it.method.version),
+                    user=user or self._control_user,
+                    run_counter=int(it.run_counter),
+                )
+            case ev.RunStopped(run_id=run_id, reason=reason, user=user):
+                self._flush_run_log(wall, progress=True)
+                self._event_run_id = None
+                self._emit(
+                    RunStopped,
+                    time=wall,
+                    run_id=run_id,
+                    stopped=wall,
+                    reason=reason,
+                    user=user or self._control_user,
+                )
+            case ev.MethodChanged(user=user):
+                method = it.method
+                self._method_hash = _hash("\n".join(line.text for line in method.lines))
+                self._emit(
+                    Method,
+                    time=wall,
+                    run_id=it.run_id or None,
+                    version=int(method.version),
+                    lines=[{"id": line.id, "text": line.text} for line in method.lines],
+                    user=user,
+                )
+            case ev.MethodStateChanged():
+                state = it.method_state
+                self._emit(
+                    MethodState,
+                    time=wall,
+                    run_id=it.run_id or None,
+                    version=int(it.method.version),
+                    started=list(state.started),
+                    completed=list(state.completed),
+                    failed=list(state.failed),
+                )
 
-    def _on_run_log(self, line: Any, wall: float) -> None:
+    def _on_run_log(self, line: ev.RunLogLine, wall: float) -> None:
         values = self._process_values()
         if line.id not in self._run_log_values:
             self._run_log_values[line.id] = values
         start_values = self._run_log_values[line.id]
         end_values = values if line.end is not None else {}
-        state = LineState(str(line.state))
+        state = LineState(line.state)
         wire = RunLogLine(
             id=line.id,
             line_id=line.line_id,
@@ -839,12 +841,11 @@ class Engine:
             raise EngineCommandError(f"method version is {current}, not {expected_version}")
         try:
             result = self.interpreter.set_method(text, user=user, line_ids=line_ids)
-        except Exception as exc:
+        except Exception as exc:  # MethodEditError says why the edit was refused
             raise EngineCommandError(_plain(exc)) from None
         finally:
             self._process_events(now)
-        self._check_edit(result)
-        return int(self.interpreter.method.version)
+        return int(result.version)
 
     def analyze_method(self, text: str) -> list[Finding]:
         """Analyzer findings for a method text without applying it (SetMethod.dry_run)."""
@@ -880,18 +881,6 @@ class Engine:
             raise EngineCommandError(_plain(exc)) from None
         finally:
             self._process_events(now)
-
-    def _check_edit(self, result: Any) -> None:
-        """Raises EngineCommandError when the interpreter refused an edit."""
-        if result is None:
-            return
-        ok = getattr(result, "ok", True)
-        if not ok:
-            message = getattr(result, "message", None) or getattr(result, "error", None)
-            if not message:
-                problems = getattr(result, "errors", None) or getattr(result, "findings", None)
-                message = "; ".join(str(p) for p in (problems or [])) or "method refused"
-            raise EngineCommandError(str(message))
 
     @property
     def state(self) -> SystemState:
