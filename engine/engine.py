@@ -45,8 +45,6 @@ from protocol.models import (
     RunLogLine,
     ScalarValue,
 )
-from protocol.models import LineState as WireLineState
-from protocol.models import SystemState as WireSystemState
 
 EventKind = Literal["mark", "command", "state", "error"]
 
@@ -499,7 +497,7 @@ class Engine:
             ControlState,
             time=wall,
             run_id=it.run_id or None,
-            state=WireSystemState(str(it.state.value)),
+            state=it.state,
             method_status=str(it.method_status),
             block=it.block or "",
             run_time=max(0.0, float(it.run_time)),
@@ -534,7 +532,6 @@ class Engine:
         it = self.interpreter
         match event:
             case ev.StateChanged(old=old, new=new):
-                old, new = SystemState(old), SystemState(new)
                 if new in _SAFE_STATES and old not in _SAFE_STATES:
                     if new is SystemState.PAUSED:
                         self.commands.suspend_all()
@@ -620,7 +617,7 @@ class Engine:
             self._run_log_values[line.id] = values
         start_values = self._run_log_values[line.id]
         end_values = values if line.end is not None else {}
-        state = LineState(line.state)
+        state = line.state
         wire = RunLogLine(
             id=line.id,
             line_id=line.line_id,
@@ -628,7 +625,7 @@ class Engine:
             start=line.start,
             end=line.end,
             progress=None if line.progress is None else min(1.0, max(0.0, line.progress)),
-            state=WireLineState(state.value),
+            state=state,
             user=line.user,
             start_values=start_values,
             end_values=end_values,
@@ -884,7 +881,7 @@ class Engine:
 
     @property
     def state(self) -> SystemState:
-        return SystemState(str(self.interpreter.state.value))
+        return self.interpreter.state
 
     @property
     def started_once(self) -> bool:

@@ -8,32 +8,18 @@ without hardware) and in tests with a fake context.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
+
+# The wire enums are the interpreter's own (run-log line states: pcode.md section 7): one
+# definition, so the engine hands the interpreter's states to protocol messages unconverted.
+from protocol.models import LineState as LineState
+from protocol.models import SystemState as SystemState
 
 if TYPE_CHECKING:
     from engine.lang.units import Registry
 
 ScalarValue = float | int | str | bool | None
-
-
-class SystemState(StrEnum):
-    STOPPED = "Stopped"
-    RUNNING = "Running"
-    PAUSED = "Paused"
-    HOLDING = "Holding"
-    RESTARTING = "Restarting"
-
-
-class LineState(StrEnum):
-    """Run-log line states (pcode.md section 7)."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    FORCED = "forced"
-    FAILED = "failed"
 
 
 class CommandHandle(Protocol):

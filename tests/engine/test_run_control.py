@@ -274,3 +274,16 @@ def test_a_manual_command_during_pause_is_kept_on_unpause() -> None:
     assert h.model_inputs() == (5.0, "None")  # acts at once, even while paused
     h.engine.control(A.UNPAUSE, "alice")
     assert h.model_inputs() == (5.0, "VA02")
+
+
+def test_the_interpreter_states_are_the_wire_enums() -> None:
+    """One definition of the states: what the interpreter reports goes on the wire as it is."""
+    import engine.lang as lang
+    from engine.lang import api
+    from protocol import models
+
+    assert api.SystemState is models.SystemState and lang.SystemState is models.SystemState
+    assert api.LineState is models.LineState and lang.LineState is models.LineState
+    h = Harness(method="Mark: a\n")
+    h.engine.control(ControlAction.START, "alice")
+    assert h.engine.state is h.engine.interpreter.state is models.SystemState.RUNNING
