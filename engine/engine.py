@@ -22,9 +22,10 @@ from engine.hw.base import ConnectionChanged, ConnectionState, Hardware, WriteRe
 from engine.hw.base import Quality as HwQuality
 from engine.hw.base import ScalarValue as HwValue
 from engine.lang import runlog as ev
+from engine.lang.analyzer import Finding as LangFinding
 from engine.lang.api import INTERPRETER_TAGS, CommandHandle, LineState, SystemState
 from engine.lang.units import Registry, define_unit, new_unit_registry
-from engine.ports import EngineCommandError, MessageSink, Registration
+from engine.ports import EngineCommandError, MessageSink, MethodSaved, Registration
 from engine.tags import TagStore
 from engine.uod.definition import Uod
 from protocol.messages import (
@@ -831,35 +832,27 @@ class Engine:
         expected_version: int,
         line_ids: list[str | None] | None,
         user: str | None,
-    ) -> int:
+    ) -> MethodSaved:
         now, _ = self._now()
         current = int(self.interpreter.method.version)
         if expected_version != current:
-            raise EngineCommandError(f"method version is {current}, not {expected_version}")
+            raise EngineCommandError(
+                f"method version is {current}, not {expected_version}",
+                data={"current_version": current},
+            )
         try:
             result = self.interpreter.set_method(text, user=user, line_ids=line_ids)
         except Exception as exc:  # MethodEditError says why the edit was refused
             raise EngineCommandError(_plain(exc)) from None
         finally:
             self._process_events(now)
-        return int(result.version)
+        return MethodSaved(int(result.version), [_wire_finding(f) for f in result.findings])
 
     def analyze_method(self, text: str) -> list[Finding]:
         """Analyzer findings for a method text without applying it (SetMethod.dry_run)."""
         from engine.lang.analyzer import analyze
 
-        return [
-            Finding(
-                severity=f.severity,
-                code=f.code,
-                message=f.message,
-                line=max(1, f.line),
-                col_start=max(1, f.col_start),
-                col_end=max(1, f.col_end),
-                suggestion=f.suggestion,
-            )
-            for f in analyze(text, self)
-        ]
+        return [_wire_finding(f) for f in analyze(text, self)]
 
     def cancel_line(self, run_log_id: str, user: str | None) -> None:
         now, wall = self._now()
@@ -896,6 +889,18 @@ class _Unset:
 
 
 _UNSET: Any = _Unset()
+
+
+def _wire_finding(f: LangFinding) -> Finding:
+    return Finding(
+        severity=f.severity,
+        code=f.code,
+        message=f.message,
+        line=max(1, f.line),
+        col_start=max(1, f.col_start),
+        col_end=max(1, f.col_end),
+        suggestion=f.suggestion,
+    )
 
 
 def _hash(text: str) -> str:

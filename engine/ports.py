@@ -8,8 +8,10 @@ same scan code, and lets the link be tested without an engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
+
+from pydantic import JsonValue
 
 from protocol.messages import (
     ControlState,
@@ -21,7 +23,7 @@ from protocol.messages import (
     RunStopped,
     TagsUpdated,
 )
-from protocol.models import ControlAction, UodDescription
+from protocol.models import ControlAction, Finding, UodDescription
 
 StoredMessageT = TypeVar(
     "StoredMessageT",
@@ -38,11 +40,22 @@ StoredMessageT = TypeVar(
 
 class EngineCommandError(Exception):
     """A request from outside (operator, aggregator) that the engine refuses; the message says why
-    and is shown to the person who asked."""
+    and is shown to the person who asked. `data` carries what a program needs to act on the
+    refusal (e.g. the current method version) so that nobody has to parse the message."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, data: JsonValue = None) -> None:
         super().__init__(message)
         self.message = message
+        self.data = data
+
+
+@dataclass(frozen=True)
+class MethodSaved:
+    """A method edit the engine accepted: its new version and the analyzer's findings (warnings;
+    an edit with errors is refused while a run is active)."""
+
+    version: int
+    findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,10 @@ class EngineControl(Protocol):
 
     def set_method(
         self, text: str, expected_version: int, line_ids: list[str | None] | None, user: str
-    ) -> int: ...
+    ) -> MethodSaved:
+        """A stale `expected_version` raises EngineCommandError with
+        data={"current_version": N}."""
+        ...
 
     def cancel_line(self, run_log_id: str, user: str) -> None: ...
 

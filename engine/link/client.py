@@ -438,17 +438,20 @@ class EngineLink:
             elif isinstance(command, SetMethod):
                 if command.dry_run:
                     return self._analyze(command)
-                version = control.set_method(
+                saved = control.set_method(
                     command.text, command.expected_version, command.line_ids, command.user
                 )
-                data = {"version": version}
+                data = {
+                    "version": saved.version,
+                    "findings": [f.model_dump(mode="json") for f in saved.findings],
+                }
             elif isinstance(command, CancelLine):
                 control.cancel_line(command.run_log_id, command.user)
             elif isinstance(command, ForceLine):
                 control.force_line(command.run_log_id, command.user)
             return True, None, data
         except EngineCommandError as exc:
-            return False, exc.message, None
+            return False, exc.message, exc.data
         except Exception as exc:
             log.exception("%s %s failed inside the engine", command.type, command.id)
             return False, f"internal engine error ({type(exc).__name__}); see the engine log", None

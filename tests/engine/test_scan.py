@@ -163,8 +163,10 @@ def test_run_messages() -> None:
 def test_method_edits_check_the_version() -> None:
     h = Harness(method="Mark: a\n")
     version = h.engine.interpreter.method.version
-    new = h.engine.set_method("Mark: a\nMark: b\n", version, None, "alice")
+    saved = h.engine.set_method("Mark: a\nMark: b\n", version, None, "alice")
+    new = saved.version
     assert new == version + 1
+    assert saved.findings == []
     h.step()
     methods = h.sink.of(Method)
     assert methods[-1]["version"] == new
@@ -173,8 +175,12 @@ def test_method_edits_check_the_version() -> None:
         h.engine.set_method("Mark: c\n", version, None, "alice")
     except EngineCommandError as exc:
         assert exc.message == f"method version is {new}, not {version}"
+        assert exc.data == {"current_version": new}, "machine-readable, no parsing the text"
     else:
         raise AssertionError("stale version accepted")
+    warned = h.engine.set_method("Mark: a\nPU01: 500 %\n", new, None, "alice")
+    assert warned.version == new + 1
+    assert [f.line for f in warned.findings] == [2]
 
 
 def test_system_tags_and_registration() -> None:

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.ports import EngineCommandError, Registration
+from engine.ports import EngineCommandError, MethodSaved, Registration
 from protocol.models import ControlAction, TagDescription, TagValue, UodDescription
 
 
@@ -60,10 +60,15 @@ class FakeControl:
 
     def set_method(
         self, text: str, expected_version: int, line_ids: list[str | None] | None, user: str
-    ) -> int:
+    ) -> MethodSaved:
         self._record("set_method", text, expected_version, line_ids, user)
+        if expected_version != self.method_version:
+            raise EngineCommandError(
+                f"method version is {self.method_version}, not {expected_version}",
+                data={"current_version": self.method_version},
+            )
         self.method_version += 1
-        return self.method_version
+        return MethodSaved(self.method_version)
 
     def cancel_line(self, run_log_id: str, user: str) -> None:
         self._record("cancel_line", run_log_id, user)

@@ -196,8 +196,15 @@ async def test_commands_round_trip(aggregator: FakeAggregator, tmp_path: Path) -
         )
         await until(lambda: "c3" in aggregator.results)
         assert aggregator.results["c3"]["ok"] is True
-        assert aggregator.results["c3"]["data"] == {"version": 1}
+        assert aggregator.results["c3"]["data"] == {"version": 1, "findings": []}
         assert control.calls[-1] == ("set_method", ("Mark: B", 0, [None], "bob"))
+        await aggregator.send(
+            SetMethod(id="c3b", user="bob", text="Mark: C", expected_version=0, line_ids=None)
+        )
+        await until(lambda: "c3b" in aggregator.results)
+        stale = aggregator.results["c3b"]
+        assert (stale["ok"], stale["error"]) == (False, "method version is 1, not 0")
+        assert stale["data"] == {"current_version": 1}
 
         control.crash = True
         await aggregator.send(ForceLine(id="c4", user="bob", run_log_id="r7"))
