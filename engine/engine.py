@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from engine.clock import Clock
 from engine.commands import CommandManager, RunningCommand, TagAccess
-from engine.hw.base import ConnectionChanged, ConnectionState, Hardware, WriteRejected
+from engine.hw.base import UNSET, ConnectionChanged, ConnectionState, Hardware, WriteRejected
 from engine.hw.base import Quality as HwQuality
 from engine.hw.base import ScalarValue as HwValue
 from engine.lang import runlog as ev
@@ -424,7 +424,7 @@ class Engine:
             if (
                 name in dirty
                 or (force and spec.safe_value is not None)
-                or self._written.get(name, _UNSET) != value
+                or self._written.get(name, UNSET) != value
             ):
                 changes[name] = value
         if changes:
@@ -817,14 +817,20 @@ class Engine:
             self._update_system_tags(wall)
             self._report_control(wall)
 
-    def inject(self, pcode: str, user: str | None) -> None:
+    def _interpreter_command(self, action: Callable[[float], object]) -> None:
+        """Runs one operator request against the interpreter at wall time: any refusal becomes
+        an EngineCommandError for whoever asked, and the events it caused are handled at once
+        (not at the next scan), also when it was refused half-way."""
         now, wall = self._now()
         try:
-            self.interpreter.inject(pcode, wall, user)
+            action(wall)
         except Exception as exc:
             raise EngineCommandError(_plain(exc)) from None
         finally:
             self._process_events(now)
+
+    def inject(self, pcode: str, user: str | None) -> None:
+        self._interpreter_command(lambda wall: self.interpreter.inject(pcode, wall, user))
 
     def set_method(
         self,
@@ -855,22 +861,10 @@ class Engine:
         return [_wire_finding(f) for f in analyze(text, self)]
 
     def cancel_line(self, run_log_id: str, user: str | None) -> None:
-        now, wall = self._now()
-        try:
-            self.interpreter.cancel(run_log_id, wall, user)
-        except Exception as exc:
-            raise EngineCommandError(_plain(exc)) from None
-        finally:
-            self._process_events(now)
+        self._interpreter_command(lambda wall: self.interpreter.cancel(run_log_id, wall, user))
 
     def force_line(self, run_log_id: str, user: str | None) -> None:
-        now, wall = self._now()
-        try:
-            self.interpreter.force(run_log_id, wall, user)
-        except Exception as exc:
-            raise EngineCommandError(_plain(exc)) from None
-        finally:
-            self._process_events(now)
+        self._interpreter_command(lambda wall: self.interpreter.force(run_log_id, wall, user))
 
     @property
     def state(self) -> SystemState:
@@ -882,13 +876,6 @@ class Engine:
 
     def output_values(self) -> dict[str, ScalarValue]:
         return {name: self.store[name].value for name in self._outputs}
-
-
-class _Unset:
-    pass
-
-
-_UNSET: Any = _Unset()
 
 
 def _wire_finding(f: LangFinding) -> Finding:

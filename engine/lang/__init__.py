@@ -4,6 +4,7 @@ Nothing here reads a clock, sleeps or does I/O: the engine's scan passes the cur
 reacts to the events the interpreter hands back. See /work/shared/docs/pcode.md for the language.
 """
 
+from engine.lang import runlog as _runlog
 from engine.lang.analyzer import Finding, analyze
 from engine.lang.api import (
     AnalyzerContext,
@@ -24,19 +25,7 @@ from engine.lang.interpreter import (
     RunControlError,
 )
 from engine.lang.parser import ParsedMethod, parse
-from engine.lang.runlog import (
-    Event,
-    LogMessage,
-    MarkSet,
-    MethodChanged,
-    MethodStateChanged,
-    Notification,
-    RunLogChanged,
-    RunLogLine,
-    RunStarted,
-    RunStopped,
-    StateChanged,
-)
+from engine.lang.runlog import *  # noqa: F403  the run-log line and events: runlog.__all__
 from engine.lang.units import new_unit_registry
 
 __all__ = [
@@ -44,31 +33,21 @@ __all__ = [
     "CommandHandle",
     "EditResult",
     "EngineContext",
-    "Event",
     "Finding",
     "InjectionError",
     "Interpreter",
     "LineActionError",
     "LineState",
-    "LogMessage",
-    "MarkSet",
     "Method",
-    "MethodChanged",
     "MethodEditError",
     "MethodLine",
     "MethodState",
-    "MethodStateChanged",
-    "Notification",
     "ParsedMethod",
     "RunControlError",
-    "RunLogChanged",
-    "RunLogLine",
-    "RunStarted",
-    "RunStopped",
     "ScalarValue",
-    "StateChanged",
     "SystemState",
     "analyze",
     "new_unit_registry",
     "parse",
 ]
+__all__ += _runlog.__all__

@@ -7,6 +7,21 @@ from typing import Literal
 
 from engine.lang.api import LineState, ScalarValue, SystemState
 
+# What engine.lang re-exports from here (one list, not a copy of these imports there).
+__all__ = [
+    "Event",
+    "LogMessage",
+    "MarkSet",
+    "MethodChanged",
+    "MethodStateChanged",
+    "Notification",
+    "RunLogChanged",
+    "RunLogLine",
+    "RunStarted",
+    "RunStopped",
+    "StateChanged",
+]
+
 
 @dataclass(slots=True)
 class RunLogLine:
