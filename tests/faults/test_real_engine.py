@@ -52,12 +52,34 @@ async def test_real_engine_through_an_outage(
         async with asyncio.timeout(30):
             while not await run_listed():
                 await asyncio.sleep(0.1)
-        await asyncio.sleep(2.0)  # the engine's own scan time: two data-log samples online
+        [listed] = await api.runs()
+
+        async def stored_run_times() -> list[float]:
+            async with api.session.get(
+                f"{api.base}/api/runs/{listed['id']}/csv", headers=api.headers
+            ) as resp:
+                text = await resp.text()
+            rows = [r for r in csv.reader(io.StringIO(text)) if r and not r[0].startswith("#")]
+            return [float(r[1]) for r in rows[1:]]
+
+        async def stored_until(run_time: float) -> float:
+            """Polls the stored run until it holds a sample at `run_time` or later: the engine's
+            own scan decides when that is. Returns the latest stored run time."""
+            async with asyncio.timeout(30):
+                while True:
+                    times = await stored_run_times()
+                    if times and times[-1] >= run_time:
+                        return times[-1]
+                    await asyncio.sleep(0.1)
+
+        first = await stored_until(0.0)
+        at_cut = await stored_until(first + 2.0)  # two data-log samples stored online
         await proxy.cut("reset")
-        await asyncio.sleep(OUTAGE)  # the outage itself: the engine keeps running meanwhile
+        await asyncio.sleep(OUTAGE)  # the outage itself (the fault), not a wait for a result
         await proxy.restore()
         await until(lambda: proxy.connections >= 2, 30, "the engine to reconnect")
-        await asyncio.sleep(2.0)  # and two more samples online
+        # The samples made during the outage, replayed, and two more online.
+        await stored_until(at_cut + OUTAGE + 2.0)
         os.kill(engine.pid, signal.SIGTERM)
         async with asyncio.timeout(30):
             _, err = await engine.communicate()
