@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Installed explicitly: a shell or CI runner may start us with SIGINT ignored, and Ctrl-C must
+    # still stop everything.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         start_demo(args, processes)
