@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="built web UI to serve at / (default: the repository's frontend/dist, built by "
         "`make frontend`)",
     )
+    serve.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark the session cookie Secure (browsers then send it over HTTPS only); use it "
+        "behind a TLS reverse proxy (default: off, for plain http://127.0.0.1)",
+    )
     _add_storage_options(serve)
 
     user = sub.add_parser("user", help="manage users")
@@ -258,7 +264,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine.dispose()
     app = create_app(
         url,
-        Settings(heartbeat_interval=args.heartbeat, static_dir=args.static_dir),
+        Settings(
+            heartbeat_interval=args.heartbeat,
+            static_dir=args.static_dir,
+            secure_cookies=args.secure_cookies,
+        ),
         migrate=False,
     )
 

@@ -288,3 +288,26 @@ async def test_runs_survive_kill_9_of_the_aggregator(
         )
     finally:
         await engine.aclose()
+
+
+@pytest.mark.parametrize("secure", [False, True])
+async def test_secure_cookies_flag_marks_the_session_cookie(
+    main: InProcess, db_url: str, served_token: str, secure: bool
+) -> None:
+    name = "cookie-" + uuid.uuid4().hex[:6]
+    add = ["user", "add", name, "--role", "viewer", "--password-stdin", "--database", db_url]
+    assert main(*add, stdin="pa55word\n").returncode == 0
+    server = serve(db_url, served_token, *(["--secure-cookies"] if secure else []))
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{server.url}/api/auth/login", json={"username": name, "password": "pa55word"}
+            ) as r,
+        ):
+            assert r.status == 200
+            cookie = r.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie
+        assert ("Secure" in cookie) is secure
+    finally:
+        server.kill()
