@@ -226,8 +226,9 @@ async def plot_times(url: str, info: dict[str, Any], repeats: int = 5) -> list[d
     run = info["plot_run"]
     t0 = 1_700_000_000.0
     every = ",".join(f"T{k:03d}" for k in range(TAGS))
-    # 1000 points: 173 s buckets, narrower than the 300 s chunks, so every chunk straddles a
-    # bucket edge and is decoded; 100 points: 1728 s buckets, most chunks answered by summary.
+    # 1000 points: 288 chunks per tag <= 500 buckets, so each chunk is a bucket answered by its
+    # summary (576 values per series); 100 points: 1728 s equal buckets, the exact path, most
+    # chunks answered by summary, those straddling a bucket edge decoded.
     cases = [
         ("1 tag, 24 h", "T000", ""),
         ("5 tags, 24 h", "T000,T001,T002,T003,T004", ""),

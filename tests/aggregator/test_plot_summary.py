@@ -1,8 +1,11 @@
-"""Plots from chunk summaries give exactly the plot decoded from every sample, on SQLite and
-PostgreSQL; and migration 0003 summarizes the chunks stored before it."""
+"""Plots from chunk summaries, on SQLite and PostgreSQL: with more chunks in the window than
+points/2 they give exactly the plot decoded from every sample; with fewer, each chunk is a bucket
+and keeps its minimum and maximum without being decoded. Migration 0003 summarizes the chunks
+stored before it."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from pathlib import Path
 
@@ -12,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregator import models as m
-from aggregator.chunks import encode_chunk
+from aggregator.chunks import decode_chunk, encode_chunk
 from aggregator.db import alembic_config, create_db_engine, upgrade
-from aggregator.decimate import decimate
+from aggregator.decimate import decimate, is_numeric
 from aggregator.store import Storage, _sample_row
 from protocol import ScalarValue
 from tests.aggregator.test_storage import Feeder, rid, started
@@ -102,8 +105,62 @@ def test_summary_plot_equals_the_decoded_plot(
     for t0, t1 in ((first - 1, last + 1), (first + a * (last - first), first + b * (last - first))):
         expected = _plain(storage, run["pk"], tag, t0, t1, points)
         dt, dv, _ = storage.read_decimated(run["pk"], tag, t0, t1, points)
+        if _chunk_buckets(storage, run["pk"], tag, t0, t1, points, expected):
+            _assert_extremes_kept(storage, run["pk"], tag, t0, t1, points, dt, dv)
+            continue
         assert (dt, dv) == expected
         assert [type(x) for x in dv] == [type(x) for x in expected[1]]
+
+
+def _chunk_buckets(
+    storage: Storage,
+    run_pk: int,
+    tag: int,
+    t0: float,
+    t1: float,
+    points: int,
+    plain: tuple[list[float], list[ScalarValue]],
+) -> bool:
+    """Whether read_decimated uses one bucket per chunk for this window (docs/api.md)."""
+    samples, _ = storage.read_samples(run_pk, tag, t0, t1)
+    if len(samples) <= points or not all(is_numeric(v) or v is None for _, v in samples):
+        return False
+    with storage.engine.connect() as conn:
+        chunks = storage._window_chunks(conn, run_pk, tag, t0, t1, T_CHUNK.c.v_kind)
+        recent = storage._recent_samples(conn, run_pk, tag, t0, t1)
+    if not chunks or not any(c.v_kind for c in chunks):
+        return False
+    return len(chunks) + (1 if recent else 0) <= max(points, 2) // 2
+
+
+def _assert_extremes_kept(
+    storage: Storage,
+    run_pk: int,
+    tag: int,
+    t0: float,
+    t1: float,
+    points: int,
+    dt: list[float],
+    dv: list[ScalarValue],
+) -> None:
+    """At most `points` values in time order, holding the window's minimum and maximum and
+    those of every chunk (its part inside the window)."""
+    assert len(dt) == len(dv) <= max(points, 2)
+    assert dt == sorted(dt)
+    kept = set(zip(dt, dv, strict=True))
+    samples, _ = storage.read_samples(run_pk, tag, t0, t1)
+    numbers = [v for _, v in samples if v is not None]
+    if numbers:
+        assert min(numbers) in dv and max(numbers) in dv  # type: ignore[type-var]
+    with storage.engine.connect() as conn:
+        chunks = storage._window_chunks(conn, run_pk, tag, t0, t1, T_CHUNK.c.data)
+    for chunk in chunks:
+        part = [(t, v) for t, v in decode_chunk(chunk.data) if t0 <= t <= t1 and v is not None]
+        if not part:
+            continue
+        low = min(part, key=lambda s: s[1])  # type: ignore[arg-type,return-value]
+        high = max(part, key=lambda s: s[1])  # type: ignore[arg-type,return-value]
+        assert low in kept and high in kept
 
 
 def test_wide_buckets_are_answered_from_summaries(storage: Storage) -> None:
@@ -124,10 +181,39 @@ def test_wide_buckets_are_answered_from_summaries(storage: Storage) -> None:
     assert decoded <= 9
     assert (12_345.0, 99.5) in zip(dt, dv, strict=True)
     assert (20_001.0, -42.25) in zip(dt, dv, strict=True)
-    # a zoom narrower than a chunk decodes what it needs and is still exact
+    # a zoom over a chunk (12000-12299) and part of the next: only the part is decoded
     dt, dv, decoded = storage.read_decimated(run["pk"], tag, 12_000.0, 12_500.0, points)
-    assert (dt, dv) == _plain(storage, run["pk"], tag, 12_000.0, 12_500.0, points)
-    assert decoded == 2
+    assert decoded == 1
+    assert (12_345.0, 99.5) in zip(dt, dv, strict=True)
+    _assert_extremes_kept(storage, run["pk"], tag, 12_000.0, 12_500.0, points, dt, dv)
+
+
+def test_chunks_are_the_buckets_when_fewer_than_half_the_points(storage: Storage) -> None:
+    """The 24 h plot case in small: 288 chunks and 1000 points would cut every chunk with a
+    173 s bucket edge; instead each chunk is one bucket and none is decoded but the two the
+    window cuts, while every chunk's extremes (random data) are still in the plot."""
+    f = Feeder(storage)
+    r = rid()
+    f.send(started(r, 0.0))
+    run = storage.run_by_id(r)
+    assert run is not None
+    tag = _new_series(storage, run["pk"], f.engine_id)
+    rng = random.Random(7)
+    samples: list[tuple[float, ScalarValue]] = [
+        (float(t), round(rng.gauss(0, 10), 3)) for t in range(40 * 300)
+    ]
+    _store(storage, run["pk"], tag, samples[:-100], samples[-100:])  # 39 chunks + recent rows
+    pk = run["pk"]
+    dt, dv, decoded = storage.read_decimated(pk, tag, 0.0, 1e9, 100)  # 40 <= 50 buckets
+    assert decoded == 0
+    _assert_extremes_kept(storage, pk, tag, 0.0, 1e9, 100, dt, dv)
+    assert len(dt) > 2 * 39  # every chunk gave its minimum and maximum, the recent rows more
+    dt, dv, decoded = storage.read_decimated(pk, tag, 150.0, 11_000.0, 100)
+    assert decoded == 2  # the first and the last chunk are cut by the window
+    _assert_extremes_kept(storage, pk, tag, 150.0, 11_000.0, 100, dt, dv)
+    # more chunks than buckets: the exact equal-bucket answer
+    dt, dv, _ = storage.read_decimated(pk, tag, 0.0, 1e9, 60)
+    assert (dt, dv) == _plain(storage, pk, tag, 0.0, 1e9, 60)
 
 
 def test_migration_0003_summarizes_existing_chunks(tmp_path: Path) -> None:
