@@ -29,6 +29,9 @@ class Settings:
     batch_window: float = 0.02
     """Group-commit window: frames arriving within it share one transaction."""
     register_timeout: float = 10.0
+    takeover_timeout: float = 10.0
+    """How long a new connection of an engine waits for its old one to finish (commit what it
+    accepted) before refusing, so that a stuck old connection cannot lock the engine out."""
     session_lifetime: float = 12 * 3600.0
     secure_cookies: bool = False
     static_dir: str | None = None

@@ -212,7 +212,30 @@ class EngineConnection:
         self.ctx.connections[self.engine_id] = self
         if previous is not None and previous is not self:
             previous.close("replaced by a new connection of the same engine")
-            await previous.done.wait()  # its frames are committed before we read last_seq
+            timeout = self.ctx.settings.takeover_timeout
+            try:
+                # its frames are committed before we read last_seq
+                await asyncio.wait_for(previous.done.wait(), timeout)
+            except TimeoutError:
+                # Waiting longer would lock the engine out for good. The old connection is no
+                # longer in `connections`, so the engine's retry registers at once; anything it
+                # still commits later is below the seq the engine resends from, or is refused
+                # as a duplicate and fixed by the reconnect that follows.
+                log.error(
+                    "engine %s: its previous connection did not end within %g s; refusing this "
+                    "one so the engine retries",
+                    self.engine_id,
+                    timeout,
+                )
+                self._protocol_error(
+                    ProtocolError(
+                        f"the previous connection of this engine did not end within {timeout:g} s;"
+                        " retry",
+                        rule=2,
+                    ),
+                    fatal=True,
+                )
+                return False
             if self.ctx.connections.get(self.engine_id) is not self or self._closing:
                 return False  # an even newer connection took over while we waited
         try:

@@ -34,6 +34,29 @@ class _Item:
     ack_seq: int
 
 
+_EARLIER_FAILED = RuntimeError("an earlier batch failed")
+
+
+def _group(items: list[_Item]) -> list[tuple[BatchClient, int, int]]:
+    """(client, its last ack_seq, how many of its items) per client, in order of appearance:
+    each connection is told once per batch, and must learn of every item it submitted (its
+    `_outstanding` count)."""
+    groups: dict[int, tuple[BatchClient, int, int]] = {}
+    for item in items:
+        _, _, count = groups.get(id(item.client), (item.client, 0, 0))
+        groups[id(item.client)] = (item.client, item.ack_seq, count + 1)
+    return list(groups.values())
+
+
+def _guarded(what: str, callback: Callable[..., None], *args: Any) -> None:
+    """One client's failing callback must not keep the others from their Ack or failure
+    notice: they would wait for ever, and their connections never drain."""
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("writer: %s callback failed", what)
+
+
 class Writer:
     def __init__(
         self,
@@ -55,7 +78,11 @@ class Writer:
         self.ops = 0
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run on the writer thread, after every write submitted before."""
+        """Run `fn` on the writer thread, so it never runs during a batch's transaction.
+
+        Not ordered after frames `submit`ted before: those may still wait in the queue for
+        their group-commit window. A caller that needs a connection's frames committed first
+        waits for that connection to drain (as a takeover does)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def start(self) -> None:
@@ -109,23 +136,17 @@ class Writer:
             try:
                 await self._commit(items)
             except Exception:
-                # a failing callback must not stop the writer: every engine would stall
+                # callbacks are guarded one by one; this is the last line so that nothing
+                # unforeseen stops the writer: every engine would stall
                 log.exception("writer: handling a committed batch failed")
 
     async def _commit(self, items: list[_Item]) -> None:
         # A connection whose earlier batch failed must not have later frames stored: they would
         # sit beyond a hole that Registered.last_seq would then hide from the engine.
-        skipped: dict[int, tuple[BatchClient, int]] = {}
-        kept: list[_Item] = []
-        for item in items:
-            if id(item.client) in self._failed:
-                _, count = skipped.get(id(item.client), (item.client, 0))
-                skipped[id(item.client)] = (item.client, count + 1)
-            else:
-                kept.append(item)
-        for client, count in skipped.values():
-            client.on_store_failed(RuntimeError("an earlier batch failed"), count)
-        items = kept
+        skipped = [item for item in items if id(item.client) in self._failed]
+        for client, _, count in _group(skipped):
+            _guarded("on_store_failed", client.on_store_failed, _EARLIER_FAILED, count)
+        items = [item for item in items if id(item.client) not in self._failed]
         if not items:
             return
         ops = [op for item in items for op in item.ops]
@@ -135,25 +156,17 @@ class Writer:
             log.exception(
                 "storing a batch of %d messages failed; the engines will resend", len(ops)
             )
-            failed: dict[int, tuple[BatchClient, int]] = {}
-            for item in items:
-                _, count = failed.get(id(item.client), (item.client, 0))
-                failed[id(item.client)] = (item.client, count + 1)
-            for client, count in failed.values():
+            for client, _, count in _group(items):
                 self._failed[id(client)] = client
-                client.on_store_failed(exc, count)
+                _guarded("on_store_failed", client.on_store_failed, exc, count)
             return
         self.batches += 1
         self.ops += len(ops)
         # one Ack per connection per batch, for the highest seq it had in the batch
-        done: dict[int, tuple[BatchClient, int, int]] = {}
-        for item in items:
-            _, _, count = done.get(id(item.client), (item.client, 0, 0))
-            done[id(item.client)] = (item.client, item.ack_seq, count + 1)
-        for client, seq, count in done.values():
-            client.on_committed(seq, count)
+        for client, seq, count in _group(items):
+            _guarded("on_committed", client.on_committed, seq, count)
         if self._on_result is not None:
-            self._on_result(result)
+            _guarded("on_result", self._on_result, result)
 
     async def _maintain(self) -> None:
         try:

@@ -3,6 +3,8 @@ on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -526,6 +528,41 @@ async def test_new_connection_of_the_same_engine_replaces_the_old(aggregator: Ag
     finally:
         await first.aclose()
         await second.aclose()
+
+
+class _StuckConnection:
+    """An old connection that never finishes (its writer callback or socket hung)."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.closes: list[str] = []
+
+    def close(self, reason: str) -> None:
+        self.closes.append(reason)
+
+
+async def test_a_stuck_old_connection_does_not_lock_the_engine_out(
+    aggregator: Aggregator,
+) -> None:
+    aggregator.ctx.settings = dataclasses.replace(aggregator.ctx.settings, takeover_timeout=0.2)
+    engine = RawEngine(aggregator)
+    stuck = _StuckConnection()
+    aggregator.ctx.connections[engine.engine_id] = stuck  # type: ignore[assignment]
+    try:
+        await engine.connect()
+        await engine.send(register_frame(engine.engine_id))
+        refusal = await engine.wait_for(p.ProtocolErrorMessage)
+        assert refusal.fatal and "did not end within 0.2 s" in refusal.message
+        await until(engine.closed.is_set, 5, "the refused link to close")
+        assert stuck.closes  # it was asked to end
+        assert engine.engine_id not in aggregator.ctx.connections
+        # the engine's retry registers and stores
+        registered = await engine.register()
+        assert registered.last_seq == 0
+        await engine.send(tags(1, 1001.0, run_id()))
+        await engine.wait_ack(1)
+    finally:
+        await engine.aclose()
 
 
 # --- engine restarts and the live publish hook ----------------------------------------------------
