@@ -364,11 +364,22 @@ class Storage:
     # --- the ingest batch ------------------------------------------------------------------------
 
     def apply_batch(self, ops: Sequence[BatchOp]) -> BatchResult:
-        """Store a batch in one transaction. Raises on failure, having rolled back everything."""
+        """Store a batch in one transaction. Raises on failure, having rolled back everything.
+
+        Each message is applied in its own SAVEPOINT: one that fails unexpectedly (a bug, a
+        constraint we did not foresee) is rolled back alone, logged in its engine's error log
+        and still counted as stored, so the other engines' frames of the batch commit and every
+        stream goes on instead of all of them being disconnected to resend the same failure."""
         result = BatchResult()
         high: dict[str, int] = {}
+        failed = False
         try:
             with self.engine.begin() as conn:
+                if self.is_sqlite:
+                    # pysqlite begins a transaction only before the first INSERT/UPDATE/DELETE:
+                    # a SAVEPOINT before that would open it, and its RELEASE commit it, piece by
+                    # piece. Begin it here (IMMEDIATE: this thread is the only writer anyway).
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 self._load(conn)
                 received: list[tuple[str, int, str, str, float]] = []
                 samples: list[SampleRow] = []
@@ -379,7 +390,7 @@ class Storage:
                         msg = action.message
                         received.append((op.engine_id, msg.seq, msg.type, action.digest, now))
                         high[op.engine_id] = max(high.get(op.engine_id, 0), msg.seq)
-                        self._apply(conn, op, msg, samples, result, now)
+                        failed |= not self._apply_one(conn, op, msg, samples, result, now)
                     elif isinstance(action, CompareStored):
                         self._compare(conn, op, action, result, now)
                     elif isinstance(action, IntegrityError):
@@ -410,7 +421,47 @@ class Storage:
         except Exception:
             self._reset_caches()
             raise
+        if failed:
+            self._reset_caches()  # reload with this batch's samples counted (compaction)
         return result
+
+    def _apply_one(
+        self,
+        conn: Connection,
+        op: BatchOp,
+        msg: Any,
+        samples: list[SampleRow],
+        result: BatchResult,
+        now: float,
+    ) -> bool:
+        """Apply one message in a SAVEPOINT (see apply_batch); False when it failed."""
+        marks = (len(samples), len(result.errors), len(result.runs_opened), len(result.runs_closed))
+        try:
+            with conn.begin_nested():
+                self._apply(conn, op, msg, samples, result, now)
+            return True
+        except Exception as exc:
+            log.exception("engine %s: storing %s seq %d failed", op.engine_id, msg.type, msg.seq)
+            del samples[marks[0] :]
+            del result.errors[marks[1] :]
+            del result.runs_opened[marks[2] :]
+            del result.runs_closed[marks[3] :]
+            # the caches may name rows the savepoint rolled back: reload them from here
+            self._reset_caches()
+            self._load(conn)
+            self._error(
+                conn,
+                op.engine_id,
+                self._current_pk(op.engine_id),
+                now,
+                "error",
+                "aggregator",
+                f"{msg.type} seq {msg.seq} could not be stored and is lost "
+                f"({type(exc).__name__}: {str(exc)[:200]})",
+                msg.seq,
+                result,
+            )
+            return False
 
     def _run_pk(
         self, conn: Connection, op: BatchOp, run_id: str | None, t: float, result: BatchResult

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -528,6 +529,53 @@ async def test_new_connection_of_the_same_engine_replaces_the_old(aggregator: Ag
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_one_failing_message_does_not_fail_the_other_engines_batch(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.app import create_app
+    from aggregator.security import new_token, token_hash
+    from aggregator.store import Storage
+
+    agg = Aggregator(create_app(db_url, Settings(resend_timeout=1.0, batch_window=0.3)))
+    await agg.start()
+    agg.token = new_token()
+    agg.ctx.storage.create_engine_token("sp-" + uuid.uuid4().hex[:6], token_hash(agg.token))
+    real_apply = Storage._apply
+
+    def apply(self: Storage, conn: Any, op: Any, msg: Any, *args: Any) -> None:
+        real_apply(self, conn, op, msg, *args)  # its rows are written, then rolled back
+        if isinstance(msg, p.TagsUpdated) and any(t.value == 666.0 for t in msg.tags):
+            raise RuntimeError("a bug met by this one message")
+
+    monkeypatch.setattr(Storage, "_apply", apply)
+    bad, good = RawEngine(agg), RawEngine(agg)
+    rid_bad, rid_good = run_id(), run_id()
+    try:
+        await bad.register()
+        await good.register()
+        await bad.send(tags(1, 1001.0, rid_bad, FT01=1.5))
+        await bad.wait_ack(1)
+        batches = agg.ctx.writer.batches
+        await bad.send(tags(2, 1002.0, rid_bad, FT01=666.0))
+        await good.send(tags(1, 1002.0, rid_good, FT01=2.5))
+        await good.wait_ack(1)
+        await bad.wait_ack(2)  # accounted as stored: the stream goes on
+        assert agg.ctx.writer.batches == batches + 1  # both frames shared one batch
+        assert ft01(agg, rid_good) == [2.5]
+        assert ft01(agg, rid_bad) == [1.5]
+        assert stored_seq(agg, bad.engine_id) == 2
+        assert any("TagsUpdated seq 2 could not be stored" in m for m in errors(agg, bad.engine_id))
+        assert not any("could not be stored" in m for m in errors(agg, good.engine_id))
+        assert not bad.closed.is_set() and not good.closed.is_set()
+        await bad.send(tags(3, 1003.0, rid_bad, FT01=3.5))
+        await bad.wait_ack(3)
+        assert ft01(agg, rid_bad) == [1.5, 3.5]
+    finally:
+        await bad.aclose()
+        await good.aclose()
+        await agg.stop()
 
 
 class _StuckConnection:
