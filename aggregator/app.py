@@ -41,8 +41,8 @@ def create_app(
             unit = live.engines.get(engine_id)
             if unit is not None and unit.run_id == run_id:
                 unit.run_id = None  # closed by the aggregator (engine restarted)
-        if result.runs_opened or result.runs_closed:
-            live.publish_units()
+        for engine_id in dict.fromkeys(e for e, _ in result.runs_opened + result.runs_closed):
+            live.publish_units(engine_id)
 
     writer = Writer(storage, window=settings.batch_window, on_result=on_result)
     ctx = AppContext(settings=settings, storage=storage, writer=writer, live=live)

@@ -283,7 +283,7 @@ class EngineConnection:
         self.ctx.hub.publish(
             f"unit/{self.engine_id}/registration", message.uod.model_dump(mode="json")
         )
-        self.ctx.live.publish_units()
+        self.ctx.live.publish_units(self.engine_id)
         return True
 
     # --- steady state ---------------------------------------------------------------------------
@@ -447,17 +447,17 @@ class EngineConnection:
                 live.control = message.model_dump(mode="json")
                 live.summary_pushed_at = message.time
                 hub.publish(f"{topic}/control", live.control)
-                self.ctx.live.publish_units()
+                self.ctx.live.publish_units(self.engine_id)
         elif isinstance(message, RunStarted):
             if message.time >= live.run_changed_at:  # a replayed old start is not news
                 live.run_id = message.run_id
                 live.run_changed_at = message.time
-                self.ctx.live.publish_units()
+                self.ctx.live.publish_units(self.engine_id)
         elif isinstance(message, RunStopped):
             if live.run_id == message.run_id:
                 live.run_id = None
                 live.run_changed_at = max(live.run_changed_at, message.time)
-                self.ctx.live.publish_units()
+                self.ctx.live.publish_units(self.engine_id)
         elif isinstance(message, RunLog):
             hub.publish(
                 f"{topic}/runlog",

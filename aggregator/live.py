@@ -72,10 +72,15 @@ class LiveEngine:
 
 
 class LiveHub:
-    """Fan-out of live changes to whoever subscribed (the future /ws); a no-op without them."""
+    """Fan-out of live changes to whoever subscribed (the /ws bridge, aggregator/api/bridge.py,
+    and tests); a no-op without them."""
 
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         self._subscribers.append(callback)
@@ -106,8 +111,14 @@ class LiveState:
             self.engines[engine_id] = live
         return live
 
-    def publish_units(self) -> None:
-        self.hub.publish("units", [e.summary() for e in self.engines.values()])
+    def publish_units(self, engine_id: str) -> None:
+        """Announce that one unit's entry in the unit list changed, with its summary.
+
+        Only that unit's: with 100 engines, sending every summary on every state change made
+        each change cost O(engines) here and again in every subscriber."""
+        live = self.engines.get(engine_id)
+        if live is not None and self.hub.has_subscribers:
+            self.hub.publish("units", live.summary())
 
     def mark_offline(self, engine_id: str) -> None:
         """Rule 10: the moment the link is gone, every live value of the engine is stale."""
@@ -120,4 +131,4 @@ class LiveState:
         self.hub.publish(
             f"unit/{engine_id}/tags", {"tags": [t.as_json() for t in live.tags.values()]}
         )
-        self.publish_units()
+        self.publish_units(engine_id)

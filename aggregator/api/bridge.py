@@ -35,7 +35,9 @@ class LiveBridge:
         state = state_of(self.app)
         ws = state.ws
         if topic == "units":
-            self._units()
+            unit_id = data.get("id") if isinstance(data, dict) else None
+            if isinstance(unit_id, str):
+                self._units(unit_id, data)
             return
         if not topic.startswith("unit/"):
             return
@@ -73,12 +75,11 @@ class LiveBridge:
             if fresh:
                 ws.publish(f"unit/{unit_id}/errors", fresh)
 
-    def _units(self) -> None:
-        state = state_of(self.app)
-        for unit_id, live in list(ctx_of(self.app).live.engines.items()):
-            if not live.online:
-                state.commands.engine_gone(unit_id)
-            self._unit(unit_id)
+    def _units(self, unit_id: str, summary: dict[str, Any]) -> None:
+        """One unit's entry changed (ingest publishes only the unit that changed)."""
+        if not summary.get("online", True):
+            state_of(self.app).commands.engine_gone(unit_id)  # nobody will answer it now
+        self._unit(unit_id)
 
     def _unit(self, unit_id: str) -> None:
         ws = state_of(self.app).ws
@@ -91,7 +92,7 @@ class LiveBridge:
             return
         summary = unit_summary(self.app, live).model_dump(mode="json")
         if self._last_summary.get(unit_id) == summary:
-            return  # ingest announces the unit list after every state change: send news only
+            return  # e.g. a run opened and its ControlState both announce it: send news only
         self._last_summary[unit_id] = summary
         ws.publish("units", summary)
         ws.publish(control, summary)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from aggregator.ws.messages import (
     Unsubscribe,
     parse,
 )
+from aggregator.ws.queue import encode_frame
 from aggregator.ws.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -110,9 +110,6 @@ class WsSession:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.close_code: int | None = None
 
-    def _wake(self) -> None:
-        self.wake.set()
-
     async def run(self) -> None:
         now = self.backend.now()
         self.heartbeat.start(now)
@@ -144,8 +141,9 @@ class WsSession:
                 break
 
     def _send(self, frame: dict[str, Any]) -> None:
-        if not self.client.queue.put_frame(frame):
-            self.wake.set()
+        # when the queue is full the frame is dropped and the queue marked overflowed: the
+        # writer, woken here either way, then closes the socket
+        self.client.queue.put_frame(frame)
         self.wake.set()
 
     def _dispatch(self, data: str | bytes) -> None:
@@ -259,21 +257,21 @@ class WsSession:
             if queue.overflowed:
                 await self._close(CLOSE_TOO_SLOW, "too slow: queue overflow; reconnect")
                 return
-            frames = queue.take(200)
-            if not frames:
+            texts = queue.take_encoded(200)
+            if not texts:
                 self.wake.clear()
                 now = self.backend.now()
                 if self.heartbeat.ping_due(now):
                     self.heartbeat.sent(now)
-                    frames = [{"type": "ping", "time": now}]
+                    texts = [encode_frame({"type": "ping", "time": now})]
                 else:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
                             self.wake.wait(), max(0.05, self.heartbeat.next_wakeup(now))
                         )
                     continue
-            for frame in frames:
-                await self.ws.send_str(json.dumps(frame, separators=(",", ":")))
+            for text in texts:
+                await self.ws.send_str(text)
 
     async def _watchdog(self) -> None:
         """Closes a silent client even when its writer is stuck on a full socket."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator.ws.queue import ClientQueue, Merge
+from aggregator.ws.queue import ClientQueue, Merge, SharedFrame
 
 UNIT_KINDS: dict[str, Merge] = {
     "tags": "by_key",
@@ -60,17 +60,26 @@ class Client:
     queue: ClientQueue
     wake: Callable[[], None]
     topics: set[str] = field(default_factory=set)
-    held: dict[str, list[tuple[Any, Merge, str | None]]] = field(default_factory=dict)
+    held: dict[str, list[tuple[Any, Merge, str | None, SharedFrame | None]]] = field(
+        default_factory=dict
+    )
 
-    def put(self, topic: str, data: Any, merge: Merge, slot: str | None) -> None:
+    def put(
+        self,
+        topic: str,
+        data: Any,
+        merge: Merge,
+        slot: str | None,
+        shared: SharedFrame | None = None,
+    ) -> None:
         if topic in self.held:
             held = self.held[topic]
             if len(held) >= MAX_HELD:
                 self.queue.overflowed = True
             else:
-                held.append((data, merge, slot))
+                held.append((data, merge, slot, shared))
         else:
-            self.queue.put_change(topic, data, merge=merge, slot=slot)
+            self.queue.put_change(topic, data, merge=merge, slot=slot, shared=shared)
         self.wake()
 
 
@@ -133,8 +142,8 @@ class Hub:
             return
         client.queue.drop_topic(topic)
         client.queue.put_frame({"topic": topic, "kind": "snapshot", "data": snapshot})
-        for data, merge, slot in held:
-            client.queue.put_change(topic, data, merge=merge, slot=slot)
+        for data, merge, slot, shared in held:
+            client.queue.put_change(topic, data, merge=merge, slot=slot, shared=shared)
         client.wake()
 
     def abort_subscribe(self, client: Client, topic: str) -> None:
@@ -166,16 +175,17 @@ class Hub:
         subscribers = self._by_topic.get(topic)
         if not subscribers:
             return
+        shared = SharedFrame(topic, data)  # serialized once for every client that sends it as is
         if topic == "units":
             unit_id = str(data.get("id")) if isinstance(data, dict) else None
             for client in list(subscribers):
                 if unit_id is None or self._visible(client.user, unit_id):
-                    client.put(topic, data, "replace", unit_id)
+                    client.put(topic, data, "replace", unit_id, shared)
             return
         _, kind = parse_topic(topic)
         merge = UNIT_KINDS[kind]
         for client in list(subscribers):
-            client.put(topic, data, merge, None)
+            client.put(topic, data, merge, None, shared)
 
     def watchers(self, unit_id: str) -> list[str]:
         prefix = f"unit/{unit_id}/"

@@ -11,11 +11,33 @@ fresh snapshot, instead of silently missing lines.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Merge = Literal["append", "replace", "by_key"]
+
+
+class SharedFrame:
+    """A change as published to every subscriber of its topic: its JSON text is made once, by
+    the first client writer that sends it unchanged, and reused by the others (100 browsers
+    watching one unit would otherwise serialize every change 100 times)."""
+
+    __slots__ = ("_text", "frame")
+
+    def __init__(self, topic: str, data: Any) -> None:
+        self.frame: dict[str, Any] = {"topic": topic, "kind": "change", "data": data}
+        self._text: str | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = encode_frame(self.frame)
+        return self._text
+
+
+def encode_frame(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
 
 
 @dataclass
@@ -28,6 +50,8 @@ class _Pending:
     slot: str = ""
     data: Any = None
     items: dict[str, Any] = field(default_factory=dict)
+    shared: SharedFrame | None = None
+    """The published frame this one still equals (nothing merged into it), if any."""
 
     def frame(self) -> dict[str, Any]:
         if self.merge == "by_key":
@@ -35,6 +59,9 @@ class _Pending:
         else:
             data = self.data
         return {"topic": self.topic, "kind": self.kind, "data": data}
+
+    def text(self) -> str:
+        return self.shared.text() if self.shared is not None else encode_frame(self.frame())
 
 
 class ClientQueue:
@@ -72,6 +99,7 @@ class ClientQueue:
         key: str = "name",
         kind: str = "change",
         slot: str | None = None,
+        shared: SharedFrame | None = None,
     ) -> bool:
         """Queue a change; returns False when the queue overflowed (the client must be dropped).
 
@@ -79,7 +107,11 @@ class ClientQueue:
         while the frame is still waiting. merge="replace": a waiting frame of the same topic is
         replaced (per `slot` when given, e.g. one unit's summary within `units`).
         merge="append": always a new frame.
+        `shared`: the same change as a frame every subscriber gets (see SharedFrame); kept only
+        while nothing is merged into this client's frame.
         """
+        if shared is not None and kind != "change":
+            shared = None
         slot_key = (topic, slot or "")
         waiting = self._open.get(slot_key)
         if merge == "by_key":
@@ -87,23 +119,31 @@ class ClientQueue:
                 for item in data:
                     waiting.items.pop(str(item.get(key)), None)
                     waiting.items[str(item.get(key))] = item
+                waiting.shared = None
                 self.coalesced += 1
                 return True
             if not self._room():
                 return False
+            items = {str(i.get(key)): i for i in data}
             pending = _Pending(
-                topic, kind, merge, slot or "", items={str(i.get(key)): i for i in data}
+                topic,
+                kind,
+                merge,
+                slot or "",
+                items=items,
+                shared=shared if len(items) == len(data) else None,
             )
             self._open[slot_key] = pending
             self._frames.append(pending)
             return True
         if merge == "replace" and waiting is not None:
             waiting.data = data
+            waiting.shared = shared  # replaced whole: the newest change's frame
             self.coalesced += 1
             return True
         if not self._room():
             return False
-        pending = _Pending(topic, kind, merge, slot or "", data=data)
+        pending = _Pending(topic, kind, merge, slot or "", data=data, shared=shared)
         if merge == "replace":
             self._open[slot_key] = pending
         self._frames.append(pending)
@@ -119,15 +159,22 @@ class ClientQueue:
         for slot in [s for s in self._open if s[0] == topic]:
             del self._open[slot]
 
-    def take(self, max_frames: int = 100) -> list[dict[str, Any]]:
-        """Remove and return up to `max_frames` frames, oldest first."""
-        out: list[dict[str, Any]] = []
+    def _take(self, max_frames: int) -> list[_Pending | dict[str, Any]]:
+        out: list[_Pending | dict[str, Any]] = []
         while self._frames and len(out) < max_frames:
             item = self._frames.popleft()
-            if isinstance(item, _Pending):
-                if self._open.get((item.topic, item.slot)) is item:
-                    del self._open[(item.topic, item.slot)]
-                out.append(item.frame())
-            else:
-                out.append(item)
+            if isinstance(item, _Pending) and self._open.get((item.topic, item.slot)) is item:
+                del self._open[(item.topic, item.slot)]
+            out.append(item)
         return out
+
+    def take(self, max_frames: int = 100) -> list[dict[str, Any]]:
+        """Remove and return up to `max_frames` frames, oldest first."""
+        return [i.frame() if isinstance(i, _Pending) else i for i in self._take(max_frames)]
+
+    def take_encoded(self, max_frames: int = 100) -> list[str]:
+        """`take`, as the JSON texts to send; a change nobody merged into is encoded once for
+        all its subscribers."""
+        return [
+            i.text() if isinstance(i, _Pending) else encode_frame(i) for i in self._take(max_frames)
+        ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from aggregator.ws.heartbeat import Heartbeat
@@ -193,3 +196,36 @@ def test_unsubscribe_stops_delivery() -> None:
     hub.publish("unit/u/errors", [{"message": "y"}])
     assert client.queue.take() == []
     assert not hub.has_subscribers("unit/u/errors")
+
+
+def test_a_change_is_serialized_once_for_all_its_subscribers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aggregator.ws import queue as queue_module
+
+    encoded: list[dict[str, Any]] = []
+    real = queue_module.encode_frame
+
+    def counting(frame: dict[str, Any]) -> str:
+        encoded.append(frame)
+        return real(frame)
+
+    monkeypatch.setattr(queue_module, "encode_frame", counting)
+    hub, _ = make_hub()
+    clients = [hub.connect(Viewer(f"u{i}", "viewer"), lambda: None) for i in range(3)]
+    for client in clients:
+        hub.begin_subscribe(client, "unit/u1/tags")
+        hub.complete_subscribe(client, "unit/u1/tags", [])
+        client.queue.take()  # the snapshots
+    hub.publish("unit/u1/tags", [tag("A", 1)])
+    hub.publish("unit/u1/runlog", {"lines": []})  # nobody subscribed: nothing to encode
+    texts = [client.queue.take_encoded() for client in clients]
+    assert texts[0] == texts[1] == texts[2]
+    assert json.loads(texts[0][0]) == {"topic": "unit/u1/tags", "kind": "change",
+                                       "data": [tag("A", 1)]}
+    assert len(encoded) == 1  # once, not once per client
+    # a client whose change was merged with a newer one gets its own frame
+    hub.publish("unit/u1/tags", [tag("A", 2)])
+    hub.publish("unit/u1/tags", [tag("B", 3)])
+    merged = json.loads(clients[0].queue.take_encoded()[0])
+    assert merged["data"] == [tag("A", 2), tag("B", 3)]

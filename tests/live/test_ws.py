@@ -233,3 +233,50 @@ async def test_run_time_is_pushed_at_most_once_per_engine_second(
     await ann.send({"action": "ping", "id": "sync-rt"})
     await ann.wait(lambda f: f.get("id") == "sync-rt")
     assert [f for f in ann.frames[count:] if f.get("topic") == f"unit/{unit}/control"] == []
+
+
+async def test_a_state_change_among_100_engines_publishes_one_summary(
+    api: Api, engine: FakeEngine, clients: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fan-out cost: a unit's state change costs the same with 1 or 100 engines registered
+    (it used to publish, summarize and `engine_gone` every unit on every change)."""
+    from aggregator.api import bridge
+    from aggregator.context import CONTEXT_KEY
+    from aggregator.live import LiveEngine
+
+    ctx = api.agg.app[CONTEXT_KEY]
+    for k in range(99):  # 99 more units, known but offline
+        other = f"pc-{k:02d}/Chromatography"
+        ctx.live.engines[other] = LiveEngine(engine_id=other, name="Chromatography")
+    ann = await clients("viewer")
+    await ann.send({"action": "subscribe", "topic": "units"})
+    await ann.wait(lambda f: f.get("topic") == "units" and f["kind"] == "snapshot")
+    units: list[Any] = []
+    unsubscribe = ctx.hub.subscribe(lambda t, d: units.append(d) if t == "units" else None)
+    summaries: list[str] = []
+    real_summary = bridge.unit_summary
+    gone: list[str] = []
+    commands = api.agg.app[API_STATE_KEY].commands
+    real_gone = commands.engine_gone
+
+    def counting_summary(app: Any, live: Any) -> Any:
+        summaries.append(live.engine_id)
+        return real_summary(app, live)
+
+    def counting_gone(engine_id: str) -> None:
+        gone.append(engine_id)
+        real_gone(engine_id)
+
+    monkeypatch.setattr(bridge, "unit_summary", counting_summary)
+    monkeypatch.setattr(commands, "engine_gone", counting_gone)
+    try:
+        await engine.control_state(p.SystemState.RUNNING, block="Load")
+        await ann.wait(
+            lambda f: f.get("topic") == "units" and f["kind"] == "change"
+            and f["data"]["state"] == "Running"
+        )
+    finally:
+        unsubscribe()
+    assert len(units) == 1 and units[0]["id"] == engine.engine_id  # one unit, not the list
+    assert set(summaries) == {engine.engine_id}  # the changed unit only (control + units topic)
+    assert gone == []
