@@ -13,6 +13,7 @@ from aggregator.api.openapi import ApiProblem
 from aggregator.api.roles import ApiUser
 from aggregator.api.schemas import CommandOutcome, MethodSaved
 from aggregator.api.service import (
+    EngineRefusal,
     current_method,
     engine_request,
     need_operator,
@@ -31,6 +32,18 @@ from protocol import (
 )
 
 _STALE_VERSION = re.compile(r"method version is (\d+)")
+"""Only for engines older than the machine-readable SetMethod result (data {"current_version"}):
+they said so in the error text alone."""
+
+
+def _stale_version(problem: ApiProblem) -> int | None:
+    """The engine's current method version when it refused a SetMethod as stale, else None."""
+    data = problem.data if isinstance(problem, EngineRefusal) else None
+    if isinstance(data, dict):
+        current = data.get("current_version")
+        return current if isinstance(current, int) else None
+    stale = _STALE_VERSION.search(problem.error)  # fallback: older engines, text only
+    return int(stale.group(1)) if stale is not None else None
 
 
 async def control(
@@ -194,9 +207,14 @@ async def set_method(
         version = reported if isinstance(reported, int) else expected_version + 1
     except ApiProblem as problem:
         outcome = problem.error
-        stale = _STALE_VERSION.search(problem.error)
-        if problem.status == 409 and stale is not None:
-            raise ApiProblem(409, problem.error, "expected_version") from None
+        current = _stale_version(problem) if problem.status == 409 else None
+        if current is not None:
+            raise ApiProblem(
+                409,
+                f"{problem.error} (the method is at version {current}, not {expected_version}:"
+                " reload and merge)",
+                "expected_version",
+            ) from None
         if problem.status == 409:
             # refused for its content: let the analyzer say where
             try:
@@ -215,8 +233,10 @@ async def set_method(
             old=None if before is None else {"version": before.version, "text": before.text},
             new={"version": version, "text": text, "result": outcome},
         )
+    if isinstance(data, dict) and isinstance(data.get("findings"), list):
+        return MethodSaved(version=version, findings=_findings(data))  # the engine said them
     try:
-        findings = await check_method(app, user, unit_id, text)
+        findings = await check_method(app, user, unit_id, text)  # older engines: ask
     except ApiProblem:
         findings = []
     return MethodSaved(version=version, findings=findings)

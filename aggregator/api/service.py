@@ -217,6 +217,15 @@ async def current_method(app: web.Application, unit_id: str) -> MethodView | Non
 # --- engine requests and their record --------------------------------------------------------------
 
 
+class EngineRefusal(ApiProblem):
+    """409: the engine refused; `data` is the machine-readable part of its answer, if any
+    (e.g. SetMethod's {"current_version": N} on a stale expected_version)."""
+
+    def __init__(self, error: str, data: JsonValue) -> None:
+        super().__init__(409, error)
+        self.data = data
+
+
 async def engine_request(
     app: web.Application, unit_id: str, build: Callable[[str], Any]
 ) -> CommandResult:
@@ -229,7 +238,7 @@ async def engine_request(
     except EngineTimeout as exc:
         raise ApiProblem(503, str(exc)) from None
     except EngineRefused as exc:
-        raise ApiProblem(409, f"the engine refused: {exc.error}") from None
+        raise EngineRefusal(f"the engine refused: {exc.error}", exc.data) from None
 
 
 def _record_contributor(ctx: AppContext, run_id: str, user: ApiUser, now: float) -> None:

@@ -215,6 +215,42 @@ async def test_method_get_put_conflict_refusal_and_check(api: Api, engine: FakeE
     assert isinstance(engine.requests[-1], p.SetMethod) and engine.requests[-1].dry_run
 
 
+async def test_stale_method_version_is_read_from_the_engines_data(
+    api: Api, engine: FakeEngine
+) -> None:
+    """The engine names its current version in CommandResult.data; the error text is read only
+    for older engines that do not."""
+    finding = {"severity": "info", "code": "I1", "message": "fine", "line": 1}
+    answers: list[tuple[bool, str | None, Any]] = [
+        (False, "stale edit", {"current_version": 7}),  # no version in the text at all
+        (False, "expected 2 but the method version is 5", None),  # an older engine
+        (False, "line 1 says method version is 9", {"findings": []}),  # refused for content
+        (True, None, {"version": 8, "findings": [finding]}),
+    ]
+
+    def answer(m: Any) -> tuple[bool, str | None, Any]:
+        if isinstance(m, p.SetMethod) and m.dry_run:
+            return True, None, {"findings": []}
+        return answers.pop(0)
+
+    engine.answer = answer
+    path = unit_path(engine, "/method")
+    status, body = await api.call("PUT", path, json={"text": "Mark: a", "expected_version": 2})
+    assert status == 409 and body["field"] == "expected_version"  # type: ignore[index]
+    assert "version 7" in body["error"]  # type: ignore[index]
+    status, body = await api.call("PUT", path, json={"text": "Mark: a", "expected_version": 2})
+    assert status == 409 and body["field"] == "expected_version"  # type: ignore[index]
+    status, body = await api.call("PUT", path, json={"text": "Mark: a", "expected_version": 2})
+    assert status == 422 and body["field"] == "text"  # type: ignore[index]
+    sent = len(engine.requests)
+    status, body = await api.call("PUT", path, json={"text": "Mark: b", "expected_version": 7})
+    assert status == 200 and body == {  # type: ignore[comparison-overlap]
+        "version": 8,
+        "findings": [{**finding, "col_start": 1, "col_end": 1, "suggestion": None}],
+    }
+    assert len(engine.requests) == sent + 1  # the findings came with the answer: no dry run
+
+
 # --- runs -------------------------------------------------------------------------------------------
 
 
