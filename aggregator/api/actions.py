@@ -4,7 +4,9 @@ whether the engine accepted or refused."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from pydantic import JsonValue, ValidationError
@@ -46,17 +48,24 @@ def _stale_version(problem: ApiProblem) -> int | None:
     return int(stale.group(1)) if stale is not None else None
 
 
-async def control(
-    app: web.Application, user: ApiUser, unit_id: str, action: ControlAction
-) -> CommandOutcome:
-    need_operator(user)
-    live = require_unit(app, user, unit_id)
-    before = unit_summary(app, live)
+@contextlib.asynccontextmanager
+async def audited(
+    app: web.Application,
+    user: ApiUser,
+    action: str,
+    unit_id: str,
+    run_id: Callable[[], str | None],
+    new: dict[str, JsonValue],
+    old: JsonValue = None,
+) -> AsyncIterator[dict[str, JsonValue]]:
+    """Leave the audit record of an action whether the engine accepted or refused it.
+
+    Yields `new`, which the action may complete (e.g. with the saved version); `result` is
+    added: "ok", or the refusal's message. `run_id` is read when the action is over, so a Start
+    is recorded against the run it started."""
     outcome = "ok"
     try:
-        result = await engine_request(
-            app, unit_id, lambda cid: ControlCommand(id=cid, user=user.name, command=action)
-        )
+        yield new
     except ApiProblem as problem:
         outcome = problem.error
         raise
@@ -64,11 +73,31 @@ async def control(
         await record(
             app,
             user,
-            "control",
+            action,
             unit_id=unit_id,
-            run_id=live.run_id or before.run_id,
-            old={"state": before.state},
-            new={"action": action.value, "result": outcome},
+            run_id=run_id(),
+            old=old,
+            new={**new, "result": outcome},
+        )
+
+
+async def control(
+    app: web.Application, user: ApiUser, unit_id: str, action: ControlAction
+) -> CommandOutcome:
+    need_operator(user)
+    live = require_unit(app, user, unit_id)
+    before = unit_summary(app, live)
+    async with audited(
+        app,
+        user,
+        "control",
+        unit_id,
+        lambda: live.run_id or before.run_id,
+        {"action": action.value},
+        old={"state": before.state},
+    ):
+        result = await engine_request(
+            app, unit_id, lambda cid: ControlCommand(id=cid, user=user.name, command=action)
         )
     return CommandOutcome(data=result.data)
 
@@ -76,22 +105,9 @@ async def control(
 async def inject(app: web.Application, user: ApiUser, unit_id: str, pcode: str) -> CommandOutcome:
     need_operator(user)
     live = require_unit(app, user, unit_id)
-    outcome = "ok"
-    try:
+    async with audited(app, user, "inject", unit_id, lambda: live.run_id, {"pcode": pcode}):
         result = await engine_request(
             app, unit_id, lambda cid: InvokeCommand(id=cid, user=user.name, pcode=pcode)
-        )
-    except ApiProblem as problem:
-        outcome = problem.error
-        raise
-    finally:
-        await record(
-            app,
-            user,
-            "inject",
-            unit_id=unit_id,
-            run_id=live.run_id,
-            new={"pcode": pcode, "result": outcome},
         )
     return CommandOutcome(data=result.data)
 
@@ -101,27 +117,10 @@ async def line_action(
 ) -> CommandOutcome:
     need_operator(user)
     live = require_unit(app, user, unit_id)
-    outcome = "ok"
-    try:
-        if kind == "cancel":
-            result = await engine_request(
-                app, unit_id, lambda cid: CancelLine(id=cid, user=user.name, run_log_id=line_id)
-            )
-        else:
-            result = await engine_request(
-                app, unit_id, lambda cid: ForceLine(id=cid, user=user.name, run_log_id=line_id)
-            )
-    except ApiProblem as problem:
-        outcome = problem.error
-        raise
-    finally:
-        await record(
-            app,
-            user,
-            kind,
-            unit_id=unit_id,
-            run_id=live.run_id,
-            new={"line": line_id, "result": outcome},
+    request = CancelLine if kind == "cancel" else ForceLine
+    async with audited(app, user, kind, unit_id, lambda: live.run_id, {"line": line_id}):
+        result = await engine_request(
+            app, unit_id, lambda cid: request(id=cid, user=user.name, run_log_id=line_id)
         )
     return CommandOutcome(data=result.data)
 
@@ -188,51 +187,49 @@ async def set_method(
         )
     if line_ids is not None and len(line_ids) != len(text.split("\n")):
         raise ApiProblem(422, "line_ids must have one entry per line of text", "line_ids")
-    outcome = "ok"
     version: int | None = None
-    try:
-        result = await engine_request(
-            app,
-            unit_id,
-            lambda cid: SetMethod(
-                id=cid,
-                user=user.name,
-                text=text,
-                expected_version=expected_version,
-                line_ids=line_ids,
-            ),
-        )
+    async with audited(
+        app,
+        user,
+        "method",
+        unit_id,
+        lambda: live.run_id,
+        {"version": None, "text": text},
+        old=None if before is None else {"version": before.version, "text": before.text},
+    ) as entry:
+        try:
+            result = await engine_request(
+                app,
+                unit_id,
+                lambda cid: SetMethod(
+                    id=cid,
+                    user=user.name,
+                    text=text,
+                    expected_version=expected_version,
+                    line_ids=line_ids,
+                ),
+            )
+        except ApiProblem as problem:
+            current = _stale_version(problem) if problem.status == 409 else None
+            if current is not None:
+                raise ApiProblem(
+                    409,
+                    f"{problem.error} (the method is at version {current}, not "
+                    f"{expected_version}: reload and merge)",
+                    "expected_version",
+                ) from None
+            if problem.status == 409:
+                # refused for its content: let the analyzer say where
+                try:
+                    findings = await check_method(app, user, unit_id, text)
+                except ApiProblem:
+                    findings = []
+                raise MethodRefused(problem.error, findings) from None
+            raise
         data = result.data
         reported = data.get("version") if isinstance(data, dict) else None
         version = reported if isinstance(reported, int) else expected_version + 1
-    except ApiProblem as problem:
-        outcome = problem.error
-        current = _stale_version(problem) if problem.status == 409 else None
-        if current is not None:
-            raise ApiProblem(
-                409,
-                f"{problem.error} (the method is at version {current}, not {expected_version}:"
-                " reload and merge)",
-                "expected_version",
-            ) from None
-        if problem.status == 409:
-            # refused for its content: let the analyzer say where
-            try:
-                findings = await check_method(app, user, unit_id, text)
-            except ApiProblem:
-                findings = []
-            raise MethodRefused(problem.error, findings) from None
-        raise
-    finally:
-        await record(
-            app,
-            user,
-            "method",
-            unit_id=unit_id,
-            run_id=live.run_id,
-            old=None if before is None else {"version": before.version, "text": before.text},
-            new={"version": version, "text": text, "result": outcome},
-        )
+        entry["version"] = version
     if isinstance(data, dict) and isinstance(data.get("findings"), list):
         return MethodSaved(version=version, findings=_findings(data))  # the engine said them
     try:

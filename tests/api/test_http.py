@@ -251,6 +251,32 @@ async def test_stale_method_version_is_read_from_the_engines_data(
     assert len(engine.requests) == sent + 1  # the findings came with the answer: no dry run
 
 
+async def test_every_action_leaves_its_audit_record_accepted_or_refused(
+    api: Api, engine: FakeEngine
+) -> None:
+    run_id = "run-a" + engine.engine_id[-6:]
+    await engine.run_started(run_id, time.time())
+    await until(lambda: api.agg.ctx.live.engines[engine.engine_id].run_id == run_id, 5, "run")
+    status, _ = await api.call("POST", unit_path(engine, "/inject"), json={"pcode": "Mark: m"})
+    assert status == 200
+    engine.answer = lambda m: (False, "line l1 is not running", None)
+    status, _ = await api.call("POST", unit_path(engine, "/runlog/l1/cancel"))
+    assert status == 409
+    engine.answer = lambda m: (True, None, {"version": 3, "findings": []})
+    status, _ = await api.call(
+        "PUT", unit_path(engine, "/method"), json={"text": "Mark: x", "expected_version": 0}
+    )
+    assert status == 200
+    status, page = await api.call("GET", "/api/audit?limit=3", "admin")
+    method, cancel, inject = page["items"]  # type: ignore[index]
+    assert inject["action"] == "inject" and inject["run_id"] == run_id
+    assert inject["new"] == {"pcode": "Mark: m", "result": "ok"}
+    assert cancel["action"] == "cancel" and cancel["new"]["line"] == "l1"
+    assert "not running" in cancel["new"]["result"]
+    assert method["action"] == "method" and method["run_id"] == run_id
+    assert method["new"] == {"version": 3, "text": "Mark: x", "result": "ok"}
+
+
 # --- runs -------------------------------------------------------------------------------------------
 
 

@@ -68,11 +68,11 @@ async def test_stalled_client_does_not_slow_ingest_or_others(
 
         blob = "x" * 100_000  # some 40 waiting frames fill the socket buffers (4 MiB)
         n = 400
-        started = time.monotonic()
         for i in range(n):
             await engine.tags(None, time.time(), sample=False, ack=False, FT01=float(i), Blob=blob)
+        # every frame is acked although the stalled client's socket is full: ingest did not
+        # wait on it (wait_ack's timeout bounds the test; how fast is bench/'s business)
         await engine.wait_ack(engine.seq, timeout=20)
-        ingest_seconds = time.monotonic() - started
         last = await fast.wait(
             lambda f: f.get("kind") == "change"
             and any(t["name"] == "FT01" and t["value"] == float(n - 1) for t in f["data"]),
@@ -93,8 +93,8 @@ async def test_stalled_client_does_not_slow_ingest_or_others(
         values = {t["name"]: t["value"] for t in waiting["data"]}
         assert values["FT01"] == -3.0  # newest value wins, one entry per tag
         assert len(waiting["data"]) == len(values)
-        # nothing here waited on the stalled socket: ingest kept its pace
-        assert ingest_seconds < 20
+        # the stalled client was neither dropped nor able to disturb the link
+        assert stalled in hub.clients
         assert not [m for m in engine.received if isinstance(m, p.ProtocolErrorMessage)]
     finally:
         sock.close()
