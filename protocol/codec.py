@@ -6,6 +6,7 @@ ProtocolError message (rule 11) instead of tearing the connection down.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -18,7 +19,12 @@ from protocol.version import PROTOCOL_VERSION, check_compatible
 MAX_FRAME_SIZE = 1024 * 1024
 """Default size limit of one frame, in bytes (1 MiB)."""
 
-_MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+
+@functools.cache
+def _message_adapter() -> TypeAdapter[Message]:
+    """Built on first use: building the union's validator is a large part of an engine's start-up,
+    and the engine sends its first frame (RegisterEngine) before it has anything to decode."""
+    return TypeAdapter(Message)
 
 
 def encode(message: BaseModel) -> bytes:
@@ -31,7 +37,7 @@ def decode(data: bytes | str, *, max_size: int = MAX_FRAME_SIZE) -> Message:
     if size > max_size:
         raise ProtocolError(f"frame of {size} bytes exceeds the limit of {max_size} bytes", rule=11)
     try:
-        message = _MESSAGE_ADAPTER.validate_json(data)
+        message = _message_adapter().validate_json(data)
     except ValidationError as exc:
         raise ProtocolError(_describe(exc, data), rule=11) from None
     except (ValueError, RecursionError) as exc:

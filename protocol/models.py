@@ -24,7 +24,7 @@ Seconds = Annotated[float, Field(allow_inf_nan=False, ge=0, description="a durat
 class WireModel(BaseModel):
     """Base of every protocol model: unknown fields ignored, instances immutable."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class Quality(StrEnum):
