@@ -1030,11 +1030,13 @@ class Storage:
         were decoded. Every chunk's minimum and maximum (so the window's too) are kept.
 
         Decoding chunks is what makes a plot slow (~0.4 ms each, 288 per tag-day), so:
-        - when the window holds no more than points/2 chunks (with the recent rows counting as
-          one more), the chunks themselves are the buckets: each gives its stored minimum and
+        - when the window holds between points/8 and points/2 chunks (with the recent rows
+          counting as one more), the chunks themselves are the buckets: each gives its stored minimum and
           maximum, and only the chunks cut by the window's edges, chunks without a summary and
           the recent rows (given the buckets left over) are decoded. Equal-width buckets would
           be narrower than a chunk here, so every chunk would straddle an edge and be decoded.
+          Fewer chunks than points/8 (a zoom) are decoded: that is cheap, and chunk buckets
+          would show a zoomed-in window at a fraction of the asked resolution.
         - otherwise equal-width buckets are wider than a chunk and the answer is exactly
           `decimate(read_samples(...))`, with most chunks answered by their summary
           (`_summary_plan`).
@@ -1048,7 +1050,9 @@ class Storage:
             recent = self._recent_samples(conn, run_pk, tag_id, t0, t1)
             if sum(tuple(c)[3] for c in chunks) + len(recent) <= points:  # [3]: count
                 plan = None  # every sample is kept: nothing to save
-            elif len(chunks) + (1 if recent else 0) <= max(points, 2) // 2:
+            elif (
+                max(points, 2) // 8 <= len(chunks) + (1 if recent else 0) <= max(points, 2) // 2
+            ):
                 plan = self._chunk_buckets(conn, chunks, recent, t0, t1, points)
             else:
                 plan = self._summary_plan(conn, chunks, recent, t0, t1, points)

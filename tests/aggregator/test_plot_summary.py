@@ -130,7 +130,7 @@ def _chunk_buckets(
         recent = storage._recent_samples(conn, run_pk, tag, t0, t1)
     if not chunks or not any(c.v_kind for c in chunks):
         return False
-    return len(chunks) + (1 if recent else 0) <= max(points, 2) // 2
+    return max(points, 2) // 8 <= len(chunks) + (1 if recent else 0) <= max(points, 2) // 2
 
 
 def _assert_extremes_kept(
