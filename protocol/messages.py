@@ -6,7 +6,7 @@ docstrings refer to protocol/README.md.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeAlias
 
 from pydantic import Field, JsonValue
 
@@ -300,28 +300,13 @@ STORED_MESSAGE_TYPES = (
     ErrorLog,
 )
 
-StoredMessage = Annotated[
-    TagsUpdated | RunStarted | RunStopped | RunLog | Method | MethodState | ControlState | ErrorLog,
-    Field(discriminator="type"),
-]
-
-EngineMessage = Annotated[
-    RegisterEngine
-    | TagsUpdated
-    | RunStarted
-    | RunStopped
-    | RunLog
-    | Method
-    | MethodState
-    | ControlState
-    | ErrorLog
-    | Heartbeat
-    | CommandResult
-    | ProtocolErrorMessage,
-    Field(discriminator="type"),
-]
-
-AggregatorMessage = Annotated[
+_StoredUnion: TypeAlias = (
+    TagsUpdated | RunStarted | RunStopped | RunLog | Method | MethodState | ControlState | ErrorLog
+)
+_FromEngine: TypeAlias = (
+    RegisterEngine | _StoredUnion | Heartbeat | CommandResult | ProtocolErrorMessage
+)
+_FromAggregator: TypeAlias = (
     Registered
     | Ack
     | ResendRequest
@@ -331,31 +316,10 @@ AggregatorMessage = Annotated[
     | CancelLine
     | ForceLine
     | Ping
-    | ProtocolErrorMessage,
-    Field(discriminator="type"),
-]
+    | ProtocolErrorMessage
+)
 
-Message = Annotated[
-    RegisterEngine
-    | TagsUpdated
-    | RunStarted
-    | RunStopped
-    | RunLog
-    | Method
-    | MethodState
-    | ControlState
-    | ErrorLog
-    | Heartbeat
-    | CommandResult
-    | Registered
-    | Ack
-    | ResendRequest
-    | InvokeCommand
-    | ControlCommand
-    | SetMethod
-    | CancelLine
-    | ForceLine
-    | Ping
-    | ProtocolErrorMessage,
-    Field(discriminator="type"),
-]
+StoredMessage = Annotated[_StoredUnion, Field(discriminator="type")]
+EngineMessage = Annotated[_FromEngine, Field(discriminator="type")]
+AggregatorMessage = Annotated[_FromAggregator, Field(discriminator="type")]
+Message = Annotated[_FromEngine | _FromAggregator, Field(discriminator="type")]
