@@ -45,4 +45,23 @@ describe("api", () => {
     await api.runs({ q: "load", unit_id: "", cursor: null, limit: 20 });
     expect(seen[0]!.url).toBe("/api/runs?q=load&limit=20");
   });
+  it("fetches the CSV as a response to stream, or ApiError for an error status", async () => {
+    const seen: { url: string; init: RequestInit }[] = [];
+    const ok = createApi((async (url: string, init: RequestInit) => {
+      seen.push({ url, init });
+      return new Response("h\n1\n", { status: 200 });
+    }) as unknown as typeof fetch);
+    ok.token = "t1";
+    const res = await ok.runCsv("r/1");
+    expect(await res.text()).toBe("h\n1\n");
+    expect(seen[0]!.url).toBe("/api/runs/r%2F1/csv");
+    expect(seen[0]!.init.credentials).toBe("same-origin");
+    expect((seen[0]!.init.headers as Record<string, string>).Authorization).toBe("Bearer t1");
+    const denied = createApi(fakeFetch(403, { error: "run 'r' belongs to a unit you may not see" }));
+    await expect(denied.runCsv("r")).rejects.toMatchObject({ status: 403, message: "run 'r' belongs to a unit you may not see" });
+    const offline = createApi((async () => {
+      throw new TypeError("Failed to fetch");
+    }) as unknown as typeof fetch);
+    await expect(offline.runCsv("r")).rejects.toMatchObject({ status: 0, message: "The server cannot be reached" });
+  });
 });

@@ -58,6 +58,9 @@ export interface Api {
   run(id: string): Promise<RunDetail>;
   runPlot(id: string, tags: string[], points?: number): Promise<PlotData>;
   runCsvUrl(id: string): string;
+  /** the streamed CSV export: the response once its status is OK, its body not yet read
+   *  (ApiError for an HTTP error status or when the server cannot be reached) */
+  runCsv(id: string, signal?: AbortSignal): Promise<Response>;
 }
 
 export interface RunQuery {
@@ -110,10 +113,12 @@ export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = 
     run: (id) => call<RunDetail>("GET", `/api/runs/${enc(id)}`),
     runPlot: (id, tags, points = 1000) => call<PlotData>("GET", `/api/runs/${enc(id)}/plot${qs({ tags: tags.join(","), points })}`),
     runCsvUrl: (id) => `${base}/api/runs/${enc(id)}/csv`,
+    runCsv: (id, signal) => send("GET", `/api/runs/${enc(id)}/csv`, undefined, signal, "text/csv"),
   };
 
-  async function call<T = unknown>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const headers: Record<string, string> = { Accept: "application/json" };
+  /** sends a request; returns the response when its status is OK, throws ApiError otherwise */
+  async function send(method: string, path: string, body: unknown, signal: AbortSignal | undefined, accept: string): Promise<Response> {
+    const headers: Record<string, string> = { Accept: accept };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (api.token) headers.Authorization = `Bearer ${api.token}`;
     let res: Response;
@@ -129,23 +134,29 @@ export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = 
       if (e instanceof DOMException && e.name === "AbortError") throw e;
       throw new ApiError(0, "The server cannot be reached");
     }
-    if (res.status === 204) return undefined as T;
-    const text = await res.text();
-    let data: unknown = null;
-    if (text) {
-      try {
-        data = JSON.parse(text);
-      } catch {
-        data = text;
-      }
-    }
     if (!res.ok) {
+      const data = parse(await res.text());
       const obj = (data && typeof data === "object" ? data : {}) as { error?: string; field?: string | null };
       const msg = obj.error ?? (typeof data === "string" && data ? data.slice(0, 200) : `${res.status} ${res.statusText}`);
       if (res.status === 401 && path !== "/api/auth/login" && path !== "/api/auth/me") api.onUnauthorized?.();
       throw new ApiError(res.status, msg, obj.field ?? null, data);
     }
-    return data as T;
+    return res;
+  }
+
+  function parse(text: string): unknown {
+    if (!text) return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  async function call<T = unknown>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await send(method, path, body, signal, "application/json");
+    if (res.status === 204) return undefined as T;
+    return parse(await res.text()) as T;
   }
 
   return api;

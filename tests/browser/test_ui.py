@@ -215,8 +215,12 @@ def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None
     detail = stack.http("GET", f"/api/runs/{run_id}", token=token)
     assert detail["stopped"] is not None
 
+    # The export is fetched with progress (streamed, no Content-Length) and saved as a Blob.
+    download_button = page.get_by_role("button", name="Download CSV")
+    expect(download_button).to_have_attribute("data-testid", "csv-download")
     with page.expect_download() as info:
         page.locator('[data-testid="csv-download"]').click()
+    assert info.value.suggested_filename == f"{run_id}.csv"
     text = Path(info.value.path()).read_text(encoding="utf-8")
     data_lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
     table = list(csv.reader(io.StringIO("\n".join(data_lines))))
@@ -237,6 +241,40 @@ def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None
     # The data log interval is 1 s and Run Time changes every sample: about one row per second.
     duration = detail["stopped"] - detail["started"]
     assert duration * 0.5 - 2 <= len(body) <= duration * 1.5 + 3, (len(body), duration)
+    # The progress reached the end: the status names the rows received, the bar is full.
+    progress = page.locator('[data-testid="csv-progress"]')
+    expect(progress).to_have_attribute("data-state", "done")
+    expect(progress).to_have_attribute("aria-live", "polite")
+    expect(progress).to_contain_text(f"CSV downloaded: {len(body)} row")
+    bar = page.get_by_role("progressbar", name="CSV download")
+    expect(bar).to_have_attribute("aria-valuenow", "100")
+    expect(download_button).to_be_enabled()
+    expect(page.locator('[data-testid="csv-cancel"]')).to_have_count(0)
+    shots(page, "run-view-csv-done")
+
+    # Cancel while the export is under way (the request is held back), then an HTTP error.
+    held: list[Any] = []
+    page.route("**/api/runs/*/csv", lambda route: held.append(route))
+    download_button.click()
+    cancel = page.get_by_role("button", name="Cancel")
+    expect(cancel).to_be_focused()
+    expect(progress).to_have_attribute("data-state", "running")
+    expect(progress).to_contain_text("Downloading CSV: 0 of ~")
+    expect(download_button).to_be_disabled()
+    page.keyboard.press("Enter")
+    expect(progress).to_have_attribute("data-state", "cancelled")
+    expect(progress).to_contain_text("CSV download cancelled")
+    expect(download_button).to_be_focused()
+    page.unroute("**/api/runs/*/csv")
+    page.route(
+        "**/api/runs/*/csv",
+        lambda route: route.fulfill(status=403, json={"error": "no access in this test"}),
+    )
+    download_button.click()
+    expect(page.locator('[data-testid="csv-error"]')).to_have_text(
+        "CSV download failed (HTTP 403): no access in this test"
+    )
+    page.unroute("**/api/runs/*/csv")
     assert page.errors == []  # type: ignore[attr-defined]
 
 

@@ -5,6 +5,7 @@ import { href } from "../state/route";
 import { Spinner } from "../components/bits";
 import { RunLogTable } from "../components/RunLog";
 import { ErrorLogList } from "../components/ErrorLog";
+import { CsvDownload } from "../components/CsvDownload";
 import { HighlightedCode } from "../components/HighlightedCode";
 import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
 import { SeriesBuffer } from "../lib/plotdata";
@@ -68,14 +69,11 @@ export function RunView({ id }: { id: string }) {
           <dt>Stop reason</dt>
           <dd>{run.stop_reason || "–"}</dd>
         </dl>
-        <div class="row">
-          <a class="btn btn-primary" href={app.api.runCsvUrl(run.id)} download={`${run.id}.csv`} data-testid="csv-download">
-            Download CSV
-          </a>
+        <CsvDownload run={run}>
           <a class="btn" href={href({ name: "unit", id: run.unit_id })}>
             Go to the unit
           </a>
-        </div>
+        </CsvDownload>
       </div>
       <div class="unit-grid run-grid">
         <section class="panel area-plot" aria-labelledby="rplot-title">
