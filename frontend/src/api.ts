@@ -57,7 +57,6 @@ export interface Api {
   runs(query: RunQuery): Promise<Page<RunSummary>>;
   run(id: string): Promise<RunDetail>;
   runPlot(id: string, tags: string[], points?: number): Promise<PlotData>;
-  runCsvUrl(id: string): string;
   /** the streamed CSV export: the response once its status is OK, its body not yet read
    *  (ApiError for an HTTP error status or when the server cannot be reached) */
   runCsv(id: string, signal?: AbortSignal): Promise<Response>;
@@ -112,7 +111,6 @@ export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = 
     runs: (q) => call<Page<RunSummary>>("GET", `/api/runs${qs({ unit_id: q.unit_id, q: q.q, cursor: q.cursor, limit: q.limit })}`),
     run: (id) => call<RunDetail>("GET", `/api/runs/${enc(id)}`),
     runPlot: (id, tags, points = 1000) => call<PlotData>("GET", `/api/runs/${enc(id)}/plot${qs({ tags: tags.join(","), points })}`),
-    runCsvUrl: (id) => `${base}/api/runs/${enc(id)}/csv`,
     runCsv: (id, signal) => send("GET", `/api/runs/${enc(id)}/csv`, undefined, signal, "text/csv"),
   };
 
