@@ -5,12 +5,10 @@ and a Pause puts the device's outputs at their safe values."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from engine.engine import Engine
 from engine.runner import run_realtime
 from engine.uod import load_uod
 from protocol.models import ControlAction
+from tests.examples.processes import stop, until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,20 +51,7 @@ def device(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
         monkeypatch.setenv("SETPOINT_MODBUS_PORT", str(port))
         yield port
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
+        stop(process)
 
 
 @pytest.mark.slow
@@ -77,18 +63,18 @@ async def test_engine_drives_the_modbus_device(device: int) -> None:
     stop = asyncio.Event()
     loop_task = asyncio.create_task(run_realtime(engine, clock, stop))
     try:
-        await _until(lambda: engine.tag_value("Device Model") == "SP-CHROM")
+        await until(lambda: engine.tag_value("Device Model") == "SP-CHROM")
         assert engine.tag_value("Inlet") == "None"
         engine.inject("Inlet: VA01\nPU01: 50 %", "alice")
-        await _until(lambda: float(engine.tag_value("FT01") or 0) > 55.0)
+        await until(lambda: float(engine.tag_value("FT01") or 0) > 55.0)
         assert engine.tag_value("Pump Running") is True
         engine.control(ControlAction.START, "alice")
-        await _until(lambda: float(engine.tag_value("Accumulated Volume") or 0) > 0.01)
+        await until(lambda: float(engine.tag_value("Accumulated Volume") or 0) > 0.01)
         engine.control(ControlAction.PAUSE, "alice")
-        await _until(lambda: float(engine.tag_value("FT01") or 0) < 20.0)  # the pump slows down
+        await until(lambda: float(engine.tag_value("FT01") or 0) < 20.0)  # the pump slows down
         assert engine.tag_value("PU01") == 0.0 and engine.tag_value("Inlet") == "None"
         engine.control(ControlAction.UNPAUSE, "alice")
-        await _until(lambda: float(engine.tag_value("FT01") or 0) > 40.0)
+        await until(lambda: float(engine.tag_value("FT01") or 0) > 40.0)
         assert engine.tag_value("Inlet") == "VA01"
         assert engine.tag_value("Connection Status") == "Connected"
     finally:

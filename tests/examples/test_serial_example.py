@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from engine.engine import Engine
 from engine.runner import run_realtime
 from engine.uod import load_uod
 from protocol.models import ControlAction
+from tests.examples.processes import stop, until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,20 +62,7 @@ def instruments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
         yield
     finally:
         for process in processes:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.05)
+            stop(process)
 
 
 def _number(engine: Engine, tag: str) -> float:
@@ -91,16 +79,16 @@ async def test_engine_doses_on_the_serial_instruments(instruments: None) -> None
     stop = asyncio.Event()
     loop_task = asyncio.create_task(run_realtime(engine, clock, stop))
     try:
-        await _until(lambda: engine.tag_value("Pump State") == "STOP")
+        await until(lambda: engine.tag_value("Pump State") == "STOP")
         engine.control(ControlAction.START, "alice")
         engine.inject("Tare", "alice")
-        await _until(lambda: abs(_number(engine, "Balance Weight")) < 0.5)
+        await until(lambda: abs(_number(engine, "Balance Weight")) < 0.5)
         engine.inject("Pump speed: 600 rpm\nPump: Run", "alice")
-        await _until(lambda: _number(engine, "Balance Weight") > 3.0)
+        await until(lambda: _number(engine, "Balance Weight") > 3.0)
         assert engine.tag_value("Pump State") == "RUN"
         assert _number(engine, "Pump Flow") > 400.0
         engine.control(ControlAction.PAUSE, "alice")
-        await _until(lambda: engine.tag_value("Pump State") == "STOP")
+        await until(lambda: engine.tag_value("Pump State") == "STOP")
         assert engine.tag_value("Pump Command") == "Stop"
         assert engine.tag_value("Connection Status") == "Connected"
         assert not [e for e in engine.error_log if e.level == "error"], engine.error_log

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.examples.processes import stop
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PASSWORD = "correct horse battery"
@@ -26,16 +28,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _wait(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -96,7 +88,7 @@ def aggregator(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
             bearer = json.load(response)["token"]
         yield f"ws://127.0.0.1:{port}", engine_token, bearer
     finally:
-        _stop(server)
+        stop(server, timeout=15)
 
 
 def _get(url: str, bearer: str) -> Any:
@@ -149,4 +141,4 @@ def test_engine_reports_a_run_and_stops_it_on_sigterm(
         assert stopped >= run["started"]
         assert _get(f"{http}/api/runs", bearer)["items"][0]["stop_reason"] == "Stop"
     finally:
-        _stop(engine)
+        stop(engine, timeout=15)
