@@ -14,6 +14,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from protocol.errors import ProtocolError
 from protocol.messages import Message
+from protocol.validation import first_problem
 from protocol.version import PROTOCOL_VERSION, check_compatible
 
 MAX_FRAME_SIZE = 1024 * 1024
@@ -50,20 +51,16 @@ def decode(data: bytes | str, *, max_size: int = MAX_FRAME_SIZE) -> Message:
 
 def _describe(exc: ValidationError, data: bytes | str) -> str:
     """Turn pydantic's error list into one line a person can act on."""
-    first = exc.errors(include_url=False)[0]
-    kind = first["type"]
-    loc = [str(part) for part in first["loc"]]
-    if kind == "json_invalid":
-        return f"frame is not valid JSON: {first['msg']}"
-    if kind == "union_tag_not_found":
+    problem = first_problem(exc)
+    if problem.kind == "json_invalid":
+        return f"frame is not valid JSON: {problem.message}"
+    if problem.kind == "union_tag_not_found":
         return "missing field 'type'"
-    if kind == "union_tag_invalid":
+    if problem.kind == "union_tag_invalid":
         return f"unknown message type {_type_of(data)!r}"
-    if not loc:
+    if problem.field is None:
         return "frame must be a JSON object"
-    where = ".".join(loc) if loc else "frame"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return problem.line()
 
 
 def _type_of(data: bytes | str) -> Any:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from aggregator.context import CONTEXT_KEY
 from aggregator.security import token_hash
+from protocol.validation import first_problem
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         errors = exc.errors(include_url=False, include_input=False)
         fields = [".".join(str(p) for p in e["loc"]) or "body" for e in errors]
         detail = [{"field": f, "problem": e["msg"]} for f, e in zip(fields, errors, strict=True)]
+        first = first_problem(exc)
         raise ApiError(
-            422, f"invalid request body: {fields[0]}: {errors[0]['msg']}", detail
+            422, f"invalid request body: {first.field or 'body'}: {first.message}", detail
         ) from None
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from aggregator.api.roles import ROLE_RANK, ApiUser, Role
 from protocol import Finding
+from protocol.validation import first_problem
 
 B = TypeVar("B")
 Q = TypeVar("Q")
@@ -100,18 +101,9 @@ class Operation:
     description: str = ""
 
 
-def _field_of(error: Any, prefix: str = "") -> str | None:
-    loc = [str(p) for p in error["loc"]]
-    if not loc:
-        return prefix.rstrip(".") or None
-    return prefix + ".".join(loc)
-
-
 def _first_problem(exc: ValidationError, status: int, what: str, prefix: str) -> ApiProblem:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    where = _field_of(first, prefix)
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return ApiProblem(status, f"invalid {what}: {where or 'body'}: {first['msg']}{more}", where)
+    problem = first_problem(exc, prefix=prefix)
+    return ApiProblem(status, f"invalid {what}: {problem.line('body')}", problem.field)
 
 
 @dataclass

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from protocol.validation import first_problem
+
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
 UnitId = Annotated[str, Field(min_length=1, max_length=256)]
 Topic = Annotated[str, Field(min_length=1, max_length=400)]
@@ -119,19 +121,17 @@ def parse(text: str | bytes) -> ClientMessage:
         return _ADAPTER.validate_json(text)
     except ValidationError as exc:
         request_id = _request_id(text)
-        first = exc.errors(include_url=False)[0]
-        kind = first["type"]
-        loc = [str(p) for p in first["loc"]]
-        if kind == "json_invalid":
-            raise BadMessage(f"not valid JSON: {first['msg']}", None, None) from None
-        if kind == "union_tag_not_found":
+        problem = first_problem(exc, skip=1)
+        if problem.kind == "json_invalid":
+            raise BadMessage(f"not valid JSON: {problem.message}", None, None) from None
+        if problem.kind == "union_tag_not_found":
             raise BadMessage("missing field 'action'", "action", request_id) from None
-        if kind == "union_tag_invalid":
+        if problem.kind == "union_tag_invalid":
             raise BadMessage("unknown action", "action", request_id) from None
-        if kind in ("model_attributes_type", "dict_type"):
+        if problem.kind in ("model_attributes_type", "dict_type"):
             raise BadMessage("a frame must be a JSON object", None, None) from None
-        where = ".".join(loc[1:]) if len(loc) > 1 else (loc[0] if loc else None)
-        raise BadMessage(f"{where}: {first['msg']}", where, request_id) from None
+        where = problem.field
+        raise BadMessage(f"{where}: {problem.message}", where, request_id) from None
 
 
 def _request_id(text: str | bytes) -> str | None:

@@ -14,6 +14,8 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from engine.lang.units import Registry, define_unit, new_unit_registry
 from engine.tags import Direction, TagSpec
 from engine.uod.arguments import ArgumentParser, Choice, NoArgument, Number
@@ -37,6 +39,7 @@ from protocol.models import (
     ScalarValue,
     SubPlot,
 )
+from protocol.validation import describe, first_problem
 
 if TYPE_CHECKING:
     from engine.hw.base import Clock, Hardware
@@ -474,7 +477,7 @@ class UodBuilder:
                 ],
             )
         except Exception as exc:
-            self._problems.append((line, f"subplot: {_pydantic_message(exc)}"))
+            self._problems.append((line, f"subplot: {_validation_line(exc)}"))
             return self
         self._subplots.append((sub, line))
         return self
@@ -787,7 +790,7 @@ class UodBuilder:
         try:
             hw = factory(FakeClock().monotonic)
         except Exception as exc:
-            fail(self._hardware_line, f"hardware: {_one_line(exc)}")
+            fail(self._hardware_line, f"hardware: {describe(exc)}")
             return ()
         return tuple(hardware_tags(hw))
 
@@ -813,12 +816,6 @@ def hardware_tags(hw: object) -> Iterable[str]:
                 out.extend(hardware_tags(part))
             return out
     return out
-
-
-def _one_line(exc: BaseException) -> str:
-    from engine.uod.loader import describe_exception
-
-    return describe_exception(exc)
 
 
 def _is_hardware(obj: object) -> bool:
@@ -919,16 +916,8 @@ def _admits(annotation: Any, produced: type) -> bool:
     return True
 
 
-def _pydantic_message(exc: Exception) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            first = errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-        except Exception:
-            pass
-    return str(exc)
+def _validation_line(exc: Exception) -> str:
+    return first_problem(exc).line() if isinstance(exc, ValidationError) else str(exc)
 
 
 # Re-exported for UOD files.

@@ -11,6 +11,7 @@ from pathlib import Path
 from engine.uod.builder import UodBuilder
 from engine.uod.definition import Uod
 from engine.uod.errors import UodError
+from protocol.validation import describe
 
 
 def load_uod(path: str | Path) -> Uod:
@@ -40,7 +41,7 @@ def load_uod(path: str | Path) -> Uod:
     except UodError as exc:
         raise exc.located(shown) from None
     except Exception as exc:
-        raise UodError(describe_exception(exc), filename=shown, line=_line_in(exc, file)) from None
+        raise UodError(describe(exc), filename=shown, line=_line_in(exc, file)) from None
     create = module.__dict__.get("create")
     if not callable(create):
         raise UodError("has no create() function", filename=shown)
@@ -50,7 +51,7 @@ def load_uod(path: str | Path) -> Uod:
         raise exc.located(shown) from None
     except Exception as exc:
         raise UodError(
-            f"create() failed: {describe_exception(exc)}", filename=shown, line=_line_in(exc, file)
+            f"create() failed: {describe(exc)}", filename=shown, line=_line_in(exc, file)
         ) from None
     if isinstance(result, UodBuilder):
         try:
@@ -71,23 +72,6 @@ def load_uod(path: str | Path) -> Uod:
 
 def uod_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def describe_exception(exc: BaseException) -> str:
-    """One line: pydantic's multi-line reports become `Model field: message`."""
-    errors = getattr(exc, "errors", None)
-    title = getattr(exc, "title", None)
-    if callable(errors) and title is not None:
-        try:
-            first = errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            count = len(errors())
-            more = f" (and {count - 1} more)" if count > 1 else ""
-            return f"{title} {where}: {first.get('msg')}{more}".replace(" :", ":")
-        except Exception:
-            pass
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _line_in(exc: BaseException, file: Path) -> int | None:
