@@ -75,6 +75,29 @@ class WriteRejected:
 HardwareEvent = ConnectionChanged | WriteRejected
 
 
+class OutputCheck(StrEnum):
+    """How far the engine could make sure an output holds the value it last asked for."""
+
+    CONFIRMED = "confirmed"  # written and read back equal
+    WRITTEN = "written"  # the device accepted the write; the driver cannot read it back
+    MISMATCH = "mismatch"  # read back, but the device holds another value
+    FAILED = "failed"  # not written: link down, refused, or out of time
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    """One output after `Hardware.settle_outputs`: what was asked for and what became of it."""
+
+    tag: str
+    value: ScalarValue
+    check: OutputCheck
+    detail: str = ""
+
+    @property
+    def safe(self) -> bool:
+        return self.check in (OutputCheck.CONFIRMED, OutputCheck.WRITTEN)
+
+
 @runtime_checkable
 class Hardware(Protocol):
     """What the scan cycle uses. Only `start` and `stop` may await; the rest never block."""
@@ -90,6 +113,13 @@ class Hardware(Protocol):
     def write_safe_values(self) -> None: ...
 
     def drain_events(self) -> list[HardwareEvent]: ...
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        """Waits (at most `timeout` s) until every queued write has reached the device, then
+        reads back what the driver can. One result per output tag that was ever written or has
+        a safe value. Used at shutdown, after the safe values were queued: the process must not
+        exit while a pump still runs. Never raises for device trouble; it reports it."""
+        ...
 
     @property
     def connection_state(self) -> ConnectionState: ...

@@ -6,7 +6,14 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from engine.hw.base import ConnectionState, Hardware, HardwareEvent, Reading, ScalarValue
+from engine.hw.base import (
+    ConnectionState,
+    Hardware,
+    HardwareEvent,
+    OutputResult,
+    Reading,
+    ScalarValue,
+)
 
 _SEVERITY = {
     ConnectionState.OK: 0,
@@ -81,6 +88,11 @@ class CompositeHardware:
         events = [e for part in self.parts for e in part.drain_events()]
         events.sort(key=lambda e: e.timestamp)
         return events
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        """All parts settle at once, so a slow port does not eat another part's time."""
+        results = await asyncio.gather(*(p.settle_outputs(timeout) for p in self.parts))
+        return [r for part in results for r in part]
 
 
 def _declared_tags(part: Hardware) -> list[str]:

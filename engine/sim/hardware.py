@@ -14,6 +14,8 @@ from engine.hw.base import (
     ConnectionChanged,
     ConnectionState,
     HardwareEvent,
+    OutputCheck,
+    OutputResult,
     Quality,
     Reading,
     ScalarValue,
@@ -105,6 +107,17 @@ class SimulatedHardware:
     def drain_events(self) -> list[HardwareEvent]:
         events, self._events = self._events, []
         return events
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        """The model takes writes at once, so a written value is as good as read back."""
+        results = [
+            OutputResult(tag, value, OutputCheck.CONFIRMED) for tag, value in self._written.items()
+        ]
+        results += [
+            OutputResult(tag, value, OutputCheck.FAILED, "link down (simulated)")
+            for tag, value in self._queued.items()
+        ]
+        return results
 
     # ---- fault injection --------------------------------------------------------------------
 
