@@ -34,7 +34,17 @@ def encode(message: BaseModel) -> bytes:
 
 def decode(data: bytes | str, *, max_size: int = MAX_FRAME_SIZE) -> Message:
     """Parse one frame; raise ProtocolError naming the field or rule at fault."""
-    size = len(data.encode() if isinstance(data, str) else data)
+    if isinstance(data, str):
+        if len(data) > max_size:  # every character is at least one byte: no need to encode
+            raise ProtocolError(
+                f"frame of at least {len(data)} bytes exceeds the limit of {max_size} bytes",
+                rule=11,
+            )
+        try:
+            data = data.encode()
+        except UnicodeEncodeError as exc:
+            raise ProtocolError(f"frame is not valid UTF-8 text: {exc.reason}", rule=11) from None
+    size = len(data)
     if size > max_size:
         raise ProtocolError(f"frame of {size} bytes exceeds the limit of {max_size} bytes", rule=11)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,22 @@ def _decode_or_protocol_error(frame: bytes) -> None:
 @given(st.binary(max_size=200))
 def test_random_bytes(frame: bytes) -> None:
     _decode_or_protocol_error(frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_random_text(frame: str) -> None:
+    """Text frames too: a lone surrogate once escaped as UnicodeEncodeError."""
+    _decode_or_protocol_error(frame)
+
+
+@pytest.mark.parametrize(
+    "frame", ["\ud800", '{"type": "Ping\udfff"}', "x" * (p.MAX_FRAME_SIZE + 1)]
+)
+def test_text_that_is_not_utf8_or_too_long_is_a_protocol_error(frame: str) -> None:
+    with pytest.raises(p.ProtocolError) as info:
+        p.decode(frame)
+    assert info.value.rule == 11
 
 
 @settings(max_examples=300, deadline=None)
