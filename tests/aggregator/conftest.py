@@ -31,7 +31,7 @@ def pg_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+        pytest.fail(f"PostgreSQL answers on 127.0.0.1:5432 but cannot create a database: {exc}")
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     engine = create_db_engine(url)
     upgrade(engine)

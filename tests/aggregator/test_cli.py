@@ -151,9 +151,10 @@ def test_database_url_from_the_environment(
     [
         (["--database", "mysql://x@y/z"], ["unsupported database", "mysql"]),
         (["--database", "not a url"], ["database URL"]),
-        (
+        pytest.param(
             ["--database", "postgresql+psycopg://postgres@127.0.0.1:5432/setpoint_missing_db"],
             ["cannot open database", "does not exist"],
+            marks=pytest.mark.postgres,
         ),
     ],
 )

@@ -31,7 +31,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")
+        pytest.fail(f"PostgreSQL answers on 127.0.0.1:5432 but cannot create a database: {exc}")
     engine = create_db_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
     try:
         upgrade(engine)
