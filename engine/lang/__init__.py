@@ -1,7 +1,12 @@
 """P-code: the method language (parser, analyzer, interpreter), pure and clock-driven.
 
 Nothing here reads a clock, sleeps or does I/O: the engine's scan passes the current time in and
-reacts to the events the interpreter hands back. See /work/shared/docs/pcode.md for the language.
+reacts to the events the interpreter hands back. See docs/pcode.md for the language.
+
+Layout: parser.py -> analyzer.py (findings, shared argument checks in instructions.py and
+conditions.py) -> interpreter.py, which assembles core.py (shared state) with run_control.py,
+timing.py, editing.py, handlers.py and scan.py. Beyond pint it imports only protocol.models from
+outside engine/lang; the engine imports the interpreter, never the other way round.
 """
 
 from engine.lang import runlog as _runlog

@@ -117,8 +117,14 @@ class _Analysis:
     def run(self) -> list[Finding]:
         for problem in self.parsed.problems:
             self.findings.append(
-                Finding("error", problem.code, problem.message, problem.line,
-                        problem.col_start, max(problem.col_end, problem.col_start + 1))
+                Finding(
+                    "error",
+                    problem.code,
+                    problem.message,
+                    problem.line,
+                    problem.col_start,
+                    max(problem.col_end, problem.col_start + 1),
+                )
             )
         for line in self.parsed.lines:
             if line.is_instruction:
@@ -141,22 +147,40 @@ class _Analysis:
             message = f"Unknown instruction '{line.name}'"
             if hint:
                 message += f". Did you mean '{hint}'?"
-            self.add("error", "unknown-instruction", message, line, line.name_col,
-                     line.name_end, hint)
+            self.add(
+                "error", "unknown-instruction", message, line, line.name_col, line.name_end, hint
+            )
             return
         arg = line.argument
         if builtin.argument is Arg.REQUIRED and arg is None:
-            self.add("error", "missing-argument", f"'{line.name}' needs an argument", line,
-                     line.name_col, line.name_end)
+            self.add(
+                "error",
+                "missing-argument",
+                f"'{line.name}' needs an argument",
+                line,
+                line.name_col,
+                line.name_end,
+            )
             return
         if builtin.argument is Arg.NONE and arg is not None:
-            self.add("error", "unexpected-argument", f"'{line.name}' takes no argument", line,
-                     line.argument_col, line.argument_end)
+            self.add(
+                "error",
+                "unexpected-argument",
+                f"'{line.name}' takes no argument",
+                line,
+                line.argument_col,
+                line.argument_end,
+            )
             return
         if line.name in OPERATOR_ONLY and not self.injected:
-            self.add("error", "operator-command",
-                     f"'{line.name}' is an operator command: a paused or holding method cannot "
-                     "run it", line, line.name_col, line.name_end)
+            self.add(
+                "error",
+                "operator-command",
+                f"'{line.name}' is an operator command: a paused or holding method cannot run it",
+                line,
+                line.name_col,
+                line.name_end,
+            )
         if line.name in ("Watch", "Alarm", "Macro") and not line.children:
             self.add("warning", "empty-body", f"'{line.name}' has no body", line)
         if arg is None:
@@ -164,24 +188,38 @@ class _Analysis:
         try:
             self.check_argument(line, arg)
         except ArgumentError as exc:
-            self.add("error", "invalid-argument", str(exc), line, line.argument_col,
-                     line.argument_end)
+            self.add(
+                "error", "invalid-argument", str(exc), line, line.argument_col, line.argument_end
+            )
 
     def check_argument(self, line: Line, arg: str) -> None:
         name = line.name
         if name in ("Watch", "Alarm"):
             result = check_condition(arg, self.tags, self.ureg)
             if isinstance(result, ConditionProblem):
-                self.add("error", result.code, result.message, line,
-                         line.argument_col + result.start, line.argument_col + result.end,
-                         result.suggestion)
+                self.add(
+                    "error",
+                    result.code,
+                    result.message,
+                    line,
+                    line.argument_col + result.start,
+                    line.argument_col + result.end,
+                    result.suggestion,
+                )
         elif name == "Base":
             try:
                 check_base(arg, self.base_units)
             except ArgumentError as exc:
                 hint = suggest(arg, base_units_of(self.base_units))
-                self.add("error", "unknown-unit", str(exc), line, line.argument_col,
-                         line.argument_end, hint)
+                self.add(
+                    "error",
+                    "unknown-unit",
+                    str(exc),
+                    line,
+                    line.argument_col,
+                    line.argument_end,
+                    hint,
+                )
         elif name in ("Wait", "Pause", "Hold"):
             parse_duration(arg, self.ureg)
         elif name == "Run counter":
@@ -194,8 +232,15 @@ class _Analysis:
             except ArgumentError as exc:
                 hint = suggest(arg, self.tags.names)
                 message = str(exc) + (f". Did you mean '{hint}'?" if hint else "")
-                self.add("error", "unknown-tag", message, line, line.argument_col,
-                         line.argument_end, hint)
+                self.add(
+                    "error",
+                    "unknown-tag",
+                    message,
+                    line,
+                    line.argument_col,
+                    line.argument_end,
+                    hint,
+                )
 
     def check_command(self, line: Line) -> None:
         try:
@@ -244,11 +289,15 @@ class _Analysis:
                     kind, value = position
                     last = seen.get(kind)
                     if last is not None and value < last:
-                        self.add("warning", "threshold-order",
-                                 f"Threshold {line.threshold_text} is before an earlier threshold "
-                                 "on the same timeline; the line runs at once", line,
-                                 line.threshold_col,
-                                 line.threshold_col + len(line.threshold_text or ""))
+                        self.add(
+                            "warning",
+                            "threshold-order",
+                            f"Threshold {line.threshold_text} is before an earlier threshold "
+                            "on the same timeline; the line runs at once",
+                            line,
+                            line.threshold_col,
+                            line.threshold_col + len(line.threshold_text or ""),
+                        )
                     else:
                         seen[kind] = value
             if line.name == "Base" and line.argument:
@@ -278,9 +327,13 @@ class _Analysis:
                 and line.argument
                 and not self._ends_block(line.children, macros, set(), nested=False)
             ):
-                    self.add("warning", "block-not-ended",
-                             f"Block '{line.argument}' has no End block: after its last line it "
-                             "waits until something ends it", line)
+                self.add(
+                    "warning",
+                    "block-not-ended",
+                    f"Block '{line.argument}' has no End block: after its last line it "
+                    "waits until something ends it",
+                    line,
+                )
 
     def _ends_block(
         self, body: list[Line], macros: dict[str, list[Line]], visiting: set[str], nested: bool
@@ -290,15 +343,21 @@ class _Analysis:
                 continue
             if line.name == "End blocks" or (line.name == "End block" and not nested):
                 return True
-            if line.name == "Call macro" and line.argument in macros and (
-                line.argument not in visiting
+            if (
+                line.name == "Call macro"
+                and line.argument in macros
+                and (line.argument not in visiting)
             ):
                 visiting.add(line.argument)
                 for definition in macros[line.argument]:
                     if self._ends_block(definition.children, macros, visiting, nested):
                         return True
-            if line.name != "Macro" and line.children and self._ends_block(
-                line.children, macros, visiting, nested or line.name == "Block"
+            if (
+                line.name != "Macro"
+                and line.children
+                and self._ends_block(
+                    line.children, macros, visiting, nested or line.name == "Block"
+                )
             ):
                 return True
         return False
@@ -317,21 +376,32 @@ class _Analysis:
             if not line.is_instruction:
                 continue
             parent = line.parent
-            if line.name in ("End block", "End blocks") and parent is not None and (
-                parent.name == "Block"
+            if (
+                line.name in ("End block", "End blocks")
+                and parent is not None
+                and (parent.name == "Block")
             ):
-                flag_after(parent.children, line, f"'{line.name}' on line {line.number} ends "
-                           "the block before this line")
+                flag_after(
+                    parent.children,
+                    line,
+                    f"'{line.name}' on line {line.number} ends the block before this line",
+                )
                 if line.name == "End blocks":
                     child = parent
                     outer = parent.parent
                     while outer is not None and outer.name == "Block":
-                        flag_after(outer.children, child, f"'End blocks' on line {line.number} "
-                                   "ends this block before this line")
+                        flag_after(
+                            outer.children,
+                            child,
+                            f"'End blocks' on line {line.number} ends this block before this line",
+                        )
                         child, outer = outer, outer.parent
             elif line.name in ("Stop", "Restart") and parent is None and not self.injected:
-                flag_after(self.parsed.roots, line, f"'{line.name}' on line {line.number} ends "
-                           "the run before this line")
+                flag_after(
+                    self.parsed.roots,
+                    line,
+                    f"'{line.name}' on line {line.number} ends the run before this line",
+                )
 
     def check_macros(self) -> None:
         macros = self.macro_bodies()
@@ -347,26 +417,41 @@ class _Analysis:
                     message += f" (defined: {', '.join(names)})" if names else " (none defined)"
                     if hint:
                         message += f". Did you mean '{hint}'?"
-                    self.add("error", "undefined-macro", message, line, line.argument_col,
-                             line.argument_end, hint)
+                    self.add(
+                        "error",
+                        "undefined-macro",
+                        message,
+                        line,
+                        line.argument_col,
+                        line.argument_end,
+                        hint,
+                    )
         graph: dict[str, list[Line]] = {}
         for name, definitions in macros.items():
             graph[name] = [
-                c for d in definitions for c in _subtree(d)
+                c
+                for d in definitions
+                for c in _subtree(d)
                 if c.is_instruction and c.name == "Call macro" and c.argument
             ]
         for name in sorted(graph):
             for call in graph[name]:
                 cycle = _path_to(call.argument or "", name, graph, [name])
                 if cycle is not None:
-                    self.add("error", "recursive-macro",
-                             f"Macro '{name}' calls itself: {' -> '.join(cycle)}", call,
-                             call.argument_col, call.argument_end)
+                    self.add(
+                        "error",
+                        "recursive-macro",
+                        f"Macro '{name}' calls itself: {' -> '.join(cycle)}",
+                        call,
+                        call.argument_col,
+                        call.argument_end,
+                    )
         if not self.injected:
             for name, definitions in macros.items():
                 if name not in calls:
-                    self.add("info", "unused-macro", f"Macro '{name}' is never called",
-                             definitions[0])
+                    self.add(
+                        "info", "unused-macro", f"Macro '{name}' is never called", definitions[0]
+                    )
 
 
 def _subtree(line: Line) -> list[Line]:

@@ -65,22 +65,26 @@ class EngineContext(AnalyzerContext, Protocol):
 
 # System tags whose values the interpreter owns; conditions read them from the interpreter so that
 # a change made earlier in the same scan (e.g. `Increment run counter`) is seen at once.
-INTERPRETER_TAGS: Mapping[str, str | None] = MappingProxyType({
-    "System State": None,
-    "Method Status": None,
-    "Run Id": None,
-    "Run Time": "s",
-    "Process Time": "s",
-    "Block": None,
-    "Block Time": "s",
-    "Scope Time": "s",
-    "Base": None,
-    "Run Counter": None,
-    "Mark": None,
-    "Batch Name": None,
-})
+INTERPRETER_TAGS: Mapping[str, str | None] = MappingProxyType(
+    {
+        "System State": None,
+        "Method Status": None,
+        "Run Id": None,
+        "Run Time": "s",
+        "Process Time": "s",
+        "Block": None,
+        "Block Time": "s",
+        "Scope Time": "s",
+        "Base": None,
+        "Run Counter": None,
+        "Mark": None,
+        "Batch Name": None,
+    }
+)
 
-INTERPRETER_TAG_CHOICES: Mapping[str, Sequence[str]] = MappingProxyType({
-    "System State": tuple(s.value for s in SystemState),
-    "Method Status": ("OK", "Error"),
-})
+INTERPRETER_TAG_CHOICES: Mapping[str, Sequence[str]] = MappingProxyType(
+    {
+        "System State": tuple(s.value for s in SystemState),
+        "Method Status": ("OK", "Error"),
+    }
+)

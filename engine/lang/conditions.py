@@ -22,15 +22,17 @@ from engine.lang.api import (
 from engine.lang.suggest import suggest
 from engine.lang.units import Registry, convert, is_unit
 
-OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = MappingProxyType({
-    "<=": operator.le,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    ">": operator.gt,
-    "=": operator.eq,
-})
+OPERATORS: Mapping[str, Callable[[Any, Any], bool]] = MappingProxyType(
+    {
+        "<=": operator.le,
+        ">=": operator.ge,
+        "==": operator.eq,
+        "!=": operator.ne,
+        "<": operator.lt,
+        ">": operator.gt,
+        "=": operator.eq,
+    }
+)
 TEXT_OPERATORS = frozenset({"=", "==", "!="})
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -157,9 +159,7 @@ def split_condition(text: str) -> ParsedCondition | ConditionProblem:
     )
 
 
-def check_condition(
-    text: str, tags: TagInfo, ureg: Registry
-) -> Condition | ConditionProblem:
+def check_condition(text: str, tags: TagInfo, ureg: Registry) -> Condition | ConditionProblem:
     """Compile a condition or say what is wrong with it."""
     parsed = split_condition(text)
     if isinstance(parsed, ConditionProblem):

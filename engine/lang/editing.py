@@ -1,4 +1,10 @@
-"""Live editing (pcode.md section 9): stable line ids and the rules for editing a running method."""
+"""Live editing (pcode.md section 9): stable line ids, the rules for editing a running method, and
+the interpreter's part that applies them.
+
+Line ids are what keeps a running method's position across an edit: paths remember the id of
+the last line they began, so an accepted edit rebuilds them on the new tree (`_remap`) instead of
+restarting anything.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,10 @@ import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.lang.parser import Line, ParsedMethod
+from engine.lang.analyzer import Finding, analyze_parsed, errors
+from engine.lang.core import ACTIVE, InterpreterCore, summary
+from engine.lang.parser import Line, ParsedMethod, parse, split_lines
+from engine.lang.runlog import MethodChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +106,17 @@ def check_live_edit(
             continue
         after = new.by_id.get(line_id)
         if after is None:
-            return f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be removed"
+            return (
+                f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be removed"
+            )
         if after.raw != before.raw:
-            return f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be changed"
+            return (
+                f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be changed"
+            )
         if after.parent_id != before.parent_id:
-            return f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be moved"
+            return (
+                f"Line {before.number} '{before.raw.strip()}' has already run; it cannot be moved"
+            )
     old_order = [line.id for line in old.lines if line.id in touched and not line.is_noop]
     new_order = [line.id for line in new.lines if line.id in touched and not line.is_noop]
     if old_order != new_order:
@@ -133,3 +148,91 @@ def check_live_edit(
                 f"running position (line {body[last].number} has already run)"
             )
     return None
+
+
+class MethodEditError(Exception):
+    """A refused edit; the method is unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class EditResult:
+    version: int
+    changed: bool
+    findings: list[Finding]
+
+
+class LiveEditing(InterpreterCore):
+    """Loading and live-editing the method: the rules above applied to the running interpreter,
+    and the paths moved onto the new tree by line id."""
+
+    @property
+    def method(self) -> Method:
+        return Method(self._version, list(self._lines))
+
+    def _new_line_id(self) -> str:
+        self._next_line += 1
+        return f"L{self._next_line}"
+
+    def analyze(self) -> list[Finding]:
+        return analyze_parsed(self._program.tree, self._ctx)
+
+    def set_method(
+        self,
+        text: str,
+        *,
+        user: str | None = None,
+        line_ids: Sequence[str | None] | None = None,
+    ) -> EditResult:
+        """Load or live-edit the method (section 9); raises `MethodEditError` when refused."""
+        texts = split_lines(text)
+        if line_ids is not None:
+            if len(line_ids) != len(texts):
+                raise MethodEditError(
+                    f"{len(line_ids)} line ids for {len(texts)} lines; give one id per line"
+                )
+            ids = [i if i is not None else self._new_line_id() for i in line_ids]
+            if len(set(ids)) != len(ids):
+                raise MethodEditError("Line ids must be unique")
+        else:
+            ids = match_ids(self._lines, texts, self._new_line_id)
+        new_lines = [MethodLine(i, t) for i, t in zip(ids, texts, strict=True)]
+        tree = parse(text, ids)
+        findings = analyze_parsed(tree, self._ctx)
+        if new_lines == self._lines:
+            return EditResult(self._version, False, findings)
+        if self._state in ACTIVE:
+            found = errors(findings)
+            if found:
+                raise MethodEditError(f"The edited method has errors: {summary(found)}")
+            touched = self._started | self._completed | self._failed
+            refusal = check_live_edit(
+                self._program.tree, tree, touched, set(self._failed), self._macros_run
+            )
+            if refusal is not None:
+                raise MethodEditError(refusal)
+        self._program.tree = tree
+        self._lines = new_lines
+        self._version += 1
+        self._remap(tree)
+        self._events.append(MethodChanged(self._version, user))
+        return EditResult(self._version, True, findings)
+
+    def _remap(self, tree: ParsedMethod) -> None:
+        for path in self._paths:
+            if path.program is not self._program:
+                continue
+            for frame in path.frames:
+                frame.body = tree.children(frame.container_id)
+                if frame.last_id is None:
+                    frame.index = 0
+                else:
+                    frame.index = len(frame.body)
+                    for i, line in enumerate(frame.body):
+                        if line.id == frame.last_id:
+                            frame.index = i + 1
+                            break
+            if path.pending is not None:
+                path.pending.line = tree.by_id.get(path.pending.line.id, path.pending.line)
+        for arm in self._arms:
+            if arm.program is self._program:
+                arm.line = tree.by_id.get(arm.line.id, arm.line)

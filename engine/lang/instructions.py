@@ -28,36 +28,38 @@ class Builtin:
     fixed: bool = False
 
 
-BUILTINS: Mapping[str, Builtin] = MappingProxyType({
-    b.name: b
-    for b in (
-        Builtin("Block", Arg.REQUIRED, fixed=True),
-        Builtin("End block", Arg.NONE),
-        Builtin("End blocks", Arg.NONE),
-        Builtin("Watch", Arg.REQUIRED),
-        Builtin("Alarm", Arg.REQUIRED),
-        Builtin("Macro", Arg.REQUIRED, fixed=True),
-        Builtin("Call macro", Arg.REQUIRED, fixed=True),
-        Builtin("Base", Arg.REQUIRED),
-        Builtin("Wait", Arg.REQUIRED),
-        Builtin("Mark", Arg.REQUIRED, fixed=True),
-        Builtin("Info", Arg.REQUIRED),
-        Builtin("Warning", Arg.REQUIRED),
-        Builtin("Error", Arg.REQUIRED),
-        Builtin("Pause", Arg.OPTIONAL),
-        Builtin("Unpause", Arg.NONE),
-        Builtin("Hold", Arg.OPTIONAL),
-        Builtin("Unhold", Arg.NONE),
-        Builtin("Stop", Arg.NONE),
-        Builtin("Restart", Arg.NONE),
-        Builtin("Increment run counter", Arg.NONE),
-        Builtin("Run counter", Arg.REQUIRED),
-        Builtin("Batch", Arg.REQUIRED),
-        Builtin("Simulate", Arg.REQUIRED),
-        Builtin("Simulate off", Arg.REQUIRED),
-        Builtin("Notify", Arg.REQUIRED),
-    )
-})
+BUILTINS: Mapping[str, Builtin] = MappingProxyType(
+    {
+        b.name: b
+        for b in (
+            Builtin("Block", Arg.REQUIRED, fixed=True),
+            Builtin("End block", Arg.NONE),
+            Builtin("End blocks", Arg.NONE),
+            Builtin("Watch", Arg.REQUIRED),
+            Builtin("Alarm", Arg.REQUIRED),
+            Builtin("Macro", Arg.REQUIRED, fixed=True),
+            Builtin("Call macro", Arg.REQUIRED, fixed=True),
+            Builtin("Base", Arg.REQUIRED),
+            Builtin("Wait", Arg.REQUIRED),
+            Builtin("Mark", Arg.REQUIRED, fixed=True),
+            Builtin("Info", Arg.REQUIRED),
+            Builtin("Warning", Arg.REQUIRED),
+            Builtin("Error", Arg.REQUIRED),
+            Builtin("Pause", Arg.OPTIONAL),
+            Builtin("Unpause", Arg.NONE),
+            Builtin("Hold", Arg.OPTIONAL),
+            Builtin("Unhold", Arg.NONE),
+            Builtin("Stop", Arg.NONE),
+            Builtin("Restart", Arg.NONE),
+            Builtin("Increment run counter", Arg.NONE),
+            Builtin("Run counter", Arg.REQUIRED),
+            Builtin("Batch", Arg.REQUIRED),
+            Builtin("Simulate", Arg.REQUIRED),
+            Builtin("Simulate off", Arg.REQUIRED),
+            Builtin("Notify", Arg.REQUIRED),
+        )
+    }
+)
 
 BODY = frozenset({"Block", "Watch", "Alarm", "Macro"})
 CONDITIONAL = frozenset({"Watch", "Alarm"})
@@ -142,9 +144,7 @@ def parse_simulate(text: str, tags: TagInfo, ureg: Registry) -> SimulateArg:
     try:
         value = convert(ureg, parsed.number, parsed.unit, unit)
     except Exception as exc:
-        raise ArgumentError(
-            f"Unit '{parsed.unit}' does not fit '{parsed.tag}' in {unit}"
-        ) from exc
+        raise ArgumentError(f"Unit '{parsed.unit}' does not fit '{parsed.tag}' in {unit}") from exc
     return SimulateArg(parsed.tag, value, unit)
 
 

@@ -132,14 +132,24 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
     indent = body[: len(body) - len(stripped)]
     if "\t" in indent:
         problems.append(
-            SyntaxProblem(number, 1, len(indent) + 1, "indentation",
-                          "Tab in indentation; indent with 4 spaces per level")
+            SyntaxProblem(
+                number,
+                1,
+                len(indent) + 1,
+                "indentation",
+                "Tab in indentation; indent with 4 spaces per level",
+            )
         )
         line.valid = False
     elif len(indent) % INDENT:
         problems.append(
-            SyntaxProblem(number, 1, len(indent) + 1, "indentation",
-                          f"Indentation of {len(indent)} spaces; use multiples of {INDENT}")
+            SyntaxProblem(
+                number,
+                1,
+                len(indent) + 1,
+                "indentation",
+                f"Indentation of {len(indent)} spaces; use multiples of {INDENT}",
+            )
         )
         line.valid = False
     line.level = len(indent.replace("\t", " " * INDENT)) // INDENT
@@ -157,8 +167,13 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
         line.name_col = col
         line.valid = False
         problems.append(
-            SyntaxProblem(number, col, col + len(rest), "missing-instruction",
-                          "Threshold without an instruction")
+            SyntaxProblem(
+                number,
+                col,
+                col + len(rest),
+                "missing-instruction",
+                "Threshold without an instruction",
+            )
         )
         return line
     colon = rest.find(":")
@@ -169,15 +184,25 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
         line.name = rest
         line.valid = False
         problems.append(
-            SyntaxProblem(number, col, col + max(1, len(rest)), "missing-instruction",
-                          "Missing instruction name before ':'")
+            SyntaxProblem(
+                number,
+                col,
+                col + max(1, len(rest)),
+                "missing-instruction",
+                "Missing instruction name before ':'",
+            )
         )
         return line
     if not _NAME_START.match(line.name):
         line.valid = False
         problems.append(
-            SyntaxProblem(number, col, col + len(line.name), "syntax",
-                          "An instruction name starts with a letter, digit or '_'")
+            SyntaxProblem(
+                number,
+                col,
+                col + len(line.name),
+                "syntax",
+                "An instruction name starts with a letter, digit or '_'",
+            )
         )
     if colon < 0:
         return line
@@ -186,8 +211,13 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
     if not after.strip():
         line.valid = False
         problems.append(
-            SyntaxProblem(number, arg_col - 1, arg_col, "missing-argument",
-                          f"Missing argument after '{line.name}:'")
+            SyntaxProblem(
+                number,
+                arg_col - 1,
+                arg_col,
+                "missing-argument",
+                f"Missing argument after '{line.name}:'",
+            )
         )
         line.argument = ""
         line.argument_col = arg_col
@@ -195,8 +225,7 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
     if not after.startswith(" "):
         line.valid = False
         problems.append(
-            SyntaxProblem(number, arg_col - 1, arg_col + 1, "syntax",
-                          "Expected a space after ':'")
+            SyntaxProblem(number, arg_col - 1, arg_col + 1, "syntax", "Expected a space after ':'")
         )
     leading = len(after) - len(after.lstrip())
     line.argument = after.strip()

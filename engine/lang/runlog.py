@@ -48,9 +48,19 @@ class RunLogLine:
     def snapshot(self) -> RunLogLine:
         """A copy for an event, so later changes to the live line do not rewrite history."""
         return RunLogLine(
-            self.id, self.line_id, self.text, self.start, self.end, self.progress, self.state,
-            self.user, dict(self.start_values), dict(self.end_values), self.cancellable,
-            self.forcible, self.message,
+            self.id,
+            self.line_id,
+            self.text,
+            self.start,
+            self.end,
+            self.progress,
+            self.state,
+            self.user,
+            dict(self.start_values),
+            dict(self.end_values),
+            self.cancellable,
+            self.forcible,
+            self.message,
         )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.lang.api import SystemState
-from engine.lang.interpreter import MAX_INSTRUCTIONS_PER_SCAN, RunControlError
+from engine.lang.core import MAX_INSTRUCTIONS_PER_SCAN
+from engine.lang.interpreter import RunControlError
 from engine.lang.runlog import LogMessage
 from tests.lang.conftest import Make, method
 
