@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -22,16 +22,17 @@ from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 
 from engine.hw.base import (
-    UNSET,
     Clock,
     ConnectionState,
     HardwareEvent,
+    OutputResult,
     Quality,
     Reading,
     ScalarValue,
     WriteRejected,
     masked_quality,
 )
+from engine.hw.driver import OutputLedger
 from engine.hw.modbus_codec import (
     DataType,
     ModbusRegister,
@@ -91,6 +92,9 @@ class ModbusRtu(BaseModel):
         return f"Modbus RTU {self.port}"
 
 
+_log = logging.getLogger(__name__)
+
+
 class _LinkError(Exception):
     """The link itself failed (no answer, closed socket): a matter for the recovery machine."""
 
@@ -114,6 +118,7 @@ class ModbusHardware:
         clock: Clock = time.monotonic,
         policy: RecoveryPolicy | None = None,
         name: str | None = None,
+        stop_grace: float = 2.0,
     ) -> None:
         regs = _REGISTERS.validate_python(list(registers))
         if not regs:
@@ -137,8 +142,7 @@ class ModbusHardware:
         self._readings: dict[str, Reading] = {
             tag: Reading(None, Quality.BAD, start) for tag in self.registers
         }
-        self._pending: deque[tuple[ModbusRegister, ScalarValue]] = deque()
-        self._requested: dict[str, ScalarValue] = {}
+        self._ledger = OutputLedger()
         self._events: list[HardwareEvent] = []
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._task: asyncio.Task[None] | None = None
@@ -146,6 +150,7 @@ class ModbusHardware:
         self._running = False
         self.requests_sent = 0
         self.cycles = 0
+        self.stop_grace = stop_grace
 
     # ---- the scan-cycle interface (never blocks) ----
 
@@ -168,8 +173,6 @@ class ModbusHardware:
         self._queue(values, force=False)
 
     def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
-        """`force` skips the de-duplication: safe values must reach the device even when they
-        equal the last value asked for, which the device may no longer hold."""
         checked: list[tuple[ModbusRegister, ScalarValue]] = []
         for tag, value in values.items():
             reg = self.registers.get(tag)
@@ -180,10 +183,7 @@ class ModbusHardware:
             encode_value(reg, value)
             checked.append((reg, value))
         for reg, value in checked:
-            if not force and self._requested.get(reg.tag, UNSET) == value:
-                continue
-            self._requested[reg.tag] = value
-            self._pending.append((reg, value))
+            self._ledger.queue(reg.tag, value, force=force)
         if checked and self._wake is not None:
             self._wake.set()
 
@@ -201,7 +201,7 @@ class ModbusHardware:
 
     @property
     def pending_writes(self) -> int:
-        return len(self._pending)
+        return len(self._ledger.pending)
 
     # ---- lifecycle ----
 
@@ -213,17 +213,63 @@ class ModbusHardware:
         self._task = asyncio.create_task(self._run(), name=f"modbus {self.name}")
 
     async def stop(self) -> None:
-        """Stops even if a library swallows the cancellation: the loop also checks a flag."""
+        """Gives queued writes `stop_grace` seconds to reach the device (a stop must not drop a
+        queued safe value), then ends the poll task even if a library swallows the
+        cancellation: the loop also checks a flag. Writes still queued are logged and stay
+        queued, so a later `settle_outputs` reports them as FAILED."""
         task, self._task = self._task, None
+        if task is None:
+            return
+        await _wait_until(lambda: not self._ledger.pending or task.done(), self.stop_grace)
         self._running = False
-        if task is not None:
-            if self._wake is not None:
-                self._wake.set()
-            task.cancel()
-            await asyncio.wait({task}, timeout=2 * self.connection.timeout + 1)
-            if task.done() and not task.cancelled():
-                task.exception()
+        if self._wake is not None:
+            self._wake.set()
+        task.cancel()
+        await asyncio.wait({task}, timeout=2 * self.connection.timeout + 1)
+        if task.done() and not task.cancelled():
+            task.exception()
         self._close()
+        if self._ledger.pending:
+            _log.warning(
+                "%s: stopped with %d write(s) not sent: %s",
+                self.name,
+                len(self._ledger.pending),
+                ", ".join(f"{w.tag}={w.value!r}" for w in self._ledger.pending),
+            )
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        """Waits for the queue to drain and for a poll cycle that reads every register after the
+        last write, then compares (a stopped driver is started for this and stopped again)."""
+        started_here = self._task is None
+        if started_here:
+            await self.start()
+        writable = [r.tag for r in self.registers.values() if r.writable]
+        try:
+            await _wait_until(lambda: self._ledger.settled(writable), max(0.0, timeout))
+        finally:
+            if started_here:
+                grace, self.stop_grace = self.stop_grace, 0.0
+                await self.stop()
+                self.stop_grace = grace
+        rec = self._recovery
+        return self._ledger.results(
+            {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None},
+            self._readings.get,
+            self._same,
+            timeout=timeout,
+            link_problem=None
+            if rec.state is ConnectionState.OK
+            else f"{rec.state}: {rec.last_message}",
+            link_down=rec.link_down,
+        )
+
+    def _same(self, tag: str, asked: ScalarValue, held: ScalarValue) -> bool:
+        """Compared as the registers hold them, so scaling and float32 rounding do not count."""
+        reg = self.registers[tag]
+        try:
+            return encode_value(reg, asked) == encode_value(reg, held)
+        except ValueError:
+            return False
 
     # ---- the I/O shell ----
 
@@ -284,7 +330,7 @@ class ModbusHardware:
                 continue
             await self._cycle_reporting()
             self._wake.clear()
-            if not self._pending:
+            if not self._ledger.pending:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.connection.poll_interval)
 
@@ -297,9 +343,7 @@ class ModbusHardware:
             self._recovery.on_error(self._clock(), str(exc))
             return
         self._recovery.on_success(self._clock())
-        # The device may have been power-cycled while the link was down and hold its defaults:
-        # forget what was asked for, so the next write of an unchanged value is sent again.
-        self._requested.clear()
+        self._ledger.forget_requested()
 
     async def _cycle_reporting(self) -> None:
         try:
@@ -315,6 +359,7 @@ class ModbusHardware:
 
     async def _cycle(self) -> None:
         await self._flush_writes()
+        sent = self._ledger.sent
         device_errors: list[str] = []
         for req in self.plan:
             response = await self._call(
@@ -335,8 +380,9 @@ class ModbusHardware:
                 for reg in req.registers:
                     old = self._readings[reg.tag]
                     self._readings[reg.tag] = Reading(old.value, Quality.BAD, now)
-                continue
-            self._store(req, response, now)
+            else:
+                self._store(req, response, now)
+            self._ledger.mark_read((r.tag for r in req.registers), sent)
         self.cycles += 1
         if device_errors:
             raise _LinkError("; ".join(device_errors))
@@ -353,8 +399,8 @@ class ModbusHardware:
             self._readings[reg.tag] = Reading(decode_value(reg, chunk), Quality.GOOD, now)
 
     async def _flush_writes(self) -> None:
-        while self._pending:
-            reg, value = self._pending[0]
+        while (write := self._ledger.head()) is not None:
+            reg, value = self.registers[write.tag], write.value
             words = encode_value(reg, value)
             what = f"write {value!r} to {reg.tag} ({reg.table} {reg.address})"
             if reg.table == "coil":
@@ -373,19 +419,12 @@ class ModbusHardware:
                     [int(w) for w in words],
                     device_id=reg.device_id,
                 )
-            self._pending.popleft()
-            if response.isError():
-                if self._requested.get(reg.tag, UNSET) == value:
-                    del self._requested[reg.tag]
-                self._events.append(
-                    WriteRejected(
-                        reg.tag,
-                        value,
-                        f"device {reg.device_id} refused {what}: {_exception_text(response)}",
-                        self._clock(),
-                        self.name,
-                    )
-                )
+            if not response.isError():
+                self._ledger.done(write)
+                continue
+            message = f"device {reg.device_id} refused {what}: {_exception_text(response)}"
+            self._ledger.done(write, message)
+            self._events.append(WriteRejected(reg.tag, value, message, self._clock(), self.name))
 
     async def _call(self, func: str, what: str, *args: Any, **kwargs: Any) -> ModbusPDU:
         client = self._client
@@ -399,6 +438,13 @@ class ModbusHardware:
         except (ModbusException, OSError, TimeoutError) as exc:
             raise _LinkError(f"{what} failed: {exc}") from exc
         return response
+
+
+async def _wait_until(done: Callable[[], bool], timeout: float) -> None:
+    """Polls `done` (state the poll task updates) until it holds or `timeout` s have passed."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
 
 
 def _exception_text(response: ModbusPDU) -> str:

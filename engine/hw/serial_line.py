@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import threading
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -21,16 +21,17 @@ import serial
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from engine.hw.base import (
-    UNSET,
     Clock,
     ConnectionState,
     HardwareEvent,
+    OutputResult,
     Quality,
     Reading,
     ScalarValue,
     WriteRejected,
     masked_quality,
 )
+from engine.hw.driver import OutputLedger, close_enough
 from engine.hw.recovery import Action, RecoveryMachine, RecoveryPolicy
 
 __all__ = ["RecoveryPolicy", "SerialExchange", "SerialHardware", "SerialPort"]
@@ -63,7 +64,8 @@ class SerialExchange(BaseModel):
     Reads send `request` every `poll_interval` and take the `value` (and optional `unit`) named
     groups of `pattern` from the reply. Writes send `write_template.format(value=...)` or the
     `write_choices` entry for the value; `pattern`, if given, must match the reply or the write
-    counts as refused.
+    counts as refused. `confirm_with` names a read exchange that reports the written value back
+    (e.g. "Pump Speed PV" for "Pump Speed"), so `settle_outputs` can confirm it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -82,6 +84,7 @@ class SerialExchange(BaseModel):
     )
     poll_interval: float = Field(default=0.5, gt=0)
     safe_value: ScalarValue | None = None
+    confirm_with: str | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -105,6 +108,8 @@ class SerialExchange(BaseModel):
                 )
             if self.safe_value is not None:
                 raise ValueError(f"read exchange {self.tag!r} cannot have a safe_value")
+            if self.confirm_with is not None:
+                raise ValueError(f"read exchange {self.tag!r} cannot have confirm_with")
         else:
             if (self.write_template is None) == (self.write_choices is None):
                 raise ValueError(
@@ -147,6 +152,9 @@ class SerialExchange(BaseModel):
         return text
 
 
+_log = logging.getLogger(__name__)
+
+
 class _LinkError(Exception):
     """No (complete) reply or a broken port: handled by the recovery machine."""
 
@@ -168,6 +176,7 @@ class SerialHardware:
         clock: Clock = time.monotonic,
         policy: RecoveryPolicy | None = None,
         name: str | None = None,
+        stop_grace: float = 2.0,
     ) -> None:
         exs = _EXCHANGES.validate_python(list(exchanges))
         if not exs:
@@ -180,6 +189,17 @@ class SerialHardware:
                 raise ValueError(f"tag {ex.tag!r} is declared twice")
             self.exchanges[ex.tag] = ex
         self._reads = [ex for ex in exs if ex.kind == "read"]
+        self._confirms: dict[str, list[str]] = {}  # read tag -> the write tags it confirms
+        for ex in exs:
+            if ex.confirm_with is None:
+                continue
+            target = self.exchanges.get(ex.confirm_with)
+            if target is None or target.kind != "read":
+                raise ValueError(
+                    f"write exchange {ex.tag!r}: confirm_with {ex.confirm_with!r} "
+                    "is not a read exchange"
+                )
+            self._confirms.setdefault(target.tag, []).append(ex.tag)
         self._clock = clock
         self._lock = threading.Lock()
         self._recovery = RecoveryMachine(self.name, policy or RecoveryPolicy())
@@ -188,8 +208,8 @@ class SerialHardware:
             ex.tag: Reading(None, Quality.BAD, start) for ex in self._reads
         }
         self._due: dict[str, float] = {ex.tag: start for ex in self._reads}
-        self._pending: deque[tuple[SerialExchange, ScalarValue]] = deque()
-        self._requested: dict[str, ScalarValue] = {}
+        self._ledger = OutputLedger()
+        self.stop_grace = stop_grace
         self._events: list[HardwareEvent] = []
         self._serial: serial.SerialBase | None = None
         self._wake = threading.Event()
@@ -220,8 +240,6 @@ class SerialHardware:
         self._queue(values, force=False)
 
     def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
-        """`force` skips the de-duplication: safe values must reach the instrument even when
-        they equal the last value asked for, which the instrument may no longer hold."""
         checked: list[tuple[SerialExchange, ScalarValue]] = []
         for tag, value in values.items():
             ex = self.exchanges.get(tag)
@@ -233,14 +251,7 @@ class SerialHardware:
             checked.append((ex, value))
         with self._lock:
             for ex, value in checked:
-                if (
-                    not force
-                    and not ex.always_send
-                    and self._requested.get(ex.tag, UNSET) == value
-                ):
-                    continue
-                self._requested[ex.tag] = value
-                self._pending.append((ex, value))
+                self._ledger.queue(ex.tag, value, force=force or ex.always_send)
         if checked:
             self._wake.set()
 
@@ -260,7 +271,7 @@ class SerialHardware:
     @property
     def pending_writes(self) -> int:
         with self._lock:
-            return len(self._pending)
+            return len(self._ledger.pending)
 
     # ---- lifecycle ----
 
@@ -272,12 +283,69 @@ class SerialHardware:
         self._thread.start()
 
     async def stop(self) -> None:
+        """Gives queued writes `stop_grace` seconds to reach the instrument (a stop must not drop
+        a queued safe value), then ends the worker. Writes still queued are logged and stay
+        queued, so a later `settle_outputs` reports them as FAILED."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
+        await _wait_until(lambda: not self.pending_writes or not thread.is_alive(), self.stop_grace)
         self._stop.set()
         self._wake.set()
         await asyncio.to_thread(thread.join, 5 * self.port.timeout + 1)
+        with self._lock:
+            left = list(self._ledger.pending)
+        if left:
+            _log.warning(
+                "%s: stopped with %d write(s) not sent: %s",
+                self.name,
+                len(left),
+                ", ".join(f"{w.tag}={w.value!r}" for w in left),
+            )
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        """Waits for the queue to drain and, for writes with `confirm_with`, for a read of that
+        exchange after the write (made due at once); a stopped driver is started for this and
+        stopped again."""
+        started_here = self._thread is None
+        if started_here:
+            await self.start()
+        confirmed = [ex.tag for ex in self.exchanges.values() if ex.confirm_with is not None]
+        with self._lock:
+            for tag in self._confirms:
+                self._due[tag] = float("-inf")
+        self._wake.set()
+
+        def settled() -> bool:
+            with self._lock:
+                return self._ledger.settled(confirmed)
+
+        try:
+            await _wait_until(settled, max(0.0, timeout))
+        finally:
+            if started_here:
+                grace, self.stop_grace = self.stop_grace, 0.0
+                await self.stop()
+                self.stop_grace = grace
+        with self._lock:
+            rec = self._recovery
+            problem = (
+                None if rec.state is ConnectionState.OK else f"{rec.state}: {rec.last_message}"
+            )
+            return self._ledger.results(
+                {t: ex.safe_value for t, ex in self.exchanges.items() if ex.safe_value is not None},
+                self._confirming_reading,
+                lambda _tag, asked, held: close_enough(asked, held),
+                timeout=timeout,
+                link_problem=problem,
+                link_down=rec.link_down,
+            )
+
+    def _confirming_reading(self, tag: str) -> Reading | None:
+        ex = self.exchanges.get(tag)
+        if ex is None or ex.confirm_with is None:
+            return None
+        return self._readings.get(ex.confirm_with)
 
     # ---- the worker thread ----
 
@@ -336,6 +404,8 @@ class SerialHardware:
 
     def _read(self, ex: SerialExchange) -> None:
         what = f"{ex.tag} ({ex.request!r})"
+        with self._lock:
+            sent = self._ledger.sent
         text = self._transact(ex.request, ex.terminator, what)
         match = ex.regex.search(text)
         if match is None:
@@ -347,6 +417,7 @@ class SerialHardware:
         unit = match.groupdict().get("unit") or ex.unit
         with self._lock:
             self._readings[ex.tag] = Reading(value, Quality.GOOD, self._clock(), unit)
+            self._ledger.mark_read(self._confirms.get(ex.tag, ()), sent)
 
     def _write(self, ex: SerialExchange, value: ScalarValue) -> None:
         command = ex.command_for(value)
@@ -358,20 +429,21 @@ class SerialHardware:
     def _flush_writes(self) -> None:
         while True:
             with self._lock:
-                if not self._pending:
-                    return
-                ex, value = self._pending[0]
+                write = self._ledger.head()
+            if write is None:
+                return
+            ex = self.exchanges[write.tag]
             try:
-                self._write(ex, value)
+                self._write(ex, write.value)
             except _Refused as exc:
                 with self._lock:
+                    self._ledger.done(write, str(exc))
                     self._events.append(
-                        WriteRejected(ex.tag, value, str(exc), self._clock(), self.name)
+                        WriteRejected(ex.tag, write.value, str(exc), self._clock(), self.name)
                     )
-                    if self._requested.get(ex.tag, UNSET) == value:
-                        del self._requested[ex.tag]
+                continue
             with self._lock:
-                self._pending.popleft()
+                self._ledger.done(write)
 
     def _cycle(self, reads: list[SerialExchange]) -> None:
         self._flush_writes()
@@ -384,9 +456,7 @@ class SerialHardware:
             now = self._clock()
             if error is None:
                 if self._recovery.link_down:
-                    # The instrument may have been power-cycled while the port was down: forget
-                    # what was asked for, so the next write of an unchanged value is sent again.
-                    self._requested.clear()
+                    self._ledger.forget_requested()
                 self._recovery.on_success(now)
             elif lost:
                 self._recovery.on_connection_lost(now, str(error))
@@ -430,8 +500,15 @@ class SerialHardware:
                 self._report(None)
             self._wake.clear()
             with self._lock:
-                pending = bool(self._pending)
+                pending = bool(self._ledger.pending)
             if not pending:
                 next_due = min(self._due.values(), default=now + 0.1)
                 self._wake.wait(max(0.0, min(next_due - self._clock(), 0.1)))
         self._close()
+
+
+async def _wait_until(done: Callable[[], bool], timeout: float) -> None:
+    """Polls `done` (state the worker updates) until it holds or `timeout` s have passed."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)

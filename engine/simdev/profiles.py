@@ -69,6 +69,7 @@ PUMP_EXCHANGES: tuple[SerialExchange, ...] = (
         write_choices={"Run": "RUN\r\n", "Stop": "STOP\r\n"},
         pattern=r"^OK$",
         safe_value="Stop",
+        confirm_with="Pump State",
     ),
     SerialExchange(
         tag="Pump Speed",
@@ -76,12 +77,14 @@ PUMP_EXCHANGES: tuple[SerialExchange, ...] = (
         write_template="SPEED {value:.1f}\r\n",
         pattern=r"^OK$",
         safe_value=0.0,
+        confirm_with="Pump Speed PV",
     ),
     SerialExchange(
         tag="Pump Direction",
         kind="write",
         write_choices={"CW": "DIR CW\r\n", "CCW": "DIR CCW\r\n"},
         pattern=r"^OK$",
+        confirm_with="Pump Direction PV",
     ),
 )
 
