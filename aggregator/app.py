@@ -8,7 +8,6 @@ import logging
 
 from aiohttp import web
 
-from aggregator import api
 from aggregator.api.routes import setup_api_routes
 from aggregator.context import CONTEXT_KEY, LIVE_HUB_KEY, AppContext, Settings
 from aggregator.db import create_db_engine, upgrade
@@ -47,11 +46,10 @@ def create_app(
     writer = Writer(storage, window=settings.batch_window, on_result=on_result)
     ctx = AppContext(settings=settings, storage=storage, writer=writer, live=live)
 
-    app = web.Application(middlewares=[api.api_middleware], client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024)
     app[CONTEXT_KEY] = ctx
     app[LIVE_HUB_KEY] = live.hub
     app.router.add_get("/engine/ws", engine_ws)
-    api.setup(app)
     setup_api_routes(app, static_dir=settings.static_dir)
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)

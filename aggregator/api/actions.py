@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from pydantic import JsonValue, ValidationError
 
-from aggregator.api.openapi import ApiProblem
+from aggregator.api.errors import ApiError
 from aggregator.api.roles import ApiUser
 from aggregator.api.schemas import CommandOutcome, MethodSaved
 from aggregator.api.service import (
@@ -38,7 +38,7 @@ _STALE_VERSION = re.compile(r"method version is (\d+)")
 they said so in the error text alone."""
 
 
-def _stale_version(problem: ApiProblem) -> int | None:
+def _stale_version(problem: ApiError) -> int | None:
     """The engine's current method version when it refused a SetMethod as stale, else None."""
     data = problem.data if isinstance(problem, EngineRefusal) else None
     if isinstance(data, dict):
@@ -66,7 +66,7 @@ async def audited(
     outcome = "ok"
     try:
         yield new
-    except ApiProblem as problem:
+    except ApiError as problem:
         outcome = problem.error
         raise
     finally:
@@ -158,7 +158,7 @@ async def check_method(
     return _findings(result.data)
 
 
-class MethodRefused(ApiProblem):
+class MethodRefused(ApiError):
     """422 carrying the analyzer's findings, so the editor can underline them."""
 
     def __init__(self, error: str, findings: list[Finding]) -> None:
@@ -179,14 +179,14 @@ async def set_method(
     live = require_unit(app, user, unit_id)
     before = await current_method(app, unit_id)
     if before is not None and before.version != expected_version:
-        raise ApiProblem(
+        raise ApiError(
             409,
             f"the method is at version {before.version}, not {expected_version}: "
             "someone else saved it; reload and merge",
             "expected_version",
         )
     if line_ids is not None and len(line_ids) != len(text.split("\n")):
-        raise ApiProblem(422, "line_ids must have one entry per line of text", "line_ids")
+        raise ApiError(422, "line_ids must have one entry per line of text", "line_ids")
     version: int | None = None
     async with audited(
         app,
@@ -209,10 +209,10 @@ async def set_method(
                     line_ids=line_ids,
                 ),
             )
-        except ApiProblem as problem:
+        except ApiError as problem:
             current = _stale_version(problem) if problem.status == 409 else None
             if current is not None:
-                raise ApiProblem(
+                raise ApiError(
                     409,
                     f"{problem.error} (the method is at version {current}, not "
                     f"{expected_version}: reload and merge)",
@@ -222,7 +222,7 @@ async def set_method(
                 # refused for its content: let the analyzer say where
                 try:
                     findings = await check_method(app, user, unit_id, text)
-                except ApiProblem:
+                except ApiError:
                     findings = []
                 raise MethodRefused(problem.error, findings) from None
             raise
@@ -234,6 +234,6 @@ async def set_method(
         return MethodSaved(version=version, findings=_findings(data))  # the engine said them
     try:
         findings = await check_method(app, user, unit_id, text)  # older engines: ask
-    except ApiProblem:
+    except ApiError:
         findings = []
     return MethodSaved(version=version, findings=findings)

@@ -1,22 +1,21 @@
-"""Sessions (logout, me), users, engine tokens, the audit trail and the two public documents."""
+"""Users, engine tokens, the audit trail and the two public documents."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
 
-from aggregator.api.common import SESSION_COOKIE, _request_token
-from aggregator.api.openapi import ROUTES_KEY, ApiProblem, ApiRoutes, Call, Operation
+from aggregator.api.errors import ApiError
+from aggregator.api.openapi import ROUTES_KEY, ApiRoutes, Call, Operation
+from aggregator.api.openapi_doc import document
 from aggregator.api.schemas import (
     AuditEntryView,
     AuditPage,
     AuditQuery,
     EngineTokenCreate,
     EngineTokenCreated,
-    LoginResult,
     UserCreate,
     UserInfo,
     UserPatch,
@@ -34,31 +33,6 @@ T_USER: sa.Table = UserRow.__table__  # type: ignore[attr-defined]
 T_SESSION: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
 
 API_VERSION = "1.0"
-
-
-# --- sessions --------------------------------------------------------------------------------------
-
-
-async def logout(call: Call[None, None]) -> web.Response:
-    user = call.need_user()
-    token = _request_token(call.request)
-    ctx = ctx_of(call.app)
-    if token:
-
-        def drop() -> None:
-            with ctx.storage.engine.begin() as conn:
-                conn.execute(T_SESSION.delete().where(T_SESSION.c.token_hash == token_hash(token)))
-
-        await ctx.writer.call(drop)
-    await record(call.app, user, "logout")
-    response = web.Response(status=204)
-    response.del_cookie(SESSION_COOKIE, path="/")
-    return response
-
-
-async def me(call: Call[None, None]) -> UserInfo:
-    user = call.need_user()
-    return UserInfo(name=user.name, role=user.role)
 
 
 # --- users -------------------------------------------------------------------------------------------
@@ -79,7 +53,7 @@ async def list_users(call: Call[None, None]) -> list[UserView]:
     return await ctx.read(_users, ctx)
 
 
-async def create_user(call: Call[UserCreate, None]) -> web.Response:
+async def create_user(call: Call[UserCreate, None]) -> UserInfo:
     admin = call.need_user()
     ctx = ctx_of(call.app)
     body = call.body
@@ -87,11 +61,9 @@ async def create_user(call: Call[UserCreate, None]) -> web.Response:
     try:
         await ctx.writer.call(ctx.storage.add_user, body.name, body.role, password_hash)
     except ValueError as exc:
-        raise ApiProblem(409, str(exc), "name") from None
+        raise ApiError(409, str(exc), "name") from None
     await record(call.app, admin, "user add", new={"name": body.name, "role": body.role})
-    return web.json_response(
-        UserInfo(name=body.name, role=body.role).model_dump(mode="json"), status=201
-    )
+    return UserInfo(name=body.name, role=body.role)
 
 
 async def patch_user(call: Call[UserPatch, None]) -> UserInfo:
@@ -119,7 +91,7 @@ async def patch_user(call: Call[UserPatch, None]) -> UserInfo:
 
     changed = await ctx.writer.call(change)
     if changed is None:
-        raise ApiProblem(404, f"no user named {name!r}")
+        raise ApiError(404, f"no user named {name!r}")
     old_role, new_role = changed
     await record(
         call.app,
@@ -131,12 +103,12 @@ async def patch_user(call: Call[UserPatch, None]) -> UserInfo:
     return UserInfo.model_validate({"name": name, "role": new_role})
 
 
-async def delete_user(call: Call[None, None]) -> web.Response:
+async def delete_user(call: Call[None, None]) -> None:
     admin = call.need_user()
     ctx = ctx_of(call.app)
     name = call.path("name")
     if name == admin.name:
-        raise ApiProblem(409, "you cannot delete yourself; ask another admin", "name")
+        raise ApiError(409, "you cannot delete yourself; ask another admin", "name")
 
     def drop() -> str | None:
         with ctx.storage.engine.begin() as conn:
@@ -149,26 +121,23 @@ async def delete_user(call: Call[None, None]) -> web.Response:
 
     role = await ctx.writer.call(drop)
     if role is None:
-        raise ApiProblem(404, f"no user named {name!r}")
+        raise ApiError(404, f"no user named {name!r}")
     await record(call.app, admin, "user delete", old={"name": name, "role": role})
-    return web.Response(status=204)
 
 
 # --- engine tokens -------------------------------------------------------------------------------------
 
 
-async def create_engine_token(call: Call[EngineTokenCreate, None]) -> web.Response:
+async def create_engine_token(call: Call[EngineTokenCreate, None]) -> EngineTokenCreated:
     admin = call.need_user()
     ctx = ctx_of(call.app)
     token = new_token()
     try:
         await ctx.writer.call(ctx.storage.create_engine_token, call.body.name, token_hash(token))
     except ValueError as exc:
-        raise ApiProblem(409, str(exc), "name") from None
+        raise ApiError(409, str(exc), "name") from None
     await record(call.app, admin, "engine token create", new={"name": call.body.name})
-    return web.json_response(
-        EngineTokenCreated(name=call.body.name, token=token).model_dump(mode="json"), status=201
-    )
+    return EngineTokenCreated(name=call.body.name, token=token)
 
 
 # --- audit -----------------------------------------------------------------------------------------------
@@ -189,137 +158,114 @@ async def audit_page(call: Call[None, AuditQuery]) -> AuditPage:
 # --- documents -------------------------------------------------------------------------------------------
 
 
-async def openapi_json(call: Call[None, None]) -> web.Response:
-    document = call.app[ROUTES_KEY].document(title="Setpoint aggregator API", version=API_VERSION)
-    return web.json_response(document, dumps=lambda d: json.dumps(d, indent=1))
+async def openapi_json(call: Call[None, None]) -> dict[str, Any]:
+    routes = call.app[ROUTES_KEY]
+    return document(routes.operations, title="Setpoint aggregator API", version=API_VERSION)
 
 
-async def protocol_schema(call: Call[None, None]) -> web.Response:
+async def protocol_schema(call: Call[None, None]) -> dict[str, Any]:
     schema = message_schema()
     schema["x-protocol-version"] = PROTOCOL_VERSION
-    return web.json_response(schema)
+    return schema
 
 
 def setup(app: web.Application, routes: ApiRoutes) -> None:
-    auth = ("auth",)
     admin = ("admin",)
-    table: list[tuple[Operation, Any]] = [
-        (
-            Operation(
-                "POST",
-                "/api/auth/logout",
-                "End this session (token and cookie)",
-                "viewer",
-                status=204,
-                tags=auth,
+    routes.add_all(
+        app,
+        [
+            (
+                Operation(
+                    "GET", "/api/users", "All users", "admin", response=list[UserView], tags=admin
+                ),
+                list_users,
             ),
-            logout,
-        ),
-        (Operation("GET", "/api/auth/me", "Who am I", "viewer", response=UserInfo, tags=auth), me),
-        (
-            Operation(
-                "GET", "/api/users", "All users", "admin", response=list[UserView], tags=admin
+            (
+                Operation(
+                    "POST",
+                    "/api/users",
+                    "Add a user",
+                    "admin",
+                    body=UserCreate,
+                    response=UserInfo,
+                    status=201,
+                    errors=(409,),
+                    tags=admin,
+                ),
+                create_user,
             ),
-            list_users,
-        ),
-        (
-            Operation(
-                "POST",
-                "/api/users",
-                "Add a user",
-                "admin",
-                body=UserCreate,
-                response=UserInfo,
-                status=201,
-                errors=(409,),
-                tags=admin,
+            (
+                Operation(
+                    "PATCH",
+                    "/api/users/{name}",
+                    "Change a user's role or password",
+                    "admin",
+                    body=UserPatch,
+                    response=UserInfo,
+                    errors=(404,),
+                    tags=admin,
+                ),
+                patch_user,
             ),
-            create_user,
-        ),
-        (
-            Operation(
-                "PATCH",
-                "/api/users/{name}",
-                "Change a user's role or password",
-                "admin",
-                body=UserPatch,
-                response=UserInfo,
-                errors=(404,),
-                tags=admin,
+            (
+                Operation(
+                    "DELETE",
+                    "/api/users/{name}",
+                    "Delete a user",
+                    "admin",
+                    status=204,
+                    errors=(404, 409),
+                    tags=admin,
+                ),
+                delete_user,
             ),
-            patch_user,
-        ),
-        (
-            Operation(
-                "DELETE",
-                "/api/users/{name}",
-                "Delete a user",
-                "admin",
-                status=204,
-                errors=(404, 409),
-                tags=admin,
+            (
+                Operation(
+                    "POST",
+                    "/api/engine-tokens",
+                    "Create an engine token (shown once)",
+                    "admin",
+                    body=EngineTokenCreate,
+                    response=EngineTokenCreated,
+                    status=201,
+                    errors=(409,),
+                    tags=admin,
+                ),
+                create_engine_token,
             ),
-            delete_user,
-        ),
-        (
-            Operation(
-                "POST",
-                "/api/engine-tokens",
-                "Create an engine token (shown once)",
-                "admin",
-                body=EngineTokenCreate,
-                response=EngineTokenCreated,
-                status=201,
-                errors=(409,),
-                tags=admin,
+            (
+                Operation(
+                    "GET",
+                    "/api/audit",
+                    "The audit trail, newest first",
+                    "admin",
+                    query=AuditQuery,
+                    response=AuditPage,
+                    tags=admin,
+                ),
+                audit_page,
             ),
-            create_engine_token,
-        ),
-        (
-            Operation(
-                "GET",
-                "/api/audit",
-                "The audit trail, newest first",
-                "admin",
-                query=AuditQuery,
-                response=AuditPage,
-                tags=admin,
+            (
+                Operation(
+                    "GET",
+                    "/api/protocol/schema",
+                    "JSON Schema of the engine protocol",
+                    None,
+                    response=dict[str, Any],
+                    tags=("documents",),
+                ),
+                protocol_schema,
             ),
-            audit_page,
-        ),
-        (
-            Operation(
-                "GET",
-                "/api/protocol/schema",
-                "JSON Schema of the engine protocol",
-                None,
-                response=dict[str, Any],
-                tags=("documents",),
+            (
+                Operation(
+                    "GET",
+                    "/api/openapi.json",
+                    "This API as OpenAPI 3",
+                    None,
+                    response=dict[str, Any],
+                    tags=("documents",),
+                ),
+                openapi_json,
             ),
-            protocol_schema,
-        ),
-        (
-            Operation(
-                "GET",
-                "/api/openapi.json",
-                "This API as OpenAPI 3",
-                None,
-                response=dict[str, Any],
-                tags=("documents",),
-            ),
-            openapi_json,
-        ),
-    ]
-    for operation, handler in table:
-        routes.add(app, operation, handler)
-
-
-LOGIN = Operation(
-    "POST",
-    "/api/auth/login",
-    "Log in: a bearer token and the HttpOnly, SameSite=Strict session cookie",
-    None,
-    response=LoginResult,
-    errors=(401,),
-    tags=("auth",),
-)
+        ],
+    )

@@ -1,57 +1,59 @@
-"""POST /api/auth/login: a random bearer token (stored hashed, with expiry) and the same token as
-an HttpOnly, SameSite=Strict cookie for browsers."""
+"""Who is asking: login (a random bearer token, stored hashed with an expiry, and the same token
+as an HttpOnly, SameSite=Strict cookie for browsers), logout, `me`, and the authentication the
+registry runs for every operation that needs a role (and /ws on its upgrade request)."""
 
 from __future__ import annotations
 
 import time
 
+import sqlalchemy as sa
 from aiohttp import web
-from pydantic import BaseModel, Field
 
-from aggregator.api.common import SESSION_COOKIE, ApiError, parse_body, respond
-from aggregator.api.schemas import UserInfo
-from aggregator.api.service import record
-from aggregator.context import CONTEXT_KEY
+from aggregator.api.errors import ApiError
+from aggregator.api.openapi import ApiRoutes, Call, Operation
+from aggregator.api.roles import ApiUser
+from aggregator.api.schemas import LoginRequest, LoginResult, UserInfo
+from aggregator.api.service import ctx_of, record
+from aggregator.models import SessionToken
 from aggregator.security import new_token, token_hash, verify_password
 
-
-class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=128)
-    password: str = Field(min_length=1, max_length=1024)
+SESSION_COOKIE = "setpoint_session"
+T_SESSION: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
 
 
-class LoginResponse(BaseModel):
-    token: str
-    username: str
-    role: str
-    expires_in: float
-    expires: float = 0.0
-    user: UserInfo | None = None
+def request_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
 
 
-async def login(request: web.Request) -> web.Response:
-    ctx = request.app[CONTEXT_KEY]
-    body = await parse_body(request, LoginRequest)
+async def authenticate(request: web.Request) -> ApiUser | None:
+    """The user behind a bearer token or session cookie; None when there is none or it expired."""
+    token = request_token(request)
+    if not token:
+        return None
+    ctx = ctx_of(request.app)
+    row = await ctx.read(ctx.storage.session_user, token_hash(token))
+    if row is None or row.get("role") not in ("viewer", "operator", "admin"):
+        return None
+    return ApiUser(int(row["id"]), str(row["name"]), row["role"])
+
+
+async def login(call: Call[LoginRequest, None]) -> LoginResult:
+    ctx = ctx_of(call.app)
+    body = call.body
     user = await ctx.read(ctx.storage.user_by_name, body.username)
     ok = user is not None and await ctx.read(verify_password, user["password_hash"], body.password)
     if not ok or user is None:
-        await record(request.app, body.username, "login", new={"ok": False})
+        await record(call.app, body.username, "login", new={"ok": False})
         raise ApiError(401, "wrong user name or password")
     token = new_token()
     lifetime = ctx.settings.session_lifetime
     await ctx.writer.call(ctx.storage.create_session, user["id"], token_hash(token), lifetime)
-    await record(request.app, user["name"], "login", new={"ok": True})
-    response = respond(
-        LoginResponse(
-            token=token,
-            username=user["name"],
-            role=user["role"],
-            expires_in=lifetime,
-            expires=time.time() + lifetime,
-            user=UserInfo(name=user["name"], role=user["role"]),
-        )
-    )
-    response.set_cookie(
+    await record(call.app, user["name"], "login", new={"ok": True})
+    call.set_cookie(
         SESSION_COOKIE,
         token,
         max_age=int(lifetime),
@@ -60,8 +62,70 @@ async def login(request: web.Request) -> web.Response:
         secure=ctx.settings.secure_cookies,
         path="/",
     )
-    return response
+    return LoginResult(
+        token=token,
+        expires=time.time() + lifetime,
+        user=UserInfo(name=user["name"], role=user["role"]),
+        username=user["name"],
+        role=user["role"],
+        expires_in=lifetime,
+    )
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_post("/api/auth/login", login)
+async def logout(call: Call[None, None]) -> None:
+    user = call.need_user()
+    token = request_token(call.request)
+    ctx = ctx_of(call.app)
+    if token:
+
+        def drop() -> None:
+            with ctx.storage.engine.begin() as conn:
+                conn.execute(T_SESSION.delete().where(T_SESSION.c.token_hash == token_hash(token)))
+
+        await ctx.writer.call(drop)
+    await record(call.app, user, "logout")
+    call.del_cookie(SESSION_COOKIE, path="/")
+
+
+async def me(call: Call[None, None]) -> UserInfo:
+    user = call.need_user()
+    return UserInfo(name=user.name, role=user.role)
+
+
+def setup(app: web.Application, routes: ApiRoutes) -> None:
+    tags = ("auth",)
+    routes.add_all(
+        app,
+        [
+            (
+                Operation(
+                    "POST",
+                    "/api/auth/login",
+                    "Log in: a bearer token and the HttpOnly, SameSite=Strict session cookie",
+                    None,
+                    body=LoginRequest,
+                    response=LoginResult,
+                    errors=(401,),
+                    tags=tags,
+                ),
+                login,
+            ),
+            (
+                Operation(
+                    "POST",
+                    "/api/auth/logout",
+                    "End this session (token and cookie)",
+                    "viewer",
+                    status=204,
+                    tags=tags,
+                ),
+                logout,
+            ),
+            (
+                Operation(
+                    "GET", "/api/auth/me", "Who am I", "viewer", response=UserInfo, tags=tags
+                ),
+                me,
+            ),
+        ],
+    )

@@ -1,5 +1,6 @@
 """`setup_api_routes(app)`: the full HTTP API, /ws and the web UI, in one call from the app
-factory. Everything it creates hangs off app keys."""
+factory. Every /api route is registered here, through the one registry (openapi.py), which also
+documents it; the middleware only renders errors. Everything it creates hangs off app keys."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
-from aggregator.api import admin_api, runs_api, units_api
-from aggregator.api.auth import LoginRequest
+from aggregator.api import admin_api, auth, runs_api, units_api
 from aggregator.api.bridge import LiveBridge
 from aggregator.api.commands import EngineCommands
+from aggregator.api.errors import api_middleware
 from aggregator.api.openapi import ROUTES_KEY, ApiRoutes
-from aggregator.api.service import API_STATE_KEY, ApiState, authenticate, ctx_of, ws_visible
+from aggregator.api.service import API_STATE_KEY, ApiState, ctx_of, ws_visible
 from aggregator.api.ws_backend import ApiWsBackend
 from aggregator.audit import AuditTrail
 from aggregator.web import setup_web
@@ -35,7 +36,8 @@ def setup_api_routes(
     clock: Callable[[], float] = time.time,
 ) -> None:
     ctx = ctx_of(app)
-    routes = ApiRoutes(authenticate=authenticate)
+    app.middlewares.append(api_middleware)
+    routes = ApiRoutes(authenticate=auth.authenticate)
     app[ROUTES_KEY] = routes
     state = ApiState(
         routes=routes,
@@ -48,12 +50,7 @@ def setup_api_routes(
         command_timeout=command_timeout,
     )
     app[API_STATE_KEY] = state
-    login = admin_api.LOGIN
-    routes.add(
-        app,
-        type(login)(**{**login.__dict__, "body": LoginRequest}),
-        None,
-    )
+    auth.setup(app, routes)
     units_api.setup(app, routes)
     runs_api.setup(app, routes)
     admin_api.setup(app, routes)

@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from aiohttp import web
 from pydantic import ValidationError
 
-from aggregator.api.openapi import ApiProblem, ApiRoutes, Call, Operation
+from aggregator.api.openapi import ApiRoutes, Call, Operation, Stream
 from aggregator.api.roles import ApiUser, may_see
+from aggregator.api.runs_csv import run_csv
 from aggregator.api.schemas import (
     Contributor,
     MethodVersion,
@@ -21,7 +22,7 @@ from aggregator.api.schemas import (
     RunsQuery,
     RunSummary,
 )
-from aggregator.api.service import ctx_of, method_view, uod_of
+from aggregator.api.service import ctx_of, method_view, require_run, run_uod, uod_of
 from aggregator.api.units_api import _errors, plot_of_run
 from aggregator.context import AppContext
 from aggregator.models import AuditEntry as AuditRow
@@ -29,7 +30,7 @@ from aggregator.models import Contributor as ContributorRow
 from aggregator.models import Run as RunRow
 from aggregator.models import RunMethod as RunMethodRow
 from aggregator.models import SampleChunk, SampleRecent
-from protocol import Method, MethodLine, RunLogLine, UodDescription
+from protocol import Method, MethodLine, RunLogLine
 
 T_RUN: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
 T_RUN_METHOD: sa.Table = RunMethodRow.__table__  # type: ignore[attr-defined]
@@ -128,26 +129,6 @@ async def list_runs(call: Call[None, RunsQuery]) -> RunPage:
     return await ctx.read(_list_runs, ctx, call.query, hidden)
 
 
-def _run_uod(run: dict[str, Any]) -> UodDescription | None:
-    try:
-        return UodDescription.model_validate_json(run.get("uod_json") or "{}")
-    except ValidationError:
-        return None
-
-
-async def visible_run(call: Call[Any, Any]) -> dict[str, Any]:
-    ctx = ctx_of(call.app)
-    run_id = call.path("run_id")
-    run = await ctx.read(ctx.storage.run_by_id, run_id)
-    if run is None:
-        raise ApiProblem(404, f"no run with id {run_id!r}")
-    uod = _run_uod(run)
-    user = call.need_user()
-    if uod is not None and not may_see(user.role, uod.required_roles):
-        raise ApiProblem(403, f"run {run_id!r} belongs to a unit you may not see")
-    return run
-
-
 def _detail(ctx: AppContext, run: dict[str, Any]) -> RunDetail:
     pk = run["pk"]
     with ctx.storage.engine.connect() as conn:
@@ -192,7 +173,7 @@ def _detail(ctx: AppContext, run: dict[str, Any]) -> RunDetail:
     summary = _summary(row, count)
     return RunDetail(
         **summary.model_dump(),
-        uod=_run_uod(run),
+        uod=run_uod(run),
         method=method,
         methods=versions,
         runlog=runlog,
@@ -210,13 +191,13 @@ def _detail(ctx: AppContext, run: dict[str, Any]) -> RunDetail:
 
 
 async def run_detail(call: Call[None, None]) -> RunDetail:
-    run = await visible_run(call)
+    run = await require_run(call.app, call.need_user(), call.path("run_id"))
     ctx = ctx_of(call.app)
     return await ctx.read(_detail, ctx, run)
 
 
 async def run_plot(call: Call[None, PlotQuery]) -> PlotData:
-    run = await visible_run(call)
+    run = await require_run(call.app, call.need_user(), call.path("run_id"))
     return await plot_of_run(ctx_of(call.app), run, call.query)
 
 
@@ -269,10 +250,9 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
             "The run as CSV (streamed): # metadata "
             "lines, then UTC timestamp, Run Time and one column per tag",
             "viewer",
-            response=str,
-            media_type="text/csv",
+            response=Stream("text/csv"),
             errors=(403, 404),
             tags=TAGS,
         ),
-        None,
+        run_csv,
     )

@@ -42,10 +42,20 @@ class UserInfo(BaseModel):
     role: Role
 
 
+class LoginRequest(BaseModel):
+    """Unlike the other requests, unknown fields are ignored (as login always has)."""
+
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+
+
 class LoginResult(BaseModel):
     token: str
     expires: float = Field(description="UTC epoch seconds when the token stops working")
     user: UserInfo
+    username: str = Field(description="the same as user.name")
+    role: Role = Field(description="the same as user.role")
+    expires_in: float = Field(description="seconds the session lasts")
 
 
 class UserView(BaseModel):

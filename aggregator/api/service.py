@@ -19,8 +19,8 @@ from aiohttp import web
 from pydantic import JsonValue, ValidationError
 
 from aggregator.api.commands import EngineCommands, EngineOffline, EngineRefused, EngineTimeout
-from aggregator.api.common import USER_KEY, _request_token
-from aggregator.api.openapi import ApiProblem, ApiRoutes
+from aggregator.api.errors import ApiError
+from aggregator.api.openapi import ApiRoutes
 from aggregator.api.roles import ApiUser, has_role, may_see
 from aggregator.api.schemas import MethodView, TagState, UnitSummary
 from aggregator.audit import AuditTrail
@@ -29,7 +29,6 @@ from aggregator.live import LiveEngine
 from aggregator.models import Contributor, RunMethod
 from aggregator.models import Engine as EngineRow
 from aggregator.models import Run as RunRow
-from aggregator.security import token_hash
 from aggregator.ws.hub import Hub, Viewer
 from protocol import CommandResult, Method, MethodLine, UodDescription
 
@@ -65,25 +64,7 @@ def state_of(app: web.Application) -> ApiState:
     return app[API_STATE_KEY]
 
 
-# --- who is asking -------------------------------------------------------------------------------
-
-
-async def authenticate(request: web.Request) -> ApiUser | None:
-    """The user behind a bearer token or session cookie; None when there is none or it expired."""
-    known = request.get(USER_KEY)
-    if isinstance(known, dict) and known.get("role") in ("viewer", "operator", "admin"):
-        return ApiUser(int(known["id"]), str(known["name"]), known["role"])
-    token = _request_token(request)
-    if not token:
-        return None
-    ctx = ctx_of(request.app)
-    row = await ctx.read(ctx.storage.session_user, token_hash(token))
-    if row is None or row.get("role") not in ("viewer", "operator", "admin"):
-        return None
-    return ApiUser(int(row["id"]), str(row["name"]), row["role"])
-
-
-# --- units ------------------------------------------------------------------------------------------
+# --- units and runs -------------------------------------------------------------------------------
 
 
 def uod_of(app: web.Application, unit_id: str) -> UodDescription | None:
@@ -110,12 +91,32 @@ def ws_visible(app: web.Application) -> Callable[[Viewer, str], bool]:
 def require_unit(app: web.Application, user: ApiUser, unit_id: str) -> LiveEngine:
     live = ctx_of(app).live.engines.get(unit_id)
     if live is None:
-        raise ApiProblem(404, f"no unit with id {unit_id!r}")
+        raise ApiError(404, f"no unit with id {unit_id!r}")
     uod = uod_of(app, unit_id)
     required = uod.required_roles if uod is not None else []
     if not may_see(user.role, required):
-        raise ApiProblem(403, f"unit {unit_id!r} requires one of the roles {', '.join(required)}")
+        raise ApiError(403, f"unit {unit_id!r} requires one of the roles {', '.join(required)}")
     return live
+
+
+def run_uod(run: dict[str, Any]) -> UodDescription | None:
+    try:
+        return UodDescription.model_validate_json(run.get("uod_json") or "{}")
+    except ValidationError:
+        return None
+
+
+async def require_run(app: web.Application, user: ApiUser, run_id: str) -> dict[str, Any]:
+    """The stored run, guarded by the required roles of the UOD it ran with (its detail, plot
+    and CSV export alike)."""
+    ctx = ctx_of(app)
+    run = await ctx.read(ctx.storage.run_by_id, run_id)
+    if run is None:
+        raise ApiError(404, f"no run with id {run_id!r}")
+    uod = run_uod(run)
+    if uod is not None and not may_see(user.role, uod.required_roles):
+        raise ApiError(403, f"run {run_id!r} belongs to a unit you may not see")
+    return run
 
 
 def unit_summary(app: web.Application, live: LiveEngine) -> UnitSummary:
@@ -217,7 +218,7 @@ async def current_method(app: web.Application, unit_id: str) -> MethodView | Non
 # --- engine requests and their record --------------------------------------------------------------
 
 
-class EngineRefusal(ApiProblem):
+class EngineRefusal(ApiError):
     """409: the engine refused; `data` is the machine-readable part of its answer, if any
     (e.g. SetMethod's {"current_version": N} on a stale expected_version)."""
 
@@ -234,9 +235,9 @@ async def engine_request(
     try:
         return await state.commands.request(unit_id, build, timeout=state.command_timeout)
     except EngineOffline as exc:
-        raise ApiProblem(503, str(exc)) from None
+        raise ApiError(503, str(exc)) from None
     except EngineTimeout as exc:
-        raise ApiProblem(503, str(exc)) from None
+        raise ApiError(503, str(exc)) from None
     except EngineRefused as exc:
         raise EngineRefusal(f"the engine refused: {exc.error}", exc.data) from None
 
@@ -306,4 +307,4 @@ async def record(
 
 def need_operator(user: ApiUser) -> None:
     if not has_role(user.role, "operator"):
-        raise ApiProblem(403, f"this needs the operator role; {user.name} is {user.role}")
+        raise ApiError(403, f"this needs the operator role; {user.name} is {user.role}")

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from aggregator.api import actions
-from aggregator.api.openapi import ApiProblem, ApiRoutes, Call, Operation
+from aggregator.api.errors import ApiError
+from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.plot import UnknownTags, build_plot, parse_tag_list
 from aggregator.api.schemas import (
     CommandOutcome,
@@ -169,7 +170,7 @@ async def live_plot(call: Call[None, PlotQuery]) -> PlotData:
 
 async def plot_of_run(ctx: AppContext, run: dict[str, Any], query: PlotQuery) -> PlotData:
     if query.start is not None and query.end is not None and query.end < query.start:
-        raise ApiProblem(400, "end is before start", "end")
+        raise ApiError(400, "end is before start", "end")
     try:
         return await ctx.read(
             build_plot,
@@ -181,7 +182,7 @@ async def plot_of_run(ctx: AppContext, run: dict[str, Any], query: PlotQuery) ->
             query.points,
         )
     except UnknownTags as exc:
-        raise ApiProblem(
+        raise ApiError(
             422, f"unknown tag(s) {exc}: not in the unit's UOD for this run", "tags"
         ) from None
 

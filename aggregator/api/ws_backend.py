@@ -10,11 +10,11 @@ from aiohttp import web
 from pydantic import JsonValue
 
 from aggregator.api import actions
-from aggregator.api.openapi import ApiProblem
+from aggregator.api.auth import authenticate
+from aggregator.api.errors import ApiError
 from aggregator.api.plot import tag_stats
 from aggregator.api.roles import ApiUser
 from aggregator.api.service import (
-    authenticate,
     ctx_of,
     current_method,
     require_unit,
@@ -66,7 +66,7 @@ class ApiWsBackend:
             return [u.model_dump(mode="json") for u in visible_units(app, user)]
         try:
             live = require_unit(app, user, unit_id)
-        except ApiProblem as problem:
+        except ApiError as problem:
             raise ActionFailed(problem.error) from None
         ctx = ctx_of(app)
         if kind == "tags":
@@ -96,7 +96,7 @@ class ApiWsBackend:
     ) -> JsonValue:
         try:
             return await self._act(self._user(viewer), action, task, report)
-        except ApiProblem as problem:
+        except ApiError as problem:
             raise ActionFailed(problem.error) from None
 
     async def _act(
