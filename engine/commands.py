@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.lang.api import LineState
-from engine.uod.definition import CommandSpec
 
 if TYPE_CHECKING:
     from engine.lang.units import Registry
+    from engine.uod.definition import CommandSpec
     from protocol.models import ScalarValue
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from engine.commands import CommandManager
 from engine.lang.units import Registry, define_unit, new_unit_registry
-from engine.uod.definition import Uod
+
+if TYPE_CHECKING:
+    from engine.uod.definition import Uod
 
 
 class UodContext:
