@@ -1,25 +1,38 @@
-"""What every polling driver does alike, apart from its transport.
+"""What every polling driver does alike, so that a new one only writes its transport.
 
-`OutputLedger` is the sans-I/O write bookkeeping: the de-duplicating queue the scan fills and the
-I/O side drains in order, and the record of what became of each output, from which
-`settle_outputs` reports whether the device holds what was asked for.
+`PollingDriver` is the base of the Modbus and serial drivers: the scan-cycle interface (masked
+snapshot, queued writes, safe values, events), the stop grace and `settle_outputs`.
+`OutputLedger` is its sans-I/O write bookkeeping: the de-duplicating queue the scan fills and the
+I/O side drains in order, and the record of what became of each output.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import threading
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from engine.hw.base import (
     UNSET,
+    Clock,
+    ConnectionState,
+    HardwareEvent,
     OutputCheck,
     OutputResult,
     Quality,
     Reading,
     ScalarValue,
+    masked_quality,
 )
+from engine.hw.recovery import RecoveryMachine, RecoveryPolicy
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -175,3 +188,216 @@ def close_enough(asked: ScalarValue, held: ScalarValue) -> bool:
     if isinstance(asked, int | float) and isinstance(held, int | float):
         return math.isclose(asked, held, rel_tol=1e-9, abs_tol=1e-9)
     return str(asked).strip().casefold() == str(held).strip().casefold()
+
+
+class PollingDriver(ABC):
+    """One link polled by a background worker (an asyncio task or a thread).
+
+    The scan side (`snapshot`, `write`, `write_safe_values`, `drain_events`) only touches memory
+    under `_lock`; the worker takes writes from `_ledger` in order, stores `_readings`, appends
+    `WriteRejected` to `_events` and reports each exchange through `_report`. A subclass
+    declares its tags and provides the transport (see the abstract methods).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        tags: Iterable[str],
+        read_tags: Iterable[str],
+        clock: Clock,
+        policy: RecoveryPolicy | None,
+        stop_grace: float,
+    ) -> None:
+        seen: set[str] = set()
+        for tag in tags:
+            if tag in seen:
+                raise ValueError(f"tag {tag!r} is declared twice")
+            seen.add(tag)
+        if stop_grace < 0:
+            raise ValueError(f"stop_grace must be >= 0 seconds, not {stop_grace}")
+        self.name = name
+        self.stop_grace = stop_grace
+        self._clock = clock
+        self._lock = threading.Lock()  # uncontended in a single-threaded asyncio driver
+        self._recovery = RecoveryMachine(name, policy or RecoveryPolicy())
+        start = clock()
+        self._readings: dict[str, Reading] = {
+            tag: Reading(None, Quality.BAD, start) for tag in read_tags
+        }
+        self._ledger = OutputLedger()
+        self._events: list[HardwareEvent] = []
+        self._started = False
+
+    # ---- what a driver provides ----
+
+    @abstractmethod
+    def _check_write(self, tag: str, value: ScalarValue) -> None:
+        """Raises KeyError (unknown tag) or ValueError (read-only, cannot be encoded)."""
+
+    @abstractmethod
+    def _safe_values(self) -> dict[str, ScalarValue]: ...
+
+    @abstractmethod
+    def _wake_io(self) -> None:
+        """Tells an idle worker that writes are queued."""
+
+    @abstractmethod
+    async def _start_io(self) -> None: ...
+
+    @abstractmethod
+    async def _stop_io(self) -> None:
+        """Ends the worker and closes the link, bounded in time."""
+
+    @abstractmethod
+    def _io_alive(self) -> bool: ...
+
+    def _always_send(self, tag: str) -> bool:
+        """True for writes that act each time (tare, zero), so they are never de-duplicated."""
+        return False
+
+    def _confirmable(self) -> list[str]:
+        """Output tags whose writes the worker reads back (see `OutputLedger.mark_read`)."""
+        return []
+
+    def _read_back(self, tag: str) -> Reading | None:
+        """The reading that confirms output `tag`; None if the device offers none."""
+        return None
+
+    def _same(self, tag: str, asked: ScalarValue, held: ScalarValue) -> bool:
+        return close_enough(asked, held)
+
+    def _before_settle(self) -> None:
+        """Lets a driver make its read-backs due at once (called under `_lock`)."""
+        return None
+
+    # ---- the scan-cycle interface (never blocks) ----
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self._recovery.state
+
+    def snapshot(self) -> Mapping[str, Reading]:
+        with self._lock:
+            state = self._recovery.state
+            readings = dict(self._readings)
+        if state is ConnectionState.OK:
+            return MappingProxyType(readings)
+        return MappingProxyType(
+            {
+                tag: Reading(r.value, masked_quality(state, r.quality), r.timestamp, r.unit)
+                for tag, r in readings.items()
+            }
+        )
+
+    def write(self, values: Mapping[str, ScalarValue]) -> None:
+        self._queue(values, force=False)
+
+    def write_safe_values(self) -> None:
+        self._queue(self._safe_values(), force=True)
+
+    def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
+        """All values are checked before any is queued, so a bad one queues nothing."""
+        for tag, value in values.items():
+            self._check_write(tag, value)
+        with self._lock:
+            for tag, value in values.items():
+                self._ledger.queue(tag, value, force=force or self._always_send(tag))
+        if values:
+            self._wake_io()
+
+    def drain_events(self) -> list[HardwareEvent]:
+        with self._lock:
+            events: list[HardwareEvent] = [*self._recovery.drain_events(), *self._events]
+            self._events = []
+        events.sort(key=lambda e: e.timestamp)
+        return events
+
+    @property
+    def pending_writes(self) -> int:
+        with self._lock:
+            return len(self._ledger.pending)
+
+    # ---- the worker's side ----
+
+    def _report(self, error: str | None, *, lost: bool = False) -> None:
+        """One exchange's outcome for the recovery machine; `lost`: the link itself broke."""
+        with self._lock:
+            now = self._clock()
+            if error is None:
+                if self._recovery.link_down:
+                    self._ledger.forget_requested()
+                self._recovery.on_success(now)
+            elif lost:
+                self._recovery.on_connection_lost(now, error)
+            else:
+                self._recovery.on_error(now, error)
+
+    # ---- lifecycle ----
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        await self._start_io()
+
+    async def stop(self) -> None:
+        """Gives queued writes `stop_grace` seconds to reach the device (a stop must not drop a
+        queued safe value), then ends the worker. Writes still queued are logged and stay
+        queued, so a later `settle_outputs` reports them as FAILED."""
+        if not self._started:
+            return
+        self._started = False
+        await wait_until(lambda: not self.pending_writes or not self._io_alive(), self.stop_grace)
+        await self._stop_io()
+        with self._lock:
+            left = list(self._ledger.pending)
+        if left:
+            _log.warning(
+                "%s: stopped with %d write(s) not sent: %s",
+                self.name,
+                len(left),
+                ", ".join(f"{w.tag}={w.value!r}" for w in left),
+            )
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        """Waits for the queue to drain and for a read-back after each confirmable write; a
+        stopped driver is started for this and stopped again."""
+        started_here = not self._started
+        if started_here:
+            await self.start()
+        confirmable = self._confirmable()
+        with self._lock:
+            self._before_settle()
+        self._wake_io()
+
+        def settled() -> bool:
+            with self._lock:
+                return self._ledger.settled(confirmable)
+
+        try:
+            await wait_until(settled, max(0.0, timeout))
+        finally:
+            if started_here:
+                grace, self.stop_grace = self.stop_grace, 0.0
+                await self.stop()
+                self.stop_grace = grace
+        with self._lock:
+            rec = self._recovery
+            return self._ledger.results(
+                self._safe_values(),
+                self._read_back,
+                self._same,
+                timeout=timeout,
+                link_problem=None
+                if rec.state is ConnectionState.OK
+                else f"{rec.state}: {rec.last_message}",
+                link_down=rec.link_down,
+            )
+
+
+async def wait_until(done: Callable[[], bool], timeout: float) -> None:
+    """Polls `done` (state the worker updates) until it holds or `timeout` s have passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not done() and loop.time() < deadline:
+        await asyncio.sleep(0.005)

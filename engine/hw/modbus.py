@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -23,16 +21,12 @@ from pymodbus.pdu import ModbusPDU
 
 from engine.hw.base import (
     Clock,
-    ConnectionState,
-    HardwareEvent,
-    OutputResult,
     Quality,
     Reading,
     ScalarValue,
     WriteRejected,
-    masked_quality,
 )
-from engine.hw.driver import OutputLedger
+from engine.hw.driver import PollingDriver
 from engine.hw.modbus_codec import (
     DataType,
     ModbusRegister,
@@ -43,7 +37,7 @@ from engine.hw.modbus_codec import (
     encode_value,
     plan_reads,
 )
-from engine.hw.recovery import Action, RecoveryMachine, RecoveryPolicy
+from engine.hw.recovery import Action, RecoveryPolicy
 
 __all__ = [
     "DataType",
@@ -92,9 +86,6 @@ class ModbusRtu(BaseModel):
         return f"Modbus RTU {self.port}"
 
 
-_log = logging.getLogger(__name__)
-
-
 class _LinkError(Exception):
     """The link itself failed (no answer, closed socket): a matter for the recovery machine."""
 
@@ -108,7 +99,7 @@ _READ_FUNCS = {
 }
 
 
-class ModbusHardware:
+class ModbusHardware(PollingDriver):
     """One Modbus link (a TCP device or an RTU bus with several device ids)."""
 
     def __init__(
@@ -123,11 +114,8 @@ class ModbusHardware:
         regs = _REGISTERS.validate_python(list(registers))
         if not regs:
             raise ValueError("ModbusHardware needs at least one register")
-        seen: set[str] = set()
-        for reg in regs:
-            if reg.tag in seen:
-                raise ValueError(f"tag {reg.tag!r} is declared twice")
-            seen.add(reg.tag)
+        tags = [r.tag for r in regs]
+        super().__init__(name or connection.describe(), tags, tags, clock, policy, stop_grace)
         self.connection = connection
         self.registers: dict[str, ModbusRegister] = {r.tag: r for r in regs}
         self.plan: list[ReadRequest] = (
@@ -135,133 +123,36 @@ class ModbusHardware:
             if connection.group_reads
             else [req for r in regs for req in plan_reads([r], 0)]
         )
-        self._clock = clock
-        self.name = name or connection.describe()
-        self._recovery = RecoveryMachine(self.name, policy or RecoveryPolicy())
-        start = clock()
-        self._readings: dict[str, Reading] = {
-            tag: Reading(None, Quality.BAD, start) for tag in self.registers
-        }
-        self._ledger = OutputLedger()
-        self._events: list[HardwareEvent] = []
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._running = False
         self.requests_sent = 0
         self.cycles = 0
-        self.stop_grace = stop_grace
 
-    # ---- the scan-cycle interface (never blocks) ----
+    # ---- what the base needs ----
 
-    @property
-    def connection_state(self) -> ConnectionState:
-        return self._recovery.state
+    def _check_write(self, tag: str, value: ScalarValue) -> None:
+        reg = self.registers.get(tag)
+        if reg is None:
+            raise KeyError(f"{self.name}: no register declared for tag {tag!r}")
+        if not reg.writable:
+            raise ValueError(f"{self.name}: tag {tag!r} is in table {reg.table!r}, read-only")
+        encode_value(reg, value)
 
-    def snapshot(self) -> Mapping[str, Reading]:
-        state = self._recovery.state
-        if state is ConnectionState.OK:
-            return MappingProxyType(dict(self._readings))
-        return MappingProxyType(
-            {
-                tag: Reading(r.value, masked_quality(state, r.quality), r.timestamp, r.unit)
-                for tag, r in self._readings.items()
-            }
-        )
+    def _safe_values(self) -> dict[str, ScalarValue]:
+        return {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None}
 
-    def write(self, values: Mapping[str, ScalarValue]) -> None:
-        self._queue(values, force=False)
-
-    def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
-        checked: list[tuple[ModbusRegister, ScalarValue]] = []
-        for tag, value in values.items():
-            reg = self.registers.get(tag)
-            if reg is None:
-                raise KeyError(f"{self.name}: no register declared for tag {tag!r}")
-            if not reg.writable:
-                raise ValueError(f"{self.name}: tag {tag!r} is in table {reg.table!r}, read-only")
-            encode_value(reg, value)
-            checked.append((reg, value))
-        for reg, value in checked:
-            self._ledger.queue(reg.tag, value, force=force)
-        if checked and self._wake is not None:
-            self._wake.set()
-
-    def write_safe_values(self) -> None:
-        self._queue(
-            {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None},
-            force=True,
-        )
-
-    def drain_events(self) -> list[HardwareEvent]:
-        events: list[HardwareEvent] = [*self._recovery.drain_events(), *self._events]
-        self._events = []
-        events.sort(key=lambda e: e.timestamp)
-        return events
-
-    @property
-    def pending_writes(self) -> int:
-        return len(self._ledger.pending)
-
-    # ---- lifecycle ----
-
-    async def start(self) -> None:
-        if self._task is not None:
-            return
-        self._wake = asyncio.Event()
-        self._running = True
-        self._task = asyncio.create_task(self._run(), name=f"modbus {self.name}")
-
-    async def stop(self) -> None:
-        """Gives queued writes `stop_grace` seconds to reach the device (a stop must not drop a
-        queued safe value), then ends the poll task even if a library swallows the
-        cancellation: the loop also checks a flag. Writes still queued are logged and stay
-        queued, so a later `settle_outputs` reports them as FAILED."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        await _wait_until(lambda: not self._ledger.pending or task.done(), self.stop_grace)
-        self._running = False
+    def _wake_io(self) -> None:
         if self._wake is not None:
             self._wake.set()
-        task.cancel()
-        await asyncio.wait({task}, timeout=2 * self.connection.timeout + 1)
-        if task.done() and not task.cancelled():
-            task.exception()
-        self._close()
-        if self._ledger.pending:
-            _log.warning(
-                "%s: stopped with %d write(s) not sent: %s",
-                self.name,
-                len(self._ledger.pending),
-                ", ".join(f"{w.tag}={w.value!r}" for w in self._ledger.pending),
-            )
 
-    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
-        """Waits for the queue to drain and for a poll cycle that reads every register after the
-        last write, then compares (a stopped driver is started for this and stopped again)."""
-        started_here = self._task is None
-        if started_here:
-            await self.start()
-        writable = [r.tag for r in self.registers.values() if r.writable]
-        try:
-            await _wait_until(lambda: self._ledger.settled(writable), max(0.0, timeout))
-        finally:
-            if started_here:
-                grace, self.stop_grace = self.stop_grace, 0.0
-                await self.stop()
-                self.stop_grace = grace
-        rec = self._recovery
-        return self._ledger.results(
-            {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None},
-            self._readings.get,
-            self._same,
-            timeout=timeout,
-            link_problem=None
-            if rec.state is ConnectionState.OK
-            else f"{rec.state}: {rec.last_message}",
-            link_down=rec.link_down,
-        )
+    def _confirmable(self) -> list[str]:
+        """Every poll cycle reads every register, written ones included."""
+        return [r.tag for r in self.registers.values() if r.writable]
+
+    def _read_back(self, tag: str) -> Reading | None:
+        return self._readings.get(tag)
 
     def _same(self, tag: str, asked: ScalarValue, held: ScalarValue) -> bool:
         """Compared as the registers hold them, so scaling and float32 rounding do not count."""
@@ -270,6 +161,27 @@ class ModbusHardware:
             return encode_value(reg, asked) == encode_value(reg, held)
         except ValueError:
             return False
+
+    async def _start_io(self) -> None:
+        self._wake = asyncio.Event()
+        self._running = True
+        self._task = asyncio.create_task(self._run(), name=f"modbus {self.name}")
+
+    def _io_alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _stop_io(self) -> None:
+        """Ends the poll task even if a library swallows the cancellation: the loop also checks
+        a flag."""
+        task, self._task = self._task, None
+        self._running = False
+        self._wake_io()
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=2 * self.connection.timeout + 1)
+            if task.done() and not task.cancelled():
+                task.exception()
+        self._close()
 
     # ---- the I/O shell ----
 
@@ -312,9 +224,9 @@ class ModbusHardware:
         assert self._wake is not None
         try:
             await self._connect()
-            self._recovery.on_success(self._clock())
+            self._report(None)
         except _LinkError as exc:
-            self._recovery.on_connection_lost(self._clock(), str(exc))
+            self._report(str(exc), lost=True)
         while self._running:
             rec = self._recovery
             action = rec.poll(self._clock())
@@ -340,22 +252,17 @@ class ModbusHardware:
             await self._cycle()
         except _LinkError as exc:
             self._close()
-            self._recovery.on_error(self._clock(), str(exc))
+            self._report(str(exc))
             return
-        self._recovery.on_success(self._clock())
-        self._ledger.forget_requested()
+        self._report(None)
 
     async def _cycle_reporting(self) -> None:
         try:
             await self._cycle()
         except _LinkError as exc:
-            now = self._clock()
-            if self._client is None or not self._client.connected:
-                self._recovery.on_connection_lost(now, str(exc))
-            else:
-                self._recovery.on_error(now, str(exc))
+            self._report(str(exc), lost=self._client is None or not self._client.connected)
             return
-        self._recovery.on_success(self._clock())
+        self._report(None)
 
     async def _cycle(self) -> None:
         await self._flush_writes()
@@ -438,13 +345,6 @@ class ModbusHardware:
         except (ModbusException, OSError, TimeoutError) as exc:
             raise _LinkError(f"{what} failed: {exc}") from exc
         return response
-
-
-async def _wait_until(done: Callable[[], bool], timeout: float) -> None:
-    """Polls `done` (state the poll task updates) until it holds or `timeout` s have passed."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not done() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.005)
 
 
 def _exception_text(response: ModbusPDU) -> str:

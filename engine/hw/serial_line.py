@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import serial
@@ -22,17 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 from engine.hw.base import (
     Clock,
-    ConnectionState,
-    HardwareEvent,
-    OutputResult,
     Quality,
     Reading,
     ScalarValue,
     WriteRejected,
-    masked_quality,
 )
-from engine.hw.driver import OutputLedger, close_enough
-from engine.hw.recovery import Action, RecoveryMachine, RecoveryPolicy
+from engine.hw.driver import PollingDriver
+from engine.hw.recovery import Action, RecoveryPolicy
 
 __all__ = ["RecoveryPolicy", "SerialExchange", "SerialHardware", "SerialPort"]
 
@@ -152,9 +146,6 @@ class SerialExchange(BaseModel):
         return text
 
 
-_log = logging.getLogger(__name__)
-
-
 class _LinkError(Exception):
     """No (complete) reply or a broken port: handled by the recovery machine."""
 
@@ -166,7 +157,7 @@ class _Refused(Exception):
 _EXCHANGES = TypeAdapter(list[SerialExchange])
 
 
-class SerialHardware:
+class SerialHardware(PollingDriver):
     """One serial port and the instrument behind it."""
 
     def __init__(
@@ -181,14 +172,17 @@ class SerialHardware:
         exs = _EXCHANGES.validate_python(list(exchanges))
         if not exs:
             raise ValueError("SerialHardware needs at least one exchange")
-        self.port = port
-        self.name = name or f"serial {port.url}"
-        self.exchanges: dict[str, SerialExchange] = {}
-        for ex in exs:
-            if ex.tag in self.exchanges:
-                raise ValueError(f"tag {ex.tag!r} is declared twice")
-            self.exchanges[ex.tag] = ex
         self._reads = [ex for ex in exs if ex.kind == "read"]
+        super().__init__(
+            name or f"serial {port.url}",
+            [ex.tag for ex in exs],
+            [ex.tag for ex in self._reads],
+            clock,
+            policy,
+            stop_grace,
+        )
+        self.port = port
+        self.exchanges: dict[str, SerialExchange] = {ex.tag: ex for ex in exs}
         self._confirms: dict[str, list[str]] = {}  # read tag -> the write tags it confirms
         for ex in exs:
             if ex.confirm_with is None:
@@ -200,152 +194,59 @@ class SerialHardware:
                     "is not a read exchange"
                 )
             self._confirms.setdefault(target.tag, []).append(ex.tag)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._recovery = RecoveryMachine(self.name, policy or RecoveryPolicy())
-        start = clock()
-        self._readings: dict[str, Reading] = {
-            ex.tag: Reading(None, Quality.BAD, start) for ex in self._reads
-        }
-        self._due: dict[str, float] = {ex.tag: start for ex in self._reads}
-        self._ledger = OutputLedger()
-        self.stop_grace = stop_grace
-        self._events: list[HardwareEvent] = []
+        self._due: dict[str, float] = {ex.tag: clock() for ex in self._reads}
         self._serial: serial.SerialBase | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.exchanges_done = 0
 
-    # ---- the scan-cycle interface (never blocks on the line) ----
+    # ---- what the base needs ----
 
-    @property
-    def connection_state(self) -> ConnectionState:
-        return self._recovery.state
+    def _check_write(self, tag: str, value: ScalarValue) -> None:
+        ex = self.exchanges.get(tag)
+        if ex is None:
+            raise KeyError(f"{self.name}: no exchange declared for tag {tag!r}")
+        if ex.kind != "write":
+            raise ValueError(f"{self.name}: tag {tag!r} is a read exchange, not writable")
+        ex.command_for(value)
 
-    def snapshot(self) -> Mapping[str, Reading]:
-        with self._lock:
-            state = self._recovery.state
-            readings = dict(self._readings)
-        if state is ConnectionState.OK:
-            return MappingProxyType(readings)
-        return MappingProxyType(
-            {
-                tag: Reading(r.value, masked_quality(state, r.quality), r.timestamp, r.unit)
-                for tag, r in readings.items()
-            }
-        )
+    def _safe_values(self) -> dict[str, ScalarValue]:
+        return {t: ex.safe_value for t, ex in self.exchanges.items() if ex.safe_value is not None}
 
-    def write(self, values: Mapping[str, ScalarValue]) -> None:
-        self._queue(values, force=False)
+    def _always_send(self, tag: str) -> bool:
+        return self.exchanges[tag].always_send
 
-    def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
-        checked: list[tuple[SerialExchange, ScalarValue]] = []
-        for tag, value in values.items():
-            ex = self.exchanges.get(tag)
-            if ex is None:
-                raise KeyError(f"{self.name}: no exchange declared for tag {tag!r}")
-            if ex.kind != "write":
-                raise ValueError(f"{self.name}: tag {tag!r} is a read exchange, not writable")
-            ex.command_for(value)
-            checked.append((ex, value))
-        with self._lock:
-            for ex, value in checked:
-                self._ledger.queue(ex.tag, value, force=force or ex.always_send)
-        if checked:
-            self._wake.set()
-
-    def write_safe_values(self) -> None:
-        self._queue(
-            {ex.tag: ex.safe_value for ex in self.exchanges.values() if ex.safe_value is not None},
-            force=True,
-        )
-
-    def drain_events(self) -> list[HardwareEvent]:
-        with self._lock:
-            events: list[HardwareEvent] = [*self._recovery.drain_events(), *self._events]
-            self._events = []
-        events.sort(key=lambda e: e.timestamp)
-        return events
-
-    @property
-    def pending_writes(self) -> int:
-        with self._lock:
-            return len(self._ledger.pending)
-
-    # ---- lifecycle ----
-
-    async def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    async def stop(self) -> None:
-        """Gives queued writes `stop_grace` seconds to reach the instrument (a stop must not drop
-        a queued safe value), then ends the worker. Writes still queued are logged and stay
-        queued, so a later `settle_outputs` reports them as FAILED."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        await _wait_until(lambda: not self.pending_writes or not thread.is_alive(), self.stop_grace)
-        self._stop.set()
-        self._wake.set()
-        await asyncio.to_thread(thread.join, 5 * self.port.timeout + 1)
-        with self._lock:
-            left = list(self._ledger.pending)
-        if left:
-            _log.warning(
-                "%s: stopped with %d write(s) not sent: %s",
-                self.name,
-                len(left),
-                ", ".join(f"{w.tag}={w.value!r}" for w in left),
-            )
-
-    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
-        """Waits for the queue to drain and, for writes with `confirm_with`, for a read of that
-        exchange after the write (made due at once); a stopped driver is started for this and
-        stopped again."""
-        started_here = self._thread is None
-        if started_here:
-            await self.start()
-        confirmed = [ex.tag for ex in self.exchanges.values() if ex.confirm_with is not None]
-        with self._lock:
-            for tag in self._confirms:
-                self._due[tag] = float("-inf")
+    def _wake_io(self) -> None:
         self._wake.set()
 
-        def settled() -> bool:
-            with self._lock:
-                return self._ledger.settled(confirmed)
+    def _confirmable(self) -> list[str]:
+        return [ex.tag for ex in self.exchanges.values() if ex.confirm_with is not None]
 
-        try:
-            await _wait_until(settled, max(0.0, timeout))
-        finally:
-            if started_here:
-                grace, self.stop_grace = self.stop_grace, 0.0
-                await self.stop()
-                self.stop_grace = grace
-        with self._lock:
-            rec = self._recovery
-            problem = (
-                None if rec.state is ConnectionState.OK else f"{rec.state}: {rec.last_message}"
-            )
-            return self._ledger.results(
-                {t: ex.safe_value for t, ex in self.exchanges.items() if ex.safe_value is not None},
-                self._confirming_reading,
-                lambda _tag, asked, held: close_enough(asked, held),
-                timeout=timeout,
-                link_problem=problem,
-                link_down=rec.link_down,
-            )
-
-    def _confirming_reading(self, tag: str) -> Reading | None:
+    def _read_back(self, tag: str) -> Reading | None:
         ex = self.exchanges.get(tag)
         if ex is None or ex.confirm_with is None:
             return None
         return self._readings.get(ex.confirm_with)
+
+    def _before_settle(self) -> None:
+        for tag in self._confirms:
+            self._due[tag] = float("-inf")
+
+    async def _start_io(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def _io_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    async def _stop_io(self) -> None:
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        self._wake.set()
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 5 * self.port.timeout + 1)
 
     # ---- the worker thread ----
 
@@ -451,24 +352,12 @@ class SerialHardware:
             self._due[ex.tag] = self._clock() + ex.poll_interval
             self._read(ex)
 
-    def _report(self, error: _LinkError | None, lost: bool = False) -> None:
-        with self._lock:
-            now = self._clock()
-            if error is None:
-                if self._recovery.link_down:
-                    self._ledger.forget_requested()
-                self._recovery.on_success(now)
-            elif lost:
-                self._recovery.on_connection_lost(now, str(error))
-            else:
-                self._recovery.on_error(now, str(error))
-
     def _run(self) -> None:
         try:
             self._open()
             self._report(None)
         except _LinkError as exc:
-            self._report(exc, lost=True)
+            self._report(str(exc), lost=True)
         while not self._stop.is_set():
             with self._lock:
                 action = self._recovery.poll(self._clock())
@@ -481,7 +370,7 @@ class SerialHardware:
                         self._cycle(self._reads[:1])
                     except _LinkError as exc:
                         self._close()
-                        self._report(exc)
+                        self._report(str(exc))
                         continue
                     self._report(None)
                     continue
@@ -494,7 +383,7 @@ class SerialHardware:
             try:
                 self._cycle(due)
             except _LinkError as exc:
-                self._report(exc, lost=self._serial is None)
+                self._report(str(exc), lost=self._serial is None)
                 continue
             if self.exchanges_done > done:
                 self._report(None)
@@ -505,10 +394,3 @@ class SerialHardware:
                 next_due = min(self._due.values(), default=now + 0.1)
                 self._wake.wait(max(0.0, min(next_due - self._clock(), 0.1)))
         self._close()
-
-
-async def _wait_until(done: Callable[[], bool], timeout: float) -> None:
-    """Polls `done` (state the worker updates) until it holds or `timeout` s have passed."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not done() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.005)
