@@ -17,8 +17,8 @@ Durability guarantee (the contract the engine and the link rely on):
   the aggregator, and handing the number out again reuses nothing anybody has seen.
 * The counter lives in its own row, written in the same transaction as the messages, so it
   survives restarts and an outbox emptied by acknowledgements: a committed seq is never reused.
-* `ack()` only records the acknowledgement (reads skip acknowledged rows at once); the rows are
-  deleted by the next commit. A crash in between resends them, and the aggregator acknowledges
+* `ack()` only records the acknowledgement in memory (reads skip acknowledged rows at once); the
+  rows are deleted by the next commit. A crash in between resends them, and the aggregator acknowledges
   and ignores what it already has (rule 6).
 
 Why FULL: a lab PC losing power is a normal event and data written during an outage exists
@@ -220,65 +220,80 @@ class Outbox:
     def ack(self, seq: int) -> int:
         """Everything up to `seq` is stored by the aggregator (cumulative, rule 5).
 
-        Returns how many held messages that covered; they are deleted by the next commit.
+        Returns the acknowledged high mark (never above what is committed, so never something
+        unsent). In memory only, so the link may call it on the event loop: reads skip the rows
+        at once and the next commit deletes them.
         """
-        seq = min(seq, self._committed_seq)
         with self._lock:
             self._check_open()
-            previous = self._acked
-            if seq <= previous:
-                return 0
-            self._acked = seq
-        with self._read_lock:
-            row = self._reader.execute(
-                "SELECT COUNT(*) FROM outbox WHERE seq > ? AND seq <= ?", (previous, seq)
-            ).fetchone()
-        return int(row[0])
+            self._acked = max(self._acked, min(seq, self._committed_seq))
+            return self._acked
 
     def rebase(self, above: int) -> int:
         """Renumber so that every held message and every future seq is > `above`.
 
         Used when the aggregator has stored more than this outbox ever numbered: the data
         directory was wiped, or a power loss under synchronous=NORMAL rolled the counter back.
-        Messages keep their order; returns the shift applied (0 when none was needed). Rare, so
-        it commits synchronously and holds enqueue meanwhile.
+        Then every held message numbered <= `above` would be taken for one the aggregator has,
+        including those committed or buffered after the link decided to rebase.
+        Messages keep their order; returns the shift applied (0 when none was needed). Commits
+        what is buffered in the same transaction. The counter moves before the commit, under
+        the buffer lock, so that a message enqueued meanwhile is numbered after the renumbered
+        ones (never with a number from before) and enqueue never waits for the fsync.
         """
         with self._write_lock:
-            self.flush()
+            self._check_open()
+            first_row = self._db.execute(
+                "SELECT MIN(seq) FROM outbox WHERE seq > ?", (self._acked,)
+            ).fetchone()[0]
             with self._lock:
-                if above <= self._last_seq:
-                    return 0
-                first = self._db.execute(
-                    "SELECT MIN(seq) FROM outbox WHERE seq > ?", (self._acked,)
-                ).fetchone()[0]
-                shift = above - self._last_seq if first is None else above + 1 - int(first)
-                last_seq = self._last_seq + shift
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.execute("DELETE FROM outbox WHERE seq <= ?", (self._acked,))
-                    rows = self._db.execute(
-                        "SELECT seq, frame FROM outbox ORDER BY seq DESC"
-                    ).fetchall()
-                    for seq, frame in rows:  # highest first: a shifted seq never meets an old one
-                        moved = _STORED_ADAPTER.validate_json(frame).model_copy(
-                            update={"seq": int(seq) + shift}
-                        )
-                        self._db.execute(
-                            "UPDATE outbox SET seq = ?, frame = ? WHERE seq = ?",
-                            (int(seq) + shift, moved.model_dump_json(), int(seq)),
-                        )
-                    self._db.execute("UPDATE counter SET last_seq = ? WHERE id = 1", (last_seq,))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    # Like flush(): an open transaction would make every later commit fail
-                    # ("cannot start a transaction within a transaction"), and the in-memory
-                    # counters must keep describing the file as it still is.
+                acked = self._acked
+                if first_row is None and self._buffer:
+                    first_row = self._buffer[0][0]
+                base = self._last_seq if first_row is None else int(first_row) - 1
+                shift = max(0, above - base)
+                if shift == 0:
+                    batch = None
+                else:
+                    batch = _renumbered(self._buffer, shift)
+                    self._buffer = []
+                    self._last_seq += shift
+                    self._committing = len(batch)
+                    last_seq = self._last_seq
+            if batch is None:
+                self.flush()
+                return 0
+            try:
+                self._commit_rebase(batch, acked, shift, last_seq)
+            except BaseException:
+                # Like flush(): an open transaction would make every later commit fail, and the
+                # numbering must keep describing the file as it still is, gap-free.
+                if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                    raise
-                self._last_seq = last_seq
+                with self._lock:
+                    self._buffer = _renumbered(batch + self._buffer, -shift)
+                    self._last_seq -= shift
+                    self._committing = 0
+                raise
+            with self._lock:
+                self._committing = 0
                 self._committed_seq = last_seq
-                self._deleted = self._acked
-                return shift
+                self._deleted = acked
+            return shift
+
+    def _commit_rebase(
+        self, batch: list[tuple[int, str, str]], acked: int, shift: int, last_seq: int
+    ) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute("DELETE FROM outbox WHERE seq <= ?", (acked,))
+        rows = self._db.execute("SELECT seq, kind, frame FROM outbox ORDER BY seq DESC").fetchall()
+        for seq, _kind, frame in _renumbered(rows, shift):  # highest first: no collision
+            self._db.execute(
+                "UPDATE outbox SET seq = ?, frame = ? WHERE seq = ?", (seq, frame, seq - shift)
+            )
+        self._db.executemany("INSERT INTO outbox (seq, kind, frame) VALUES (?, ?, ?)", batch)
+        self._db.execute("UPDATE counter SET last_seq = ? WHERE id = 1", (last_seq,))
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Commit what is pending and close; the file stays for the next start."""
@@ -306,3 +321,12 @@ class Outbox:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"outbox {self.path} is closed")
+
+
+def _renumbered(entries: list[tuple[int, str, str]], shift: int) -> list[tuple[int, str, str]]:
+    """The same messages with seq moved by `shift`, inside the frame as well as beside it."""
+    out = []
+    for seq, kind, frame in entries:
+        moved = _STORED_ADAPTER.validate_json(frame).model_copy(update={"seq": int(seq) + shift})
+        out.append((int(seq) + shift, str(kind), moved.model_dump_json()))
+    return out

@@ -48,8 +48,8 @@ def test_ack_is_cumulative_and_counter_survives_empty_outbox_and_reopen(tmp_path
     outbox.flush()
     assert outbox.ack(3) == 3
     assert outbox.first_seq() == 4
-    assert outbox.ack(3) == 0, "a repeated ack deletes nothing"
-    assert outbox.ack(5) == 2
+    assert outbox.ack(2) == 3, "cumulative: an older ack changes nothing"
+    assert outbox.ack(5) == 5
     assert outbox.pending == 0
     assert outbox.first_seq() is None
     outbox.close()
@@ -102,19 +102,40 @@ def test_rebase_renumbers_in_order_above_the_aggregator(tmp_path: Path) -> None:
     for n in range(1, 4):
         outbox.enqueue(TagsUpdated, sample_fields(n))
     outbox.flush()
-    assert outbox.rebase(2) == 0, "nothing to do when the outbox is ahead"
+    assert outbox.rebase(0) == 0, "nothing to do when every held message is above"
     assert outbox.rebase(100) == 100
     frames = outbox.read(0, 10)
     assert [f.seq for f in frames] == [101, 102, 103]
     assert [json.loads(f.frame)["seq"] for f in frames] == [101, 102, 103]
     assert values(outbox) == [1, 2, 3]
+    assert outbox.rebase(100) == 0
     assert outbox.enqueue(TagsUpdated, sample_fields(4)) == 104
-    assert outbox.ack(104) == 3, "an ack never covers what is not committed (never sent)"
+    assert outbox.ack(104) == 103, "an ack never covers what is not committed (never sent)"
+    assert outbox.first_seq() is None
     outbox.flush()
-    assert outbox.ack(104) == 1
+    assert outbox.ack(104) == 104
+    assert outbox.first_seq() is None
     assert outbox.rebase(200) == 96
     outbox.close()
     assert Outbox(path).enqueue(TagsUpdated, sample_fields(5)) == 201
+
+
+def test_rebase_moves_every_held_message_above_including_buffered_ones(tmp_path: Path) -> None:
+    """The link decides to rebase when the aggregator is ahead of what was committed; by the
+    time the rebase runs more may be committed or buffered. Any held message numbered at or
+    below what the aggregator stored would be taken for one it already has and dropped."""
+    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    for n in range(1, 4):
+        outbox.enqueue(TagsUpdated, sample_fields(n))
+    outbox.flush()
+    outbox.enqueue(TagsUpdated, sample_fields(4))  # buffered, not committed
+    assert outbox.rebase(3) == 3
+    assert outbox.committed_seq == outbox.assigned_seq == 7
+    frames = outbox.read(0, 10)
+    assert [f.seq for f in frames] == [4, 5, 6, 7]
+    assert [json.loads(f.frame)["seq"] for f in frames] == [4, 5, 6, 7]
+    assert values(outbox) == [1, 2, 3, 4]
+    outbox.close()
 
 
 def test_a_failed_rebase_rolls_back_and_later_flushes_work(tmp_path: Path) -> None:
@@ -242,4 +263,53 @@ def test_commits_in_another_thread_keep_every_message_in_order(tmp_path: Path) -
     outbox.flush()
     assert values(outbox) == list(range(1, 2001))
     assert [f.seq for f in outbox.read(0, 10_000)] == list(range(1, 2001))
+    outbox.close()
+
+
+def test_rebase_while_the_scan_enqueues_keeps_seqs_increasing_and_gap_free(
+    tmp_path: Path,
+) -> None:
+    """The scan thread enqueues while the link's side flushes and rebases, in many rounds.
+
+    Whatever the interleaving, the stored messages are numbered in enqueue order without gaps,
+    and the seq inside each frame is the row's seq: a message enqueued while a rebase commits
+    must not keep a number from before the renumbering.
+    """
+    outbox = Outbox(tmp_path / "outbox.sqlite3", synchronous="NORMAL")
+    rounds, per_round = 300, 4
+    go = threading.Barrier(2, timeout=10)
+    failures: list[BaseException] = []
+
+    def scan() -> None:
+        n = 0
+        try:
+            for _ in range(rounds):
+                go.wait()
+                for _ in range(per_round):
+                    n += 1
+                    outbox.enqueue(TagsUpdated, sample_fields(n))
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+            go.abort()
+
+    thread = threading.Thread(target=scan)
+    thread.start()
+    try:
+        for r in range(rounds):
+            go.wait()
+            if r % 3 == 2:
+                outbox.flush()
+            else:
+                outbox.rebase(outbox.assigned_seq + 1 + r % 5)
+    finally:
+        thread.join(10)
+    assert not failures
+    outbox.flush()
+    frames = outbox.read(0, 1_000_000)
+    seqs = [f.seq for f in frames]
+    total = rounds * per_round
+    assert values(outbox) == list(range(1, total + 1)), "stored in enqueue order"
+    assert seqs == list(range(seqs[0], seqs[0] + total)), "strictly increasing, no gaps"
+    assert [json.loads(f.frame)["seq"] for f in frames] == seqs
+    assert outbox.committed_seq == outbox.assigned_seq == seqs[-1]
     outbox.close()
