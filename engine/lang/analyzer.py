@@ -26,7 +26,7 @@ from engine.lang.instructions import (
     parse_simulate,
     parse_simulate_off,
 )
-from engine.lang.parser import Line, ParsedMethod, parse
+from engine.lang.parser import UNNAMED_BLOCK, Line, ParsedMethod, parse
 from engine.lang.suggest import suggest
 from engine.lang.units import factor
 
@@ -185,12 +185,33 @@ class _Analysis:
             self.add("warning", "empty-body", f"'{line.name}' has no body", line)
         if arg is None:
             return
+        if line.name == "Block" and not arg:
+            self.add(
+                "info",
+                "unnamed-block",
+                "Block has no name; with one (e.g. 'Block: Wash') the Block tag, the run log and "
+                "plot annotations can tell its blocks apart",
+                line,
+                line.name_col,
+                line.argument_col,
+                self.block_name_for(line),
+            )
+            return
         try:
             self.check_argument(line, arg)
         except ArgumentError as exc:
             self.add(
                 "error", "invalid-argument", str(exc), line, line.argument_col, line.argument_end
             )
+
+    def block_name_for(self, block: Line) -> str:
+        """A name for an unnamed block: its first Mark (Open Pectus methods often mark each
+        block's start), else its place among the method's blocks."""
+        for child in block.children:
+            if child.is_instruction and child.name == "Mark" and child.argument:
+                return child.argument
+        blocks = [x for x in self.parsed.lines if x.is_instruction and x.name == "Block"]
+        return f"Step {next(i for i, x in enumerate(blocks, 1) if x is block)}"
 
     def check_argument(self, line: Line, arg: str) -> None:
         name = line.name
@@ -324,13 +345,13 @@ class _Analysis:
             if (
                 line.is_instruction
                 and line.name == "Block"
-                and line.argument
+                and line.argument is not None
                 and not self._ends_block(line.children, macros, set(), nested=False)
             ):
                 self.add(
                     "warning",
                     "block-not-ended",
-                    f"Block '{line.argument}' has no End block: after its last line it "
+                    f"{_block_label(line)} has no End block: after its last line it "
                     "waits until something ends it",
                     line,
                 )
@@ -452,6 +473,10 @@ class _Analysis:
                     self.add(
                         "info", "unused-macro", f"Macro '{name}' is never called", definitions[0]
                     )
+
+
+def _block_label(line: Line) -> str:
+    return f"Block '{line.argument}'" if line.argument else UNNAMED_BLOCK
 
 
 def _subtree(line: Line) -> list[Line]:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 INDENT = 4
 
 BODY_INSTRUCTIONS = frozenset({"Block", "Watch", "Alarm", "Macro"})
+# Instructions whose argument may be left out after the colon: `Block:` is an anonymous block.
+NAME_OPTIONAL = frozenset({"Block"})
+UNNAMED_BLOCK = "Block (unnamed)"
 
 _THRESHOLD = re.compile(r"(\d+(?:\.\d+)?|\.\d+) +")
 _NAME_START = re.compile(r"\w")
@@ -70,9 +73,12 @@ class Line:
         parts = []
         if self.threshold_text is not None:
             parts.append(self.threshold_text + " ")
-        parts.append(self.name)
-        if self.argument is not None:
-            parts.append(": " + self.argument)
+        if self.argument:
+            parts.append(f"{self.name}: {self.argument}")
+        elif self.argument == "" and self.name in NAME_OPTIONAL:
+            parts.append(UNNAMED_BLOCK)
+        else:
+            parts.append(self.name)
         return "".join(parts)
 
     @property
@@ -130,29 +136,7 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
     if not stripped.strip():
         return line
     indent = body[: len(body) - len(stripped)]
-    if "\t" in indent:
-        problems.append(
-            SyntaxProblem(
-                number,
-                1,
-                len(indent) + 1,
-                "indentation",
-                "Tab in indentation; indent with 4 spaces per level",
-            )
-        )
-        line.valid = False
-    elif len(indent) % INDENT:
-        problems.append(
-            SyntaxProblem(
-                number,
-                1,
-                len(indent) + 1,
-                "indentation",
-                f"Indentation of {len(indent)} spaces; use multiples of {INDENT}",
-            )
-        )
-        line.valid = False
-    line.level = len(indent.replace("\t", " " * INDENT)) // INDENT
+    _check_indent(line, indent, problems)
     col = len(indent) + 1
     rest = stripped.rstrip()
     match = _THRESHOLD.match(rest)
@@ -176,6 +160,25 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
             )
         )
         return line
+    _parse_instruction(line, rest, col, problems)
+    return line
+
+
+def _check_indent(line: Line, indent: str, problems: list[SyntaxProblem]) -> None:
+    message = None
+    if "\t" in indent:
+        message = "Tab in indentation; indent with 4 spaces per level"
+    elif len(indent) % INDENT:
+        message = f"Indentation of {len(indent)} spaces; use multiples of {INDENT}"
+    if message is not None:
+        problems.append(SyntaxProblem(line.number, 1, len(indent) + 1, "indentation", message))
+        line.valid = False
+    line.level = len(indent.replace("\t", " " * INDENT)) // INDENT
+
+
+def _parse_instruction(line: Line, rest: str, col: int, problems: list[SyntaxProblem]) -> None:
+    """`name` or `name: argument` from `rest` (threshold and indent already taken) at `col`."""
+    number = line.number
     colon = rest.find(":")
     name = rest if colon < 0 else rest[:colon]
     line.name = name.rstrip()
@@ -192,7 +195,7 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
                 "Missing instruction name before ':'",
             )
         )
-        return line
+        return
     if not _NAME_START.match(line.name):
         line.valid = False
         problems.append(
@@ -205,10 +208,14 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
             )
         )
     if colon < 0:
-        return line
+        return
     after = rest[colon + 1 :]
     arg_col = col + colon + 1
     if not after.strip():
+        line.argument = ""
+        line.argument_col = arg_col
+        if line.name in NAME_OPTIONAL:
+            return  # `Block:` alone: an anonymous block, as Open Pectus methods write it
         line.valid = False
         problems.append(
             SyntaxProblem(
@@ -219,9 +226,7 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
                 f"Missing argument after '{line.name}:'",
             )
         )
-        line.argument = ""
-        line.argument_col = arg_col
-        return line
+        return
     if not after.startswith(" "):
         line.valid = False
         problems.append(
@@ -230,7 +235,6 @@ def _parse_line(line_id: str, number: int, raw: str, problems: list[SyntaxProble
     leading = len(after) - len(after.lstrip())
     line.argument = after.strip()
     line.argument_col = arg_col + leading
-    return line
 
 
 def _build_tree(lines: list[Line], problems: list[SyntaxProblem]) -> list[Line]:
