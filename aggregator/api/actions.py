@@ -25,6 +25,7 @@ from aggregator.api.service import (
 )
 from protocol import (
     CancelLine,
+    CommandResult,
     ControlAction,
     ControlCommand,
     Finding,
@@ -144,18 +145,33 @@ async def check_method(
     """The engine's analyzer on a text, nothing saved (SetMethod with dry_run)."""
     require_unit(app, user, unit_id)
     view = await current_method(app, unit_id)
-    result = await engine_request(
+    version = view.version if view is not None else 0
+    result = await _send_method(app, user, unit_id, text, version, dry_run=True)
+    return _findings(result.data)
+
+
+async def _send_method(
+    app: web.Application,
+    user: ApiUser,
+    unit_id: str,
+    text: str,
+    expected_version: int,
+    *,
+    dry_run: bool = False,
+    line_ids: list[str | None] | None = None,
+) -> CommandResult:
+    return await engine_request(
         app,
         unit_id,
         lambda cid: SetMethod(
             id=cid,
             user=user.name,
             text=text,
-            expected_version=view.version if view is not None else 0,
-            dry_run=True,
+            expected_version=expected_version,
+            dry_run=dry_run,
+            line_ids=line_ids,
         ),
     )
-    return _findings(result.data)
 
 
 class MethodRefused(ApiError):
@@ -198,16 +214,8 @@ async def set_method(
         old=None if before is None else {"version": before.version, "text": before.text},
     ) as entry:
         try:
-            result = await engine_request(
-                app,
-                unit_id,
-                lambda cid: SetMethod(
-                    id=cid,
-                    user=user.name,
-                    text=text,
-                    expected_version=expected_version,
-                    line_ids=line_ids,
-                ),
+            result = await _send_method(
+                app, user, unit_id, text, expected_version, line_ids=line_ids
             )
         except ApiError as problem:
             current = _stale_version(problem) if problem.status == 409 else None
