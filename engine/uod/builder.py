@@ -19,7 +19,7 @@ from engine.lang.units import Registry, new_unit_registry
 from engine.tags import Direction, TagSpec
 from engine.uod.arguments import ArgumentParser, NoArgument
 from engine.uod.assemble import assemble, collect
-from engine.uod.checks import button_problems, run_checks
+from engine.uod.checks import CHECKS, button_problems
 from engine.uod.definition import (
     CalculatedFunction,
     CalculatedSpec,
@@ -30,7 +30,8 @@ from engine.uod.definition import (
 )
 from engine.uod.draft import AccumulatorDraft, ColumnDraft, Draft, HardwarePart, Problem
 from engine.uod.errors import UodError
-from engine.uod.signatures import accepts, check_function
+from engine.uod.hardware_checks import HARDWARE_CHECKS
+from engine.uod.signatures import MODEL_METHODS, accepts, check_function, model_problem
 from protocol.models import (
     ColorRegion,
     PlotAxis,
@@ -39,7 +40,7 @@ from protocol.models import (
     ScalarValue,
     SubPlot,
 )
-from protocol.validation import first_problem
+from protocol.validation import describe, first_problem
 
 if TYPE_CHECKING:
     from engine.hw.base import Clock, Hardware
@@ -148,13 +149,17 @@ class UodBuilder:
     ) -> UodBuilder:
         """Simulated hardware around a process model; `registers` maps tag -> model input/output.
 
-        Pass a model class or factory to get a fresh model per engine."""
+        Pass a model class or factory to get a fresh model per engine. The model must have the
+        ProcessModel methods (engine/sim/model.py); one that does not is refused at this line."""
         from engine.sim.hardware import SimulatedHardware
 
         line = _caller_line()
 
         def factory(clock: Clock) -> Hardware:
-            instance = model() if isinstance(model, type) or not hasattr(model, "step") else model
+            instance = _model_instance(model, line)
+            problem = model_problem(instance)
+            if problem:
+                raise UodError(problem, line=line)
             return SimulatedHardware(typing.cast("ProcessModel", instance), registers, clock)
 
         self._add_part(factory, description or f"simulated {_model_name(model)}", line)
@@ -484,7 +489,9 @@ class UodBuilder:
     def build(self, *, filename: str = "", ureg: Registry | None = None) -> Uod:
         """The checked definition; raises UodError naming the first problem and its line."""
         collected, problems = collect(self._d, ureg if ureg is not None else new_unit_registry())
-        _raise_first([*self._d.problems, *problems, *run_checks(collected)], filename)
+        for check in (*CHECKS, *HARDWARE_CHECKS):
+            problems += check(collected)
+        _raise_first([*self._d.problems, *problems], filename)
         uod = assemble(collected, filename)
         _raise_first(button_problems(uod, self._d.process_values), filename)
         return uod
@@ -505,6 +512,21 @@ def _is_hardware(obj: object) -> bool:
 def _describe(hw: object) -> str:
     name = getattr(hw, "name", None)
     return str(name) if name else type(hw).__name__
+
+
+def _model_instance(model: object, line: int | None) -> object:
+    """The model itself, or a fresh one from a class or factory (a fresh one per engine)."""
+    fresh = isinstance(model, type) or (
+        callable(model) and not any(hasattr(model, m) for m in MODEL_METHODS)
+    )
+    if not fresh:
+        return model
+    try:
+        return typing.cast("Callable[[], object]", model)()
+    except Exception as exc:
+        raise UodError(
+            f"process model {_model_name(model)}: cannot create it: {describe(exc)}", line=line
+        ) from None
 
 
 def _model_name(model: object) -> str:

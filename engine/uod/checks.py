@@ -17,7 +17,6 @@ from engine.system_tags import SYSTEM_TAG_NAMES
 from engine.uod.assemble import Collected, accumulator_factor, known_unit, volume_factor
 from engine.uod.definition import Uod
 from engine.uod.draft import Problem
-from engine.uod.hardware_checks import HARDWARE_CHECKS
 from protocol.models import ProcessValueDescription
 
 Check = Callable[[Collected], list[Problem]]
@@ -80,7 +79,7 @@ def registers_have_tags(c: Collected) -> list[Problem]:
 
 
 def readings_have_registers(c: Collected) -> list[Problem]:
-    if not c.draft.parts:
+    if not c.parts:  # no hardware, or it could not be built: that is the problem to report
         return []
     return [
         (spec.line, f"reading {spec.name!r} has no register in the hardware")
@@ -294,7 +293,6 @@ CHECKS: tuple[Check, ...] = (
     registers_have_tags,
     readings_have_registers,
     outputs_have_safe_values,
-    *HARDWARE_CHECKS,
     accumulators,
     column_volume,
     base_units,
@@ -306,11 +304,8 @@ CHECKS: tuple[Check, ...] = (
     annotation_tags,
     intervals,
 )
-"""Run in this order; problems are then sorted by line (stable, so ties keep this order)."""
-
-
-def run_checks(c: Collected) -> list[Problem]:
-    return [problem for check in CHECKS for problem in check(c)]
+"""Run in this order, then those of hardware_checks; problems are then sorted by line (stable,
+so ties keep this order)."""
 
 
 def button_problems(
