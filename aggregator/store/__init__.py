@@ -7,11 +7,9 @@ transaction, when they are simply dropped and reloaded.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
-from bisect import bisect_right
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from aggregator import models as m
 from aggregator.chunks import Sample, chunk_summary, decode_chunk, encode_chunk
-from aggregator.decimate import NUMERIC_TYPES, decimate, decimate_numeric
+from aggregator.decimate import decimate
 from aggregator.ingest_session import (
     CompareStored,
     IntegrityError,
@@ -29,6 +27,8 @@ from aggregator.ingest_session import (
     Store,
     same_content,
 )
+from aggregator.store import plot_plan
+from aggregator.store.plot_plan import ChunkSummary, Extremes, Plot
 from protocol import (
     ControlState,
     ErrorLog,
@@ -126,7 +126,13 @@ _SUMMARY_COLUMNS = (
     T_CHUNK.c.v_first,
     T_CHUNK.c.v_last,
 )
-"""What a plot reads of a chunk row instead of its blob."""
+"""What a plot reads of a chunk row instead of its blob (after the t_last _window_chunks adds)."""
+
+
+def _chunk_summary(row: sa.Row[Any]) -> ChunkSummary:
+    t_last, chunk_id, t_first, size, kind, *extremes = tuple(row)
+    summary = None if kind is None else Extremes(kind, *extremes)
+    return ChunkSummary(chunk_id, t_first, t_last, size, summary)
 
 
 def stored_time(t: float) -> float:
@@ -1025,197 +1031,41 @@ class Storage:
         t1: float,
         points: int,
         conn: Connection | None = None,
-    ) -> tuple[list[float], list[ScalarValue], int]:
+    ) -> Plot:
         """The plot series of one tag in [t0, t1], at most `points` values, and how many chunks
-        were decoded. Every chunk's minimum and maximum (so the window's too) are kept.
-
-        Decoding chunks is what makes a plot slow (~0.4 ms each, 288 per tag-day), so:
-        - when the window holds between points/8 and points/2 chunks (with the recent rows
-          counting as one more), the chunks themselves are the buckets: each gives its stored minimum and
-          maximum, and only the chunks cut by the window's edges, chunks without a summary and
-          the recent rows (given the buckets left over) are decoded. Equal-width buckets would
-          be narrower than a chunk here, so every chunk would straddle an edge and be decoded.
-          Fewer chunks than points/8 (a zoom) are decoded: that is cheap, and chunk buckets
-          would show a zoomed-in window at a fraction of the asked resolution.
-        - otherwise equal-width buckets are wider than a chunk and the answer is exactly
-          `decimate(read_samples(...))`, with most chunks answered by their summary
-          (`_summary_plan`).
-        Anything unusual (a text series, few samples) takes the plain path, the definition."""
+        were decoded. Every chunk's minimum and maximum (so the window's too) are kept; most
+        chunks are answered from their stored summary (aggregator.store.plot_plan)."""
         if conn is None:
             with self.engine.connect() as own:
                 return self.read_decimated(run_pk, tag_id, t0, t1, points, own)
-        chunks = self._window_chunks(conn, run_pk, tag_id, t0, t1, *_SUMMARY_COLUMNS)
-        plan = None
-        if chunks:
+        rows = self._window_chunks(conn, run_pk, tag_id, t0, t1, *_SUMMARY_COLUMNS)
+        plot = None
+        if rows:
+            chunks = [_chunk_summary(row) for row in rows]
             recent = self._recent_samples(conn, run_pk, tag_id, t0, t1)
-            if sum(tuple(c)[3] for c in chunks) + len(recent) <= points:  # [3]: count
-                plan = None  # every sample is kept: nothing to save
-            elif (
-                max(points, 2) // 8 <= len(chunks) + (1 if recent else 0) <= max(points, 2) // 2
-            ):
-                plan = self._chunk_buckets(conn, chunks, recent, t0, t1, points)
-            else:
-                plan = self._summary_plan(conn, chunks, recent, t0, t1, points)
-        if plan is None:
+            plot = plot_plan.plan(
+                chunks, recent, t0, t1, points, lambda ids: self._decode(conn, ids, t0, t1)
+            )
+        if plot is None:
             samples, read = self.read_samples(run_pk, tag_id, t0, t1, conn)
             dt, dv = decimate([s[0] for s in samples], [s[1] for s in samples], points)
             return dt, dv, read
-        return plan
+        return plot
 
-    def _chunk_buckets(
-        self,
-        conn: Connection,
-        chunks: Sequence[sa.Row[Any]],
-        recent: list[Sample],
-        t0: float,
-        t1: float,
-        points: int,
-    ) -> tuple[list[float], list[ScalarValue], int] | None:
-        """One bucket per chunk (see read_decimated); None when the series is not numeric.
-
-        Rows are unpacked as tuples: attribute access on a Row costs more than the rest of the
-        work for a 24 h series (288 chunks per tag)."""
-        rows = [tuple(c) for c in chunks]  # the columns of _window_chunks(..., *_SUMMARY_COLUMNS)
-        if all(r[4] is None for r in rows):
-            return None  # text or gaps throughout: decoded anyway, and maybe categorical
-        decoded: dict[int, list[Sample]] = {}
-        wanted = [r[1] for r in rows if r[4] is None or r[2] < t0 or r[0] > t1]
-        self._decode_into(conn, wanted, t0, t1, decoded)
-        values = [v for part in decoded.values() for _, v in part] + [v for _, v in recent]
-        if not set(map(type, values)) <= NUMERIC_TYPES:
-            return None  # text (or booleans) keep every change: the plain path decides
-        total = len(values) + sum(r[3] for r in rows if r[1] not in decoded)
-        if total <= points:
-            return None  # the window cut the chunks down to few samples: keep every one
-        picks: list[Sample] = []
-        for _, chunk_id, _, _, kind, v_min, t_min, v_max, t_max, _, _ in rows:
-            part = decoded.get(chunk_id)
-            if part is not None:
-                keep = decimate_numeric([s[0] for s in part], [s[1] for s in part], 2)  # type: ignore[misc]
-                picks.extend(part[i] for i in keep)
-                continue
-            if kind == "i":
-                v_min, v_max = int(v_min), int(v_max)
-            if t_min == t_max and v_min == v_max:
-                picks.append((t_min, v_min))  # a flat chunk: one value
-            elif t_min <= t_max:
-                picks.append((t_min, v_min))
-                picks.append((t_max, v_max))
-            else:
-                picks.append((t_max, v_max))
-                picks.append((t_min, v_min))
-        if recent:
-            left = max(points, 2) // 2 - len(chunks)  # >= 1, checked by the caller
-            keep = decimate_numeric(
-                [s[0] for s in recent], [s[1] for s in recent], 2 * left  # type: ignore[misc]
-            )
-            picks.extend(recent[i] for i in keep)
-        if any(a[0] > b[0] for a, b in itertools.pairwise(picks)):
-            picks.sort(key=lambda s: s[0])  # overlapping chunks (a late replay): time order
-        return [s[0] for s in picks], [s[1] for s in picks], len(decoded)
-
-    def _summary_plan(
-        self,
-        conn: Connection,
-        chunks: Sequence[sa.Row[Any]],
-        recent: list[Sample],
-        t0: float,
-        t1: float,
-        points: int,
-    ) -> tuple[list[float], list[ScalarValue], int] | None:
-        """Exactly `decimate(read_samples(...))` with equal-width buckets, from summaries.
-
-        A chunk whose summary lies wholly inside one decimation bucket is represented by its
-        first, minimum, maximum and last samples instead of being decoded: the bucket keeps its
-        first occurrences of minimum and maximum, and those are among them. Chunks reaching over
-        the window's edges or a bucket edge, chunks without a summary (text, gaps), and the
-        recent rows are read sample by sample. None: take the plain path (overlapping chunks,
-        a text series, NaN)."""
-        buckets = max(points, 2) // 2
-        low = max(t0, chunks[0].t_first)
-        high = min(t1, recent[-1][0] if recent else chunks[-1].t_last)
-        rough = [low + (high - low) * (b + 1) / buckets for b in range(buckets - 1)]
-        if 2 * sum(
-            bisect_right(rough, c.t_first) != bisect_right(rough, c.t_last) for c in chunks
-        ) > len(chunks):
-            return None  # buckets narrower than chunks: nearly all would be decoded anyway
-        # Bucket edges need the window's first and last sample times, which partial chunks at
-        # the window's edges only give when decoded.
-        decoded: dict[int, list[Sample]] = {}
-        edge_ids = [c.id for c in chunks if c.v_kind is None or c.t_first < t0 or c.t_last > t1]
-        self._decode_into(conn, edge_ids, t0, t1, decoded)
-        segments: list[tuple[float, float]] = []
-        for c in chunks:
-            part = decoded.get(c.id)
-            if part is None:
-                segments.append((c.t_first, c.t_last))
-            elif part:
-                segments.append((part[0][0], part[-1][0]))
-        if recent:
-            segments.append((recent[0][0], recent[-1][0]))
-        if any(a[1] >= b[0] for a, b in itertools.pairwise(segments)):
-            return None  # overlapping stretches: only a full sort gives the order
-        values = [v for part in decoded.values() for _, v in part] + [v for _, v in recent]
-        if not set(map(type, values)) <= NUMERIC_TYPES or any(v != v for v in values):
-            return None  # text series keep every change; NaN makes min/max order-dependent
-        total = sum(c.n for c in chunks if c.id not in decoded)
-        total += sum(len(p) for p in decoded.values()) + len(recent)
-        if total <= points or not segments:
-            return None
-        first, last = segments[0][0], segments[-1][1]
-        span = last - first
-        if span <= 0:
-            return None
-        edges = [first + span * (b + 1) / buckets for b in range(buckets - 1)]
-        straddling = [
-            c.id
-            for c in chunks
-            if c.id not in decoded
-            and bisect_right(edges, c.t_first) != bisect_right(edges, c.t_last)
-        ]
-        self._decode_into(conn, straddling, t0, t1, decoded)
-        t: list[float] = []
-        v: list[ScalarValue] = []
-        for c in chunks:
-            part = decoded.get(c.id)
-            if part is not None:
-                t.extend(s[0] for s in part)
-                v.extend(s[1] for s in part)
-                continue
-            cast = int if c.v_kind == "i" else float
-            picks = sorted(
-                [(c.t_min, 1, c.v_min), (c.t_max, 2, c.v_max)], key=lambda x: (x[0], x[1])
-            )
-            if picks[0][0] == picks[1][0] and picks[0][2] != picks[1][2]:
-                return None  # two values at one time: their order is in the blob only
-            for time_, _, value in [(c.t_first, 0, c.v_first), *picks, (c.t_last, 3, c.v_last)]:
-                if t and t[-1] == time_:
-                    if v[-1] != value:
-                        return None
-                    continue
-                t.append(time_)
-                v.append(cast(value))
-        t.extend(s[0] for s in recent)
-        v.extend(s[1] for s in recent)
-        keep = decimate_numeric(t, v, points, total=total)  # type: ignore[arg-type]
-        return [t[i] for i in keep], [v[i] for i in keep], len(decoded)
-
-    def _decode_into(
-        self,
-        conn: Connection,
-        ids: Sequence[int],
-        t0: float,
-        t1: float,
-        out: dict[int, list[Sample]],
-    ) -> None:
-        wanted = [i for i in ids if i not in out]
-        for start in range(0, len(wanted), 500):
+    @staticmethod
+    def _decode(
+        conn: Connection, ids: Sequence[int], t0: float, t1: float
+    ) -> dict[int, list[Sample]]:
+        """The samples in [t0, t1] of the chunks asked for, by chunk id."""
+        out: dict[int, list[Sample]] = {}
+        for start in range(0, len(ids), 500):
             for row in conn.execute(
                 sa.select(T_CHUNK.c.id, T_CHUNK.c.data).where(
-                    T_CHUNK.c.id.in_(wanted[start : start + 500])
+                    T_CHUNK.c.id.in_(ids[start : start + 500])
                 )
             ):
                 out[row.id] = [s for s in decode_chunk(row.data) if t0 <= s[0] <= t1]
+        return out
 
     def run_tags(self, conn: Connection, run_pk: int) -> list[tuple[int, str, str | None]]:
         ids = sa.union(

@@ -1,0 +1,259 @@
+"""The plot planner: a tag's plot from its chunk summaries, decoding as few chunks as it can.
+
+Decoding chunks is what makes a plot slow (~0.4 ms each, 288 per tag-day), so:
+
+- when the window holds between points/8 and points/2 chunks (with the recent rows counting as
+  one more), the chunks themselves are the buckets (`chunk_buckets`): each gives its stored
+  minimum and maximum, and only the chunks cut by the window's edges, chunks without a summary
+  and the recent rows (given the buckets left over) are decoded. Equal-width buckets would be
+  narrower than a chunk here, so every chunk would straddle an edge and be decoded. Fewer chunks
+  than points/8 (a zoom) are decoded: that is cheap, and chunk buckets would show a zoomed-in
+  window at a fraction of the asked resolution.
+- otherwise equal-width buckets are wider than a chunk and the answer is exactly
+  `decimate(samples in the window)`, with most chunks answered by their summary
+  (`summary_plan`).
+
+Anything unusual (a text series, few samples) gets None: the caller takes the plain path,
+decimating every sample, which is the definition. Pure functions over summary rows; the only
+reads are through the `decode` callable the caller passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple, cast
+
+from aggregator.chunks import Sample
+from aggregator.decimate import NUMERIC_TYPES, decimate_numeric
+from protocol import ScalarValue
+
+
+class Extremes(NamedTuple):
+    """A chunk's stored summary (aggregator.chunks.chunk_summary): kind "f" or "i", minimum and
+    maximum with the time of their first occurrence, first and last value."""
+
+    kind: str
+    v_min: float
+    t_min: float
+    v_max: float
+    t_max: float
+    v_first: float
+    v_last: float
+
+
+class ChunkSummary(NamedTuple):
+    """What a plot reads of a chunk row instead of its blob.
+
+    A NamedTuple rather than a dataclass: hundreds are built per plotted tag, and the chunk
+    loop unpacks them."""
+
+    id: int
+    t_first: float
+    t_last: float
+    size: int
+    """How many samples the chunk holds."""
+    extremes: Extremes | None
+    """None for text, booleans, gaps or NaN: such a chunk is decoded to be plotted."""
+
+
+Plot = tuple[list[float], list[ScalarValue], int]
+"""Times, values, and how many chunks were decoded."""
+
+Decode = Callable[[Sequence[int]], Mapping[int, list[Sample]]]
+"""The samples inside the plotted window of the chunks asked for, by chunk id."""
+
+
+def plan(
+    chunks: Sequence[ChunkSummary],
+    recent: Sequence[Sample],
+    t0: float,
+    t1: float,
+    points: int,
+    decode: Decode,
+) -> Plot | None:
+    """The plot of [t0, t1] from the window's chunks (time order) and not yet compacted samples,
+    or None when decimating every sample is the way (see the module docstring)."""
+    if not chunks:
+        return None
+    if sum(c.size for c in chunks) + len(recent) <= points:
+        return None  # every sample is kept: nothing to save
+    if max(points, 2) // 8 <= len(chunks) + (1 if recent else 0) <= max(points, 2) // 2:
+        return chunk_buckets(chunks, recent, t0, t1, points, decode)
+    return summary_plan(chunks, recent, t0, t1, points, decode)
+
+
+def chunk_buckets(
+    chunks: Sequence[ChunkSummary],
+    recent: Sequence[Sample],
+    t0: float,
+    t1: float,
+    points: int,
+    decode: Decode,
+) -> Plot | None:
+    """One bucket per chunk, each keeping its minimum and maximum; None when the series is not
+    numeric or the window holds no more than `points` samples."""
+    if all(c.extremes is None for c in chunks):
+        return None  # text or gaps throughout: decoded anyway, and maybe categorical
+    decoded: dict[int, list[Sample]] = {}
+    _decode_into(decode, [c.id for c in chunks if _cut_or_bare(c, t0, t1)], decoded)
+    values = [v for part in decoded.values() for _, v in part] + [v for _, v in recent]
+    if not set(map(type, values)) <= NUMERIC_TYPES:
+        return None  # text (or booleans) keep every change: the plain path decides
+    total = len(values) + sum(c.size for c in chunks if c.id not in decoded)
+    if total <= points:
+        return None  # the window cut the chunks down to few samples: keep every one
+    picks: list[Sample] = []
+    for c in chunks:
+        part = decoded.get(c.id)
+        if part is not None:
+            keep = decimate_numeric([s[0] for s in part], _numbers(part), 2)
+            picks.extend(part[i] for i in keep)
+            continue
+        assert c.extremes is not None  # every chunk without a summary was decoded above
+        picks.extend(_extreme_samples(c.extremes))
+    if recent:
+        left = max(points, 2) // 2 - len(chunks)  # >= 1: plan() chose this path so
+        keep = decimate_numeric([s[0] for s in recent], _numbers(recent), 2 * left)
+        picks.extend(recent[i] for i in keep)
+    if any(a[0] > b[0] for a, b in itertools.pairwise(picks)):
+        picks.sort(key=lambda s: s[0])  # overlapping chunks (a late replay): time order
+    return [s[0] for s in picks], [s[1] for s in picks], len(decoded)
+
+
+def summary_plan(
+    chunks: Sequence[ChunkSummary],
+    recent: Sequence[Sample],
+    t0: float,
+    t1: float,
+    points: int,
+    decode: Decode,
+) -> Plot | None:
+    """Exactly `decimate(samples in [t0, t1])` with equal-width buckets, from summaries.
+
+    A chunk whose summary lies wholly inside one decimation bucket is represented by its
+    first, minimum, maximum and last samples instead of being decoded: the bucket keeps its
+    first occurrences of minimum and maximum, and those are among them. Chunks reaching over
+    the window's edges or a bucket edge, chunks without a summary (text, gaps), and the
+    recent rows are read sample by sample. None: take the plain path (overlapping chunks,
+    a text series, NaN)."""
+    buckets = max(points, 2) // 2
+    low = max(t0, chunks[0].t_first)
+    high = min(t1, recent[-1][0] if recent else chunks[-1].t_last)
+    if 2 * len(straddling(chunks, bucket_edges(low, high, buckets))) > len(chunks):
+        return None  # buckets narrower than chunks: nearly all would be decoded anyway
+    # Bucket edges need the window's first and last sample times, which partial chunks at
+    # the window's edges only give when decoded.
+    decoded: dict[int, list[Sample]] = {}
+    _decode_into(decode, [c.id for c in chunks if _cut_or_bare(c, t0, t1)], decoded)
+    segments = _segments(chunks, decoded, recent)
+    if segments is None:
+        return None  # overlapping stretches: only a full sort gives the order
+    values = [v for part in decoded.values() for _, v in part] + [v for _, v in recent]
+    if not set(map(type, values)) <= NUMERIC_TYPES or any(v != v for v in values):
+        return None  # text series keep every change; NaN makes min/max order-dependent
+    total = sum(c.size for c in chunks if c.id not in decoded)
+    total += sum(len(p) for p in decoded.values()) + len(recent)
+    if total <= points or not segments:
+        return None
+    first, last = segments[0][0], segments[-1][1]
+    if last - first <= 0:
+        return None
+    edges = bucket_edges(first, last, buckets)
+    cut = [c.id for c in straddling(chunks, edges) if c.id not in decoded]
+    _decode_into(decode, cut, decoded)
+    series = _thinned(chunks, decoded, recent)
+    if series is None:
+        return None
+    t, v = series
+    keep = decimate_numeric(t, v, points, total=total)
+    return [t[i] for i in keep], [v[i] for i in keep], len(decoded)
+
+
+def bucket_edges(first: float, last: float, buckets: int) -> list[float]:
+    """The inner edges of `buckets` equal-width buckets over [first, last], computed as
+    `decimate_numeric` computes them (a sample on an edge belongs to the later bucket)."""
+    return [first + (last - first) * (b + 1) / buckets for b in range(buckets - 1)]
+
+
+def straddling(chunks: Sequence[ChunkSummary], edges: Sequence[float]) -> list[ChunkSummary]:
+    """The chunks whose first and last sample fall into different buckets."""
+    return [c for c in chunks if bisect_right(edges, c.t_first) != bisect_right(edges, c.t_last)]
+
+
+def _cut_or_bare(chunk: ChunkSummary, t0: float, t1: float) -> bool:
+    """Whether the chunk must be decoded in any case: the window cuts it, or it has no summary."""
+    return chunk.extremes is None or chunk.t_first < t0 or chunk.t_last > t1
+
+
+def _decode_into(decode: Decode, ids: Sequence[int], out: dict[int, list[Sample]]) -> None:
+    wanted = [i for i in ids if i not in out]
+    if wanted:
+        out.update(decode(wanted))
+
+
+def _numbers(samples: Sequence[Sample]) -> list[float | None]:
+    # Only called once the values were checked against NUMERIC_TYPES (int, float, None).
+    return cast(list[float | None], [s[1] for s in samples])
+
+
+def _extreme_samples(e: Extremes) -> list[Sample]:
+    """A summarized chunk's bucket: its minimum and maximum in time order, one if flat."""
+    v_min: float = int(e.v_min) if e.kind == "i" else e.v_min
+    v_max: float = int(e.v_max) if e.kind == "i" else e.v_max
+    if e.t_min == e.t_max and v_min == v_max:
+        return [(e.t_min, v_min)]  # a flat chunk: one value
+    if e.t_min <= e.t_max:
+        return [(e.t_min, v_min), (e.t_max, v_max)]
+    return [(e.t_max, v_max), (e.t_min, v_min)]
+
+
+def _segments(
+    chunks: Sequence[ChunkSummary], decoded: Mapping[int, list[Sample]], recent: Sequence[Sample]
+) -> list[tuple[float, float]] | None:
+    """The time span of each chunk's part in the window and of the recent rows, in order;
+    None when two overlap."""
+    segments: list[tuple[float, float]] = []
+    for c in chunks:
+        part = decoded.get(c.id)
+        if part is None:
+            segments.append((c.t_first, c.t_last))
+        elif part:
+            segments.append((part[0][0], part[-1][0]))
+    if recent:
+        segments.append((recent[0][0], recent[-1][0]))
+    if any(a[1] >= b[0] for a, b in itertools.pairwise(segments)):
+        return None
+    return segments
+
+
+def _thinned(
+    chunks: Sequence[ChunkSummary], decoded: Mapping[int, list[Sample]], recent: Sequence[Sample]
+) -> tuple[list[float], list[float | None]] | None:
+    """The window's series with each summarized chunk reduced to its first, minimum, maximum
+    and last samples; None when the summaries cannot say the order of values."""
+    t: list[float] = []
+    v: list[float | None] = []
+    for c in chunks:
+        part = decoded.get(c.id)
+        if part is not None:
+            t.extend(s[0] for s in part)
+            v.extend(_numbers(part))
+            continue
+        e = c.extremes
+        assert e is not None  # every chunk without a summary was decoded
+        cast_value = int if e.kind == "i" else float
+        picks = sorted([(e.t_min, 1, e.v_min), (e.t_max, 2, e.v_max)], key=lambda x: (x[0], x[1]))
+        if picks[0][0] == picks[1][0] and picks[0][2] != picks[1][2]:
+            return None  # two values at one time: their order is in the blob only
+        for time_, _, value in [(c.t_first, 0, e.v_first), *picks, (c.t_last, 3, e.v_last)]:
+            if t and t[-1] == time_:
+                if v[-1] != value:
+                    return None
+                continue
+            t.append(time_)
+            v.append(cast_value(value))
+    t.extend(s[0] for s in recent)
+    v.extend(_numbers(recent))
+    return t, v
