@@ -1,8 +1,11 @@
 """The I/O shell of the link: an aiohttp websocket client obeying the LinkMachine.
 
-It owns everything the machine must not: the socket, the timers, the engine's command calls and
-the logging policy (an outage or a refused token is logged once, not at every retry). The engine
-only sees `emit()`, which writes to the durable outbox and never waits for the network.
+It owns everything the machine must not: the socket, the timers, the engine's command calls,
+the outbox's disk work and the logging policy (an outage or a refused token is logged once, not
+at every retry). The engine only sees `emit()`, which writes to the durable outbox and never
+waits for the network. Nothing here waits for SQLite on the event loop, which also runs the
+engine's scan: commits go to one worker thread, reads and renumbering to another (so a read
+never queues behind a commit's fsync).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from engine.link.machine import (
     Execute,
     LinkMachine,
     LinkPolicy,
+    ReadOutbox,
+    Rebase,
     ScheduleReconnect,
     Send,
 )
@@ -102,6 +107,7 @@ class EngineLink:
         self._loop_thread = 0
         self._dirty: asyncio.Event | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
         self._committer_task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._progress: asyncio.Event | None = None
@@ -168,6 +174,7 @@ class EngineLink:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-link-commit")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-link-read")
         self._dirty = asyncio.Event()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
@@ -183,14 +190,14 @@ class EngineLink:
         What is not acknowledged by then stays in the outbox and goes at the next start.
         """
         if self._task is None:
-            self.outbox.close()
+            await asyncio.to_thread(self.outbox.close)
             return
-        target = self.flush()
+        target = await asyncio.to_thread(self.flush)
         delivered = await self.wait_acked(target, flush_timeout)
         if not delivered:
             log.warning(
                 "stopping with %d message(s) not yet acknowledged; they stay in %s",
-                self.pending,
+                await asyncio.to_thread(lambda: self.pending),
                 self.outbox.path,
             )
         tasks = [t for t in (self._task, self._committer_task) if t is not None]
@@ -201,11 +208,24 @@ class EngineLink:
         self._machine.disconnected(self._clock())  # cancelled mid-connection: not online now
         if self._session is not None:
             await self._session.close()
-        if self._executor is not None:
-            await asyncio.to_thread(self._executor.shutdown)
+        for executor in (self._executor, self._reader):
+            if executor is not None:
+                await asyncio.to_thread(executor.shutdown)
         self._loop = None
         self._dirty = None
-        self.outbox.close()
+        await asyncio.to_thread(self.outbox.close)
+
+    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
+        """Calls `callback` if the connection task dies of an unexpected error (a bug; outages
+        are retried, not failures): the engine must not run on unreported without noticing.
+        Call after start()."""
+        assert self._task is not None, "start() first"
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                callback(task.exception() or RuntimeError("link failed"))
+
+        self._task.add_done_callback(done)
 
     async def wait_acked(self, seq: int, timeout: float) -> bool:
         """Wait until the aggregator has acknowledged `seq`; False on timeout."""
@@ -414,6 +434,9 @@ class EngineLink:
                 log.warning("closing the connection to the aggregator: %s", action.reason)
                 await ws.close()
                 return False
+            elif isinstance(action, ReadOutbox | Rebase):
+                if not await self._perform(ws, await self._outbox_io(action)):
+                    return False
             elif isinstance(action, Execute):
                 ok, error, data = self._execute(action.command)
                 if not await self._perform(
@@ -425,6 +448,22 @@ class EngineLink:
                     return False
         self._signal_progress()
         return True
+
+    async def _outbox_io(self, action: ReadOutbox | Rebase) -> list[Action]:
+        """Carry out the machine's outbox request in the read thread; its answer's actions.
+
+        A failure closes the connection: the machine starts over at the next registration.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            if isinstance(action, Rebase):
+                shift = await loop.run_in_executor(self._reader, self.outbox.rebase, action.above)
+                return self._machine.rebased(action, shift)
+            live, backlog = await loop.run_in_executor(self._reader, action.run, self.outbox)
+            return self._machine.outbox_read(action, live, backlog)
+        except Exception as exc:
+            log.exception("the outbox %s could not be read", self.outbox.path)
+            return [Close(f"outbox error: {type(exc).__name__}")]
 
     def _execute(self, command: Command) -> tuple[bool, str | None, JsonValue]:
         """Run one aggregator request against the engine; never lets an exception escape."""

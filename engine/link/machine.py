@@ -16,6 +16,12 @@ Two streams share the socket after a (re)connect (rules 6 and 8):
 
 So the aggregator sees two increasing sequences: backlog seqs <= RegisterEngine.last_seq and live
 seqs above it. Its cumulative Ack can only pass the backlog once the backlog is complete.
+
+The machine never reads the outbox itself: reading (SQLite) and renumbering (a commit) would
+block the event loop the shell runs on. It asks with `ReadOutbox` and `Rebase` actions, one at a
+time, and the shell reports the results with `outbox_read` and `rebased`; a result that arrives
+after the state it was asked for has moved on (a disconnect, an Ack past the cursor, a resend)
+is dropped and asked again.
 """
 
 from __future__ import annotations
@@ -57,18 +63,18 @@ Command = InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine
 
 
 class OutboxStore(Protocol):
-    """The part of the outbox the machine uses (engine.link.outbox.Outbox implements it)."""
+    """What the machine touches directly: both in memory, never waiting for the disk."""
 
     @property
     def committed_seq(self) -> int: ...
 
-    def first_seq(self) -> int | None: ...
-
-    def read(self, after: int, limit: int, upto: int | None = None) -> list[StoredFrame]: ...
-
     def ack(self, seq: int) -> int: ...
 
-    def rebase(self, above: int) -> int: ...
+
+class OutboxReader(Protocol):
+    """What the shell uses to carry out `ReadOutbox` (engine.link.outbox.Outbox implements it)."""
+
+    def read(self, after: int, limit: int, upto: int | None = None) -> list[StoredFrame]: ...
 
 
 class LinkPolicy(BaseModel):
@@ -134,7 +140,42 @@ class Execute:
     command: Command
 
 
-Action = Send | Close | ScheduleReconnect | Execute
+@dataclass(frozen=True)
+class Span:
+    """Committed frames with seq > after (and <= upto), at most `limit` of them."""
+
+    after: int
+    limit: int
+    upto: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ReadOutbox:
+    """Read these spans off the event loop, then report them with `outbox_read(self, ...)`.
+
+    Compared by identity: the machine accepts the answer to the request it is waiting for only.
+    """
+
+    live: Span | None
+    backlog: Span | None
+
+    def run(self, store: OutboxReader) -> tuple[list[StoredFrame], list[StoredFrame]]:
+        """The reads themselves; blocking, for the shell to call in a worker thread."""
+        live, backlog = self.live, self.backlog
+        return (
+            [] if live is None else store.read(live.after, live.limit, live.upto),
+            [] if backlog is None else store.read(backlog.after, backlog.limit, backlog.upto),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Rebase:
+    """Call `Outbox.rebase(above)` off the event loop (it commits), then report `rebased`."""
+
+    above: int
+
+
+Action = Send | Close | ScheduleReconnect | Execute | ReadOutbox | Rebase
 
 
 class Phase(StrEnum):
@@ -173,6 +214,8 @@ class LinkMachine:
         self._replay_end = 0
         self._live_next = 1
         self._resend_watch: tuple[int, float] | None = None
+        self._loading: ReadOutbox | None = None
+        self._rebasing: tuple[Rebase, Registered, float] | None = None
 
     # --- properties for the shell and for status ---------------------------------------------
 
@@ -186,8 +229,8 @@ class LinkMachine:
 
     @property
     def has_more(self) -> bool:
-        """True when `pump` would send something now (the shell pumps again after yielding)."""
-        if not self.online:
+        """True when `pump` would ask for something now (the shell pumps again after yielding)."""
+        if not self.online or self._loading is not None:
             return False
         if self._live_next <= self.store.committed_seq and self._live_room() > 0:
             return True
@@ -202,6 +245,7 @@ class LinkMachine:
     def connected(self, now: float, registration: Registration) -> list[Action]:
         """The socket is open: register first (rule 1) and wait for Registered."""
         self.phase = Phase.REGISTERING
+        self._loading = self._rebasing = None
         self.engine_id = registration.engine_id
         self._connected_at = self._last_heard = self._last_heartbeat = now
         register = RegisterEngine(
@@ -220,11 +264,11 @@ class LinkMachine:
         return [Send(register.model_dump_json())]
 
     def connect_failed(self, now: float) -> list[Action]:
-        self.phase = Phase.DISCONNECTED
-        return [ScheduleReconnect(self._next_delay())]
+        return self.disconnected(now)
 
     def disconnected(self, now: float) -> list[Action]:
         self.phase = Phase.DISCONNECTED
+        self._loading = self._rebasing = None
         return [ScheduleReconnect(self._next_delay())]
 
     # --- frames from the aggregator -----------------------------------------------------------
@@ -271,34 +315,43 @@ class LinkMachine:
 
     def registered(self, message: Registered, now: float) -> list[Action]:
         """Rule 2 and 6: drop what is stored, then replay the rest in order."""
-        if self.phase is not Phase.REGISTERING:
+        if self.phase is not Phase.REGISTERING or self._rebasing is not None:
             log.warning("ignoring an unexpected Registered")
             return []
         if self.engine_id is not None and message.engine_id != self.engine_id:
             log.warning(
                 "aggregator registered us as %r, expected %r", message.engine_id, self.engine_id
             )
-        actions: list[Action] = []
+        if message.last_seq > self.store.committed_seq:
+            request = Rebase(message.last_seq)
+            self._rebasing = (request, message, now)
+            return [request]
+        return self._go_online(message, now)
+
+    def rebased(self, request: Rebase, shift: int) -> list[Action]:
+        """The outbox is renumbered above what the aggregator stored: registration goes on."""
+        pending = self._rebasing
+        if pending is None or pending[0] is not request or self.phase is not Phase.REGISTERING:
+            return []
+        self._rebasing = None
+        _, message, now = pending
+        log.warning(
+            "the aggregator has stored up to seq %d but this outbox had only numbered %d "
+            "(new data directory, or a power loss); held messages renumbered by +%d",
+            message.last_seq,
+            self.store.committed_seq - shift,
+            shift,
+        )
+        return self._go_online(message, now)
+
+    def _go_online(self, message: Registered, now: float) -> list[Action]:
+        """Replay from what the aggregator stored; the first read shows what is gone."""
         stored = message.last_seq
-        if stored > self.store.committed_seq:
-            shift = self.store.rebase(stored)
-            log.warning(
-                "the aggregator has stored up to seq %d but this outbox had only numbered %d "
-                "(new data directory, or a power loss); held messages renumbered by +%d",
-                stored,
-                self.store.committed_seq - shift,
-                shift,
-            )
         if stored:
             self.store.ack(stored)
         self.acked_seq = stored
         high = self.store.committed_seq
-        first = self.store.first_seq()
-        start = first if first is not None else high + 1
-        if start > stored + 1:
-            actions.append(self._gone(stored + 1, start))
-            start = max(start, stored + 1)
-        self._replay_next = max(start, stored + 1)
+        self._replay_next = stored + 1
         self._replay_end = high
         self._live_next = high + 1
         self._peer_interval = message.heartbeat_interval
@@ -306,7 +359,7 @@ class LinkMachine:
         self.phase = Phase.ONLINE
         self.attempt = 0
         self._last_heartbeat = now
-        return actions + self.pump(now)
+        return self.pump(now)
 
     def acked(self, message: Ack, now: float) -> list[Action]:
         """Rule 5: cumulative; an old or repeated Ack changes nothing."""
@@ -340,8 +393,7 @@ class LinkMachine:
         """
         actions: list[Action] = []
         start = message.from_seq
-        first = self.store.first_seq()
-        available = first if first is not None else self.store.committed_seq + 1
+        available = self.acked_seq + 1  # a hole above it is reported when the replay reads it
         if start < available:
             if start < self._live_next:
                 actions.append(self._gone(start, available))
@@ -401,23 +453,49 @@ class LinkMachine:
         return actions + self.pump(now)
 
     def pump(self, now: float) -> list[Action]:
-        """Send what is due: live frames first, then at most one backlog batch (rule 8)."""
+        """Ask for what is due: live frames and at most one backlog batch (rule 8)."""
+        if not self.online or self._loading is not None:
+            return []
+        live = backlog = None
+        room = self._live_room()
+        if room > 0 and self._live_next <= self.store.committed_seq:
+            live = Span(self._live_next - 1, min(room, self.policy.live_batch))
+        room = self._backlog_room()
+        if self.replaying and room > 0:
+            limit = min(room, self.policy.replay_batch)
+            backlog = Span(self._replay_next - 1, limit, self._replay_end)
+        if live is None and backlog is None:
+            return []
+        self._loading = ReadOutbox(live, backlog)
+        return [self._loading]
+
+    def outbox_read(
+        self, request: ReadOutbox, live: list[StoredFrame], backlog: list[StoredFrame]
+    ) -> list[Action]:
+        """Send what was read: a hole in the backlog reported first, then live, then backlog."""
+        if request is not self._loading:
+            return []
+        self._loading = None
         if not self.online:
             return []
         actions: list[Action] = []
-        room = self._live_room()
-        if room > 0 and self._live_next <= self.store.committed_seq:
-            for stored in self.store.read(self._live_next - 1, min(room, self.policy.live_batch)):
+        span = request.backlog
+        fresh = span is not None and (span.after, span.upto) == (
+            self._replay_next - 1,
+            self._replay_end,
+        )
+        if span is not None and fresh:
+            end = backlog[0].seq if backlog else self._replay_end + 1
+            if end > span.after + 1:
+                actions.append(self._gone(span.after + 1, end))
+        if request.live is not None and request.live.after == self._live_next - 1:
+            for stored in live:
                 actions.append(Send(stored.frame, stored.seq))
                 self._live_next = stored.seq + 1
-        room = self._backlog_room()
-        if self.replaying and room > 0:
-            batch = self.store.read(
-                self._replay_next - 1, min(room, self.policy.replay_batch), self._replay_end
-            )
-            if not batch:
+        if fresh:
+            if not backlog:
                 self._replay_next = self._replay_end + 1
-            for stored in batch:
+            for stored in backlog:
                 actions.append(_historical(stored))
                 self._replay_next = stored.seq + 1
         return actions

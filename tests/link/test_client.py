@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -296,3 +297,42 @@ async def test_emit_after_stop_is_kept_for_the_next_start(tmp_path: Path) -> Non
         assert server.values() == [1, 2]
     finally:
         await server.stop()
+
+
+@pytest.mark.parametrize("slow", ["read", "rebase"])
+async def test_a_slow_outbox_does_not_block_the_event_loop(
+    aggregator: FakeAggregator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow: str
+) -> None:
+    """The loop also runs the engine's scan: while the outbox waits (here on an event; in life a
+    busy disk), other tasks run and emit() goes on. On the event loop this read would wait out
+    its whole timeout, since nothing could set the event."""
+    if slow == "rebase":
+        aggregator.high = 50  # a fresh data directory: the registration renumbers
+    link = make_link(aggregator.url, tmp_path)
+    entered, release = threading.Event(), threading.Event()
+    released_in_time: list[bool] = []
+    real = getattr(link.outbox, slow)
+
+    def wait_then_run(*args: Any) -> Any:
+        entered.set()
+        released_in_time.append(release.wait(5))
+        return real(*args)
+
+    monkeypatch.setattr(link.outbox, slow, wait_then_run)
+    for n in range(1, 6):
+        link.emit(TagsUpdated, **sample_fields(n))
+    await link.start()
+    try:
+        assert await asyncio.to_thread(entered.wait, 10)
+        other = asyncio.Event()
+        asyncio.get_running_loop().call_soon(other.set)
+        async with asyncio.timeout(2):
+            await other.wait()
+        link.emit(TagsUpdated, **sample_fields(6))
+        release.set()
+        assert await link.wait_acked(56 if slow == "rebase" else 6, 10)
+        assert aggregator.values() == [1, 2, 3, 4, 5, 6]
+        assert released_in_time and all(released_in_time)
+    finally:
+        release.set()
+        await link.stop(flush_timeout=1)

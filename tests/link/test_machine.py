@@ -15,6 +15,8 @@ from engine.link.machine import (
     Execute,
     LinkMachine,
     LinkPolicy,
+    ReadOutbox,
+    Rebase,
     ScheduleReconnect,
     Send,
 )
@@ -42,9 +44,36 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
     box.close()
 
 
+class InlineIO(LinkMachine):
+    """Carries out the machine's outbox requests at once, as the shell does in its worker thread,
+    so that most tests read as plain event -> frames. Tests of the requests themselves use a bare
+    LinkMachine."""
+
+    def __init__(self, outbox: Outbox, **kwargs: Any) -> None:
+        super().__init__(outbox, **kwargs)
+        self.outbox = outbox
+
+    def pump(self, now: float) -> list[Action]:
+        return self._inline(super().pump(now))
+
+    def registered(self, message: Registered, now: float) -> list[Action]:
+        return self._inline(super().registered(message, now))
+
+    def _inline(self, actions: list[Action]) -> list[Action]:
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, ReadOutbox):
+                out += self.outbox_read(action, *action.run(self.outbox))
+            elif isinstance(action, Rebase):
+                out += self.rebased(action, self.outbox.rebase(action.above))
+            else:
+                out.append(action)
+        return out
+
+
 def make(outbox: Outbox, draws: list[float] | None = None, **policy: Any) -> LinkMachine:
     values = iter(draws or [0.5] * 100)
-    return LinkMachine(
+    return InlineIO(
         outbox,
         session_id="session-1",
         engine_version="0.1.0",
@@ -420,3 +449,80 @@ def test_incompatible_major_version_closes(
     [action] = machine.frame_received(registered_frame(0, version="2.0"), T0)
     assert isinstance(action, Close)
     assert "2.0" in action.reason and "1.0" in action.reason
+
+
+def bare(outbox: Outbox, **policy: Any) -> LinkMachine:
+    """A machine whose outbox requests the test answers itself, in any order it likes."""
+    return LinkMachine(
+        outbox,
+        session_id="session-1",
+        engine_version="0.1.0",
+        policy=LinkPolicy(**policy),
+        random=lambda: 0.5,
+    )
+
+
+def test_reads_are_requested_one_at_a_time_and_sent_when_answered(outbox: Outbox) -> None:
+    produce(outbox, 1, 5)
+    machine = bare(outbox)
+    machine.connected(T0, registration())
+    [request] = machine.frame_received(registered_frame(0), T0)
+    assert isinstance(request, ReadOutbox)
+    assert request.live is None and request.backlog is not None
+    assert (request.backlog.after, request.backlog.upto) == (0, 5)
+    assert not machine.has_more and machine.pump(T0) == [], "one request at a time"
+    assert machine.frame_received(Ack(seq=0).model_dump_json(), T0) == []
+    sent = machine.outbox_read(request, *request.run(outbox))
+    assert seqs(sent) == [1, 2, 3, 4, 5]
+    assert machine.outbox_read(request, *request.run(outbox)) == [], "answered once"
+    produce(outbox, 6, 6)
+    [live] = machine.pump(T0)
+    assert isinstance(live, ReadOutbox) and live.backlog is None
+    assert seqs(machine.outbox_read(live, *live.run(outbox))) == [6]
+
+
+def test_a_read_answered_after_a_reconnect_is_dropped(outbox: Outbox) -> None:
+    produce(outbox, 1, 3)
+    machine = bare(outbox)
+    machine.connected(T0, registration())
+    [old] = machine.frame_received(registered_frame(0), T0)
+    machine.disconnected(T0)
+    machine.connected(T0 + 1, registration())
+    [new] = machine.frame_received(registered_frame(2), T0 + 1)
+    assert isinstance(old, ReadOutbox) and isinstance(new, ReadOutbox)
+    assert machine.outbox_read(old, *old.run(outbox)) == []
+    assert seqs(machine.outbox_read(new, *new.run(outbox))) == [3]
+
+
+def test_an_ack_past_the_cursor_during_a_read_drops_the_stale_batch(outbox: Outbox) -> None:
+    produce(outbox, 1, 6)
+    machine = bare(outbox, replay_batch=2)
+    machine.connected(T0, registration())
+    [request] = machine.frame_received(registered_frame(0), T0)
+    assert isinstance(request, ReadOutbox)
+    answer = request.run(outbox)  # read before the Ack arrives
+    assert machine.frame_received(Ack(seq=4).model_dump_json(), T0) == []
+    assert machine.outbox_read(request, *answer) == [], "1..2 are stored already"
+    [again] = machine.pump(T0)
+    assert isinstance(again, ReadOutbox)
+    assert seqs(machine.outbox_read(again, *again.run(outbox))) == [5, 6]
+
+
+def test_rebase_is_requested_and_registration_waits_for_it(outbox: Outbox) -> None:
+    """Messages committed between the decision and the rebase are renumbered too: each one
+    numbered at or below the aggregator's seq would be taken for one it has and dropped."""
+    produce(outbox, 1, 3)
+    machine = bare(outbox)
+    machine.connected(T0, registration())
+    [request] = machine.frame_received(registered_frame(4), T0)
+    assert isinstance(request, Rebase) and request.above == 4
+    assert not machine.online
+    assert machine.frame_received(registered_frame(4), T0) == [], "one rebase at a time"
+    produce(outbox, 4, 6)  # the scan goes on while the rebase waits for its thread
+    assert machine.rebased(Rebase(4), 0) == [], "only the answer to this request counts"
+    [read] = machine.rebased(request, outbox.rebase(request.above))
+    assert machine.online and machine.acked_seq == 4
+    assert isinstance(read, ReadOutbox)
+    sent = machine.outbox_read(read, *read.run(outbox))
+    assert seqs(sent) == [5, 6, 7, 8, 9, 10]
+    assert [f["tags"][0]["value"] for f in frames(sent)] == [1, 2, 3, 4, 5, 6]
