@@ -27,7 +27,7 @@ from engine.lang.instructions import (
     parse_simulate_off,
 )
 from engine.lang.parser import UNNAMED_BLOCK, Line, ParsedMethod, parse
-from engine.lang.suggest import suggest
+from engine.lang.suggest import did_you_mean, suggest
 from engine.lang.units import factor
 
 Severity = Literal["error", "warning", "info"]
@@ -45,8 +45,16 @@ class Finding:
     col_end: int
     suggestion: str | None = None
 
+    @property
+    def full_message(self) -> str:
+        """The message with its suggestion, for text that has nowhere else to show it (the
+        message alone never repeats the suggestion: the CLI and the editor add it themselves)."""
+        return self.message + did_you_mean(self.suggestion)
+
     def __str__(self) -> str:
-        return f"line {self.line}:{self.col_start}: {self.severity}: {self.message} [{self.code}]"
+        return (
+            f"line {self.line}:{self.col_start}: {self.severity}: {self.full_message} [{self.code}]"
+        )
 
 
 def analyze(
@@ -145,8 +153,6 @@ class _Analysis:
                 return
             hint = suggest(line.name, [*BUILTINS, *self.commands])
             message = f"Unknown instruction '{line.name}'"
-            if hint:
-                message += f". Did you mean '{hint}'?"
             self.add(
                 "error", "unknown-instruction", message, line, line.name_col, line.name_end, hint
             )
@@ -189,12 +195,11 @@ class _Analysis:
             self.add(
                 "info",
                 "unnamed-block",
-                "Block has no name; with one (e.g. 'Block: Wash') the Block tag, the run log and "
-                "plot annotations can tell its blocks apart",
+                f"Block has no name; naming it (e.g. 'Block: {self.block_name_for(line)}') lets "
+                "the Block tag, the run log and plot annotations tell it apart",
                 line,
                 line.name_col,
                 line.argument_col,
-                self.block_name_for(line),
             )
             return
         try:
@@ -252,7 +257,7 @@ class _Analysis:
                 parse_simulate_off(arg, self.tags)
             except ArgumentError as exc:
                 hint = suggest(arg, self.tags.names)
-                message = str(exc) + (f". Did you mean '{hint}'?" if hint else "")
+                message = str(exc)
                 self.add(
                     "error",
                     "unknown-tag",
@@ -436,8 +441,6 @@ class _Analysis:
                     hint = suggest(line.argument, names)
                     message = f"Macro '{line.argument}' is not defined"
                     message += f" (defined: {', '.join(names)})" if names else " (none defined)"
-                    if hint:
-                        message += f". Did you mean '{hint}'?"
                     self.add(
                         "error",
                         "undefined-macro",

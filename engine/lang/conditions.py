@@ -167,8 +167,6 @@ def check_condition(text: str, tags: TagInfo, ureg: Registry) -> Condition | Con
     if parsed.tag not in tags:
         hint = suggest(parsed.tag, tags.names)
         message = f"Unknown tag '{parsed.tag}'"
-        if hint:
-            message += f". Did you mean '{hint}'?"
         return ConditionProblem("unknown-tag", message, *parsed.tag_span, suggestion=hint)
     vs, ve = parsed.value_span
     compare = OPERATORS[parsed.op]
@@ -207,8 +205,7 @@ def check_condition(text: str, tags: TagInfo, ureg: Registry) -> Condition | Con
     if parsed.unit is None:
         return ConditionProblem(
             "missing-unit",
-            f"Missing unit: '{parsed.tag}' is in {tag_unit}; write e.g. "
-            f"'{parsed.value_text} {tag_unit}'",
+            f"Missing unit: '{parsed.tag}' is in {tag_unit}",
             vs,
             ve,
             suggestion=f"{parsed.value_text} {tag_unit}",

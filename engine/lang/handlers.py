@@ -25,6 +25,7 @@ from engine.lang.instructions import (
 from engine.lang.parser import Line
 from engine.lang.paths import Arm, Frame, FrameKind, Path, Pending, PendingKind, RunningBlock
 from engine.lang.runlog import LogMessage, MarkSet, Notification, RunLogLine
+from engine.lang.suggest import did_you_mean
 from engine.lang.timelines import TIME
 
 
@@ -102,7 +103,7 @@ class Handlers(InterpreterCore):
             result = check_condition(text, self._tags, self._ctx.ureg)
             self._conditions[text] = result
         if isinstance(result, ConditionProblem):
-            raise ArgumentError(result.message)
+            raise ArgumentError(result.message + did_you_mean(result.suggestion))
         self._arm(path, line, log, result)
 
     def _arm(self, path: Path, line: Line, log: RunLogLine, condition: Condition) -> None:

@@ -40,3 +40,8 @@ def suggest(word: str, candidates: Iterable[str]) -> str | None:
         if score <= limit and score < len(word) and score < best_score:
             best, best_score = candidate, score
     return best
+
+
+def did_you_mean(hint: str | None) -> str:
+    """The one wording of a suggestion appended to a message (empty without one)."""
+    return f". Did you mean '{hint}'?" if hint else ""

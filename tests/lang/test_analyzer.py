@@ -71,7 +71,9 @@ def test_syntax_and_indentation(ctx: FakeContext, text: str, code: str, line: in
 def test_unknown_instruction_with_did_you_mean(ctx: FakeContext) -> None:
     finding = only(analyze("Mark: a\n  # c\nEnd blok", ctx), "unknown-instruction")
     assert (finding.line, finding.col_start, finding.col_end) == (3, 1, 9)
-    assert finding.suggestion == "End block" and "Did you mean 'End block'" in finding.message
+    assert finding.suggestion == "End block"
+    assert finding.message == "Unknown instruction 'End blok'"
+    assert str(finding).count("Did you mean 'End block'?") == 1
 
 
 def test_unknown_instruction_suggests_uod_commands_and_case(ctx: FakeContext) -> None:
@@ -154,7 +156,7 @@ def test_condition_problems(
 def test_unknown_tag_did_you_mean(ctx: FakeContext) -> None:
     finding = only(analyze("Alarm: Run Countr > 2\n    Mark: x", ctx), "unknown-tag")
     assert finding.suggestion == "Run Counter"
-    assert "Did you mean 'Run Counter'" in finding.message
+    assert finding.message == "Unknown tag 'Run Countr'"
 
 
 def test_missing_unit_suggests_the_tag_unit(ctx: FakeContext) -> None:

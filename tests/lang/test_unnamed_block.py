@@ -32,14 +32,14 @@ def test_block_without_colon_still_needs_a_name(ctx: FakeContext) -> None:
 def test_unnamed_block_is_an_info_finding_suggesting_a_name(ctx: FakeContext) -> None:
     findings = analyze(method("Block:", "    Mark: Equilibrate", "    End block"), ctx)
     assert [(f.severity, f.code, f.line) for f in findings] == [("info", "unnamed-block", 1)]
-    assert findings[0].suggestion == "Equilibrate"
+    assert "(e.g. 'Block: Equilibrate')" in findings[0].message
     assert (findings[0].col_start, findings[0].col_end) == (1, 7)
 
 
 def test_suggested_name_without_a_mark_counts_the_blocks(ctx: FakeContext) -> None:
     text = method("Block: A", "    End block", "Block:", "    Wait: 1 s", "    End block")
     (finding,) = analyze(text, ctx)
-    assert finding.suggestion == "Step 2"
+    assert "(e.g. 'Block: Step 2')" in finding.message
 
 
 def test_unnamed_block_without_end_block_warns_like_a_named_one(ctx: FakeContext) -> None:
