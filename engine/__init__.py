@@ -5,7 +5,8 @@ What lives here:
 - engine.py: `Engine`, built from three layers: reporting.py (events -> protocol messages),
   scan.py (the scan cycle, hardware reads/writes, safe values) and operator_interface.py (what
   the link and the CLI may ask); describe.py words exceptions for the error log.
-- runner.py: the real-time and simulated loops around `Engine.scan`.
+- runner.py: the real-time and simulated loops around `Engine.scan`; shutdown.py: the safe
+  shutdown of `run` (safe outputs confirmed on the device before the process exits).
 - cli.py: `setpoint-engine run|simulate|check`; ports.py: the seams to the link (`MessageSink`,
   `EngineControl`); clock.py, tags.py, system_tags.py, commands.py, context.py: their namesakes.
 - Sub-packages: lang (P-code, pure), uod (the UOD builder API that UOD files import), hw

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import getpass
 import ipaddress
 import logging
 import os
-import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -24,12 +23,15 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from engine.engine import Engine
     from engine.hw.base import Hardware
+    from engine.hw.modbus import ModbusHardware
     from engine.uod.definition import Uod
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 DEFAULT_SIMULATION_LIMIT = 86400.0  # simulated seconds: a method never ends on its own
+DEFAULT_SAFE_TIMEOUT = 5.0  # as engine.shutdown's, without importing it for --help
+FLUSH_TIMEOUT = 10.0
 
 
 class CliError(Exception):
@@ -72,9 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--aggregator the engine runs standalone and prints its run log and state changes on "
         "standard output. With --aggregator it reports everything to the aggregator (which "
         "also controls it) and keeps running, storing its data, while the aggregator is "
-        "unreachable. Ctrl+C or SIGTERM stops a running method, flushes the outbox for up to "
-        "10 s and exits. Example UODs read their device addresses from environment variables "
-        "(see the UOD file's docstring).",
+        "unreachable. However it ends (Ctrl+C, SIGTERM, Ctrl+Break or a closed console window "
+        "on Windows, an internal error), the engine stops the run, writes every output's safe "
+        "value and waits up to --safe-timeout for the hardware to confirm them (read back "
+        "where the driver can), records the result in its error log, gives the aggregator up "
+        "to 10 s to take the outbox, and only then exits. Ctrl+C again during that shutdown "
+        "skips the wait for the aggregator, never the safe values. Exit code 3: an output "
+        "could not be made safe (check the unit); 4: the engine failed but its outputs are "
+        "safe. Nothing covers SIGKILL or a power loss: use the device's own watchdog. Example "
+        "UODs read their device addresses from environment variables (see the UOD file's "
+        "docstring).",
     )
     run.add_argument(
         "--uod", required=True, metavar="FILE", help="the unit's UOD file (Python); required"
@@ -96,11 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
         "aggregator)",
     )
     run.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="file holding the engine token for --aggregator, made with `setpoint-aggregator "
+        "engine-token create NAME` (default: $SETPOINT_ENGINE_TOKEN)",
+    )
+    run.add_argument(
         "--token",
         metavar="TOKEN",
-        help="engine token for --aggregator, made with `setpoint-aggregator engine-token "
-        "create NAME` (default: $SETPOINT_ENGINE_TOKEN; prefer the variable, a command line "
-        "is visible to other users)",
+        help="the engine token itself; avoid it, a command line is visible to other users of "
+        "the PC: use $SETPOINT_ENGINE_TOKEN or --token-file",
+    )
+    run.add_argument(
+        "--safe-timeout",
+        type=_seconds,
+        default=DEFAULT_SAFE_TIMEOUT,
+        metavar="SECONDS",
+        help="at shutdown, how long to wait for the hardware to confirm the safe values "
+        f"(default: {DEFAULT_SAFE_TIMEOUT:g})",
     )
     run.add_argument(
         "--data-dir",
@@ -383,11 +405,12 @@ def hardware_advice(part: Hardware) -> str:
     name = str(getattr(part, "name", "hardware"))
     if isinstance(part, ModbusHardware) and isinstance(part.connection, ModbusTcp):
         c = part.connection
+        device = "the Modbus device" if name == c.describe() else f"the Modbus device {name!r}"
         text = (
-            f"cannot connect to the Modbus device at {c.host}:{c.port}{_from_env(c.host, c.port)}"
+            f"cannot connect to {device} at {c.host}:{c.port}{_from_env(c.host, c.port)}"
             "; check that it is on and reachable from this PC"
         )
-        if _is_loopback(c.host):
+        if _is_loopback(c.host) and _simulator_map(part):
             from engine.simdev.modbus_sim import MODELS
 
             models = "|".join(sorted(MODELS))
@@ -400,6 +423,14 @@ def hardware_advice(part: Hardware) -> str:
     if isinstance(part, SerialHardware):
         return _serial_advice(name, part.port.url, "serial instrument")
     return f"{name}: cannot connect"
+
+
+def _simulator_map(part: ModbusHardware) -> bool:
+    """Only a UOD made for the device simulator (sharing its register map) is told to start it;
+    anyone else's device is their own."""
+    from engine.simdev.chromatography_map import CHROMATOGRAPHY_REGISTERS
+
+    return not set(part.registers.values()).isdisjoint(CHROMATOGRAPHY_REGISTERS)
 
 
 def _serial_advice(name: str, url: str, what: str) -> str:
@@ -441,66 +472,147 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _token(args: argparse.Namespace) -> str:
+    """--token, else --token-file, else $SETPOINT_ENGINE_TOKEN ("" when none is given)."""
+    if args.token and args.token_file:
+        raise CliError("give the engine token with --token or --token-file, not both")
+    if args.token:
+        return str(args.token)
+    if args.token_file:
+        path = Path(args.token_file)
+        if not path.is_file():
+            raise CliError(f"--token-file {path}: file not found")
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--token-file {path}: cannot read: {exc}") from None
+        if not token:
+            raise CliError(
+                f"--token-file {path}: the file is empty; put the engine token from "
+                "`setpoint-aggregator engine-token create NAME` in it"
+            )
+        if len(token.split()) != 1:
+            raise CliError(f"--token-file {path}: the file must hold the token alone")
+        return token
+    return os.environ.get("SETPOINT_ENGINE_TOKEN", "").strip()
+
+
+def _new_link(args: argparse.Namespace, token: str, engine: Engine) -> Any:
+    """The aggregator link for --aggregator, or None when the engine runs standalone."""
+    if not args.aggregator:
+        return None
+    if not token:
+        raise CliError(
+            "--aggregator needs an engine token in SETPOINT_ENGINE_TOKEN or a --token-file; "
+            "create one on the aggregator with `setpoint-aggregator engine-token create NAME`"
+        )
+    if not args.aggregator.startswith(("ws://", "wss://")):
+        raise CliError(f"--aggregator must look like ws://HOST:PORT, not {args.aggregator!r}")
+    from engine.link.client import EngineLink
+
+    data_dir = Path(args.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--data-dir {data_dir}: {exc}") from None
+    return EngineLink(url=args.aggregator, token=token, data_dir=data_dir, control=engine)
+
+
 async def _run(args: argparse.Namespace) -> int:
+    """`run`: every way out of the loop goes through the safe shutdown (engine/shutdown.py)."""
     from engine.clock import RealClock
-    from engine.ports import EngineCommandError, MessageSink
-    from engine.runner import ConsoleSink, run_realtime
-    from protocol.models import ControlAction
+    from engine.runner import ConsoleSink
+    from engine.shutdown import ShutdownControl, install_interrupts, shut_down
 
     _setup_logging(args.log_level)
     uod, digest = _load(args.uod)
     text = _read_method(args.method)
+    token = _token(args)
     clock = RealClock()
-    link: Any = None
-    token: str = args.token or os.environ.get("SETPOINT_ENGINE_TOKEN") or ""
-    if args.aggregator:
-        if not token:
-            raise CliError(
-                "--aggregator needs an engine token in SETPOINT_ENGINE_TOKEN or --token; create "
-                "one on the aggregator with `setpoint-aggregator engine-token create NAME`"
-            )
-        try:
-            from engine.link.client import EngineLink
-        except ImportError:
-            raise CliError(
-                "this engine has no aggregator link yet (engine/link/client.py)"
-            ) from None
-        if not args.aggregator.startswith(("ws://", "wss://")):
-            raise CliError(f"--aggregator must look like ws://HOST:PORT, not {args.aggregator!r}")
     engine = _new_engine(uod, digest, text, clock)
-    if args.aggregator:
-        data_dir = Path(args.data_dir)
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CliError(f"--data-dir {data_dir}: {exc}") from None
-        link = EngineLink(url=args.aggregator, token=token, data_dir=data_dir, control=engine)
-        sink: MessageSink = link
-    else:
-        sink = ConsoleSink()
-    engine.sink = sink
-    stop = asyncio.Event()
+    link = _new_link(args, token, engine)
+    engine.sink = link if link is not None else ConsoleSink()
+    control = ShutdownControl()
+    session = _RunSession(control, args.safe_timeout)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    finished = threading.Event()
+    remove = install_interrupts(
+        loop, session.request, finished, args.safe_timeout + FLUSH_TIMEOUT + 2.0
+    )
+    code = EXIT_OK
+    try:
+        code = await _serve(args, engine, clock, link, session)
+    except CliError:
+        control.begin("could not start")
+        raise
+    except Exception:
+        logging.getLogger("engine").exception("the engine failed")
+        session.request("the engine failed", failure=True)
+    finally:
+        report = await shut_down(
+            engine,
+            control,
+            user=_user(),
+            link=link,
+            safe_timeout=args.safe_timeout,
+            flush_timeout=FLUSH_TIMEOUT,
+            end_flush=session.end_flush,
+        )
+        finished.set()
+        remove()
+    return report.code or code
+
+
+class _RunSession:
+    """Turns shutdown requests (signals, errors) into what the running `run` does about them."""
+
+    def __init__(self, control: Any, safe_timeout: float) -> None:
+        self.control = control
+        self.safe_timeout = safe_timeout
+        self.stop = asyncio.Event()
+        self.end_flush = asyncio.Event()
+
+    def request(self, reason: str, failure: bool = False) -> None:
+        from engine.shutdown import Reaction
+
+        reaction = self.control.request(reason, failure=failure)
+        if reaction is Reaction.BEGIN:
+            self.stop.set()
+        elif reaction is Reaction.AFTER_SAFE:
+            _say(
+                f"{reason}: the safe values are written first (at most {self.safe_timeout:g} s); "
+                "then the engine exits without waiting for the aggregator"
+            )
+        elif reaction is Reaction.END_FLUSH:
+            self.end_flush.set()
+            _say(f"{reason}: not waiting for the aggregator; the outbox keeps the rest")
+
+
+def _say(line: str) -> None:
+    print(f"setpoint-engine: {line}", file=sys.stderr, flush=True)
+
+
+async def _serve(
+    args: argparse.Namespace, engine: Engine, clock: Any, link: Any, session: _RunSession
+) -> int:
+    """Starts the hardware and the link and scans until a shutdown is requested."""
+    from engine.describe import describe
+    from engine.ports import EngineCommandError
+    from engine.runner import run_realtime
+    from protocol.models import ControlAction
+
     try:
         await engine.start()
     except Exception as exc:
         raise CliError(f"cannot start the hardware: {exc}") from None
     if link is not None:
         await link.start()
-    print(
-        f"setpoint-engine: {uod.name} running"
-        + (f", reporting to {args.aggregator}" if link is not None else " standalone")
-        + " (Ctrl+C stops)",
-        file=sys.stderr,
-        flush=True,
-    )
+        link.on_failure(lambda exc: session.request(f"link error: {describe(exc)}", True))
+    where = f", reporting to {args.aggregator}" if link is not None else " standalone"
+    _say(f"{engine.uod.name} running{where} (Ctrl+C stops; outputs go to their safe values)")
     advice = asyncio.create_task(
         HardwareAdvice(engine.hardware, sys.stderr).watch(), name="hardware-advice"
     )
-    code = EXIT_OK
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which would otherwise show up as late scans.
     gc.collect()
@@ -511,29 +623,21 @@ async def _run(args: argparse.Namespace) -> int:
             try:
                 engine.control(ControlAction.START, _user())
             except EngineCommandError as exc:
-                print(f"setpoint-engine: error: cannot start: {exc.message}", file=sys.stderr)
-                code = EXIT_USAGE
-                stop.set()
-        if not stop.is_set():
+                _say(f"error: cannot start: {exc.message}")
+                session.request("the method could not start")
+                return EXIT_USAGE
+        if not session.stop.is_set():
             await run_realtime(
                 engine,
                 clock,
-                stop,
-                on_scan_error=lambda exc: print(f"scan error: {exc!r}", file=sys.stderr),
+                session.stop,
+                on_scan_error=lambda exc: session.request(
+                    f"scan error: {describe(exc)}", failure=True
+                ),
             )
     finally:
         advice.cancel()
-        # Stop a running method cleanly: outputs to safe values, RunStopped reported.
-        with contextlib.suppress(EngineCommandError):
-            engine.control(ControlAction.STOP, _user())
-        engine.scan(clock.monotonic())
-        if link is not None:
-            await link.stop(flush_timeout=10.0)
-        await engine.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.remove_signal_handler(sig)
-    return code
+    return EXIT_OK
 
 
 if __name__ == "__main__":

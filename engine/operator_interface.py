@@ -24,6 +24,16 @@ class OperatorInterface(ScanPipeline):
 
     computer_name: str
     uod_hash: str
+    _refusal: str | None = None  # why every request but Stop is refused (shutting down)
+
+    def refuse_requests(self, reason: str) -> None:
+        """From now on every request but Stop is refused with `reason` (the engine shuts down:
+        an aggregator's Start must not bring back a run whose outputs were just made safe)."""
+        self._refusal = reason
+
+    def _check_open(self) -> None:
+        if self._refusal is not None:
+            raise EngineCommandError(self._refusal)
 
     def _now(self) -> tuple[float, float]:
         now = self.clock.monotonic()
@@ -47,6 +57,8 @@ class OperatorInterface(ScanPipeline):
             action = ControlAction(action)
         except ValueError:
             raise EngineCommandError(f"unknown control action {action!r}") from None
+        if action is not ControlAction.STOP:
+            self._check_open()
         method = {
             ControlAction.START: self.interpreter.start,
             ControlAction.STOP: self.interpreter.stop,
@@ -71,6 +83,7 @@ class OperatorInterface(ScanPipeline):
         """Runs one operator request against the interpreter at wall time: any refusal becomes
         an EngineCommandError for whoever asked, and the events it caused are handled at once
         (not at the next scan), also when it was refused half-way."""
+        self._check_open()
         now, wall = self._now()
         try:
             action(wall)
@@ -89,6 +102,7 @@ class OperatorInterface(ScanPipeline):
         line_ids: list[str | None] | None,
         user: str | None,
     ) -> MethodSaved:
+        self._check_open()
         now, _ = self._now()
         current = int(self.interpreter.method.version)
         if expected_version != current:

@@ -106,6 +106,24 @@ class LinkReporting:
         """What a run state change does to outputs and commands (the scan pipeline's part)."""
         raise NotImplementedError
 
+    def record(
+        self,
+        level: Literal["info", "warning", "error"],
+        message: str,
+        source: str = "shutdown",
+    ) -> None:
+        """An entry in the error log from outside the scan (the shutdown's account of itself)."""
+        self._log(self.clock.wall(self.clock.monotonic()), level, message, source, notify=False)
+
+    def final_report(self) -> None:
+        """The last report before the process ends: pending events and run-log lines, and a
+        full sample, so that the aggregator sees the outputs at their safe values."""
+        now = self.clock.monotonic()
+        self._process_events(now)
+        self._flush_run_log(self.clock.wall(now), progress=True)
+        self._next_sample = None
+        self._report(now, self.clock.wall(now))
+
     def _value(self, name: str) -> ScalarValue:
         if name in self.store:
             return self.store.value(name)

@@ -71,7 +71,12 @@ async def run_realtime(
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> None:
     """Scans on the grid until `stop` is set (seen within one scan interval); sleeps between
-    scans, never busy-waits. Tests pass a `sleep` that moves a fake clock."""
+    scans, never busy-waits. Tests pass a `sleep` that moves a fake clock.
+
+    The scan guards every phase itself, so an exception escaping it is an engine bug and the
+    engine's state is no longer known: `on_scan_error` decides. `setpoint-engine run` requests
+    the safe shutdown there (engine/shutdown.py: run stopped, safe values written and
+    confirmed, exit code 4); without a callback the loop scans on."""
 
     # A plain sleep: at most one scan interval, so `stop` is seen soon enough, and far cheaper
     # than waiting on the event with a timeout (a task per scan).
@@ -88,7 +93,7 @@ async def run_realtime(
             recorder.add(clock.monotonic() - target)
         try:
             engine.scan(target)
-        except Exception as exc:  # the scan guards itself; this is the last line of defence
+        except Exception as exc:  # the last line of defence, see the docstring
             if on_scan_error is not None:
                 on_scan_error(exc)
         grid.done(clock.monotonic())

@@ -97,6 +97,23 @@ class ScanPipeline(LinkReporting):
         except Exception as exc:  # a driver bug must not keep the rest of the outputs unsafe
             self._error(wall, f"writing safe values failed: {_describe(exc)}", "hardware")
 
+    def make_outputs_safe(self) -> None:
+        """Shutdown: cancels every command (a manual one could set an output again) and writes
+        every output's safe value. No scan may run after this."""
+        self.commands.cancel_all()
+        self.apply_safe_outputs(self.clock.monotonic(), remember=False)
+
+    def safe_output_codes(self) -> dict[str, HwValue]:
+        """Each hardware output's safe value as the driver is given it (choice codes encoded)."""
+        codes: dict[str, HwValue] = {}
+        for name in self._outputs:
+            safe = self._specs[name].safe_value
+            if name in self._register_tags and safe is not None:
+                code = self._specs[name].encode(safe)
+                if code is not None:
+                    codes[name] = code
+        return codes
+
     def _restore_outputs(self, now: float) -> None:
         remembered, self._remembered = self._remembered, None
         if not remembered:
@@ -134,6 +151,8 @@ class ScanPipeline(LinkReporting):
         self.scans += 1
         self._guard("reading hardware", wall, lambda: self._read_hardware(wall))
         self._guard("accumulators", wall, lambda: self._update_accumulators(dt, wall))
+        # Calculated tags see this scan's time, not the previous scan's (nor 0 on the first).
+        self.store.update("Clock", round(wall, 3), wall)
         self._update_calculated(wall)
         self._guard("interpreter", wall, lambda: self.interpreter.tick(wall))
         self._process_events(now)

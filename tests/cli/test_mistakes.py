@@ -235,7 +235,8 @@ def test_engine_modbus_device_unreachable(start: Callable[..., Running]) -> None
         f"{port}; the engine keeps retrying"
     )
     engine.wait_line("connection Reconnect", stream="stdout")  # the first retry is scheduled
-    assert engine.interrupt() == 0
+    assert engine.interrupt() == 3  # EXIT_UNSAFE: nobody could put the device's outputs safe
+    assert any("NOT SAFE: PU01" in line for line in engine.stderr)
     assert len(engine_lines(engine, "Modbus device")) == 1
     assert_no_noise(engine)  # no "Failed to connect ... Repeating...." from pymodbus
 
@@ -264,6 +265,7 @@ def test_engine_serial_port_missing(start: Callable[..., Running], tmp_path: Pat
         "the port it prints; the engine keeps retrying"
     )
     engine.wait_line("connection Reconnect", stream="stdout")
-    assert engine.interrupt() == 0
-    assert len(engine_lines(engine, "/dev/nonexistent")) == 1
+    assert engine.interrupt() == 3  # EXIT_UNSAFE: the pump's safe values could not be sent
+    assert any("NOT SAFE: Pump Speed" in line for line in engine.stderr)
+    assert len(engine_lines(engine, "does not exist; check the port name")) == 1
     assert_no_noise(engine)

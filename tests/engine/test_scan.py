@@ -285,3 +285,15 @@ def test_run_log_is_batched_per_scan_and_progress_is_throttled() -> None:
     h.step()
     done = [line for m in h.sink.of(RunLog) for line in m["lines"] if line.text == "Wait: 5 s"]
     assert done[-1].state == "completed" and done[-1].end is not None
+
+
+def test_calculated_tags_see_the_scan_s_time() -> None:
+    """Not the previous scan's Clock (and not 0 on the first scan): with the fake clock, the
+    value a calculated tag computes from Clock is this scan's wall time."""
+    h = Harness(build_uod(lambda u: u.calculated("Seen Clock", lambda v: v["Clock"], unit="s")))
+    first = h.engine.clock.wall(h.clock.monotonic())
+    assert h.value("Seen Clock") == round(first, 3)
+    for _ in range(3):
+        h.clock.advance(h.engine.scan_interval * 7)  # a jump, as in `simulate`
+        h.engine.scan(h.clock.monotonic())
+        assert h.value("Seen Clock") == round(h.engine.clock.wall(h.clock.monotonic()), 3)
