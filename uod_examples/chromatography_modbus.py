@@ -8,6 +8,11 @@ with the same register map, engine/simdev/chromatography_map.py).
 
 The device address comes from SETPOINT_MODBUS_HOST / SETPOINT_MODBUS_PORT (default
 127.0.0.1:5020). The device runs on its own clock, so use `run`, not `simulate`.
+
+The engine feeds the device's watchdog: it changes the heartbeat register every 0.5 s while it
+scans and sets the device's communication-loss timeout to 3 s on every connect. If the engine
+dies without writing safe values (kill -9, power loss, crashed PC, pulled cable), the device
+itself stops the pump and closes the inlet valves 3 s later and sets `Watchdog Tripped`.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ def create() -> object:
     host = os.environ.get("SETPOINT_MODBUS_HOST", "127.0.0.1")
     port = int(os.environ.get("SETPOINT_MODBUS_PORT", str(chrom.DEFAULT_PORT)))
     uod = UodBuilder("Chromatography Modbus", author_name="Setpoint examples")
-    uod.modbus(ModbusTcp(host=host, port=port), chrom.CHROMATOGRAPHY_REGISTERS)
+    device = ModbusTcp(host=host, port=port, heartbeat=chrom.heartbeat(timeout=3.0, period=0.5))
+    uod.modbus(device, chrom.CHROMATOGRAPHY_REGISTERS)
     uod.define_unit("AU = [absorbance]")
     uod.entry("PU01", unit="%", safe_value=0.0, minimum=0, maximum=100, description="pump")
     uod.choice(
@@ -51,6 +57,7 @@ def create() -> object:
     uod.reading("Heartbeat", description="counts up while the device runs")
     uod.reading("Device Model")
     uod.reading("Pump Running")
+    uod.reading("Watchdog Tripped", description="the device went safe: no engine heartbeat")
     uod.volume_totalizer("FT01", unit="L", extra_units=["mL"])
     uod.column_volume(1.0, unit="L")
     uod.command("PU01", set_pump, argument=Number(["%"], minimum=0, maximum=100))

@@ -38,9 +38,11 @@ from engine.hw.modbus_codec import (
     plan_reads,
 )
 from engine.hw.recovery import Action, RecoveryPolicy
+from engine.hw.watchdog import Heartbeat, HeartbeatState
 
 __all__ = [
     "DataType",
+    "Heartbeat",
     "ModbusHardware",
     "ModbusRegister",
     "ModbusRtu",
@@ -61,6 +63,7 @@ class ModbusTcp(BaseModel):
     max_gap: int = Field(default=8, ge=0, le=124, description="unused registers read through")
     group_reads: bool = Field(default=True, description="False: one request per register")
     poll_interval: float = Field(default=0.1, gt=0)
+    heartbeat: Heartbeat | None = Field(default=None, description="device watchdog register")
 
     def describe(self) -> str:
         return f"Modbus TCP {self.host}:{self.port}"
@@ -81,6 +84,7 @@ class ModbusRtu(BaseModel):
     max_gap: int = Field(default=8, ge=0, le=124)
     group_reads: bool = True
     poll_interval: float = Field(default=0.1, gt=0)
+    heartbeat: Heartbeat | None = None
 
     def describe(self) -> str:
         return f"Modbus RTU {self.port}"
@@ -123,12 +127,27 @@ class ModbusHardware(PollingDriver):
             if connection.group_reads
             else [req for r in regs for req in plan_reads([r], 0)]
         )
+        hb = connection.heartbeat
+        self._heartbeat = HeartbeatState(hb) if hb is not None else None
+        if hb is not None:
+            _check_heartbeat(hb, regs)
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._running = False
         self.requests_sent = 0
         self.cycles = 0
+
+    def snapshot(self) -> Mapping[str, Reading]:
+        """Also lets the heartbeat advance: it beats only while the scan reads snapshots."""
+        if self._heartbeat is not None:
+            self._heartbeat.scanned()
+        return super().snapshot()
+
+    @property
+    def heartbeats(self) -> int:
+        """Heartbeat writes the device accepted (0 without a heartbeat)."""
+        return 0 if self._heartbeat is None else self._heartbeat.beats
 
     # ---- what the base needs ----
 
@@ -219,6 +238,8 @@ class ModbusHardware(PollingDriver):
             where = f"{c.host}:{c.port}" if isinstance(c, ModbusTcp) else c.port
             raise _LinkError(f"cannot connect to {where}")
         self._client = client
+        if self._heartbeat is not None:
+            self._heartbeat.connected()
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -265,6 +286,7 @@ class ModbusHardware(PollingDriver):
         self._report(None)
 
     async def _cycle(self) -> None:
+        await self._beat()
         await self._flush_writes()
         sent = self._ledger.sent
         device_errors: list[str] = []
@@ -304,6 +326,41 @@ class ModbusHardware(PollingDriver):
                 self._readings[reg.tag] = Reading(None, Quality.BAD, now)
                 continue
             self._readings[reg.tag] = Reading(decode_value(reg, chunk), Quality.GOOD, now)
+
+    async def _beat(self) -> None:
+        """Configures the device's watchdog after a connect and writes the next heartbeat when
+        due. A refusal is a link error: the device's watchdog is not being fed, so it will trip,
+        and the engine must say so rather than carry on."""
+        hb = self._heartbeat
+        if hb is None:
+            return
+        cfg = hb.config
+        counts = cfg.timeout_counts
+        if hb.configure_pending and counts is not None and cfg.timeout_address is not None:
+            what = f"write the watchdog timeout {counts} to holding {cfg.timeout_address}"
+            _expect_accepted(
+                await self._call(
+                    "write_register", what, cfg.timeout_address, counts, device_id=cfg.device_id
+                ),
+                what,
+                cfg.device_id,
+            )
+            hb.configure_pending = False
+        now = self._clock()
+        value = hb.due(now)
+        if value is None:
+            return
+        what = f"write heartbeat {value} to {cfg.table} {cfg.address}"
+        if cfg.table == "coil":
+            response = await self._call(
+                "write_coil", what, cfg.address, bool(value), device_id=cfg.device_id
+            )
+        else:
+            response = await self._call(
+                "write_register", what, cfg.address, value, device_id=cfg.device_id
+            )
+        _expect_accepted(response, what, cfg.device_id)
+        hb.written(value, now)
 
     async def _flush_writes(self) -> None:
         while (write := self._ledger.head()) is not None:
@@ -345,6 +402,29 @@ class ModbusHardware(PollingDriver):
         except (ModbusException, OSError, TimeoutError) as exc:
             raise _LinkError(f"{what} failed: {exc}") from exc
         return response
+
+
+def _expect_accepted(response: ModbusPDU, what: str, device_id: int) -> None:
+    if response.isError():
+        raise _LinkError(f"device {device_id} refused to {what}: {_exception_text(response)}")
+
+
+def _check_heartbeat(hb: Heartbeat, registers: Sequence[ModbusRegister]) -> None:
+    """The heartbeat and timeout registers belong to the driver, not to a tag."""
+    own = [(hb.table, hb.address, "heartbeat address")]
+    if hb.timeout_address is not None:
+        own.append(("holding", hb.timeout_address, "heartbeat timeout_address"))
+    for table, address, what in own:
+        for reg in registers:
+            if (
+                reg.device_id == hb.device_id
+                and reg.table == table
+                and reg.address <= address < reg.address + reg.width
+            ):
+                raise ValueError(
+                    f"{what} {address} ({table}) overlaps register {reg.tag!r}; "
+                    "the heartbeat registers must not be declared as tags"
+                )
 
 
 def _exception_text(response: ModbusPDU) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from engine.hw.modbus_codec import ModbusRegister
+from engine.hw.watchdog import Heartbeat
 
 DEVICE_ID = 1
 DEFAULT_PORT = 5020
@@ -30,6 +31,33 @@ MODEL_NAME = ModbusRegister(
 PUMP_RUNNING = ModbusRegister(
     tag="Pump Running", table="discrete_input", address=0, data_type="bool"
 )
+WATCHDOG_TRIPPED = ModbusRegister(
+    tag="Watchdog Tripped", table="discrete_input", address=1, data_type="bool"
+)
+
+# The communication-loss watchdog. These two belong to the driver's heartbeat, not to tags.
+WATCHDOG_COUNTER = ModbusRegister(
+    tag="Watchdog Counter", table="holding", address=3, data_type="uint16"
+)
+WATCHDOG_TIMEOUT = ModbusRegister(
+    tag="Watchdog Timeout", table="holding", address=4, data_type="uint16"
+)
+WATCHDOG_REGISTERS: tuple[ModbusRegister, ...] = (WATCHDOG_COUNTER, WATCHDOG_TIMEOUT)
+WATCHDOG_TIMEOUT_UNIT = 0.001  # the timeout register counts milliseconds; 0 = watchdog off
+
+
+def heartbeat(timeout: float = 3.0, period: float = 0.5) -> Heartbeat:
+    """The engine side of this device's watchdog: the counter every `period`, and `timeout`
+    written to the device on every connect."""
+    return Heartbeat(
+        address=WATCHDOG_COUNTER.address,
+        device_id=DEVICE_ID,
+        period=period,
+        timeout=timeout,
+        timeout_address=WATCHDOG_TIMEOUT.address,
+        timeout_unit=WATCHDOG_TIMEOUT_UNIT,
+    )
+
 
 SETPOINTS: tuple[ModbusRegister, ...] = (PU01, INLET)
 MEASUREMENTS: tuple[ModbusRegister, ...] = (FT01, PT01, UV01, CT01)
@@ -39,7 +67,9 @@ CHROMATOGRAPHY_REGISTERS: tuple[ModbusRegister, ...] = (
     HEARTBEAT,
     MODEL_NAME,
     PUMP_RUNNING,
+    WATCHDOG_TRIPPED,
 )
+DEVICE_REGISTERS: tuple[ModbusRegister, ...] = (*CHROMATOGRAPHY_REGISTERS, *WATCHDOG_REGISTERS)
 UNITS: Mapping[str, str] = MappingProxyType(
     {"PU01": "%", "FT01": "L/h", "PT01": "bar", "UV01": "mAU", "CT01": "mS/cm"}
 )

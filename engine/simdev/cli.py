@@ -1,7 +1,7 @@
 """`setpoint-sim`: serve simulated instruments so the engine can be run against real protocols.
 
-setpoint-sim modbus --model chromatography [--host 127.0.0.1] [--port 5020]
-setpoint-sim serial --profile balance|pump [--state-dir DIR]
+setpoint-sim modbus --model chromatography [--host 127.0.0.1] [--port 5020] [--watchdog SECONDS]
+setpoint-sim serial --profile balance|pump [--state-dir DIR] [--watchdog SECONDS]
 """
 
 from __future__ import annotations
@@ -60,6 +60,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how often the model steps on the simulator's clock (default: 0.1)",
     )
+    modbus.add_argument(
+        "--watchdog",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="communication-loss timeout the device starts with (default: 0, off until an engine "
+        "writes its timeout register): once the engine's heartbeat register has changed, a "
+        "heartbeat silent this long puts the pump at 0 and closes the inlet valves",
+    )
     serial = sub.add_parser(
         "serial",
         help="answer like a serial instrument on a pseudo-terminal",
@@ -80,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder where the pump publishes its flow so the balance's weight follows it "
         "(default: %(default)s)",
+    )
+    serial.add_argument(
+        "--watchdog",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="pump only: a running pump that hears no command for this long stops by itself "
+        "(default: 0, off)",
     )
     return parser
 
@@ -104,11 +121,14 @@ async def _modbus(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_modbus_device(args.model, args.host, args.port, args.interval, _say, stop)
+    await run_modbus_device(
+        args.model, args.host, args.port, args.interval, _say, stop, args.watchdog
+    )
 
 
 def _serial(args: argparse.Namespace) -> None:
-    device = PtyDevice(make_instrument(args.profile, args.state_dir))
+    handler, tick = make_instrument(args.profile, args.state_dir, args.watchdog, _say)
+    device = PtyDevice(handler, tick=tick)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -124,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "modbus":
         if not 1 <= args.port <= 65535:
             print(f"setpoint-sim: error: --port must be 1..65535, not {args.port}", file=sys.stderr)
+            return 2
+        if not 0 <= args.watchdog <= 65.535:
+            print(
+                f"setpoint-sim: error: --watchdog must be 0..65.535 s, not {args.watchdog:g}",
+                file=sys.stderr,
+            )
             return 2
         # pymodbus logs its own failures ("Failed to start server ..."); ours is one line.
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL + 1)
@@ -142,6 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"setpoint-sim: error: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.watchdog < 0 or (args.watchdog > 0 and args.profile != "pump"):
+        print(
+            "setpoint-sim: error: --watchdog takes seconds >= 0 and applies to --profile pump only",
+            file=sys.stderr,
+        )
+        return 2
     try:
         _serial(args)
     except OSError as exc:

@@ -74,6 +74,8 @@ class PumpSim:
     RUN / STOP / SPEED <rpm> / DIR CW|CCW -> "OK"; STATUS? -> "STATUS RUN|STOP <rpm> CW|CCW";
     SPEED? -> "SPEED <rpm> rpm"; FLOW? -> "FLOW <mL/min> mL/min" (negative when pumping back).
     A speed outside 0..600 rpm -> "ER 2 range"; an unknown command -> "ER 1 unknown command".
+    With `comm_timeout` > 0 a running pump that hears no command for that long stops by itself
+    (`watch`): the engine polls it several times a second, so silence means the engine is gone.
     """
 
     clock: Clock
@@ -81,8 +83,10 @@ class PumpSim:
     running: bool = False
     speed_rpm: float = 0.0
     direction: str = "CW"
+    comm_timeout: float = 0.0
     _volume_ml: float = 0.0
     _since: float | None = None
+    _heard: float | None = None
 
     def volume_ml(self, now: float | None = None) -> float:
         """Total volume pumped so far (net of pumping back)."""
@@ -100,13 +104,27 @@ class PumpSim:
 
     def handle(self, command: str) -> str:
         cmd = " ".join(command.strip().upper().split())
-        now = self.clock()
+        now = self._heard = self.clock()
+        return self._changing(now, lambda: self._dispatch(cmd))
+
+    def _changing(self, now: float, change: Callable[[], str]) -> str:
         volume, before = self.volume_ml(now), self.flow_ml_min
-        reply = self._dispatch(cmd)
+        reply = change()
         if self.flow_ml_min != before:
             self._volume_ml, self._since = volume, now
             self.on_change(self)
         return reply
+
+    def watch(self, now: float | None = None) -> str | None:
+        """Stops a running pump after `comm_timeout` s without a command; says so once."""
+        now = self.clock() if now is None else now
+        if self.comm_timeout <= 0 or not self.running or self._heard is None:
+            return None
+        silent = now - self._heard
+        if silent < self.comm_timeout:
+            return None
+        self._changing(now, lambda: self._dispatch("STOP"))
+        return f"no command for {silent:.1f} s (timeout {self.comm_timeout:g} s): pump stopped"
 
     def _dispatch(self, cmd: str) -> str:
         if cmd == "RUN":

@@ -2,7 +2,9 @@
 
 The device steps its model on its own wall clock (it stands in for a physical skid); setpoint
 writes reach the model at once, and a value the model refuses is answered with "illegal data
-value" and the register keeps the value in force.
+value" and the register keeps the value in force. Like a real skid's controller it has a
+communication-loss watchdog: once armed (a non-zero timeout register), if the engine's heartbeat
+register stops changing for the timeout, the device puts its setpoints at their safe values.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from types import MappingProxyType
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 
-from engine.hw.base import ScalarValue
+from engine.hw.base import Clock, ScalarValue
 from engine.hw.modbus_codec import BIT_TABLES, ModbusRegister, Table
 from engine.sim.model import ProcessModel
 from engine.simdev import chromatography_map as chrom
@@ -41,15 +43,25 @@ class ModbusModelDevice:
     def __init__(
         self,
         model: ProcessModel,
-        registers: tuple[ModbusRegister, ...] = chrom.CHROMATOGRAPHY_REGISTERS,
+        registers: tuple[ModbusRegister, ...] = chrom.DEVICE_REGISTERS,
         device_id: int = chrom.DEVICE_ID,
         device_name: str = "SP-CHROM",
+        clock: Clock = time.monotonic,
+        watchdog_timeout: float = 0.0,
     ) -> None:
         self.model = model
         self.registers = {r.tag: r for r in registers}
         self.store = RegisterStore(device_ids=(device_id,), on_write=self._on_write)
         self.heartbeat = 0
+        self._clock = clock
+        self.watchdog_tripped = False
+        self._armed = False
+        self._last_beat_value: int | None = None
+        self._beat_at = clock()
         self._fill(registers, device_id)
+        if self._watchdog_timeout_reg is not None:
+            counts = round(watchdog_timeout / chrom.WATCHDOG_TIMEOUT_UNIT)
+            self.store.define(self._watchdog_timeout_reg, counts)
         for reg in registers:
             if reg.safe_value is not None:
                 self.store.define(reg, reg.safe_value)
@@ -76,9 +88,15 @@ class ModbusModelDevice:
         else:
             self.model.set_input(reg.tag, float(value))
 
+    @property
+    def _watchdog_timeout_reg(self) -> ModbusRegister | None:
+        return self.registers.get(chrom.WATCHDOG_TIMEOUT.tag)
+
     def _on_write(
         self, device_id: int, table: Table, address: int, values: list[int] | list[bool]
     ) -> ExcCodes | None:
+        if table == "holding":
+            self._watchdog_write(address, len(values))
         refused = False
         for reg in self.registers.values():
             if reg.table != table or reg.safe_value is None:
@@ -92,6 +110,57 @@ class ModbusModelDevice:
                 refused = True
                 self.store.define(reg, self._current(reg))
         return ExcCodes.ILLEGAL_VALUE if refused else None
+
+    def _watchdog_write(self, address: int, count: int) -> None:
+        """A changed heartbeat or a new timeout (re)starts the watchdog's timer and arms it."""
+        counter = self.registers.get(chrom.WATCHDOG_COUNTER.tag)
+        timeout = self._watchdog_timeout_reg
+        if timeout is not None and address <= timeout.address < address + count:
+            self._armed = True
+            self._beat_at = self._clock()
+        if counter is None or not address <= counter.address < address + count:
+            return
+        value = int(self.store.get_value(counter))
+        if value != self._last_beat_value:
+            self._last_beat_value = value
+            self._armed = True
+            self._beat_at = self._clock()
+            self._set_tripped(False)
+
+    def _set_tripped(self, tripped: bool) -> None:
+        self.watchdog_tripped = tripped
+        reg = self.registers.get(chrom.WATCHDOG_TRIPPED.tag)
+        if reg is not None:
+            self.store.define(reg, tripped)
+
+    @property
+    def watchdog_timeout(self) -> float:
+        reg = self._watchdog_timeout_reg
+        if reg is None:
+            return 0.0
+        return int(self.store.get_value(reg)) * chrom.WATCHDOG_TIMEOUT_UNIT
+
+    def watch(self, now: float) -> str | None:
+        """Trips the watchdog when the heartbeat has not changed for the timeout: every setpoint
+        goes to its safe value (pump 0 %, inlet valves closed). Returns what it did, once."""
+        timeout = self.watchdog_timeout
+        if not self._armed or self.watchdog_tripped or timeout <= 0:
+            return None
+        silent = now - self._beat_at
+        if silent < timeout:
+            return None
+        for reg in self.registers.values():
+            if reg.safe_value is not None:
+                self.store.define(reg, reg.safe_value)
+                self._apply(reg, reg.safe_value)
+        self._set_tripped(True)
+        safe = ", ".join(
+            f"{r.tag} = {r.safe_value}" for r in self.registers.values() if r.safe_value is not None
+        )
+        return (
+            f"watchdog tripped: no heartbeat for {silent:.1f} s (timeout {timeout:g} s); "
+            f"safe state: {safe} (pump stopped, inlet valves closed)"
+        )
 
     def _current(self, reg: ModbusRegister) -> float | int:
         if reg.tag == chrom.INLET.tag:
@@ -124,20 +193,27 @@ async def run_modbus_device(
     interval: float = 0.1,
     ready: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
+    watchdog: float = 0.0,
 ) -> None:
-    """Serve until `stop` is set (or the task is cancelled)."""
+    """Serve until `stop` is set (or the task is cancelled); `ready` also gets watchdog news."""
     if model_name not in MODELS:
         raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(MODELS)}")
-    device = ModbusModelDevice(MODELS[model_name]())
+    device = ModbusModelDevice(MODELS[model_name](), watchdog_timeout=watchdog)
     server: ModbusTcpServer = await serve_tcp(device.store, host, port)
     ready(f"modbus device: {host}:{port} ({model_name}, device id {chrom.DEVICE_ID})")
     stop = stop or asyncio.Event()
     last = time.monotonic()
+    tripped = False
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
             now = time.monotonic()
+            if tripped and not device.watchdog_tripped:
+                ready("modbus device: watchdog: heartbeat resumed")
+            if (news := device.watch(now)) is not None:
+                ready(f"modbus device: {news}")
+            tripped = device.watchdog_tripped
             device.step(now - last)
             last = now
     finally:

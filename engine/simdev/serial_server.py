@@ -24,10 +24,17 @@ Handler = Callable[[str], "str | bytes | None"]
 
 
 class PtyDevice:
-    """Reply text gets CR LF appended; bytes are sent as they are; None means stay silent."""
+    """Reply text gets CR LF appended; bytes are sent as they are; None means stay silent.
+    `tick`, if given, runs at least every 50 ms while serving (an instrument's own timers)."""
 
-    def __init__(self, handler: Handler, terminator: bytes = b"\n") -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        terminator: bytes = b"\n",
+        tick: Callable[[], None] | None = None,
+    ) -> None:
         self.handler = handler
+        self.tick = tick
         self.terminator = terminator
         self.master, self._slave = pty.openpty()
         tty.setraw(self._slave)
@@ -41,6 +48,8 @@ class PtyDevice:
         stop = stop or self._stop
         while not stop.is_set() and not self._stop.is_set():
             ready, _, _ = select.select([self.master], [], [], 0.05)
+            if self.tick is not None:
+                self.tick()
             if not ready:
                 continue
             try:
@@ -97,14 +106,26 @@ class PumpStateFile:
             return 0.0
 
 
-def make_instrument(profile: str, state_dir: Path) -> Handler:
+def make_instrument(
+    profile: str,
+    state_dir: Path,
+    comm_timeout: float = 0.0,
+    say: Callable[[str], None] = print,
+) -> tuple[Handler, Callable[[], None] | None]:
+    """The handler and timer of one instrument; `comm_timeout` (pump only) stops a running pump
+    that hears nothing for that long and tells `say`."""
     coupling = PumpStateFile(state_dir)
     if profile == "balance":
         start = coupling.pumped_ml()
         balance = BalanceSim(pumped_ml=lambda: coupling.pumped_ml() - start, initial_g=0.0)
-        return balance.handle
+        return balance.handle, None
     if profile == "pump":
-        pump = PumpSim(clock=time.time, on_change=coupling.publish)
+        pump = PumpSim(clock=time.time, on_change=coupling.publish, comm_timeout=comm_timeout)
         coupling.publish(pump)
-        return pump.handle
+
+        def tick() -> None:
+            if (news := pump.watch()) is not None:
+                say(f"serial device: {news}")
+
+        return pump.handle, tick
     raise ValueError(f"unknown serial profile {profile!r}; choose balance or pump")

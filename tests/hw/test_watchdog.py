@@ -1,0 +1,120 @@
+"""The engine's half of the device watchdog: Heartbeat declarations and the heartbeat writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from pymodbus.constants import ExcCodes
+
+from engine.hw.base import ConnectionState
+from engine.hw.modbus import Heartbeat, ModbusHardware, ModbusRegister, ModbusTcp
+from engine.hw.recovery import RecoveryPolicy
+from engine.hw.watchdog import HeartbeatState
+from tests.hw.conftest import Peer, wait_until
+
+FAST = RecoveryPolicy(reconnect_after=0.1, error_after=30.0, backoff_initial=0.05, backoff_max=0.2)
+PV = ModbusRegister(tag="pv", table="input", address=0)
+BEAT = ModbusRegister(tag="beat", table="holding", address=10)
+LIMIT = ModbusRegister(tag="limit", table="holding", address=11)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"table": "coil"}, "a coil heartbeat can only toggle"),
+        ({"timeout": 0.5, "period": 0.5}, "must be at least twice period"),
+        ({"timeout_address": 11}, "timeout_address given without timeout"),
+        ({"timeout": 100.0, "timeout_address": 11}, "100000 counts of 0.001 s"),
+        ({"timeout": 3.0, "timeout_address": 10}, "are the same register"),
+        ({"period": 0}, "period"),
+        ({"address": 70000}, "address"),
+        ({"mode": "random"}, "mode"),
+    ],
+)
+def test_bad_heartbeat_declarations(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Heartbeat.model_validate({"address": 10, **fields})
+
+
+def test_heartbeat_registers_cannot_be_tags() -> None:
+    hb = Heartbeat(address=10, timeout=3.0, timeout_address=11)
+    conn = ModbusTcp(host="127.0.0.1", heartbeat=hb)
+    with pytest.raises(ValueError, match="heartbeat address 10 \\(holding\\) overlaps register"):
+        ModbusHardware(conn, [PV, BEAT])
+    with pytest.raises(ValueError, match="timeout_address 11 \\(holding\\) overlaps register"):
+        ModbusHardware(conn, [PV, LIMIT])
+    ModbusHardware(conn, [PV, BEAT.model_copy(update={"device_id": 2})])  # another device
+
+
+def test_heartbeat_state_beats_only_after_a_scan() -> None:
+    state = HeartbeatState(Heartbeat(address=0, period=1.0))
+    assert state.due(0.0) is None  # no scan yet
+    state.scanned()
+    assert state.due(0.0) == 1
+    state.written(1, 0.0)
+    state.scanned()
+    assert state.due(0.5) is None  # not yet due
+    assert state.due(1.0) == 2
+    state.written(2, 1.0)
+    assert state.due(5.0) is None  # due, but the scan has not read since: a hung scan
+    state.value = 65535
+    state.scanned()
+    assert state.due(5.0) == 0
+    toggle = HeartbeatState(Heartbeat(address=0, table="coil", mode="toggle"))
+    toggle.scanned()
+    assert toggle.due(0.0) == 1
+    toggle.written(1, 0.0)
+    toggle.scanned()
+    assert toggle.due(1.0) == 0
+
+
+def driver(peer: Peer, hb: Heartbeat) -> ModbusHardware:
+    peer.store.define(PV, 7)
+    peer.store.set_raw(1, "holding", 10, [0, 0])
+    conn = ModbusTcp(
+        host="127.0.0.1", port=peer.port, timeout=0.3, poll_interval=0.02, heartbeat=hb
+    )
+    return ModbusHardware(conn, [PV], policy=FAST)
+
+
+async def test_heartbeat_counts_while_the_scan_runs_and_stops_with_it(peer: Peer) -> None:
+    hw = driver(peer, Heartbeat(address=10, period=0.05, timeout=2.5, timeout_address=11))
+    written: list[tuple[int, int]] = []
+    peer.store.on_write = lambda dev, table, addr, values: written.append((addr, int(values[0])))
+    await hw.start()
+    try:
+        await wait_until(lambda: hw.snapshot() is not None and hw.heartbeats >= 5, what="beats")
+        assert written[0] == (11, 2500)  # the timeout, in ms, before the first beat
+        beats = [v for a, v in written if a == 10]
+        assert beats[:5] == [1, 2, 3, 4, 5]
+        before = hw.heartbeats
+        cycles = hw.cycles
+        await wait_until(lambda: hw.cycles > cycles + 20, what="polling without scans")
+        assert hw.heartbeats <= before + 1, "the heartbeat ran on without a scan"
+        hw.snapshot()
+        await wait_until(lambda: hw.heartbeats > before + 1, what="beats after a scan")
+    finally:
+        await hw.stop()
+    stopped = hw.heartbeats
+    assert peer.store.get_value(BEAT) == stopped % 65536
+
+
+async def test_refused_heartbeat_is_a_connection_problem(peer: Peer) -> None:
+    hw = driver(peer, Heartbeat(address=10, period=0.05))
+
+    def refuse(dev: int, table: str, addr: int, values: Any) -> ExcCodes | None:
+        return ExcCodes.ILLEGAL_ADDRESS if addr == 10 else None
+
+    peer.store.on_write = refuse
+    await hw.start()
+    try:
+        await wait_until(
+            lambda: hw.snapshot() is not None and hw.connection_state is not ConnectionState.OK
+        )
+        message = hw.drain_events()[0].message
+        assert "device 1 refused to write heartbeat 1 to holding 10" in message
+        assert "illegal data address" in message
+    finally:
+        await hw.stop()
