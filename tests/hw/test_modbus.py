@@ -230,6 +230,7 @@ async def test_server_stopped_and_restarted_recovers(peer: Peer) -> None:
             reconnect_after=0.1, error_after=30.0, backoff_initial=0.05, backoff_max=0.2
         ),
     )
+
     def scan(values: dict[str, int] | None = None) -> None:
         """What the scan cycle does; plain calls, so the poll task cannot run in between: any
         request counted here would have been sent by snapshot()/write() themselves."""
