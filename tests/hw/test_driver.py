@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from engine.hw.base import OutputCheck, Quality, Reading, ScalarValue
+from engine.hw.driver import OutputLedger, close_enough
 
 Row = tuple[ScalarValue, OutputCheck, str]
-from engine.hw.driver import OutputLedger, close_enough
 
 
 def results(ledger: OutputLedger, held: dict[str, ScalarValue], **kw: object) -> dict[str, Row]:
