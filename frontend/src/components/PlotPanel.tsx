@@ -4,6 +4,9 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { effect, type Signal } from "@preact/signals";
 import type { ChartController } from "../lib/chart";
 import { CLOCK_AXIS, type SeriesBuffer } from "../lib/plotdata";
+import { RUN_TIME } from "../lib/plotframe";
+import { browserStore, loadXAxis, saveXAxis } from "../lib/prefs";
+import { useApp } from "../state/app";
 import type { PlotConfiguration, UodDescription } from "../types";
 
 /** The UOD's plot configuration, or one built from its numeric process values when it has none. */
@@ -29,8 +32,14 @@ export function plotTags(cfg: PlotConfiguration): string[] {
   }
   for (const t of cfg.annotation_tags ?? []) tags.add(t);
   for (const t of cfg.x_axis_choices ?? []) tags.add(t);
-  if (cfg.x_axis) tags.add(cfg.x_axis);
+  tags.add(cfg.x_axis ?? RUN_TIME);
   return [...tags];
+}
+
+/** The tags every sample of a run's start has a value for: the plotted numbers, regions and x axes. */
+export function plotStartTags(cfg: PlotConfiguration): string[] {
+  const annotations = new Set(cfg.annotation_tags ?? ["Mark"]);
+  return plotTags(cfg).filter((t) => !annotations.has(t));
 }
 
 interface Props {
@@ -39,15 +48,21 @@ interface Props {
   version: Signal<number>;
   height?: number;
   label: string;
+  /** a run going on: the plot follows "now" (a finished run has nothing to follow) */
+  live: boolean;
+  /** the UOD's name: the x-axis choice is kept per user and UOD */
+  uodName: string;
 }
 
-export function PlotPanel({ config, buffer, version, height = 320, label }: Props) {
+export function PlotPanel({ config, buffer, version, height = 320, label, live, uodName }: Props) {
+  const app = useApp();
+  const user = app.user.value?.name ?? "";
   const host = useRef<HTMLDivElement>(null);
   const chart = useRef<ChartController | null>(null);
-  const [xAxis, setXAxis] = useState(config.x_axis ?? "Run Time");
+  const choices = [...new Set([...(config.x_axis_choices ?? []), config.x_axis ?? RUN_TIME, CLOCK_AXIS])];
+  const [xAxis, setXAxis] = useState(() => loadXAxis(browserStore(), user, uodName, choices) ?? config.x_axis ?? RUN_TIME);
   const [following, setFollowing] = useState(true);
   const [ready, setReady] = useState(false);
-  const choices = [...new Set([...(config.x_axis_choices ?? []), config.x_axis ?? "Run Time", CLOCK_AXIS])];
 
   useEffect(() => {
     let cancelled = false;
@@ -83,7 +98,7 @@ export function PlotPanel({ config, buffer, version, height = 320, label }: Prop
   const regions = (config.subplots ?? []).flatMap((s) => s.color_regions ?? []);
   if ((config.subplots ?? []).length === 0) return <p class="muted">This unit has no plot configured.</p>;
   return (
-    <figure class="plot" aria-label={label}>
+    <figure class="plot" aria-label={label} data-x-axis={xAxis} data-following={following ? "true" : "false"}>
       <div class="toolbar" role="toolbar" aria-label="Plot controls">
         <label>
           X axis{" "}
@@ -92,6 +107,7 @@ export function PlotPanel({ config, buffer, version, height = 320, label }: Prop
             onChange={(e) => {
               const v = e.currentTarget.value;
               setXAxis(v);
+              saveXAxis(browserStore(), user, uodName, v);
               chart.current?.setXAxis(v);
             }}
           >
@@ -115,9 +131,15 @@ export function PlotPanel({ config, buffer, version, height = 320, label }: Prop
         <button type="button" class="btn btn-small" aria-label="Pan right" onClick={() => chart.current?.pan(0.25)}>
           ▶
         </button>
-        <button type="button" class="btn btn-small" aria-pressed={following ? "true" : "false"} onClick={() => chart.current?.resetZoom()}>
-          {following ? "Following" : "Reset zoom"}
-        </button>
+        {live ? (
+          <button type="button" class="btn btn-small" aria-pressed={following ? "true" : "false"} onClick={() => chart.current?.resetZoom()}>
+            {following ? "Following" : "Reset zoom"}
+          </button>
+        ) : (
+          <button type="button" class="btn btn-small" disabled={following} onClick={() => chart.current?.resetZoom()}>
+            Reset zoom
+          </button>
+        )}
       </div>
       <div ref={host} class="plot-host" data-testid="plot" />
       <figcaption class="small muted">

@@ -5,12 +5,29 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { PlotConfiguration, SubPlot } from "../types";
-import { CLOCK_AXIS, alignSeries, categoricalSpans, timeToX, type SeriesBuffer, type TimeSeries } from "./plotdata";
+import { categoricalSpans, timeToX, type SeriesBuffer } from "./plotdata";
+import { fullRange, heldIndex, latestValue, plotFrame, xRate, xSeriesOf, type Frame } from "./plotframe";
 import { formatDuration, formatNumber } from "./format";
 import { readableOnWhite } from "./contrast";
 
 // Colour-blind-safe palette (Okabe-Ito), dark enough on white for lines.
 const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B"];
+
+export interface ChartOptions {
+  height: number;
+  xAxis: string;
+  /** false once the user zoomed or panned away from the whole run (which goes on to "now") */
+  onFollowChange?: (following: boolean) => void;
+}
+
+/** What the browser tests read back (host element's `setpointPlot.read()`): copies, read-only. */
+export interface PlotProbe {
+  xAxis: string;
+  clock: boolean;
+  following: boolean;
+  until: number | null;
+  subplots: { tags: string[]; x: number[]; t: number[]; ys: (number | null)[][]; scale: { min: number | null; max: number | null } }[];
+}
 
 export interface ChartController {
   update(): void;
@@ -46,22 +63,23 @@ export function createCharts(
   container: HTMLElement,
   config: PlotConfiguration,
   buffer: SeriesBuffer,
-  opts: { height: number; xAxis: string; onFollowChange?: (following: boolean) => void },
+  opts: ChartOptions,
 ): ChartController {
   let xAxis = opts.xAxis;
   let following = true;
-  let syncing = false;
   const subplots = (config.subplots ?? []).filter((s) => s.axes.length > 0);
   const totalRatio = subplots.reduce((a, s) => a + (s.ratio ?? 1), 0) || 1;
   const subs: Sub[] = [];
   const syncKey = `sp-${Math.random().toString(36).slice(2)}`;
+  const allTags = [...new Set(subplots.flatMap((s) => numericTags(s).map((t) => t.tag)))];
+  let frame: Frame = plotFrame(buffer, allTags, xAxis);
+  const stepped = uPlot.paths.stepped!({ align: 1 });
 
-  const xSeries = (): TimeSeries | null => {
-    if (xAxis === CLOCK_AXIS) return null;
-    const s = buffer.get(xAxis);
-    return s && s.t.length ? s : null;
-  };
-  const clockX = () => xAxis === CLOCK_AXIS || !xSeries();
+  const xSeries = () => xSeriesOf(buffer, xAxis);
+  const clockX = () => xSeries() === null;
+  const toX = (t: number) => timeToX(xSeries(), t, xRate(xAxis));
+  const formatX = (v: number) =>
+    builtClock ? new Date(v * 1000).toLocaleTimeString() : xAxis === "Run Time" ? formatDuration(v) : formatNumber(v);
 
   const setFollowing = (f: boolean) => {
     if (following !== f) {
@@ -87,7 +105,12 @@ export function createCharts(
       const options: uPlot.Options = {
         width,
         height,
-        cursor: { sync: { key: syncKey }, drag: { x: true, y: false, setScale: true } },
+        cursor: {
+          sync: { key: syncKey },
+          drag: { x: true, y: false, setScale: true },
+          // Under the cursor each series shows the sample in force there (a value holds until it changes).
+          dataIdx: (u, sidx, idx) => (sidx === 0 ? idx : (heldIndex(u.data[sidx] as (number | null)[], idx) ?? idx)),
+        },
         legend: { show: true, live: true },
         scales: Object.fromEntries([
           ["x", { time: isClock }],
@@ -121,15 +144,26 @@ export function createCharts(
           })),
         ],
         series: [
-          { label: isClock ? "Time" : xAxis, value: (_u, v) => (v == null ? "–" : isClock ? new Date(v * 1000).toLocaleTimeString() : xAxis === "Run Time" ? formatDuration(v) : formatNumber(v)) },
+          {
+            label: isClock ? "Time" : xAxis,
+            // Off the plot (no index) the legend shows the latest values: "now", or the run's end.
+            value: (u: uPlot, v: number | null, _s: number, idx: number | null) => {
+              const x = idx == null ? latestValue(u.data[0] as number[]) : v;
+              return x == null ? "–" : formatX(x);
+            },
+          },
           ...tags.map((t) => ({
             label: t.tag,
             scale: `y${t.axis}`,
             stroke: t.color,
             width: 1.5,
             spanGaps: true,
+            paths: stepped,
             points: { show: false },
-            value: (_u: uPlot, v: number | null) => (v == null ? "–" : formatNumber(v)),
+            value: (u: uPlot, v: number | null, sidx: number, idx: number | null) => {
+              const y = idx == null ? latestValue(u.data[sidx] as (number | null)[]) : v;
+              return y == null ? "–" : formatNumber(y);
+            },
           })),
         ],
         hooks: {
@@ -138,12 +172,13 @@ export function createCharts(
           setSelect: [() => setFollowing(false)],
           setScale: [
             (u, key) => {
-              if (key !== "x" || syncing) return;
+              if (key !== "x") return;
               const { min, max } = u.scales.x!;
               if (min == null || max == null) return;
-              syncing = true;
-              for (const other of subs) if (other.plot !== u) other.plot.setScale("x", { min, max });
-              syncing = false;
+              for (const other of subs) {
+                const o = other.plot.scales.x!;
+                if (other.plot !== u && (o.min !== min || o.max !== max)) other.plot.setScale("x", { min, max });
+              }
             },
           ],
         },
@@ -155,23 +190,12 @@ export function createCharts(
     update();
   };
 
-  const lastTime = (): number => {
-    let t = 0;
-    for (const tag of buffer.tags()) {
-      const s = buffer.get(tag)!;
-      const last = s.t[s.t.length - 1];
-      if (last !== undefined && last > t) t = last;
-    }
-    return t;
-  };
-
   const drawRegions = (u: uPlot, sub: SubPlot) => {
     const regions = sub.color_regions ?? [];
     if (regions.length === 0) return;
     const ctx = u.ctx;
     const { left, top, width, height } = u.bbox;
-    const xs = clockX() ? null : xSeries();
-    const until = lastTime();
+    const until = buffer.until() ?? 0;
     ctx.save();
     ctx.beginPath();
     ctx.rect(left, top, width, height);
@@ -181,8 +205,8 @@ export function createCharts(
       for (const span of categoricalSpans(buffer.get(region.tag), until)) {
         const color = region.colors[span.value];
         if (!color) continue;
-        const x0 = timeToX(xs, span.from);
-        const x1 = timeToX(xs, span.to);
+        const x0 = toX(span.from);
+        const x1 = toX(span.to);
         if (x0 == null || x1 == null) continue;
         const p0 = u.valToPos(x0, "x", true);
         const p1 = u.valToPos(x1, "x", true);
@@ -198,7 +222,6 @@ export function createCharts(
     if (marks.length === 0) return;
     const ctx = u.ctx;
     const { left, top, width, height } = u.bbox;
-    const xs = clockX() ? null : xSeries();
     const ratio = uPlot.pxRatio;
     ctx.save();
     ctx.beginPath();
@@ -210,7 +233,7 @@ export function createCharts(
     ctx.font = `${11 * ratio}px system-ui, sans-serif`;
     ctx.textBaseline = "top";
     for (const m of marks) {
-      const x = timeToX(xs, m.t);
+      const x = toX(m.t);
       if (x == null) continue;
       const px = u.valToPos(x, "x", true);
       if (px < left || px > left + width) continue;
@@ -229,16 +252,14 @@ export function createCharts(
       build();
       return;
     }
-    const xs = clockX() ? null : xSeries();
+    frame = plotFrame(buffer, allTags, xAxis);
     for (const s of subs) {
-      const aligned = alignSeries(
-        s.tags.map((t) => buffer.get(t)),
-        xs,
-      );
-      const data = [aligned.x, ...aligned.ys] as uPlot.AlignedData;
-      if (following) s.plot.setData(data, true);
-      else s.plot.setData(data, false);
+      const data = [frame.x, ...s.tags.map((t) => frame.ys.get(t)!)] as uPlot.AlignedData;
+      s.plot.setData(data, following);
     }
+    // One explicit x range for every subplot: the whole run, up to now or to its end.
+    const range = fullRange(frame);
+    if (following && range) for (const s of subs) s.plot.setScale("x", range);
   }
 
   const zoom = (factor: number) => {
@@ -276,12 +297,27 @@ export function createCharts(
   container.addEventListener("wheel", wheel, { passive: false });
 
   build();
+  (container as unknown as { setpointPlot: { read(): PlotProbe } }).setpointPlot = {
+    read: () => ({
+      xAxis,
+      clock: frame.clock,
+      following,
+      until: frame.until,
+      subplots: subs.map((s) => ({
+        tags: s.tags.slice(),
+        x: frame.x.slice(),
+        t: frame.t.slice(),
+        ys: s.tags.map((t) => frame.ys.get(t)!.slice()),
+        scale: { min: s.plot.scales.x?.min ?? null, max: s.plot.scales.x?.max ?? null },
+      })),
+    }),
+  };
 
   return {
     update,
     setXAxis(name) {
       xAxis = name;
-      following = true;
+      setFollowing(true);
       build();
     },
     zoom,

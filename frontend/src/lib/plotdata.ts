@@ -54,10 +54,15 @@ export function decimateMinMax(s: TimeSeries, points: number): TimeSeries {
   return out;
 }
 
+/** Times closer than this (s) are one sample seen twice (live, and read back from storage). */
+const SAME_SAMPLE = 1e-3;
+
 /** Live samples per tag, bounded: when a tag exceeds `maxPoints`, its older half is decimated. */
 export class SeriesBuffer {
   private readonly data = new Map<string, TimeSeries>();
   private readonly annotations: { t: number; tag: string; text: string }[] = [];
+  /** when the run shown ended (epoch s); null while it goes on: then "now" is the latest sample */
+  private endTime: number | null = null;
 
   constructor(
     private readonly maxPoints = 4000,
@@ -71,6 +76,32 @@ export class SeriesBuffer {
   clear(): void {
     this.data.clear();
     this.annotations.length = 0;
+    this.endTime = null;
+  }
+
+  /** The run shown has ended at `t` (its series are held to then), or goes on (null). */
+  setEnd(t: number | null): void {
+    this.endTime = t;
+  }
+
+  /** The newest sample time of any tag (-Infinity when empty). */
+  lastTime(): number {
+    let t = -Infinity;
+    for (const s of this.data.values()) {
+      const last = s.t[s.t.length - 1];
+      if (last !== undefined && last > t) t = last;
+    }
+    return t;
+  }
+
+  /**
+   * Until when the series are drawn: the run's end once it has stopped, else "now", which is the
+   * newest sample (the unit's Run Time changes every scan, so that is the last scan we heard of).
+   */
+  until(): number | null {
+    const last = this.lastTime();
+    if (this.endTime !== null) return Math.max(this.endTime, last);
+    return Number.isFinite(last) ? last : null;
   }
 
   /** Replace the buffer with a server answer (history of the run so far). */
@@ -78,7 +109,9 @@ export class SeriesBuffer {
     // Live samples newer than the answer arrived while it was on its way: keep them.
     const live = new Map(this.data);
     const liveMarks = this.annotations.slice();
+    const end = this.endTime;
     this.clear();
+    this.endTime = end;
     let seededUntil = -Infinity;
     for (const s of plot.series) {
       const lastT = s.t[s.t.length - 1];
@@ -96,14 +129,15 @@ export class SeriesBuffer {
       const target = this.data.get(tag) ?? { t: [], v: [] };
       const from = target.t.length ? target.t[target.t.length - 1]! : seededUntil;
       for (let i = 0; i < s.t.length; i++) {
-        if (s.t[i]! > from) {
+        // Storage keeps times to about a microsecond: a live copy of a stored sample is not newer.
+        if (s.t[i]! > from + SAME_SAMPLE) {
           target.t.push(s.t[i]!);
           target.v.push(s.v[i] ?? null);
         }
       }
       if (target.t.length) this.data.set(tag, target);
     }
-    for (const m of liveMarks) if (m.t > seededUntil) this.annotations.push(m);
+    for (const m of liveMarks) if (m.t > seededUntil + SAME_SAMPLE) this.annotations.push(m);
   }
 
   append(tag: string, t: number, value: Scalar): void {
@@ -161,9 +195,10 @@ export function keepChanges(s: TimeSeries): TimeSeries {
 
 /**
  * The value of a monotonic-ish x tag at each time: linear interpolation between its samples,
- * its last value after the last sample, null before the first one.
+ * null before the first one; after the last sample its last value, advanced by `rateAfter` per
+ * second for a tag that is a clock (Run Time goes on between samples; a volume stays).
  */
-export function valuesAt(x: TimeSeries, times: readonly number[]): (number | null)[] {
+export function valuesAt(x: TimeSeries, times: readonly number[], rateAfter = 0): (number | null)[] {
   const out: (number | null)[] = [];
   let j = 0;
   for (const t of times) {
@@ -181,7 +216,8 @@ export function valuesAt(x: TimeSeries, times: readonly number[]): (number | nul
     const v1 = x.v[j + 1];
     if (t1 !== undefined && typeof v1 === "number" && t1 > x.t[j]!) {
       out.push(v0 + ((v1 - v0) * (t - x.t[j]!)) / (t1 - x.t[j]!));
-    } else out.push(v0);
+    } else if (t1 === undefined && rateAfter !== 0) out.push(v0 + rateAfter * (t - x.t[j]!));
+    else out.push(v0);
   }
   return out;
 }
@@ -202,11 +238,12 @@ export interface Aligned {
 export function alignSeries(
   series: readonly (TimeSeries | undefined)[],
   xSeries: TimeSeries | null,
+  rateAfter = 0,
 ): Aligned {
   const times = new Set<number>();
   for (const s of series) if (s) for (const t of s.t) times.add(t);
   const sortedT = [...times].sort((a, b) => a - b);
-  const xs: (number | null)[] = xSeries ? valuesAt(xSeries, sortedT) : sortedT;
+  const xs: (number | null)[] = xSeries ? valuesAt(xSeries, sortedT, rateAfter) : sortedT;
   const index = new Map<number, number>();
   sortedT.forEach((t, i) => index.set(t, i));
   const cols: (number | null)[][] = series.map(() => new Array<number | null>(sortedT.length).fill(null));
@@ -249,9 +286,9 @@ export function categoricalSpans(s: TimeSeries | undefined, until: number): Span
 }
 
 /** Map a time to x through the x tag (or identity for the clock axis). */
-export function timeToX(xSeries: TimeSeries | null, t: number): number | null {
+export function timeToX(xSeries: TimeSeries | null, t: number, rateAfter = 0): number | null {
   if (!xSeries) return t;
-  return valuesAt(xSeries, [t])[0] ?? null;
+  return valuesAt(xSeries, [t], rateAfter)[0] ?? null;
 }
 
 /** Whether a series holds text (categorical) rather than numbers. */

@@ -33,6 +33,8 @@ export function RunView({ id }: { id: string }) {
     buffer.setAnnotationTags(config.annotation_tags ?? ["Mark"]);
     fetchPlotTolerant((tags) => app.api.runPlot(id, tags, 2000), plotTags(config))
       .then(({ data }) => {
+        // A finished run's series are held to its end; one still going on, to its newest sample.
+        buffer.setEnd(run?.stopped ?? null);
         buffer.seed(data);
         version.value++;
       })
@@ -78,7 +80,7 @@ export function RunView({ id }: { id: string }) {
       <div class="unit-grid run-grid">
         <section class="panel area-plot" aria-labelledby="rplot-title">
           <h2 id="rplot-title">Plot</h2>
-          {config && <PlotPanel config={config} buffer={buffer} version={version} label={`Plot of run ${run.id}`} />}
+          {config && <PlotPanel config={config} buffer={buffer} version={version} label={`Plot of run ${run.id}`} live={false} uodName={run.uod.name} />}
         </section>
         <section class="panel area-runlog" aria-labelledby="rlog-title">
           <h2 id="rlog-title">Run log</h2>

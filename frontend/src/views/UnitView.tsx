@@ -1,5 +1,4 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { effect } from "@preact/signals";
 import { useApp } from "../state/app";
 import { createUnitLive, type UnitLive } from "../state/unit";
 import { liveRunTime } from "../state/merge";
@@ -9,11 +8,14 @@ import { ProcessValues } from "../components/ProcessValues";
 import { RunLogTable } from "../components/RunLog";
 import { ErrorLogList } from "../components/ErrorLog";
 import { MethodPanel } from "../components/MethodPanel";
-import { PlotPanel, plotConfigOf, plotTags } from "../components/PlotPanel";
+import { PlotPanel, plotConfigOf, plotStartTags, plotTags } from "../components/PlotPanel";
 import { formatDateTime, formatDuration } from "../lib/format";
 import { fetchPlotTolerant } from "../lib/plotfetch";
 import type { ProcessValueDescription, RunSummary, TagDescription, UnitDetail, UnitSummary } from "../types";
 import { href } from "../state/route";
+
+/** How often the plot asks again for data the server may not have stored yet. */
+const PLOT_RETRIES = 10;
 
 export function UnitView({ id }: { id: string }) {
   const app = useApp();
@@ -43,56 +45,66 @@ export function UnitView({ id }: { id: string }) {
   const active = !!summary?.state && summary.state !== "Stopped";
   live.recording = active;
   const [lastRun, setLastRun] = useState<RunSummary | null>(null);
+  // One effect per run id, so a new run starts from an empty plot: while a run goes on, its stored
+  // history (then the live samples); while stopped, the unit's last run, held to its end.
   useEffect(() => {
-    if (!plotConfig) return;
-    let cancelled = false;
+    if (!plotConfig || !detail) return;
+    const plot = live.samples;
     const tags = plotTags(plotConfig);
+    const retryMs = Math.max(250, (detail.uod.data_log_interval ?? 1) * 1000);
+    let cancelled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const again = (load: (attempt: number) => void, attempt: number) => {
+      if (!cancelled && attempt < PLOT_RETRIES) timer = setTimeout(() => load(attempt + 1), retryMs);
+    };
+    const redraw = () => live.samplesVersion.value++;
     if (!runId) {
-      // Stopped: the plot shows the unit's last run.
-      app.api
-        .runs({ unit_id: id, limit: 1 })
-        .then(async (page) => {
-          const last = page.items[0];
-          if (cancelled || !last) return;
-          const { data } = await fetchPlotTolerant((t) => app.api.runPlot(last.id, t, 2000), tags);
-          if (cancelled) return;
-          live.samples.clear();
-          live.samples.seed(data);
-          live.samplesVersion.value++;
-          setLastRun(last);
-        })
-        .catch(() => {});
-      return () => {
-        cancelled = true;
+      const loadLast = (attempt: number) => {
+        app.api
+          .runs({ unit_id: id, limit: 1 })
+          .then(async (page) => {
+            const last = page.items[0];
+            if (cancelled || !last) return;
+            const { data } = await fetchPlotTolerant((t) => app.api.runPlot(last.id, t, 2000), tags);
+            if (cancelled) return;
+            plot.clear();
+            plot.setEnd(last.stopped ?? null);
+            plot.seed(data);
+            redraw();
+            setLastRun(last);
+            // A run that has just stopped may not be closed in storage yet: its end is still unknown.
+            if (last.stopped == null) again(loadLast, attempt);
+          })
+          .catch(() => again(loadLast, attempt));
       };
+      loadLast(0);
+    } else {
+      setLastRun(null);
+      plot.clear();
+      redraw();
+      const load = (attempt: number) => {
+        fetchPlotTolerant((t) => app.api.unitPlot(id, t, 2000), tags)
+          .then(({ data }) => {
+            if (cancelled) return;
+            plot.seed(data);
+            redraw();
+            // Samples taken before the live ones began (the plot was cleared, or they were still
+            // on their way to storage) are stored a moment later: ask once more after two
+            // data-log intervals, and again while the run's first sample (every tag's starting
+            // value) is not stored yet, as happens right after Start.
+            if (attempt === 0) timer = setTimeout(() => load(1), 2 * retryMs);
+            else if (data.series.some((s) => s.t.length === 0 && startTags.has(s.tag))) again(load, attempt);
+          })
+          .catch(() => again(load, attempt));
+      };
+      const startTags = new Set(plotStartTags(plotConfig));
+      load(0);
     }
-    setLastRun(null);
-    fetchPlotTolerant((t) => app.api.unitPlot(id, t, 2000), tags)
-      .then(({ data }) => {
-        if (cancelled) return;
-        live.samples.seed(data);
-        live.samplesVersion.value++;
-      })
-      .catch(() => {
-        /* a run that has just started has no history yet: the live samples fill the plot */
-      });
     return () => {
       cancelled = true;
+      clearTimeout(timer);
     };
   }, [plotConfig, runId]);
-
-  // A new run clears the plot of the previous one.
-  useEffect(() => {
-    let last: string | null | undefined = undefined;
-    return effect(() => {
-      const r = live.runlog.value.run_id;
-      if (last !== undefined && r !== last) {
-        live.samples.clear();
-        live.samplesVersion.value++;
-      }
-      last = r;
-    });
-  }, [live]);
 
   if (error) {
     return (
@@ -160,7 +172,16 @@ export function UnitView({ id }: { id: string }) {
               </span>
             )}
           </h2>
-          {plotConfig && <PlotPanel config={plotConfig} buffer={live.samples} version={live.samplesVersion} label={`Live plot of ${summary.name}`} />}
+          {plotConfig && (
+            <PlotPanel
+              config={plotConfig}
+              buffer={live.samples}
+              version={live.samplesVersion}
+              label={`Live plot of ${summary.name}`}
+              live={active}
+              uodName={detail.uod.name}
+            />
+          )}
         </section>
         <section class="panel area-runlog" aria-labelledby="runlog-title">
           <h2 id="runlog-title">Run log</h2>
