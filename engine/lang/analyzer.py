@@ -412,17 +412,24 @@ class _Analysis:
                     line,
                     f"'{line.name}' on line {line.number} ends the block before this line",
                 )
-                if line.name == "End blocks":
-                    child = parent
-                    outer = parent.parent
-                    while outer is not None and outer.name == "Block":
+            if line.name == "End blocks" and parent is not None:
+                child, outer = line, line.parent
+                while outer is not None and outer.name == "Block":
+                    if outer is not parent:
                         flag_after(
                             outer.children,
                             child,
                             f"'End blocks' on line {line.number} ends this block before this line",
                         )
-                        child, outer = outer, outer.parent
-            elif line.name in ("Stop", "Restart") and parent is None and not self.injected:
+                    child, outer = outer, outer.parent
+                if outer is not None and _declared_in_block(outer):
+                    flag_after(
+                        outer.children,
+                        child,
+                        f"'End blocks' on line {line.number} ends the block this {outer.name} "
+                        "was declared in, and the rest of its body with it",
+                    )
+            if line.name in ("Stop", "Restart") and parent is None and not self.injected:
                 flag_after(
                     self.parsed.roots,
                     line,
@@ -480,6 +487,17 @@ class _Analysis:
 
 def _block_label(line: Line) -> str:
     return f"Block '{line.argument}'" if line.argument else UNNAMED_BLOCK
+
+
+def _declared_in_block(line: Line) -> bool:
+    """A Watch or Alarm written inside a Block (possibly through other Watch/Alarm bodies): its
+    body ends when that block ends. A macro body may be called anywhere, so it does not count."""
+    if line.name not in ("Watch", "Alarm"):
+        return False
+    outer = line.parent
+    while outer is not None and outer.name in ("Watch", "Alarm"):
+        outer = outer.parent
+    return outer is not None and outer.name == "Block"
 
 
 def _subtree(line: Line) -> list[Line]:

@@ -67,20 +67,31 @@ class Handlers(InterpreterCore):
         self._running(log, cancellable=False, forcible=False)
 
     def _end_innermost(self, now: float) -> None:
+        """End the innermost block and everything written inside it: the rest of its body, the
+        Watches and Alarms declared in it, and the bodies of those that have already fired (they
+        are part of the block's text, so they end with it, even when they ran the End line)."""
         block = self._blocks.pop()
         owner = block.path
         for i, frame in enumerate(owner.frames):
             if frame.block is block:
                 del owner.frames[i:]
-                if owner.pending is not None:
-                    self._live.pop(owner.pending.log.id, None)
-                    self._finish(owner.pending.log, LineState.CANCELLED, now)
-                    self._line_done(owner.pending.log)
-                    owner.pending = None
+                self._drop_pending(owner, now)
                 break
         for arm in [a for a in self._arms if a.block is block]:
             self._disarm(arm, LineState.CANCELLED, now)
+        for path in self._paths:
+            if not path.done and any(b is block for b in path.ancestors):
+                path.done = True
+                self._drop_pending(path, now)
         self._complete(block.log, now)
+
+    def _drop_pending(self, path: Path, now: float) -> None:
+        pending = path.pending
+        if pending is not None:
+            path.pending = None
+            self._live.pop(pending.log.id, None)
+            self._finish(pending.log, LineState.CANCELLED, now)
+            self._line_done(pending.log)
 
     def _i_end_block(self, path: Path, line: Line, log: RunLogLine, now: float) -> None:
         if not self._blocks:

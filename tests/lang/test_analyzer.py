@@ -227,6 +227,62 @@ def test_unreachable_after_end_blocks_up_the_chain(ctx: FakeContext) -> None:
     assert unreachable == [4, 5]
 
 
+def test_unreachable_after_end_blocks_in_a_watch_declared_in_a_block(ctx: FakeContext) -> None:
+    text = method(
+        "Block: Outer",
+        "    Watch: Block Time > 2 s",
+        "        Block: WIn",
+        "            Mark: w",
+        "            1 End blocks",
+        "            Mark: a",
+        "        Mark: never1",
+        "        Mark: never2",
+        "    Mark: reachable: may run before the watch fires",
+        "Mark: after",
+    )
+    findings = [f for f in analyze(text, ctx) if f.code == "unreachable"]
+    assert [f.line for f in findings] == [6, 7, 8]
+    assert "ends the block this Watch was declared in" in findings[1].message
+
+
+@pytest.mark.parametrize("kind", ["Watch: Level > 1", "Alarm: Level > 1"])
+def test_unreachable_after_end_blocks_directly_in_a_body_declared_in_a_block(
+    ctx: FakeContext, kind: str
+) -> None:
+    text = method(
+        "Block: B",
+        f"    {kind}",
+        "        Watch: Level > 2",
+        "            End blocks",
+        "            Mark: x",
+        "        Mark: y",
+        "    Mark: z",
+    )
+    assert [f.line for f in analyze(text, ctx) if f.code == "unreachable"] == [5]
+
+
+NOT_UNREACHABLE = [
+    # a watch at top level goes on after End blocks
+    ["Watch: Level > 1", "    End blocks", "    Mark: x"],
+    ["Watch: Level > 1", "    Block: W", "        End blocks", "    Mark: x"],
+    # End block in the body may end a block the main path entered later, not this one
+    ["Block: B", "    Watch: Level > 1", "        End block", "        Mark: x"],
+    # a macro may be called outside any block
+    [
+        "Block: B",
+        "    Macro: M",
+        "        Watch: Level > 1",
+        "            End blocks",
+        "            Mark: x",
+    ],
+]
+
+
+@pytest.mark.parametrize("lines", NOT_UNREACHABLE)
+def test_rest_of_a_body_that_goes_on_is_reachable(ctx: FakeContext, lines: list[str]) -> None:
+    assert "unreachable" not in codes(method(*lines), ctx)
+
+
 @pytest.mark.parametrize("ender", ["Stop", "Restart", "5 Stop"])
 def test_unreachable_after_top_level_stop(ctx: FakeContext, ender: str) -> None:
     findings = analyze(method("Mark: a", ender, "Mark: b", "# note", "Mark: c"), ctx)
