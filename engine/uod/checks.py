@@ -334,6 +334,6 @@ def button_problems(
             ]
             if errors:
                 problems.append(
-                    (line, f"process value {pv.tag!r} button {button.label!r}: {errors[0].message}")
+                    (line, f"process value {pv.tag!r} button {button.label!r}: {errors[0].full_message}")
                 )
     return problems
