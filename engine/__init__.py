@@ -7,8 +7,9 @@ What lives here:
   the link and the CLI may ask); describe.py words exceptions for the error log.
 - runner.py: the real-time and simulated loops around `Engine.scan`; shutdown.py: the safe
   shutdown of `run` (safe outputs confirmed on the device before the process exits).
-- cli.py: `setpoint-engine run|simulate|check`; ports.py: the seams to the link (`MessageSink`,
-  `EngineControl`); clock.py, tags.py, system_tags.py, commands.py, context.py: their namesakes.
+- cli.py: `setpoint-engine run|simulate|check` (cli_run.py: `run` itself); ports.py: the seams
+  to the link (`MessageSink`, `EngineControl`); calc.py: helpers for calculated tags; clock.py,
+  tags.py, system_tags.py, commands.py, context.py: their namesakes.
 - Sub-packages: lang (P-code, pure), uod (the UOD builder API that UOD files import), hw
   (hardware drivers), sim (simulated process models), simdev (`setpoint-sim` device
   simulators), link (the durable link to the aggregator).

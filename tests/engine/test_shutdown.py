@@ -247,3 +247,43 @@ async def test_end_flush_event_cuts_the_wait_for_the_aggregator() -> None:
     end.set()
     report = await asyncio.wait_for(task, 5.0)
     assert link.waited == [60.0] and link.stopped and report.flushed is False
+
+
+async def test_an_exception_escaping_the_scan_ends_in_the_safe_shutdown() -> None:
+    """`run` wires run_realtime's last line of defence to the shutdown: the loop ends, the
+    outputs go safe and the exit code says the engine failed."""
+    from engine.cli_run import _RunSession
+    from engine.runner import run_realtime
+
+    h = Harness(method=LONG)
+    _running(h)
+    scan = h.engine.scan
+    scans = 0
+
+    def scan_with_a_bug(now: float) -> None:
+        nonlocal scans
+        scans += 1
+        if scans == 3:
+            raise RuntimeError("a bug")
+        scan(now)
+
+    async def sleep(seconds: float) -> None:
+        h.clock.advance(seconds)
+
+    h.engine.scan = scan_with_a_bug  # type: ignore[method-assign]
+    control = ShutdownControl()
+    session = _RunSession(control, 1.0)
+    await asyncio.wait_for(
+        run_realtime(
+            h.engine,
+            h.clock,
+            session.stop,
+            on_scan_error=lambda exc: session.request(f"scan error: {exc}", failure=True),
+            sleep=sleep,
+        ),
+        5.0,
+    )
+    assert scans == 3 and control.reason == "scan error: a bug"
+    report = await shut_down(h.engine, control, user="service", safe_timeout=1.0)
+    assert h.model_inputs() == (0.0, "None")
+    assert report.code == EXIT_FAILED
