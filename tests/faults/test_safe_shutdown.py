@@ -56,6 +56,8 @@ def _start(processes: list[Running], argv: list[str], **kwargs: object) -> Runni
 class Skid:
     """The simulated skid's setpoint registers, read over Modbus as any client would."""
 
+    sim: Running
+
     def __init__(self, port: int) -> None:
         self.client = ModbusTcpClient("127.0.0.1", port=port, timeout=2)
         assert self.client.connect()
@@ -65,6 +67,14 @@ class Skid:
         assert not reply.isError(), reply
         pump = struct.unpack(">f", struct.pack(">HH", *reply.registers[:2]))[0]
         return round(pump, 3), reply.registers[2]
+
+    def tripped(self) -> bool:
+        """The device's own watchdog went safe (3 s without the engine's heartbeat): the safe
+        values the test sees must come from the engine, so this must not have happened."""
+        address = chrom.WATCHDOG_TRIPPED.address
+        reply = self.client.read_discrete_inputs(address, count=1, device_id=chrom.DEVICE_ID)
+        assert not reply.isError(), reply
+        return bool(reply.bits[0])
 
 
 @pytest.fixture
@@ -76,6 +86,7 @@ def skid(processes: list[Running]) -> Iterator[tuple[int, Skid]]:
     )
     device.wait_line("^modbus device: ", stream="stdout")
     client = Skid(port)
+    client.sim = device
     try:
         yield port, client
     finally:
@@ -110,6 +121,7 @@ def test_signal_leaves_the_modbus_device_safe(
     os.kill(engine.proc.pid, signum)
     assert engine.proc.wait(30) == 0
     assert device.setpoints() == (0.0, chrom.INLET_CODES["None"])
+    assert not device.tripped(), device.sim.stdout
     engine.wait_line(r"safe values confirmed for 2 output\(s\)")
     engine.wait_line(r"run \S+ stopped", stream="stdout")
 
@@ -139,6 +151,7 @@ def test_second_ctrl_c_waits_for_the_safe_values_and_skips_the_flush(
     assert engine.proc.wait(30) == 0
     assert time.monotonic() - first < 9.0  # the 10 s flush was not waited for
     assert device.setpoints() == (0.0, chrom.INLET_CODES["None"])
+    assert not device.tripped(), device.sim.stdout
     engine.wait_line(r"safe values confirmed for 2 output\(s\)")
     engine.wait_line("the safe values are written first|not waiting for the aggregator")
 
