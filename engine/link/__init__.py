@@ -11,8 +11,11 @@ from engine.link.machine import (
     Execute,
     LinkMachine,
     LinkPolicy,
+    ReadOutbox,
+    Rebase,
     ScheduleReconnect,
     Send,
+    Span,
 )
 from engine.link.outbox import Outbox, StoredFrame
 
@@ -24,7 +27,10 @@ __all__ = [
     "LinkMachine",
     "LinkPolicy",
     "Outbox",
+    "ReadOutbox",
+    "Rebase",
     "ScheduleReconnect",
     "Send",
+    "Span",
     "StoredFrame",
 ]
