@@ -34,8 +34,8 @@ def create_app(
     live = LiveState(hub or LiveHub())
 
     def on_result(result: BatchResult) -> None:
-        for engine_id, entry in result.errors:
-            live.hub.publish(f"unit/{engine_id}/errors", {"entries": [entry]})
+        for error in result.errors:
+            live.hub.publish(f"unit/{error.engine_id}/errors", {"entries": [error.as_json()]})
         for engine_id, run_id in result.runs_closed:
             unit = live.engines.get(engine_id)
             if unit is not None and unit.run_id == run_id:

@@ -39,7 +39,8 @@ import sqlalchemy as sa
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
 from aggregator.security import new_token, token_hash
-from aggregator.store import T_CHUNK, T_RECENT, Storage
+from aggregator.store import Storage
+from aggregator.store.tables import T_CHUNK, T_RECENT
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -26,7 +26,8 @@ import protocol as p
 from aggregator import cli
 from aggregator.db import create_db_engine, upgrade
 from aggregator.security import new_token, token_hash
-from aggregator.store import T_TOKEN, T_USER, Storage
+from aggregator.store import Storage
+from aggregator.store.tables import T_TOKEN, T_USER
 from tests.aggregator.helpers import RawEngine, tags
 
 EXE = [sys.executable, "-m", "aggregator.cli"]

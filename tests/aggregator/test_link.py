@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 import protocol as p
 from aggregator.context import Settings
-from aggregator.store import T_RECEIVED, T_SEQ
+from aggregator.store.tables import T_RECEIVED, T_SEQ
 from tests.aggregator.helpers import Aggregator, RawEngine, register_frame, tags, until
 
 
@@ -157,7 +157,7 @@ async def test_rule5_no_ack_when_the_commit_fails(
     """A failed commit is never acked, and nothing queued behind it is stored either (that would
     leave a hole hidden behind a higher stored seq)."""
     storage = aggregator.ctx.storage
-    original = storage.apply_batch
+    original = storage.ingest.apply_batch
     calls = {"n": 0}
     first_batch_started = threading.Event()
     later_frames_sent = threading.Event()
@@ -170,7 +170,7 @@ async def test_rule5_no_ack_when_the_commit_fails(
             raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
         return original(ops)
 
-    monkeypatch.setattr(storage, "apply_batch", failing)
+    monkeypatch.setattr(storage.ingest, "apply_batch", failing)
     await engine.register()
     rid = run_id()
     await engine.send(tags(1, 1000.0, rid))
@@ -536,20 +536,20 @@ async def test_one_failing_message_does_not_fail_the_other_engines_batch(
 ) -> None:
     from aggregator.app import create_app
     from aggregator.security import new_token, token_hash
-    from aggregator.store import Storage
+    from aggregator.store.ingest import Ingest
 
     agg = Aggregator(create_app(db_url, Settings(resend_timeout=1.0, batch_window=0.3)))
     await agg.start()
     agg.token = new_token()
     agg.ctx.storage.create_engine_token("sp-" + uuid.uuid4().hex[:6], token_hash(agg.token))
-    real_apply = Storage._apply
+    real_apply = Ingest._apply
 
-    def apply(self: Storage, conn: Any, op: Any, msg: Any, *args: Any) -> None:
-        real_apply(self, conn, op, msg, *args)  # its rows are written, then rolled back
+    def apply(self: Ingest, batch: Any, op: Any, msg: Any) -> None:
+        real_apply(self, batch, op, msg)  # its rows are written, then rolled back
         if isinstance(msg, p.TagsUpdated) and any(t.value == 666.0 for t in msg.tags):
             raise RuntimeError("a bug met by this one message")
 
-    monkeypatch.setattr(Storage, "_apply", apply)
+    monkeypatch.setattr(Ingest, "_apply", apply)
     bad, good = RawEngine(agg), RawEngine(agg)
     rid_bad, rid_good = run_id(), run_id()
     try:

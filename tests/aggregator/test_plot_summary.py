@@ -18,7 +18,8 @@ from aggregator import models as m
 from aggregator.chunks import decode_chunk, encode_chunk
 from aggregator.db import alembic_config, create_db_engine, upgrade
 from aggregator.decimate import decimate, is_numeric
-from aggregator.store import Storage, _sample_row
+from aggregator.store import Storage
+from aggregator.store.tables import sample_row
 from protocol import ScalarValue
 from tests.aggregator.test_storage import Feeder, rid, started
 
@@ -27,7 +28,7 @@ T_CHUNK: sa.Table = m.SampleChunk.__table__  # type: ignore[attr-defined]
 
 def _new_series(storage: Storage, run_pk: int, engine_id: str) -> int:
     with storage.engine.begin() as conn:
-        return storage._tag_id(conn, engine_id, "T" + uuid.uuid4().hex[:8], "bar")
+        return storage.ingest.registry.tag_id(conn, engine_id, "T" + uuid.uuid4().hex[:8], "bar")
 
 
 def _store(
@@ -38,7 +39,7 @@ def _store(
         storage.write_chunks(conn, run_pk, tag, chunked)
         if recent:
             conn.exec_driver_sql(
-                storage._insert_samples, [_sample_row(run_pk, tag, t, v) for t, v in recent]
+                storage.ingest.insert_samples, [sample_row(run_pk, tag, t, v) for t, v in recent]
             )
 
 
@@ -126,8 +127,8 @@ def _chunk_buckets(
     if len(samples) <= points or not all(is_numeric(v) or v is None for _, v in samples):
         return False
     with storage.engine.connect() as conn:
-        chunks = storage._window_chunks(conn, run_pk, tag, t0, t1, T_CHUNK.c.v_kind)
-        recent = storage._recent_samples(conn, run_pk, tag, t0, t1)
+        chunks = storage.queries.window_chunks(conn, run_pk, tag, t0, t1, T_CHUNK.c.v_kind)
+        recent = storage.queries.recent_samples(conn, run_pk, tag, t0, t1)
     if not chunks or not any(c.v_kind for c in chunks):
         return False
     return max(points, 2) // 8 <= len(chunks) + (1 if recent else 0) <= max(points, 2) // 2
@@ -153,7 +154,7 @@ def _assert_extremes_kept(
     if numbers:
         assert min(numbers) in dv and max(numbers) in dv  # type: ignore[type-var]
     with storage.engine.connect() as conn:
-        chunks = storage._window_chunks(conn, run_pk, tag, t0, t1, T_CHUNK.c.data)
+        chunks = storage.queries.window_chunks(conn, run_pk, tag, t0, t1, T_CHUNK.c.data)
     for chunk in chunks:
         part = [(t, v) for t, v in decode_chunk(chunk.data) if t0 <= t <= t1 and v is not None]
         if not part:

@@ -14,10 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 import protocol as p
-from aggregator import store as st
 from aggregator.db import create_db_engine, upgrade
 from aggregator.ingest_session import RecordGap, Store
-from aggregator.store import BatchOp, Storage
+from aggregator.store import BatchOp, BatchResult, Storage, ingest, tables
 from protocol import content_digest
 from tests.aggregator.helpers import register_frame
 
@@ -39,7 +38,7 @@ class Feeder:
             0
         ]
 
-    def send(self, *messages: p.BaseModel) -> st.BatchResult:
+    def send(self, *messages: p.BaseModel) -> BatchResult:
         ops = []
         for message in messages:
             self.seq += 1
@@ -104,8 +103,8 @@ def test_run_lifecycle_with_uod_and_method_versions(storage: Storage) -> None:
     with storage.engine.connect() as conn:
         recent = conn.execute(
             sa.select(sa.func.count())
-            .select_from(st.T_RECENT)
-            .where(st.T_RECENT.c.run_pk == run["pk"])
+            .select_from(tables.T_RECENT)
+            .where(tables.T_RECENT.c.run_pk == run["pk"])
         ).scalar()
     assert recent == 0, "a stopped run is compacted"
     samples, chunks = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "Inlet"), 0, 2e9)
@@ -145,14 +144,16 @@ def test_samples_compact_every_300_per_tag(storage: Storage) -> None:
     assert run is not None
     with storage.engine.connect() as conn:
         chunks = (
-            conn.execute(sa.select(st.T_CHUNK.c.count).where(st.T_CHUNK.c.run_pk == run["pk"]))
+            conn.execute(
+                sa.select(tables.T_CHUNK.c.count).where(tables.T_CHUNK.c.run_pk == run["pk"])
+            )
             .scalars()
             .all()
         )
         recent = conn.execute(
             sa.select(sa.func.count())
-            .select_from(st.T_RECENT)
-            .where(st.T_RECENT.c.run_pk == run["pk"])
+            .select_from(tables.T_RECENT)
+            .where(tables.T_RECENT.c.run_pk == run["pk"])
         ).scalar()
     assert sorted(chunks) == [300, 300] and recent == 100
     samples, _ = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "FT01"), 0, 2e9)
@@ -296,7 +297,7 @@ def test_windowed_read_touches_only_overlapping_chunks(storage: Storage) -> None
     run = storage.run_by_id(r)
     assert run is not None
     with storage.engine.begin() as conn:
-        tid = storage._tag_id(conn, f.engine_id, "FT01", "L/h")
+        tid = storage.ingest.registry.tag_id(conn, f.engine_id, "FT01", "L/h")
         storage.write_chunks(conn, run["pk"], tid, [(float(t), float(t)) for t in range(30_000)])
     # 100 chunks of 300 s; a 250 s window inside one chunk, and one spanning two
     samples, chunks = storage.read_samples(run["pk"], tid, 15_010.0, 15_260.0)
@@ -335,7 +336,7 @@ def _bytes_per_value(tmp_path: Path, hours: float, tags: int) -> float:
     for tag in range(tags):
         values = _float32_walk(rng, seconds)
         with engine.begin() as conn:
-            tid = storage._tag_id(conn, f.engine_id, f"T{tag:03d}", "bar")
+            tid = storage.ingest.registry.tag_id(conn, f.engine_id, f"T{tag:03d}", "bar")
             storage.write_chunks(
                 conn, run["pk"], tid, [(1.7e9 + i + 0.0123, v) for i, v in enumerate(values)]
             )
@@ -376,8 +377,8 @@ def test_ingest_path_bytes_per_value(storage: Storage) -> None:
     assert run is not None
     with storage.engine.connect() as conn:
         blob_bytes = conn.execute(
-            sa.select(sa.func.sum(sa.func.length(st.T_CHUNK.c.data))).where(
-                st.T_CHUNK.c.run_pk == run["pk"]
+            sa.select(sa.func.sum(sa.func.length(tables.T_CHUNK.c.data))).where(
+                tables.T_CHUNK.c.run_pk == run["pk"]
             )
         ).scalar()
     assert blob_bytes / 12_000 < 8.0
@@ -423,16 +424,18 @@ def test_method_sent_before_an_aggregator_restart_is_recorded_with_the_run(db_ur
 
 
 def test_old_digests_are_pruned(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(st, "DIGEST_RETENTION", 5)
+    monkeypatch.setattr(ingest, "DIGEST_RETENTION", 5)
     f = Feeder(storage)
     r = rid()
     f.send(started(r), *[sample(r, 1000.0 + i, FT01=float(i)) for i in range(20)])
-    storage._last_prune = 0.0
+    storage.ingest._last_prune = 0.0
     storage.maintain()
     with storage.engine.connect() as conn:
         seqs = (
             conn.execute(
-                sa.select(st.T_RECEIVED.c.seq).where(st.T_RECEIVED.c.engine_id == f.engine_id)
+                sa.select(tables.T_RECEIVED.c.seq).where(
+                    tables.T_RECEIVED.c.engine_id == f.engine_id
+                )
             )
             .scalars()
             .all()

@@ -1,0 +1,352 @@
+"""The ingest path: engine registration and batches of engine messages, stored on the one
+writer thread (aggregator.writer), followed by compaction.
+
+With a single writer the caches (tag ids and UODs in Registry, open runs in Runs, the recent
+sample index in Compactor) can never disagree with the database, except after a failed
+transaction, when they are simply dropped and reloaded (`reset`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store, same_content
+from aggregator.store.batch import BatchOp, BatchResult, StoredError
+from aggregator.store.compaction import Compactor
+from aggregator.store.registration import Registry
+from aggregator.store.runs import OpenRun, Runs, aggregator_line, record_error, upsert_runlog
+from aggregator.store.tables import T_ENGINE, T_RECEIVED, T_RUN, T_SEQ, SampleRow, sample_row
+from protocol import (
+    ControlState,
+    ErrorLog,
+    Method,
+    MethodState,
+    RegisterEngine,
+    RunLog,
+    RunStarted,
+    RunStopped,
+    StoredMessage,
+    SystemState,
+    TagsUpdated,
+)
+
+log = logging.getLogger(__name__)
+
+DIGEST_RETENTION = 10_000
+"""Digests kept per engine for rule 6. A resend reaches back at most to the engine's unacked
+window (2 x 1000 frames in the link's default policy); older seqs are below Registered.last_seq
+and never resent."""
+
+# Built once: constructing a statement costs more than executing it.
+_SEQ_UPDATE = (
+    T_SEQ.update()
+    .where(T_SEQ.c.engine_id == sa.bindparam("e"), T_SEQ.c.last_seq < sa.bindparam("s"))
+    .values(last_seq=sa.bindparam("s"), updated=sa.bindparam("now"))
+)
+
+
+@dataclass
+class _Batch:
+    """A batch being applied: its transaction, what it changed, the sample rows to insert."""
+
+    conn: Connection
+    result: BatchResult
+    samples: list[SampleRow]
+    now: float
+
+    def link_error(self, op: BatchOp, pk: int | None, text: str, seq: int | None) -> None:
+        error = StoredError(op.engine_id, pk, self.now, "error", "link", text, seq)
+        record_error(self.conn, self.result, error)
+
+
+class Ingest:
+    def __init__(
+        self, engine: Engine, clock: Callable[[], float], registry: Registry, compactor: Compactor
+    ) -> None:
+        self.engine = engine
+        self._clock = clock
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_received = (
+            "INSERT INTO received_message (engine_id, seq, kind, digest, received) "
+            f"VALUES ({', '.join([mark] * 5)})"
+        )
+        self.insert_samples = (
+            "INSERT INTO sample_recent (run_pk, tag_id, t, num, text, kind) "
+            f"VALUES ({', '.join([mark] * 6)})"
+        )
+        """The statement inserting SampleRow tuples (exec_driver_sql)."""
+        self.registry = registry
+        self.compactor = compactor
+        self.runs = Runs(registry, compactor)
+        self._last_prune = 0.0
+
+    def reset(self) -> None:
+        """Drop every writer cache (after a failed transaction)."""
+        self.registry.reset()
+        self.runs.reset()
+        self.compactor.reset()
+
+    def _load(self, conn: Connection) -> None:
+        self.runs.load(conn)
+        self.compactor.load(conn)
+
+    def register_engine(self, reg: RegisterEngine, token_name: str) -> tuple[int, str | None]:
+        """Record the engine and its UOD; return (last stored seq, open run id)."""
+        try:
+            with self.engine.begin() as conn:
+                self._load(conn)
+                last_seq = self.registry.register(conn, reg, token_name, self._clock())
+        except Exception:
+            self.reset()
+            raise
+        open_run = self.runs.open_run(reg.engine_id)
+        return last_seq, None if open_run is None else open_run.run_id
+
+    def apply_and_maintain(self, ops: Sequence[BatchOp]) -> BatchResult:
+        """One trip to the writer thread per batch: store it, then compact what is due. A
+        compaction failure does not fail the batch (it is committed); it is retried later."""
+        result = self.apply_batch(ops)
+        try:
+            self.maintain()
+        except Exception:
+            log.exception("sample compaction failed; it will be retried")
+        return result
+
+    def maintain(self, *, force_all: bool = False) -> int:
+        """Compact recent samples into chunks where due (all with force_all), and now and then
+        forget old message digests. Returns the number of chunks written."""
+        now = self._clock()
+        written = self.compactor.compact(now, force_all=force_all)
+        if now - self._last_prune >= 60.0:
+            self._last_prune = now
+            self._prune_digests()
+        return written
+
+    def _prune_digests(self) -> None:
+        with self.engine.begin() as conn:
+            for row in conn.execute(sa.select(T_SEQ.c.engine_id, T_SEQ.c.last_seq)).all():
+                conn.execute(
+                    T_RECEIVED.delete().where(
+                        T_RECEIVED.c.engine_id == row.engine_id,
+                        T_RECEIVED.c.seq < row.last_seq - DIGEST_RETENTION,
+                    )
+                )
+
+    def apply_batch(self, ops: Sequence[BatchOp]) -> BatchResult:
+        """Store a batch in one transaction. Raises on failure, having rolled back everything.
+
+        Each message is applied in its own SAVEPOINT: one that fails unexpectedly (a bug, a
+        constraint we did not foresee) is rolled back alone, logged in its engine's error log
+        and still counted as stored, so the other engines' frames of the batch commit and every
+        stream goes on instead of all of them being disconnected to resend the same failure."""
+        high: dict[str, int] = {}
+        failed = False
+        try:
+            with self.engine.begin() as conn:
+                if self.is_sqlite:
+                    # pysqlite begins a transaction only before the first INSERT/UPDATE/DELETE:
+                    # a SAVEPOINT before that would open it, and its RELEASE commit it, piece by
+                    # piece. Begin it here (IMMEDIATE: this thread is the only writer anyway).
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                self._load(conn)
+                batch = _Batch(conn, BatchResult(), [], self._clock())
+                received: list[tuple[str, int, str, str, float]] = []
+                for op in ops:
+                    action = op.action
+                    if isinstance(action, Store):
+                        msg = action.message
+                        received.append((op.engine_id, msg.seq, msg.type, action.digest, batch.now))
+                        high[op.engine_id] = max(high.get(op.engine_id, 0), msg.seq)
+                        failed |= not self._apply_one(batch, op, msg)
+                    elif isinstance(action, CompareStored):
+                        self._compare(batch, op, action)
+                    elif isinstance(action, IntegrityError):
+                        log.error("engine %s: integrity error: %s", op.engine_id, action.text)
+                        pk = self.runs.current_pk(op.engine_id)
+                        batch.link_error(op, pk, f"integrity error: {action.text}", action.seq)
+                    else:
+                        self._gap(batch, op, action)
+                        high[op.engine_id] = max(high.get(op.engine_id, 0), action.last)
+                if received:
+                    conn.exec_driver_sql(self._insert_received, received)
+                if batch.samples:
+                    conn.exec_driver_sql(self.insert_samples, batch.samples)
+                if high:
+                    conn.execute(
+                        _SEQ_UPDATE,
+                        [{"e": e, "s": seq, "now": batch.now} for e, seq in high.items()],
+                    )
+        except Exception:
+            self.reset()
+            raise
+        if failed:
+            self.reset()  # reload with this batch's samples counted (compaction)
+        return batch.result
+
+    def _apply_one(self, batch: _Batch, op: BatchOp, msg: StoredMessage) -> bool:
+        """Apply one message in a SAVEPOINT (see apply_batch); False when it failed."""
+        result = batch.result
+        marks = (
+            len(batch.samples),
+            len(result.errors),
+            len(result.runs_opened),
+            len(result.runs_closed),
+        )
+        try:
+            with batch.conn.begin_nested():
+                self._apply(batch, op, msg)
+            return True
+        except Exception as exc:
+            log.exception("engine %s: storing %s seq %d failed", op.engine_id, msg.type, msg.seq)
+            del batch.samples[marks[0] :]
+            del result.errors[marks[1] :]
+            del result.runs_opened[marks[2] :]
+            del result.runs_closed[marks[3] :]
+            # the caches may name rows the savepoint rolled back: reload them from here
+            self.reset()
+            self._load(batch.conn)
+            text = (
+                f"{msg.type} seq {msg.seq} could not be stored and is lost "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            )
+            record_error(
+                batch.conn,
+                result,
+                StoredError(
+                    op.engine_id,
+                    self.runs.current_pk(op.engine_id),
+                    batch.now,
+                    "error",
+                    "aggregator",
+                    text,
+                    msg.seq,
+                ),
+            )
+            return False
+
+    def _apply(self, batch: _Batch, op: BatchOp, msg: StoredMessage) -> None:
+        if isinstance(msg, TagsUpdated):
+            self._tags(batch, op, msg)
+        elif isinstance(msg, RunStarted):
+            if not self.runs.exists(batch.conn, msg.run_id):
+                self.runs.start(
+                    batch.conn,
+                    op,
+                    batch.result,
+                    msg.run_id,
+                    msg.started,
+                    method_version=msg.method_version,
+                    user=msg.user,
+                    run_counter=msg.run_counter,
+                )
+        elif isinstance(msg, RunStopped):
+            self._run_stopped(batch, op, msg)
+        elif isinstance(msg, RunLog):
+            pk = self._pk(batch, op, msg.run_id, msg.time)
+            if pk is not None:
+                for line in msg.lines:
+                    upsert_runlog(batch.conn, pk, line.id, line.start, line.model_dump(mode="json"))
+        elif isinstance(msg, Method):
+            self.runs.set_method(batch.conn, op.engine_id, msg)
+        elif isinstance(msg, MethodState):
+            pk = self._pk(batch, op, msg.run_id, msg.time)
+            if pk is not None:
+                batch.conn.execute(
+                    T_RUN.update()
+                    .where(T_RUN.c.pk == pk)
+                    .values(method_state_json=msg.model_dump_json())
+                )
+        elif isinstance(msg, ControlState):
+            self._control_state(batch, op, msg)
+        elif isinstance(msg, ErrorLog):
+            pk = self._pk(batch, op, msg.run_id, msg.time)
+            for entry in msg.entries:
+                error = StoredError(
+                    op.engine_id, pk, entry.time, entry.level, entry.source, entry.message, msg.seq
+                )
+                record_error(batch.conn, batch.result, error)
+
+    def _pk(self, batch: _Batch, op: BatchOp, run_id: str | None, t: float) -> int | None:
+        """The run a message names, else the engine's open run."""
+        pk = self.runs.run_pk(batch.conn, op, run_id, t, batch.result)
+        return pk or self.runs.current_pk(op.engine_id)
+
+    def _tags(self, batch: _Batch, op: BatchOp, msg: TagsUpdated) -> None:
+        if not msg.sample:
+            return
+        run_pk = self.runs.run_pk(batch.conn, op, msg.run_id, msg.time, batch.result)
+        if run_pk is None:
+            return
+        for tag in msg.tags:
+            tag_id = self.registry.tag_id(batch.conn, op.engine_id, tag.name, tag.unit)
+            batch.samples.append(sample_row(run_pk, tag_id, tag.tick, tag.value))
+            self.compactor.sample_added((run_pk, tag_id), tag.tick, batch.now)
+
+    def _run_stopped(self, batch: _Batch, op: BatchOp, msg: RunStopped) -> None:
+        pk = self.runs.run_pk(batch.conn, op, msg.run_id, msg.time, batch.result)
+        assert pk is not None
+        current = self.runs.open_run(op.engine_id)
+        run = (
+            current
+            if current is not None and current.pk == pk
+            else OpenRun(pk, msg.run_id, op.session_id)
+        )
+        self.runs.close(
+            batch.conn, op.engine_id, run, msg.stopped, msg.reason, msg.user, batch.result
+        )
+
+    def _control_state(self, batch: _Batch, op: BatchOp, msg: ControlState) -> None:
+        batch.conn.execute(
+            T_ENGINE.update()
+            .where(T_ENGINE.c.id == op.engine_id)
+            .values(control_json=msg.model_dump_json(), last_seen=batch.now)
+        )
+        current = self.runs.open_run(op.engine_id)
+        if current is None or current.session_id == op.session_id:
+            return
+        # A restarted engine that no longer runs the open run would otherwise leave it open
+        # until its next RunStarted, which may never come. Messages are stored in seq order,
+        # so this state is later than anything the old session reported.
+        if msg.run_id is None and msg.state == SystemState.STOPPED:
+            evidence = "the restarted engine reports it is stopped"
+        elif msg.run_id is not None and msg.run_id != current.run_id:
+            evidence = f"the restarted engine reports run {msg.run_id}"
+        else:
+            return
+        self.runs.close_abandoned(
+            batch.conn, op.engine_id, current, msg.time, "engine restarted", evidence, batch.result
+        )
+
+    def _compare(self, batch: _Batch, op: BatchOp, action: CompareStored) -> None:
+        row = batch.conn.execute(
+            sa.select(T_RECEIVED.c.digest).where(
+                T_RECEIVED.c.engine_id == op.engine_id, T_RECEIVED.c.seq == action.message.seq
+            )
+        ).first()
+        if row is None or same_content(row.digest, action.message, action.digest):
+            return
+        text = (
+            f"integrity error: resent {action.message.type} seq {action.message.seq} differs from "
+            "the stored copy; the first copy is kept"
+        )
+        log.error("engine %s: %s", op.engine_id, text)
+        batch.link_error(op, self.runs.current_pk(op.engine_id), text, action.message.seq)
+
+    def _gap(self, batch: _Batch, op: BatchOp, action: RecordGap) -> None:
+        count = action.last - action.first + 1
+        text = (
+            f"link gap: {count} message(s) seq {action.first}..{action.last} were lost "
+            f"({action.reason})"
+        )
+        log.warning("engine %s: %s", op.engine_id, text)
+        pk = self.runs.current_pk(op.engine_id)
+        batch.link_error(op, pk, text, action.first)
+        if pk is not None:
+            key = f"gap-{action.first}-{action.last}"
+            line = aggregator_line(key, text, batch.now, "messages lost")
+            upsert_runlog(batch.conn, pk, key, batch.now, line)
