@@ -19,8 +19,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from aggregator.api.origin import OriginError, normalize_origin
+from aggregator.audit import KEY_FILE, new_key_file, read_key_file
 from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, parse_url, upgrade
-from aggregator.security import ROLES, hash_password, new_token, token_hash
+from aggregator.security import ROLES, hash_password, new_token, password_problem, token_hash
 
 DEFAULT_PORT = 9800
 DEFAULT_DATA_DIR = "data"
@@ -44,6 +46,18 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SETPOINT_DATA_DIR", DEFAULT_DATA_DIR),
         help="directory for the default SQLite database (default: ./data or $SETPOINT_DATA_DIR)",
     )
+
+
+def _add_password_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead of prompting "
+        "(for scripts; default: prompt). Passwords need at least 12 characters, not all "
+        "whitespace, and must not be a common password",
+    )
+    # only for `make demo`'s user "demo" (password "demo"); deliberately not in --help
+    parser.add_argument("--allow-weak-password", action="store_true", help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="mark the session cookie Secure (browsers then send it over HTTPS only); use it "
         "behind a TLS reverse proxy (default: off, for plain http://127.0.0.1)",
     )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="another origin (scheme://host[:port]) whose pages may make changes with the session "
+        "cookie; repeatable (default: only this site itself, as named in the request's Host)",
+    )
+    serve.add_argument(
+        "--trust-forwarded-for",
+        action="store_true",
+        help="behind a reverse proxy: throttle logins by the client address the proxy appends to "
+        "X-Forwarded-For, not by the proxy's address (only with a proxy that sets it)",
+    )
     _add_storage_options(serve)
 
     user = sub.add_parser("user", help="manage users")
@@ -115,13 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="required: viewer (sees everything), operator (also controls units and edits "
         "methods) or admin (also manages users and tokens)",
     )
-    add.add_argument(
-        "--password-stdin",
-        action="store_true",
-        help="read the password from the first line of standard input instead of prompting "
-        "(for scripts; default: prompt)",
-    )
+    _add_password_options(add)
     _add_storage_options(add)
+    passwd = user_sub.add_parser(
+        "passwd",
+        help="set a user's password",
+        description="Set a new password for a user and end the user's sessions. Prompts for the "
+        "password twice unless --password-stdin is given.",
+    )
+    passwd.add_argument("name", help="user name")
+    _add_password_options(passwd)
+    _add_storage_options(passwd)
 
     token = sub.add_parser("engine-token", help="manage engine tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
@@ -143,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="walk the hash chain; name the first entry that does not match",
         description="Check that the audit trail (who did what, when) has not been altered: "
         "walk its hash chain, exit 0 when intact, 1 naming the first entry that does not match.",
+    )
+    verify.add_argument(
+        "--audit-key",
+        metavar="FILE",
+        help="the key that anchors the trail's head (default: audit.key in the data directory, "
+        "created by `serve`); needed to detect removed newest entries",
     )
     _add_storage_options(verify)
     return parser
@@ -181,10 +219,8 @@ def open_database(url: str) -> Engine:
     return engine
 
 
-def cmd_user_add(args: argparse.Namespace) -> int:
-    from aggregator.store import Storage
-
-    url = database_url(args)
+def read_new_password(args: argparse.Namespace) -> str:
+    """The password from stdin or typed twice, checked against the same policy as the API."""
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -196,6 +232,17 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             raise UsageError("no password given (use --password-stdin in scripts)") from None
     if not password:
         raise UsageError("the password is empty")
+    problem = password_problem(password)
+    if problem is not None and not args.allow_weak_password:
+        raise UsageError(problem)
+    return password
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from aggregator.store import Storage
+
+    url = database_url(args)
+    password = read_new_password(args)
     engine = open_database(url)
     storage = Storage(engine)
     try:
@@ -205,6 +252,36 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     finally:
         storage.engine.dispose()
     print(f"user {args.name} added with role {args.role}")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    """Also ends the user's sessions, as a password change over the API does."""
+    import sqlalchemy as sa
+
+    from aggregator.models import SessionToken, User
+
+    users: sa.Table = User.__table__  # type: ignore[attr-defined]
+    sessions: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
+    url = database_url(args)
+    password = read_new_password(args)
+    engine = open_database(url)
+    try:
+        with engine.begin() as conn:
+            user_id = conn.execute(
+                sa.select(users.c.id).where(users.c.name == args.name)
+            ).scalar_one_or_none()
+            if user_id is None:
+                raise UsageError(f"no user named {args.name!r}")
+            conn.execute(
+                users.update()
+                .where(users.c.id == user_id)
+                .values(password_hash=hash_password(password))
+            )
+            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+    finally:
+        engine.dispose()
+    print(f"password of {args.name} changed; their sessions have ended")
     return 0
 
 
@@ -229,17 +306,48 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_key_path(args: argparse.Namespace) -> Path:
+    return Path(args.audit_key) if args.audit_key else Path(args.data_dir) / KEY_FILE
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Exit 0 when the chain is intact, 1 naming the first entry that does not match."""
+    """Exit 0 when the chain is intact and ends at its anchored head, 1 naming the first entry
+    that does not match."""
     from aggregator.audit import AuditTrail
 
+    path = audit_key_path(args)
+    if not path.exists():
+        raise UsageError(
+            f"no audit key at {path}: give the --data-dir of the aggregator that wrote the "
+            "trail, or --audit-key FILE (a copy of its audit.key)"
+        )
+    try:
+        key = read_key_file(path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     engine = open_database(database_url(args))
     try:
-        result = AuditTrail(engine).verify()
+        result = AuditTrail(engine, key=key).verify()
     finally:
         engine.dispose()
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
+
+
+def audit_key_for_serving(data_dir: Path, engine: Engine) -> bytes:
+    """The data directory's audit key, created (mode 0600) at the first start; anchors the head
+    of a trail that has none yet."""
+    from aggregator.audit import AuditTrail
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = new_key_file(data_dir / KEY_FILE)
+    except OSError as exc:
+        raise UsageError(f"cannot create the audit key in {data_dir}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    AuditTrail(engine, key=key).anchor()
+    return key
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -259,15 +367,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(
         logging.DEBUG if args.log_level == "debug" else logging.WARNING
     )
+    origins: list[str] = []
+    for url in args.allowed_origin:
+        try:
+            origins.append(normalize_origin(url))
+        except OriginError as exc:
+            raise UsageError(f"--allowed-origin: {exc}") from None
     url = database_url(args)
     engine = open_database(url)
-    engine.dispose()
+    try:
+        key = audit_key_for_serving(Path(args.data_dir), engine)
+    finally:
+        engine.dispose()
     app = create_app(
         url,
         Settings(
             heartbeat_interval=args.heartbeat,
             static_dir=args.static_dir,
             secure_cookies=args.secure_cookies,
+            allowed_origins=tuple(origins),
+            trust_forwarded_for=args.trust_forwarded_for,
+            audit_key=key,
         ),
         migrate=False,
     )
@@ -311,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "user":
-            return cmd_user_add(args)
+            return cmd_user_passwd(args) if args.user_command == "passwd" else cmd_user_add(args)
         if args.command == "audit":
             return cmd_audit_verify(args)
         return cmd_token_create(args)

@@ -36,6 +36,13 @@ class Settings:
     secure_cookies: bool = False
     static_dir: str | None = None
     """Built web UI to serve at `/`; None: the repository's frontend/dist."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (besides the site itself) whose pages may make changes with the session cookie."""
+    trust_forwarded_for: bool = False
+    """Behind a reverse proxy: the client address (for login throttling) is the last one in
+    X-Forwarded-For, not the proxy's."""
+    audit_key: bytes | None = None
+    """Key of the audit head's HMAC (audit.py); None: the head is not anchored (tests)."""
 
 
 @dataclass

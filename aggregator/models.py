@@ -223,3 +223,14 @@ class AuditEntry(SQLModel, table=True):
     detail_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The newest audit entry, anchored with a keyed HMAC (aggregator/audit.py): one row."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(primary_key=True)
+    last_id: int
+    last_hash: str = Field(max_length=64)
+    mac: str = Field(max_length=64)

@@ -3,8 +3,10 @@ enough entropy that a slow hash adds nothing); passwords are chosen by people, s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
+from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,8 +34,54 @@ def hash_password(password: str) -> str:
     return PasswordHasher().hash(_bytes(password))
 
 
+@functools.cache
+def dummy_password_hash() -> str:
+    """A hash to verify against when the user name is unknown, so that a wrong name costs the
+    same argon2 work as a wrong password and timing does not tell which names exist."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         return PasswordHasher().verify(password_hash, _bytes(password))
     except (VerificationError, InvalidHashError):
         return False
+
+
+# --- password policy ---------------------------------------------------------------------------
+
+MIN_PASSWORD_LENGTH = 12
+COMMON_PASSWORDS_FILE = "data/common-passwords.txt"
+_EDGES = "0123456789 !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """Read once: the list ships inside the package, so a site cannot lose it."""
+    text = resources.files("aggregator").joinpath(COMMON_PASSWORDS_FILE).read_text("utf-8")
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line and not line.startswith("# ")
+    )
+
+
+def _variants(password: str) -> set[str]:
+    """What a guesser tries first from a common word: it with digits or punctuation around it,
+    or repeated ("monkey123456", "!!dragon!!", "passwordpassword")."""
+    text = password.strip().lower()
+    found = {text, text.rstrip(_EDGES), text.lstrip(_EDGES), text.strip(_EDGES)}
+    for times in (2, 3, 4):
+        size = len(text) // times
+        if size and text == text[:size] * times:
+            found.add(text[:size])
+    return found
+
+
+def password_problem(password: str) -> str | None:
+    """Why a password is refused, or None: the one policy of the CLI and the API."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"the password must have at least {MIN_PASSWORD_LENGTH} characters"
+    if not password.strip():
+        return "the password must not be all whitespace"
+    if _variants(password) & common_passwords():
+        return "the password is too common (it is, or is built from, a well-known password)"
+    return None

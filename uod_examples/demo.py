@@ -123,6 +123,7 @@ def ensure_demo_user(data_dir: Path) -> None:
             "--role",
             "admin",
             "--password-stdin",
+            "--allow-weak-password",  # the demo's "demo" only: a real user gets the policy
             "--data-dir",
             str(data_dir),
         ],

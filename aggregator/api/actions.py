@@ -69,6 +69,7 @@ async def audited(
         yield new
     except ApiError as problem:
         outcome = problem.error
+        problem.audited = True  # recorded below
         raise
     finally:
         await record(

@@ -4,6 +4,7 @@ registry runs for every operation that needs a role (and /ws on its upgrade requ
 
 from __future__ import annotations
 
+import math
 import time
 
 import sqlalchemy as sa
@@ -13,9 +14,9 @@ from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.roles import ApiUser
 from aggregator.api.schemas import LoginRequest, LoginResult, UserInfo
-from aggregator.api.service import ctx_of, record
+from aggregator.api.service import ctx_of, record, state_of
 from aggregator.models import SessionToken
-from aggregator.security import new_token, token_hash, verify_password
+from aggregator.security import dummy_password_hash, new_token, token_hash, verify_password
 
 SESSION_COOKIE = "setpoint_session"
 T_SESSION: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
@@ -41,18 +42,75 @@ async def authenticate(request: web.Request) -> ApiUser | None:
     return ApiUser(int(row["id"]), str(row["name"]), row["role"])
 
 
+def client_address(request: web.Request) -> str:
+    """The address login throttling counts against: the peer, or behind a trusted reverse proxy
+    the address the proxy appended last to X-Forwarded-For (earlier ones the client can forge)."""
+    if ctx_of(request.app).settings.trust_forwarded_for:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.remote or "unknown"
+
+
+def _password_matches(user: dict[str, object] | None, password: str) -> bool:
+    """An unknown name is checked against a dummy hash: the same argon2 work as a wrong
+    password, so the time taken does not tell which names exist."""
+    stored = user.get("password_hash") if user is not None else None
+    if not isinstance(stored, str):
+        verify_password(dummy_password_hash(), password)
+        return False
+    return verify_password(stored, password)
+
+
 async def login(call: Call[LoginRequest, None]) -> LoginResult:
     ctx = ctx_of(call.app)
+    state = state_of(call.app)
     body = call.body
+    address = client_address(call.request)
+    keys = [f"user {body.username.casefold()}", f"address {address}"]
+    now = state.throttle_clock()
+    wait = state.throttle.retry_after(keys, now)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        refused = ApiError(
+            429,
+            f"too many failed logins; try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+        refused.audited = True  # the lockout was recorded when it began
+        raise refused
+    # counted before the (slow) check, so parallel guesses cannot slip past the limit
+    lockouts = state.throttle.failure(keys, now)
     user = await ctx.read(ctx.storage.user_by_name, body.username)
-    ok = user is not None and await ctx.read(verify_password, user["password_hash"], body.password)
+    ok = await ctx.read(_password_matches, user, body.password)
     if not ok or user is None:
-        await record(call.app, body.username, "login", new={"ok": False})
-        raise ApiError(401, "wrong user name or password")
+        reason = "wrong user name or password"
+        await record(
+            call.app,
+            body.username,
+            "login",
+            new={"ok": False, "result": reason, "status": 401, "address": address},
+        )
+        for lockout in lockouts:
+            await record(
+                call.app,
+                body.username,
+                "login lockout",
+                new={
+                    "locked": lockout.key,
+                    "seconds": lockout.seconds,
+                    "failures": lockout.failures,
+                    "address": address,
+                },
+            )
+        refused = ApiError(401, reason)
+        refused.audited = True
+        raise refused
+    state.throttle.success(keys)
     token = new_token()
     lifetime = ctx.settings.session_lifetime
     await ctx.writer.call(ctx.storage.create_session, user["id"], token_hash(token), lifetime)
-    await record(call.app, user["name"], "login", new={"ok": True})
+    await record(call.app, user["name"], "login", new={"ok": True, "address": address})
     call.set_cookie(
         SESSION_COOKIE,
         token,
@@ -105,8 +163,9 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
                     None,
                     body=LoginRequest,
                     response=LoginResult,
-                    errors=(401,),
+                    errors=(401, 403, 429),
                     tags=tags,
+                    action="login",
                 ),
                 login,
             ),

@@ -26,7 +26,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ApiError(Exception):
     """An answer other than success: status, one line for people, and the field at fault.
 
-    `extra` adds documented keys to the body (a refused method's `findings`)."""
+    `extra` adds documented keys to the body (a refused method's `findings`), `headers` HTTP
+    headers (a 429's Retry-After). `audited` is set once the refusal is in the audit trail, so
+    the registry and /ws do not record it a second time."""
 
     def __init__(
         self,
@@ -34,12 +36,15 @@ class ApiError(Exception):
         error: str,
         field: str | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.field = field
         self.extra = extra or {}
+        self.headers = headers or {}
+        self.audited = False
 
 
 class ErrorBody(BaseModel):
@@ -52,7 +57,7 @@ class ErrorBody(BaseModel):
 
 def error_response(error: ApiError) -> web.Response:
     body = {"error": error.error, "field": error.field, **error.extra}
-    return web.json_response(body, status=error.status)
+    return web.json_response(body, status=error.status, headers=error.headers or None)
 
 
 @web.middleware

@@ -6,8 +6,11 @@ never drift from what the server does. A small registry instead of a framework b
 contract's error shape (`{error, field}`) and plain function handlers fit it directly; the
 libraries that would do this for aiohttp impose class-based views and their own error bodies.
 
-The registry owns authentication, role checks, request validation and serialization of every
-/api route; it raises `ApiError` and leaves rendering it to `errors.api_middleware`.
+The registry owns authentication, the cross-site check of cookie-authenticated changes (origin.py),
+role checks, request validation and serialization of every /api route; it raises `ApiError` and
+leaves rendering it to `errors.api_middleware`. It is also the one place where refusals are
+audited: every 403 and 409 (and, for operations marked `audit_invalid`, every other 4xx but 401)
+goes to `on_refusal` unless whoever raised it has recorded it already (`ApiError.audited`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -23,6 +27,7 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from aggregator.api.errors import ApiError
+from aggregator.api.origin import SAFE_METHODS, CrossSiteGuard, bearer_token_sent
 from aggregator.api.roles import ROLE_RANK, ApiUser, Role
 from protocol.validation import first_problem
 
@@ -34,6 +39,9 @@ NOT_LOGGED_IN = (
     "not logged in: POST /api/auth/login, then send the token as "
     "'Authorization: Bearer <token>' or the session cookie"
 )
+
+RAW_BODY_KEY = web.RequestKey("setpoint_raw_body", dict)
+"""Where the registry keeps a request's parsed JSON body, for the audit of a refused one."""
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +97,13 @@ class Call(Generic[B, Q]):
 
 Handler = Callable[[Call[Any, Any]], Awaitable[Any]]
 Authenticate = Callable[[web.Request], Awaitable[ApiUser | None]]
+OnRefusal = Callable[["Operation", web.Request, ApiUser | None, ApiError], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Operation:
-    """`response` is a type the result is serialized as, a `Stream`, or None (no body)."""
+    """`response` is a type the result is serialized as, a `Stream`, or None (no body).
+    `action` names the operation in the audit trail (default "METHOD /path")."""
 
     method: str
     path: str
@@ -106,6 +116,12 @@ class Operation:
     errors: tuple[int, ...] = ()
     tags: tuple[str, ...] = ()
     description: str = ""
+    action: str | None = None
+    audit_invalid: bool = False
+
+    @property
+    def audit_name(self) -> str:
+        return self.action or f"{self.method} {self.path}"
 
 
 @dataclass
@@ -113,6 +129,9 @@ class ApiRoutes:
     """Every operation, in registration order; each is served and documented from here."""
 
     authenticate: Authenticate
+    cookie_name: str = "setpoint_session"
+    guard: CrossSiteGuard = field(default_factory=CrossSiteGuard)
+    on_refusal: OnRefusal | None = None
     operations: list[Operation] = field(default_factory=list)
 
     def add(self, app: web.Application, operation: Operation, handler: Handler) -> None:
@@ -134,10 +153,15 @@ class ApiRoutes:
 
         async def serve(request: web.Request) -> web.StreamResponse:
             user = await self._user(op, request)
-            query = None if op.query is None else _parse_query(request, op.query)
-            body = None if op.body is None else await _parse_body(request, op.body)
-            call: Call[Any, Any] = Call(request, body, query, user)
-            result = await handler(call)
+            call: Call[Any, Any] = Call(request, None, None, user)
+            try:
+                self._admit(op, request, user)
+                call.query = None if op.query is None else _parse_query(request, op.query)
+                call.body = None if op.body is None else await _parse_body(request, op.body)
+                result = await handler(call)
+            except ApiError as error:
+                await self._refused(op, request, user, error)
+                raise
             if isinstance(op.response, Stream):
                 return await _stream(request, op.response, result, call)
             if result is None or adapter is None:
@@ -152,14 +176,38 @@ class ApiRoutes:
         return serve
 
     async def _user(self, op: Operation, request: web.Request) -> ApiUser | None:
+        """The 401 of a request without a valid session is not audited: there is nobody to
+        name, and anyone could fill the trail with them."""
         if op.role is None:
             return None
         user = await self.authenticate(request)
         if user is None:
             raise ApiError(401, NOT_LOGGED_IN)
-        if ROLE_RANK[user.role] < ROLE_RANK[op.role]:
-            raise ApiError(403, f"this needs the {op.role} role; {user.name} is {user.role}")
         return user
+
+    def _admit(self, op: Operation, request: web.Request, user: ApiUser | None) -> None:
+        if request.method not in SAFE_METHODS and not bearer_token_sent(request):
+            if user is None:
+                problem = self.guard.login_problem(request)
+            elif self.cookie_name in request.cookies:
+                problem = self.guard.change_problem(request)
+            else:
+                problem = None
+            if problem is not None:
+                raise ApiError(403, problem)
+        if user is not None and op.role is not None and ROLE_RANK[user.role] < ROLE_RANK[op.role]:
+            raise ApiError(403, f"this needs the {op.role} role; {user.name} is {user.role}")
+
+    async def _refused(
+        self, op: Operation, request: web.Request, user: ApiUser | None, error: ApiError
+    ) -> None:
+        if self.on_refusal is None or error.audited:
+            return
+        if error.status in (403, 409) or (
+            op.audit_invalid and 400 <= error.status < 500 and error.status != 401
+        ):
+            error.audited = True
+            await self.on_refusal(op, request, user, error)
 
 
 def _apply_cookies(response: web.StreamResponse, call: Call[Any, Any]) -> None:
@@ -212,16 +260,36 @@ def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
         raise _invalid(exc, 400, "query parameter") from None
 
 
+class _NotFinite(Exception):
+    pass
+
+
+def _no_constant(_name: str) -> float:
+    raise _NotFinite  # NaN, Infinity: not JSON, and no field means them
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotFinite
+    return value
+
+
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()
     if not raw:
         raise ApiError(400, "a JSON request body is required", "body")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except _NotFinite:
+        raise ApiError(400, "request body has a number out of range", "body") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON", "body") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply", "body") from None
     if not isinstance(data, dict):
         raise ApiError(422, "request body must be a JSON object", "body")
+    request[RAW_BODY_KEY] = data
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -18,10 +18,12 @@ Mode = Literal["validation", "serialization"]
 _STATUS_TEXT = {
     400: "bad request: malformed body or query (the field is named)",
     401: "not logged in",
-    403: "role too low, or the unit requires a role the user lacks",
+    403: "role too low, the unit requires a role the user lacks, or a cookie-authenticated "
+    "change from another site or not sent as JSON",
     404: "unknown unit, run or user",
     409: "conflict: stale version, or the engine refused in its current state",
     422: "invalid body (the field is named), or the engine refused the content",
+    429: "too many failed logins: wait the Retry-After seconds",
     503: "unit offline or not answering",
 }
 _ERROR = (-1, "error")

@@ -17,9 +17,12 @@ from aggregator.api.bridge import LiveBridge
 from aggregator.api.commands import EngineCommands
 from aggregator.api.errors import api_middleware
 from aggregator.api.openapi import ROUTES_KEY, ApiRoutes
+from aggregator.api.origin import CrossSiteGuard
+from aggregator.api.refusals import audit_refusal
 from aggregator.api.service import API_STATE_KEY, ApiState, ctx_of, ws_visible
 from aggregator.api.ws_backend import ApiWsBackend
 from aggregator.audit import AuditTrail
+from aggregator.security import dummy_password_hash
 from aggregator.web import setup_web
 from aggregator.ws.handler import WS_BACKEND_KEY, WS_SETTINGS_KEY, Backend, WsSettings, ws_handler
 from aggregator.ws.hub import Hub
@@ -37,14 +40,19 @@ def setup_api_routes(
 ) -> None:
     ctx = ctx_of(app)
     app.middlewares.append(api_middleware)
-    routes = ApiRoutes(authenticate=auth.authenticate)
+    routes = ApiRoutes(
+        authenticate=auth.authenticate,
+        cookie_name=auth.SESSION_COOKIE,
+        guard=CrossSiteGuard(ctx.settings.allowed_origins),
+        on_refusal=audit_refusal,
+    )
     app[ROUTES_KEY] = routes
     state = ApiState(
         routes=routes,
         commands=EngineCommands(
             connection=lambda engine_id: ctx.connections.get(engine_id), timeout=command_timeout
         ),
-        audit=AuditTrail(ctx.storage.engine),
+        audit=AuditTrail(ctx.storage.engine, key=ctx.settings.audit_key),
         ws=Hub(ws_visible(app), queue_limit=ws_queue_limit),
         clock=clock,
         command_timeout=command_timeout,
@@ -64,8 +72,11 @@ def setup_api_routes(
 
 
 async def _load_uods(app: web.Application) -> None:
-    """UODs of the engines seen before this start, so required roles hold while they are offline."""
+    """UODs of the engines seen before this start, so required roles hold while they are offline.
+    Also makes the dummy password hash now, so the first login of an unknown name is not slower
+    than any other failed login."""
     ctx = ctx_of(app)
+    await ctx.read(dummy_password_hash)
     state = app[API_STATE_KEY]
     for row in await ctx.read(ctx.storage.list_engines):
         try:

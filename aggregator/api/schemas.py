@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from aggregator.api.roles import Role
+from aggregator.security import MIN_PASSWORD_LENGTH, password_problem
 from protocol import (
     ControlAction,
     ErrorLogEntry,
@@ -24,6 +25,24 @@ from protocol import (
 )
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")]
+
+
+def _policy(password: str) -> str:
+    problem = password_problem(password)
+    if problem is not None:
+        raise ValueError(problem)
+    return password
+
+
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=MIN_PASSWORD_LENGTH,
+        max_length=1024,
+        description="at least 12 characters, not all whitespace, not a common password",
+    ),
+    AfterValidator(_policy),
+]
 
 
 class Request(BaseModel):
@@ -67,12 +86,12 @@ class UserView(BaseModel):
 class UserCreate(Request):
     name: Name
     role: Role
-    password: str = Field(min_length=8, max_length=1024)
+    password: NewPassword
 
 
 class UserPatch(Request):
     role: Role | None = None
-    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    password: NewPassword | None = None
 
 
 class EngineTokenCreate(Request):
@@ -170,8 +189,8 @@ class PlotQuery(Query):
     tags: str | None = Field(
         default=None, max_length=2000, description="comma-separated tag names; all when absent"
     )
-    start: float | None = Field(default=None, description="UTC epoch seconds")
-    end: float | None = Field(default=None, description="UTC epoch seconds")
+    start: float | None = Field(default=None, allow_inf_nan=False, description="UTC epoch seconds")
+    end: float | None = Field(default=None, allow_inf_nan=False, description="UTC epoch seconds")
     points: int = Field(default=1000, ge=2, le=100_000, description="at most this many per series")
 
 
@@ -202,10 +221,14 @@ class PlotData(BaseModel):
 
 class RunsQuery(Query):
     unit_id: str | None = Field(default=None, max_length=256)
-    since: float | None = Field(default=None, description="runs started at or after (epoch s)")
-    until: float | None = Field(default=None, description="runs started before (epoch s)")
+    since: float | None = Field(
+        default=None, allow_inf_nan=False, description="runs started at or after (epoch s)"
+    )
+    until: float | None = Field(
+        default=None, allow_inf_nan=False, description="runs started before (epoch s)"
+    )
     q: str | None = Field(default=None, max_length=200, description="text to search")
-    cursor: str | None = Field(default=None, max_length=40, pattern=r"^\d+$")
+    cursor: str | None = Field(default=None, max_length=18, pattern=r"^\d{1,18}$")
     limit: int = Field(default=50, ge=1, le=500)
 
 

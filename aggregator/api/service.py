@@ -23,6 +23,7 @@ from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ApiRoutes
 from aggregator.api.roles import ApiUser, has_role, may_see
 from aggregator.api.schemas import MethodView, TagState, UnitSummary
+from aggregator.api.throttle import LoginThrottle
 from aggregator.audit import AuditTrail
 from aggregator.context import CONTEXT_KEY, AppContext
 from aggregator.live import LiveEngine
@@ -51,6 +52,8 @@ class ApiState:
     static_dir: Path | None = None
     methods: dict[str, Method] = field(default_factory=dict)
     uods: dict[str, UodDescription] = field(default_factory=dict)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    throttle_clock: Callable[[], float] = time.monotonic
 
 
 API_STATE_KEY = web.AppKey("setpoint_api_state", ApiState)

@@ -10,9 +10,12 @@ from aiohttp import web
 from pydantic import JsonValue
 
 from aggregator.api import actions
-from aggregator.api.auth import authenticate
+from aggregator.api.auth import SESSION_COOKIE, authenticate
 from aggregator.api.errors import ApiError
+from aggregator.api.openapi import ROUTES_KEY
+from aggregator.api.origin import bearer_token_sent
 from aggregator.api.plot import tag_stats
+from aggregator.api.refusals import record_refusal
 from aggregator.api.roles import ApiUser
 from aggregator.api.service import (
     ctx_of,
@@ -24,7 +27,7 @@ from aggregator.api.service import (
     visible_units,
 )
 from aggregator.api.units_api import _current_or_latest_run, _errors
-from aggregator.ws.handler import ActionFailed
+from aggregator.ws.handler import ActionFailed, UpgradeRefused
 from aggregator.ws.hub import Hub, Viewer
 from aggregator.ws.messages import (
     CommandAction,
@@ -51,9 +54,18 @@ class ApiWsBackend:
         return state_of(self.app).clock()
 
     async def authenticate(self, request: web.Request) -> Viewer | None:
+        """A browser opens /ws with the session cookie from any site's page; the Origin of the
+        upgrade says which (origin.py), so a cookie upgrade from elsewhere is refused (403,
+        audited). Bearer tokens are not checked: no browser sends one on its own."""
         user = await authenticate(request)
         if user is None:
             return None
+        if not bearer_token_sent(request) and SESSION_COOKIE in request.cookies:
+            problem = self.app[ROUTES_KEY].guard.origin_problem(request)
+            if problem is not None:
+                error = ApiError(403, problem)
+                await record_refusal(self.app, user, "ws connect", error, via="ws")
+                raise UpgradeRefused(403, problem)
         return Viewer(user.name, user.role, user.id)
 
     def _user(self, viewer: Viewer) -> ApiUser:
@@ -67,6 +79,16 @@ class ApiWsBackend:
         try:
             live = require_unit(app, user, unit_id)
         except ApiError as problem:
+            if problem.status == 403:
+                await record_refusal(
+                    app,
+                    user,
+                    "subscribe",
+                    problem,
+                    unit_id=unit_id,
+                    target={"topic": kind},
+                    via="ws",
+                )
             raise ActionFailed(problem.error) from None
         ctx = ctx_of(app)
         if kind == "tags":
@@ -94,9 +116,20 @@ class ApiWsBackend:
     async def act(
         self, viewer: Viewer, action: TaskAction, task: Task, report: Callable[[], None]
     ) -> JsonValue:
+        user = self._user(viewer)
         try:
-            return await self._act(self._user(viewer), action, task, report)
+            return await self._act(user, action, task, report)
         except ApiError as problem:
+            if problem.status in (403, 409) and not problem.audited:
+                unit = getattr(action, "unit", None)
+                await record_refusal(
+                    self.app,
+                    user,
+                    action.action,
+                    problem,
+                    unit_id=unit if isinstance(unit, str) else None,
+                    via="ws",
+                )
             raise ActionFailed(problem.error) from None
 
     async def _act(

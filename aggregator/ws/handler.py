@@ -44,6 +44,16 @@ class ActionFailed(Exception):
     """An action that could not be done; the message is shown to the person."""
 
 
+class UpgradeRefused(Exception):
+    """Raised by `Backend.authenticate`: the upgrade is answered with this status and message
+    (a cookie sent from another site's page: 403) instead of opening the socket."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class Backend(Protocol):
     @property
     def hub(self) -> Hub: ...
@@ -74,7 +84,10 @@ WS_SETTINGS_KEY = web.AppKey("setpoint_ws_settings", WsSettings)
 async def ws_handler(request: web.Request) -> web.StreamResponse:
     backend = request.app[WS_BACKEND_KEY]
     settings = request.app.get(WS_SETTINGS_KEY) or WsSettings()
-    viewer = await backend.authenticate(request)
+    try:
+        viewer = await backend.authenticate(request)
+    except UpgradeRefused as refused:
+        return web.json_response({"error": refused.message, "field": None}, status=refused.status)
     if viewer is None:
         return web.json_response(
             {

@@ -110,24 +110,24 @@ def test_engine_token_is_printed_once_and_stored_hashed(main: InProcess, tmp_pat
 def test_user_add_from_stdin_hashes_the_password(main: InProcess, db_url: str) -> None:
     name = "user-" + uuid.uuid4().hex[:6]
     args = ["user", "add", name, "--role", "operator", "--password-stdin", "--database", db_url]
-    result = main(*args, stdin="pa55word\n")
+    result = main(*args, stdin="lab pass phrase 7\n")
     assert result.returncode == 0, result.stderr
     engine = create_db_engine(db_url)
     with engine.connect() as conn:
         row = conn.execute(sa.select(T_USER).where(T_USER.c.name == name)).one()
     engine.dispose()
     assert row.role == "operator" and row.password_hash.startswith("$argon2")
-    assert "pa55word" not in row.password_hash
-    one_line_error(main(*args, stdin="x\n"), "already exists")
+    assert "lab pass phrase 7" not in row.password_hash
+    one_line_error(main(*args, stdin="lab pass phrase 7\n"), "already exists")
 
 
 def test_user_add_prompts_without_stdin_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    answers = iter(["pw1", "pw1"])
+    answers = iter(["a typed pass phrase", "a typed pass phrase"])
     monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
     assert cli.main(["user", "add", "ann", "--role", "viewer", "--data-dir", str(tmp_path)]) == 0
-    answers = iter(["pw1", "pw2"])
+    answers = iter(["a typed pass phrase", "another pass phrase"])
     assert cli.main(["user", "add", "bob", "--role", "viewer", "--data-dir", str(tmp_path)]) == 2
     assert "differ" in capsys.readouterr().err
 
@@ -196,9 +196,10 @@ class Served:
         self.process.wait(10)
 
 
-def serve(db_url: str, token: str, *extra: str) -> Served:
+def serve(db_url: str, token: str, *extra: str, data_dir: Path) -> Served:
+    """`data_dir` holds the audit key (the database may be elsewhere)."""
     process = subprocess.Popen(
-        [*EXE, "serve", "--port", "0", "--database", db_url, *extra],
+        [*EXE, "serve", "--port", "0", "--database", db_url, "--data-dir", str(data_dir), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -234,8 +235,10 @@ def servers() -> Iterator[list[Served]]:
         server.kill()
 
 
-async def test_serve_binds_loopback_and_stops_on_sigterm(db_url: str, served_token: str) -> None:
-    server = serve(db_url, served_token)
+async def test_serve_binds_loopback_and_stops_on_sigterm(
+    db_url: str, served_token: str, tmp_path: Path
+) -> None:
+    server = serve(db_url, served_token, data_dir=tmp_path)
     try:
         assert server.url.startswith("http://127.0.0.1:")
         async with aiohttp.ClientSession() as http, http.get(f"{server.url}/api/runs") as r:
@@ -247,9 +250,9 @@ async def test_serve_binds_loopback_and_stops_on_sigterm(db_url: str, served_tok
 
 
 async def test_runs_survive_kill_9_of_the_aggregator(
-    db_url: str, served_token: str, servers: list[Served]
+    db_url: str, served_token: str, servers: list[Served], tmp_path: Path
 ) -> None:
-    servers.append(serve(db_url, served_token))
+    servers.append(serve(db_url, served_token, data_dir=tmp_path))
     engine = RawEngine(servers[0])
     run_id = "run-" + uuid.uuid4().hex[:8]
     try:
@@ -265,7 +268,7 @@ async def test_runs_survive_kill_9_of_the_aggregator(
         await asyncio.wait_for(engine.closed.wait(), 10)
         await engine.aclose()
 
-        servers.append(serve(db_url, served_token))
+        servers.append(serve(db_url, served_token, data_dir=tmp_path))
         engine = RawEngine(servers[1], engine.engine_id)
         registered = await engine.register()
         assert registered.last_seq >= acked, "everything acknowledged was durable"
@@ -294,17 +297,20 @@ async def test_runs_survive_kill_9_of_the_aggregator(
 
 @pytest.mark.parametrize("secure", [False, True])
 async def test_secure_cookies_flag_marks_the_session_cookie(
-    main: InProcess, db_url: str, served_token: str, secure: bool
+    main: InProcess, db_url: str, served_token: str, secure: bool, tmp_path: Path
 ) -> None:
     name = "cookie-" + uuid.uuid4().hex[:6]
     add = ["user", "add", name, "--role", "viewer", "--password-stdin", "--database", db_url]
-    assert main(*add, stdin="pa55word\n").returncode == 0
-    server = serve(db_url, served_token, *(["--secure-cookies"] if secure else []))
+    assert main(*add, stdin="lab pass phrase 7\n").returncode == 0
+    server = serve(
+        db_url, served_token, *(["--secure-cookies"] if secure else []), data_dir=tmp_path
+    )
     try:
         async with (
             aiohttp.ClientSession() as http,
             http.post(
-                f"{server.url}/api/auth/login", json={"username": name, "password": "pa55word"}
+                f"{server.url}/api/auth/login",
+                json={"username": name, "password": "lab pass phrase 7"},
             ) as r,
         ):
             assert r.status == 200

@@ -13,6 +13,7 @@ import pytest
 
 from aggregator.api.service import API_STATE_KEY
 from aggregator.app import create_app
+from aggregator.audit import KEY_FILE, new_key_file
 from aggregator.context import Settings
 from aggregator.db import create_db_engine, upgrade
 from aggregator.security import hash_password, new_token, token_hash
@@ -29,6 +30,7 @@ class Api:
     http: aiohttp.ClientSession
     tokens: dict[str, str] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    key_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -93,11 +95,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, template_db: Path) ->
 
 @pytest.fixture
 async def api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIterator[Api]:
+    key_file = tmp_path / KEY_FILE
     settings = Settings(
         heartbeat_interval=5.0,
         resend_timeout=1.0,
         batch_window=0.005,
         static_dir=str(tmp_path / "no-ui"),
+        audit_key=new_key_file(key_file),
     )
     app = create_app(db_url, settings)
     app[API_STATE_KEY].command_timeout = 2.0
@@ -107,7 +111,7 @@ async def api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIterator[
     agg.token = new_token()
     storage.create_engine_token("test-" + uuid.uuid4().hex[:8], token_hash(agg.token))
     http = aiohttp.ClientSession()
-    result = Api(agg, http)
+    result = Api(agg, http, key_file=key_file)
     try:
         suffix = uuid.uuid4().hex[:6]
         for role in ("viewer", "operator", "admin"):

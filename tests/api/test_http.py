@@ -364,9 +364,7 @@ async def test_runs_list_filter_page_detail_plot_csv(api: Api, engine: FakeEngin
     assert header.startswith("UTC timestamp,Run Time,")
 
 
-async def test_plot_of_a_tag_without_data_is_an_empty_series(
-    api: Api, engine: FakeEngine
-) -> None:
+async def test_plot_of_a_tag_without_data_is_an_empty_series(api: Api, engine: FakeEngine) -> None:
     t0 = 1_700_000_000.0
     await fill_run(engine, "gamma-3", t0, 10)  # FT01 and Inlet change; PT01 never does
     for path in ("/api/runs/gamma-3/plot", unit_path(engine, "/plot")):
@@ -440,7 +438,7 @@ async def test_bad_input_is_named_and_never_a_traceback(
         "POST",
         "/api/users",
         "admin",
-        json={"name": "x y", "role": "viewer", "password": "long enough"},
+        json={"name": "x y", "role": "viewer", "password": "long enough, surely"},
     )
     assert status == 422 and body["field"] == "name"  # type: ignore[index]
     assert not engine.requests
@@ -458,7 +456,7 @@ async def test_users_tokens_and_audit_chain(api: Api, tmp_path: Any, db_url: str
         "POST",
         "/api/users",
         "admin",
-        json={"name": "zoe", "role": "viewer", "password": "long enough"},
+        json={"name": "zoe", "role": "viewer", "password": "long enough, surely"},
     )
     assert status == 201
     assert (
@@ -466,10 +464,10 @@ async def test_users_tokens_and_audit_chain(api: Api, tmp_path: Any, db_url: str
             "POST",
             "/api/users",
             "admin",
-            json={"name": "zoe", "role": "viewer", "password": "long enough"},
+            json={"name": "zoe", "role": "viewer", "password": "long enough, surely"},
         )
     )[0] == 409
-    zoe = await api.login("zoe", "long enough")
+    zoe = await api.login("zoe", "long enough, surely")
     status, body = await api.call("PATCH", "/api/users/zoe", "admin", json={"role": "operator"})
     assert status == 200 and body == {"name": "zoe", "role": "operator"}
     async with api.http.get(
@@ -487,16 +485,19 @@ async def test_users_tokens_and_audit_chain(api: Api, tmp_path: Any, db_url: str
     actions = [e["action"] for e in page["items"]]  # type: ignore[index]
     for expected in ("user add", "user change", "user delete", "engine token create", "login"):
         assert expected in actions
-    change = next(e for e in page["items"] if e["action"] == "user change")  # type: ignore[index]
+    change = next(e for e in page["items"] if e["action"] == "user change" and e["old"])  # type: ignore[index]
+    refused = next(e for e in page["items"] if e["action"] == "user change" and not e["old"])  # type: ignore[index]
+    assert refused["new"]["status"] == 404 and refused["new"]["target"] == {"name": "nobody"}
     assert change["old"]["role"] == "viewer" and change["new"]["role"] == "operator"
 
     from aggregator.cli import main
 
-    assert main(["audit", "verify", "--database", db_url]) == 0
+    key = ["--audit-key", str(api.key_file)]
+    assert main(["audit", "verify", "--database", db_url, *key]) == 0
     engine = api.agg.ctx.storage.engine
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE audit SET \"user\" = 'mallory' WHERE id = 2"))
-    assert main(["audit", "verify", "--database", db_url]) == 1
+    assert main(["audit", "verify", "--database", db_url, *key]) == 1
 
 
 async def test_openapi_documents_every_api_route(api: Api) -> None:

@@ -57,7 +57,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     state: dict[str, Any] = {}
 
     async def start() -> None:
-        app = create_app(f"sqlite:///{path}", Settings(batch_window=0.005, static_dir=str(path.parent)))
+        app = create_app(
+            f"sqlite:///{path}", Settings(batch_window=0.005, static_dir=str(path.parent))
+        )
         app[API_STATE_KEY].command_timeout = 1.0
         agg = Aggregator(app)
         await agg.start()

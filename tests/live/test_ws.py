@@ -25,7 +25,9 @@ async def test_login_required_cookie_or_bearer(api: Api) -> None:
         await api.http.ws_connect(f"{api.url}/ws")
     assert refused.value.status == 401
     by_cookie = WsClient(api, "viewer")
-    await by_cookie.connect(headers={"Cookie": f"setpoint_session={api.tokens['viewer']}"})
+    await by_cookie.connect(
+        headers={"Cookie": f"setpoint_session={api.tokens['viewer']}", "Origin": api.url}
+    )
     await by_cookie.send({"action": "ping", "id": "p1"})
     pong = await by_cookie.wait(lambda f: f.get("type") == "pong")
     assert pong["id"] == "p1"
@@ -72,33 +74,67 @@ async def test_units_control_method_runlog_errors_watchers(
         lambda f: f.get("topic") == f"unit/{unit}/control" and f["kind"] == "change"
     )
     assert control["data"]["state"] == "Running" and control["data"]["block"] == "Load"
-    await ann.wait(lambda f: f.get("topic") == "units" and f["kind"] == "change"
-                   and f["data"]["state"] == "Running")
+    await ann.wait(
+        lambda f: (
+            f.get("topic") == "units" and f["kind"] == "change" and f["data"]["state"] == "Running"
+        )
+    )
     await engine.method(2, [("a", "Mark: x")])
-    method = await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/method" and f["kind"] == "change")
+    method = await ann.wait(
+        lambda f: f.get("topic") == f"unit/{unit}/method" and f["kind"] == "change"
+    )
     assert method["data"]["version"] == 2 and method["data"]["text"] == "Mark: x"
     t0 = time.time()
     await engine.run_started("r-ws", t0)
-    await engine.emit(lambda seq: p.RunLog(seq=seq, time=t0, run_id="r-ws", lines=[
-        p.RunLogLine(id="l1", text="Mark: x", start=t0, state=p.LineState.RUNNING)]))
-    runlog = await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/runlog" and f["kind"] == "change")
+    await engine.emit(
+        lambda seq: p.RunLog(
+            seq=seq,
+            time=t0,
+            run_id="r-ws",
+            lines=[p.RunLogLine(id="l1", text="Mark: x", start=t0, state=p.LineState.RUNNING)],
+        )
+    )
+    runlog = await ann.wait(
+        lambda f: f.get("topic") == f"unit/{unit}/runlog" and f["kind"] == "change"
+    )
     assert runlog["data"]["run_id"] == "r-ws" and runlog["data"]["lines"][0]["id"] == "l1"
-    await engine.emit(lambda seq: p.ErrorLog(seq=seq, time=t0, run_id="r-ws", entries=[
-        p.ErrorLogEntry(time=t0, level="error", message="valve stuck")]))
-    errors = await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/errors" and f["kind"] == "change")
-    assert errors["data"] == [{"time": t0, "level": "error", "message": "valve stuck", "source": "engine"}]
+    await engine.emit(
+        lambda seq: p.ErrorLog(
+            seq=seq,
+            time=t0,
+            run_id="r-ws",
+            entries=[p.ErrorLogEntry(time=t0, level="error", message="valve stuck")],
+        )
+    )
+    errors = await ann.wait(
+        lambda f: f.get("topic") == f"unit/{unit}/errors" and f["kind"] == "change"
+    )
+    assert errors["data"] == [
+        {"time": t0, "level": "error", "message": "valve stuck", "source": "engine"}
+    ]
     bob = await clients("operator")
     await bob.send({"action": "subscribe", "topic": f"unit/{unit}/tags"})
     watchers = await ann.wait(
-        lambda f: f.get("topic") == f"unit/{unit}/watchers" and f["kind"] == "change"
-        and len(f["data"]) == 2
+        lambda f: (
+            f.get("topic") == f"unit/{unit}/watchers"
+            and f["kind"] == "change"
+            and len(f["data"]) == 2
+        )
     )
     assert sorted(watchers["data"]) == sorted([api.names["viewer"], api.names["operator"]])
     # the stored error arrives once more from the writer: forwarded once only
     await ann.send({"action": "ping", "id": "sync"})
     await ann.wait(lambda f: f.get("id") == "sync")
-    assert len([f for f in ann.frames if f.get("topic") == f"unit/{unit}/errors"
-                and f["kind"] == "change"]) == 1
+    assert (
+        len(
+            [
+                f
+                for f in ann.frames
+                if f.get("topic") == f"unit/{unit}/errors" and f["kind"] == "change"
+            ]
+        )
+        == 1
+    )
 
 
 def task_frames(client: WsClient, request_id: str) -> list[dict[str, Any]]:
@@ -127,7 +163,9 @@ async def test_actions_are_tasks_with_a_status_stream(
     end = await client.task_end("a2")
     assert end["status"] == "exception" and "syntax error" in end["message"]
 
-    engine.answer = lambda m: (True, None, {"version": 8}) if isinstance(m, p.SetMethod) else (True, None, None)
+    engine.answer = lambda m: (
+        (True, None, {"version": 8}) if isinstance(m, p.SetMethod) else (True, None, None)
+    )
     await client.send({"action": "run", "id": "a3", "unit": unit, "method": "Mark: go"})
     end = await client.task_end("a3")
     assert end["status"] == "finished" and end["total"] == 2
@@ -150,8 +188,17 @@ async def test_actions_are_tasks_with_a_status_stream(
     await engine.run_started("stats-run", t0)
     for i in range(10):
         await engine.tags("stats-run", t0 + i, ack=i == 9, FT01=float(i))
-    await client.send({"action": "get_stats", "id": "a7", "unit": unit, "tag": "FT01",
-                       "run_id": "stats-run", "start": t0 + 2, "end": t0 + 5})
+    await client.send(
+        {
+            "action": "get_stats",
+            "id": "a7",
+            "unit": unit,
+            "tag": "FT01",
+            "run_id": "stats-run",
+            "start": t0 + 2,
+            "end": t0 + 5,
+        }
+    )
     stats = (await client.task_end("a7"))["data"]["final"]
     assert (stats["min"], stats["max"], stats["count"], stats["last"]) == (2.0, 5.0, 4, 5.0)
     assert stats["mean"] == 3.5
@@ -210,24 +257,40 @@ async def test_run_time_is_pushed_at_most_once_per_engine_second(
     await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/control" and f["kind"] == "snapshot")
     t0 = time.time()
     await engine.control_state(p.SystemState.RUNNING, run_id="r-rt", run_time=0.0)
-    await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/control"
-                   and f["kind"] == "change" and f["data"]["state"] == "Running")
+    await ann.wait(
+        lambda f: (
+            f.get("topic") == f"unit/{unit}/control"
+            and f["kind"] == "change"
+            and f["data"]["state"] == "Running"
+        )
+    )
     # the engine sends Run Time every scan (0.25 s here); ControlState only on state changes
     for i in range(1, 13):
         await engine.tags("r-rt", t0 + 1 + i * 0.25, sample=False, **{"Run Time": i * 0.25})
-    await ann.wait(lambda f: f.get("topic") == "units" and f["kind"] == "change"
-                   and f["data"]["id"] == unit and f["data"]["run_time"] == 2.25)
+    await ann.wait(
+        lambda f: (
+            f.get("topic") == "units"
+            and f["kind"] == "change"
+            and f["data"]["id"] == unit
+            and f["data"]["run_time"] == 2.25
+        )
+    )
     await ann.send({"action": "ping", "id": "sync-run"})
     await ann.wait(lambda f: f.get("id") == "sync-run")
-    pushed = [f["data"]["run_time"] for f in ann.frames
-              if f.get("topic") == f"unit/{unit}/control" and f["kind"] == "change"
-              and f["data"]["state"] == "Running"]
+    pushed = [
+        f["data"]["run_time"]
+        for f in ann.frames
+        if f.get("topic") == f"unit/{unit}/control"
+        and f["kind"] == "change"
+        and f["data"]["state"] == "Running"
+    ]
     # one push per second of the tags' engine time (ControlState counts as one), not per scan
     assert pushed == [0.0, 0.25, 1.25, 2.25]
     # a stopped unit does not push Run Time
     await engine.control_state(p.SystemState.STOPPED, run_time=3.0)
-    await ann.wait(lambda f: f.get("topic") == f"unit/{unit}/control"
-                   and f["data"].get("state") == "Stopped")
+    await ann.wait(
+        lambda f: f.get("topic") == f"unit/{unit}/control" and f["data"].get("state") == "Stopped"
+    )
     count = len(ann.frames)
     await engine.tags(None, t0 + 10, sample=False, **{"Run Time": 0.0})
     await ann.send({"action": "ping", "id": "sync-rt"})
@@ -272,8 +335,11 @@ async def test_a_state_change_among_100_engines_publishes_one_summary(
     try:
         await engine.control_state(p.SystemState.RUNNING, block="Load")
         await ann.wait(
-            lambda f: f.get("topic") == "units" and f["kind"] == "change"
-            and f["data"]["state"] == "Running"
+            lambda f: (
+                f.get("topic") == "units"
+                and f["kind"] == "change"
+                and f["data"]["state"] == "Running"
+            )
         )
     finally:
         unsubscribe()
