@@ -25,6 +25,16 @@ describe("api", () => {
     expect(seen[0]!.url).toBe("/api/units/vm%2FChrom/method");
     expect(JSON.parse(seen[0]!.init.body as string)).toEqual({ text: "Mark: A", expected_version: 1, line_ids: ["l1"] });
   });
+  it("sends every change as JSON, body-less ones too (the server refuses other cookie changes)", async () => {
+    const seen: { url: string; init: RequestInit }[] = [];
+    const api = createApi(fakeFetch(200, {}, seen));
+    await api.logout();
+    await api.cancelLine("u", "l1");
+    await api.units();
+    const type = (i: number) => (seen[i]!.init.headers as Record<string, string>)["Content-Type"];
+    expect([type(0), type(1), type(2)]).toEqual(["application/json", "application/json", undefined]);
+    expect(seen[0]!.init.body).toBeUndefined();
+  });
   it("turns error bodies into ApiError with status, message and field", async () => {
     const api = createApi(fakeFetch(409, { error: "version 3 is current", field: "expected_version" }));
     const err = await api.saveMethod("u", "x", 1).catch((e: unknown) => e);

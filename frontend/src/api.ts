@@ -117,7 +117,9 @@ export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = 
   /** sends a request; returns the response when its status is OK, throws ApiError otherwise */
   async function send(method: string, path: string, body: unknown, signal: AbortSignal | undefined, accept: string): Promise<Response> {
     const headers: Record<string, string> = { Accept: accept };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    // every change is JSON, even without a body: the server refuses a cookie-authenticated
+    // change of any other type (a cross-site form cannot send JSON)
+    if (body !== undefined || (method !== "GET" && method !== "HEAD")) headers["Content-Type"] = "application/json";
     if (api.token) headers.Authorization = `Bearer ${api.token}`;
     let res: Response;
     try {
