@@ -7,7 +7,7 @@ TEST_STAMP    := $(VENV)/.setpoint-test
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 DEMO_ARGS ?=
 
-.PHONY: setup setup-runtime frontend frontend-test lint typecheck pytest test demo clean
+.PHONY: setup setup-runtime frontend frontend-test lint typecheck pytest test demo screenshots clean
 
 $(RUNTIME_STAMP): pyproject.toml
 	@echo "==> [setup 1/3] virtual environment in $(VENV)"
@@ -55,6 +55,12 @@ pytest: setup
 	@$(BIN)/python -m pytest
 
 test: lint typecheck frontend frontend-test pytest
+
+# The unit view and run view of the chromatography example, as the browser tests see them
+# (docs/screenshots/, linked from docs/quickstart.md). Needs Debian's Chromium.
+screenshots: setup frontend
+	@echo "==> screenshots (browser tests of the plot) into docs/screenshots/"
+	@SETPOINT_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_plot.py
 
 demo: setup-runtime frontend
 	@$(BIN)/python -m uod_examples.demo $(DEMO_ARGS)

@@ -54,7 +54,7 @@ interface Props {
   uodName: string;
 }
 
-export function PlotPanel({ config, buffer, version, height = 320, label, live, uodName }: Props) {
+export function PlotPanel({ config, buffer, version, height = 480, label, live, uodName }: Props) {
   const app = useApp();
   const user = app.user.value?.name ?? "";
   const host = useRef<HTMLDivElement>(null);

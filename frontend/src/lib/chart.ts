@@ -97,7 +97,7 @@ export function createCharts(
     const width = Math.max(300, container.clientWidth);
     subplots.forEach((sub, i) => {
       const tags = numericTags(sub);
-      const height = Math.max(120, Math.round((opts.height * (sub.ratio ?? 1)) / totalRatio));
+      const height = Math.max(180, Math.round((opts.height * (sub.ratio ?? 1)) / totalRatio));
       const isClock = builtClock;
       const el = document.createElement("div");
       el.className = "subplot";
@@ -201,11 +201,13 @@ export function createCharts(
     ctx.rect(left, top, width, height);
     ctx.clip();
     ctx.globalAlpha = 0.6;
+    // A state set a moment before the x tag's first sample (the run's first scan) starts with it.
+    const xStart = xSeries()?.t[0] ?? -Infinity;
     for (const region of regions) {
       for (const span of categoricalSpans(buffer.get(region.tag), until)) {
         const color = region.colors[span.value];
         if (!color) continue;
-        const x0 = toX(span.from);
+        const x0 = toX(Math.max(span.from, xStart));
         const x1 = toX(span.to);
         if (x0 == null || x1 == null) continue;
         const p0 = u.valToPos(x0, "x", true);

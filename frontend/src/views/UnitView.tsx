@@ -16,6 +16,8 @@ import { href } from "../state/route";
 
 /** How often the plot asks again for data the server may not have stored yet. */
 const PLOT_RETRIES = 10;
+/** How often the plot of a run going on is read again from storage (the live samples fill in between). */
+const PLOT_REFRESH_MS = 15_000;
 
 export function UnitView({ id }: { id: string }) {
   const app = useApp();
@@ -89,11 +91,13 @@ export function UnitView({ id }: { id: string }) {
             plot.seed(data);
             redraw();
             // Samples taken before the live ones began (the plot was cleared, or they were still
-            // on their way to storage) are stored a moment later: ask once more after two
-            // data-log intervals, and again while the run's first sample (every tag's starting
-            // value) is not stored yet, as happens right after Start.
-            if (attempt === 0) timer = setTimeout(() => load(1), 2 * retryMs);
-            else if (data.series.some((s) => s.t.length === 0 && startTags.has(s.tag))) again(load, attempt);
+            // on their way to storage) are stored a moment later: ask again after a data-log
+            // interval while the run's first sample (every tag's starting value) is missing, as
+            // right after Start, and once anyway. Then now and again, so that the history shown
+            // is what is stored even if the live stream was coalesced for a slow connection.
+            const incomplete = data.series.some((s) => s.t.length === 0 && startTags.has(s.tag));
+            if (attempt === 0 || incomplete) again(load, attempt);
+            else timer = setTimeout(() => load(1), PLOT_REFRESH_MS);
           })
           .catch(() => again(load, attempt));
       };

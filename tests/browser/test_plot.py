@@ -1,0 +1,266 @@
+"""The plot shows what is stored: the data drawn in the page, read back from it during a real run of
+the simulated chromatography unit, compared with `GET /api/units/{id}/plot` (issue 14).
+
+The page's plot exposes, read-only, what it draws (`setpointPlot.read()` on the plot's host
+element): per subplot the x values, the time of each, one column per tag and the x scale.
+With SETPOINT_SCREENSHOTS=DIR (`make screenshots`) the unit view and the run view are also saved
+as DIR/unit-view.png and DIR/run-view.png for docs/quickstart.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.browser.conftest import ROOT, Shots, Stack, login, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - playwright is in the test extra
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+TAGS = ["UV01", "CT01", "FT01", "PT01"]
+API_TAGS = [*TAGS, "Inlet", "Mark", "Run Time", "Accumulated Volume", "Accumulated CV"]
+DATA_LOG_INTERVAL = 1.0  # the chromatography UOD's
+SAME_SAMPLE = 2e-3  # s: a live sample and its stored copy (storage rounds times to ~1 us)
+LATENCY = 1.0  # s: scan, websocket and one animation frame, generously
+
+
+def unit_href(stack: Stack) -> str:
+    return f"/#/units/{quote(stack.unit_id, safe='')}"
+
+
+def probe(page: Any) -> dict[str, Any]:
+    """What the plot draws now (an empty dict while the plot is still loading), and when."""
+    data = page.evaluate(
+        "() => document.querySelector('[data-testid=\"plot\"]')?.setpointPlot?.read() ?? {}"
+    )
+    data["read_at"] = time.time()
+    return dict(data)
+
+
+def api_plot(stack: Stack, token: str, path: str) -> dict[str, Any]:
+    tags = quote(",".join(API_TAGS))
+    return dict(stack.http("GET", f"{path}/plot?tags={tags}&points=2000", token=token))
+
+
+def series(plot: dict[str, Any], tag: str) -> tuple[list[float], list[Any]]:
+    s = next(x for x in plot["series"] if x["tag"] == tag)
+    return s["t"], s["v"]
+
+
+def x_at(plot: dict[str, Any], axis: str, t: float) -> float:
+    """The x of time t as the page must compute it: the axis tag interpolated between its
+    samples; after the last one Run Time goes on as a clock and a volume stays."""
+    ts, vs = series(plot, axis)
+    i = bisect.bisect_right(ts, t + SAME_SAMPLE) - 1
+    assert i >= 0, f"{axis} has no sample before {t}"
+    if i + 1 < len(ts):
+        return float(vs[i] + (vs[i + 1] - vs[i]) * (t - ts[i]) / (ts[i + 1] - ts[i]))
+    return float(vs[i] + (t - ts[i] if axis == "Run Time" else 0.0))
+
+
+def drawn(p: dict[str, Any], tag: str) -> list[tuple[float, float, float]]:
+    """(time, x, value) of every point the page draws for a tag."""
+    for sub in p["subplots"]:
+        if tag in sub["tags"]:
+            col = sub["ys"][sub["tags"].index(tag)]
+            return [
+                (t, x, v) for t, x, v in zip(sub["t"], sub["x"], col, strict=True) if v is not None
+            ]
+    raise AssertionError(f"{tag} is not plotted")
+
+
+def check_live(p: dict[str, Any], plot: dict[str, Any], started: float) -> None:
+    """The live plot agrees with storage, spans its data on every subplot and reaches now."""
+    until = p["until"]
+    assert until is not None, "nothing plotted"
+    now_x = p["read_at"] - started  # the run time when the page was read
+    scales = {(s["scale"]["min"], s["scale"]["max"]) for s in p["subplots"]}
+    assert len(scales) == 1, f"subplots disagree on the x range: {scales}"
+    lo, hi = scales.pop()
+    xs = p["subplots"][0]["x"]
+    assert lo <= xs[0] + 1e-6 and hi >= xs[-1] - 1e-6, (
+        f"x range {lo}..{hi} cuts data {xs[0]}..{xs[-1]}"
+    )
+    assert hi >= now_x - DATA_LOG_INTERVAL - LATENCY, (
+        f"x range ends at {hi}, run time is {now_x:.2f}"
+    )
+    for tag in TAGS:
+        points = drawn(p, tag)
+        assert len(points) >= 2, f"{tag}: {len(points)} points drawn, no line"
+        # Held to now: every series, steady ones too, reaches the newest time.
+        assert points[-1][0] == until, f"{tag} ends at {points[-1][0]}, not at {until}"
+        assert points[-1][1] >= now_x - DATA_LOG_INTERVAL - LATENCY, (
+            f"{tag} stops at x={points[-1][1]}"
+        )
+        times = [t for t, _, _ in points]
+        ts, vs = series(plot, tag)
+        for t, v in zip(ts, vs, strict=True):
+            if t > until - SAME_SAMPLE:
+                continue  # stored after the page last drew
+            i = bisect.bisect_left(times, t - SAME_SAMPLE)
+            assert i < len(times) and abs(times[i] - t) <= SAME_SAMPLE, (
+                f"{tag}: stored sample at {t} not drawn"
+            )
+            _, px, pv = points[i]
+            assert pv == pytest.approx(v, rel=1e-6, abs=1e-9), (
+                f"{tag} at {t}: drawn {pv}, stored {v}"
+            )
+            assert px == pytest.approx(x_at(plot, "Run Time", t), abs=SAME_SAMPLE)
+
+
+def check_stored(p: dict[str, Any], plot: dict[str, Any], axis: str, end: float) -> None:
+    """A finished run: exactly the stored samples, each held until the next, the last to the end."""
+    assert p["xAxis"] == axis and not p["clock"]
+    assert p["until"] == pytest.approx(end, abs=1e-6)
+    for tag in TAGS:
+        ts, vs = series(plot, tag)
+        want = [(t, x_at(plot, axis, t), v) for t, v in zip(ts, vs, strict=True)]
+        if end > ts[-1]:
+            want.append((end, x_at(plot, axis, end), vs[-1]))
+        got = drawn(p, tag)
+        assert len(got) == len(want), f"{tag}: {len(got)} points drawn, {len(want)} expected"
+        for (gt, gx, gv), (wt, wx, wv) in zip(got, want, strict=True):
+            assert gt == pytest.approx(wt, abs=1e-9)
+            assert gx == pytest.approx(wx, rel=1e-9, abs=1e-9), f"{tag} at {wt}: x {gx} != {wx}"
+            assert gv == pytest.approx(wv), f"{tag} at {wt}: {gv} != {wv}"
+
+
+def screenshot(page: Any, shots: Shots, name: str) -> None:
+    shots(page, name)
+    target = os.environ.get("SETPOINT_SCREENSHOTS")
+    if target:
+        out = Path(target) if Path(target).is_absolute() else ROOT / target
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / f"{name}.png"))
+
+
+def wait_run_time(started: float, seconds: float) -> None:
+    wait_for(lambda: time.time() - started >= seconds, seconds + 30, f"run time {seconds} s")
+
+
+def test_live_plot_matches_storage(stack: Stack, new_page: Any, shots: Shots) -> None:
+    token = stack.login("alice")
+    unit_api = f"/api/units/{quote(stack.unit_id, safe='')}"
+    before = new_page(1366, 900)
+    login(before, "alice")
+    before.goto(unit_href(stack))
+    expect(before.locator('[data-testid="unit-view"]')).to_be_visible()
+    expect(before.locator('[data-testid="plot"] canvas')).to_have_count(2)
+
+    # The page is open before Start.
+    before.get_by_role("button", name="Start", exact=True).click()
+    run_id = wait_for(
+        lambda: stack.http("GET", unit_api, token=token).get("run_id"), 15, "the run to start"
+    )
+    started = wait_for(
+        lambda: stack.http("GET", f"/api/runs/{run_id}", token=token).get("started"),
+        15,
+        "the run to be stored",
+    )
+    expect(before.get_by_role("button", name="Following")).to_be_visible()
+
+    wait_run_time(started, 3)
+    check_live(probe(before), api_plot(stack, token, unit_api), started)
+
+    # Another page is opened during the run.
+    during = new_page(1366, 900)
+    login(during, "alice")
+    during.goto(unit_href(stack))
+    expect(during.locator('[data-testid="plot"] canvas')).to_have_count(2)
+    wait_for(lambda: probe(during).get("until"), 15, "the mid-run page to plot")
+
+    for moment in (9, 16):
+        wait_run_time(started, moment)
+        pages = [probe(before), probe(during)]
+        stored = api_plot(stack, token, unit_api)
+        for p in pages:
+            check_live(p, stored, started)
+
+    # The legend shows the latest values when the cursor is off the plot.
+    legend = before.locator('[data-testid="plot"] .u-legend').first
+    expect(legend).to_contain_text("UV01")
+    assert "\u2013" not in legend.inner_text(), legend.inner_text()  # the "no value" dash
+    screenshot(before, shots, "unit-view")
+
+    # Stop: the unit view goes on showing the run, held to its end.
+    before.get_by_role("button", name="Stop", exact=True).click()
+    before.get_by_role("button", name="Stop the run").click()
+    expect(before.locator('[data-testid="unit-state"]')).to_have_text("Stopped", timeout=20_000)
+    stopped = wait_for(
+        lambda: stack.http("GET", f"/api/runs/{run_id}", token=token).get("stopped"),
+        20,
+        "the run to be closed",
+    )
+    wait_for(
+        lambda: probe(before).get("until") == pytest.approx(stopped, abs=1e-6),
+        20,
+        "the plot held to the end",
+    )
+    expect(before.get_by_role("button", name="Following")).to_have_count(0)
+    check_stored(probe(before), api_plot(stack, token, f"/api/runs/{run_id}"), "Run Time", stopped)
+
+
+def test_run_view(stack: Stack, new_page: Any, shots: Shots) -> None:
+    token = stack.login("alice")
+    run = stack.http("GET", f"/api/runs?unit_id={quote(stack.unit_id)}&limit=1", token=token)[
+        "items"
+    ][0]
+    assert run["stopped"], "the previous test leaves a finished run"
+    stored = api_plot(stack, token, f"/api/runs/{run['id']}")
+    page = new_page(1366, 900)
+    login(page, "alice")
+    page.goto(f"/#/runs/{quote(run['id'], safe='')}")
+    expect(page.locator('[data-testid="run-view"]')).to_be_visible()
+    plot = page.locator('[data-testid="plot"]')
+    expect(plot.locator("canvas")).to_have_count(2)
+    wait_for(lambda: probe(page).get("until"), 15, "the run's plot")
+
+    # A finished run has nothing to follow; it is drawn whole, exactly as stored.
+    expect(page.get_by_role("button", name="Following")).to_have_count(0)
+    reset = page.get_by_role("button", name="Reset zoom")
+    expect(reset).to_be_disabled()
+    check_stored(probe(page), stored, "Run Time", run["stopped"])
+    whole = probe(page)["subplots"][0]["scale"]
+    screenshot(page, shots, "run-view")
+
+    # Zoom and pan move every subplot together; Reset zoom shows the whole run again.
+    page.get_by_role("button", name="Zoom in").click()
+    zoomed = probe(page)["subplots"]
+    assert zoomed[0]["scale"]["max"] - zoomed[0]["scale"]["min"] == pytest.approx(
+        (whole["max"] - whole["min"]) / 2
+    )
+    assert zoomed[0]["scale"] == zoomed[1]["scale"]
+    expect(reset).to_be_enabled()
+    page.get_by_role("button", name="Pan right").click()
+    panned = probe(page)["subplots"][1]["scale"]
+    assert panned["min"] > zoomed[0]["scale"]["min"]
+    reset.click()
+    assert probe(page)["subplots"][0]["scale"] == whole
+    expect(reset).to_be_disabled()
+
+    # The x-axis choice is converted from the stored tags and kept for this user.
+    page.get_by_label("X axis").select_option("Accumulated Volume")
+    wait_for(lambda: probe(page)["xAxis"] == "Accumulated Volume", 5, "the volume axis")
+    check_stored(probe(page), stored, "Accumulated Volume", run["stopped"])
+    page.reload()
+    expect(page.get_by_label("X axis")).to_have_value("Accumulated Volume")
+    wait_for(lambda: probe(page).get("until"), 15, "the run's plot after reload")
+    check_stored(probe(page), stored, "Accumulated Volume", run["stopped"])
+    page.goto(unit_href(stack))
+    expect(page.get_by_label("X axis")).to_have_value("Accumulated Volume")
+
+    other = new_page(1366, 900)
+    login(other, "bob")
+    other.goto(f"/#/runs/{quote(run['id'], safe='')}")
+    expect(other.get_by_label("X axis")).to_have_value("Run Time")
+    page.get_by_label("X axis").select_option("Run Time")
