@@ -7,6 +7,7 @@ target, and the reason: `new = {"result": <the refusal's one line>, "status": <H
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -41,9 +42,21 @@ async def record_refusal(
     await record(app, name, action, unit_id=unit_id, new=new)
 
 
-def _target(request: web.Request) -> dict[str, JsonValue]:
+async def _body(request: web.Request) -> Any:
+    """The JSON body as parsed by the registry, or (refused before it got there) as sent."""
+    if RAW_BODY_KEY in request:
+        return request[RAW_BODY_KEY]
+    if not request.can_read_body:
+        return None
+    try:
+        return json.loads(await request.read())
+    except (ValueError, RecursionError, web.HTTPException):
+        return None
+
+
+async def _target(request: web.Request) -> dict[str, JsonValue]:
     target: dict[str, JsonValue] = {k: v for k, v in request.match_info.items() if k != "tail"}
-    body: Any = request.get(RAW_BODY_KEY)
+    body = await _body(request)
     if isinstance(body, dict):
         for key in _TARGET_FIELDS:
             value = body.get(key)
@@ -55,7 +68,7 @@ def _target(request: web.Request) -> dict[str, JsonValue]:
 async def audit_refusal(
     op: Operation, request: web.Request, user: ApiUser | None, error: ApiError
 ) -> None:
-    target = _target(request)
+    target = await _target(request)
     unit_id = target.pop("unit_id", None)
     await record_refusal(
         request.app,

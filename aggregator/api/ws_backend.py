@@ -28,7 +28,7 @@ from aggregator.api.service import (
 )
 from aggregator.api.units_api import _current_or_latest_run, _errors
 from aggregator.ws.handler import ActionFailed, UpgradeRefused
-from aggregator.ws.hub import Hub, Viewer
+from aggregator.ws.hub import Hub, TopicError, Viewer, parse_topic
 from aggregator.ws.messages import (
     CommandAction,
     GetStatsAction,
@@ -67,6 +67,23 @@ class ApiWsBackend:
                 await record_refusal(self.app, user, "ws connect", error, via="ws")
                 raise UpgradeRefused(403, problem)
         return Viewer(user.name, user.role, user.id)
+
+    async def subscribe_refused(self, viewer: Viewer, topic: str, reason: str) -> None:
+        """The hub refuses a unit the viewer may not see as if it did not exist (it names no
+        reason that would reveal it); the audit entry records it as a refusal all the same."""
+        try:
+            unit, _kind = parse_topic(topic)
+        except TopicError:
+            unit = None
+        await record_refusal(
+            self.app,
+            self._user(viewer),
+            "subscribe",
+            ApiError(403 if unit in ctx_of(self.app).live.engines else 404, reason),
+            unit_id=unit,
+            target={"topic": topic},
+            via="ws",
+        )
 
     def _user(self, viewer: Viewer) -> ApiUser:
         return ApiUser(viewer.user_id, viewer.name, viewer.role)  # type: ignore[arg-type]

@@ -68,6 +68,9 @@ class Backend(Protocol):
         self, viewer: Viewer, action: TaskAction, task: Task, report: Callable[[], None]
     ) -> JsonValue: ...
 
+    async def subscribe_refused(self, viewer: Viewer, topic: str, reason: str) -> None:
+        """Record a refused subscription (audit trail)."""
+
 
 @dataclass
 class WsSettings:
@@ -121,6 +124,7 @@ class WsSession:
         self.wake = asyncio.Event()
         self.client: Client = self.hub.connect(viewer, self.wake.set)
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.audits: set[asyncio.Task[None]] = set()
         self.close_code: int | None = None
 
     async def run(self) -> None:
@@ -184,15 +188,19 @@ class WsSession:
         try:
             unit_id, kind = self.hub.begin_subscribe(self.client, topic)
         except TopicError as exc:
+            error = f"cannot subscribe to {topic!r}: {exc}"
             self._send(
                 {
                     "type": "error",
                     "id": message.id,
                     "subscribe": topic,  # not "topic": clients route frames with a topic to it
-                    "error": f"cannot subscribe to {topic!r}: {exc}",
+                    "error": error,
                     "field": "topic",
                 }
             )
+            audit = asyncio.create_task(self.backend.subscribe_refused(self.viewer, topic, error))
+            self.audits.add(audit)  # held until done: the loop keeps only weak references
+            audit.add_done_callback(self.audits.discard)
             return
 
         async def load() -> None:
