@@ -319,3 +319,78 @@ async def test_secure_cookies_flag_marks_the_session_cookie(
         assert ("Secure" in cookie) is secure
     finally:
         server.kill()
+
+
+# --- passwords, origins and the audit key (issue 13 items 4, 5, 10) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "words"),
+    [("short", ["at least 12"]), (" " * 13, ["whitespace"]), ("iloveyou1234", ["too common"])],
+)
+def test_user_add_and_passwd_refuse_weak_passwords(
+    main: InProcess, db_url: str, password: str, words: list[str]
+) -> None:
+    name = "weak-" + uuid.uuid4().hex[:6]
+    storage = ["--password-stdin", "--database", db_url]
+    add = ["user", "add", name, "--role", "viewer", *storage]
+    one_line_error(main(*add, stdin=password + "\n"), *words)
+    assert main(*add, stdin="a good pass phrase\n").returncode == 0
+    one_line_error(main("user", "passwd", name, *storage, stdin=password + "\n"), *words)
+
+
+def test_passwd_sets_the_password_and_ends_sessions(main: InProcess, db_url: str) -> None:
+    name = "pw-" + uuid.uuid4().hex[:6]
+    storage = ["--password-stdin", "--database", db_url]
+    assert (
+        main("user", "add", name, "--role", "viewer", *storage, stdin="first phrase 1\n").returncode
+        == 0
+    )
+    engine = create_db_engine(db_url)
+    store = Storage(engine)
+    user = store.user_by_name(name)
+    assert user is not None
+    store.create_session(user["id"], token_hash("s1"), 3600.0)
+    result = main("user", "passwd", name, *storage, stdin="second phrase 2\n")
+    assert result.returncode == 0, result.stderr
+    assert store.session_user(token_hash("s1")) is None
+    changed = store.user_by_name(name)
+    engine.dispose()
+    assert changed is not None and changed["password_hash"] != user["password_hash"]
+    one_line_error(
+        main("user", "passwd", "nobody-at-all", *storage, stdin="x phrase 12345\n"), "no user"
+    )
+
+
+def test_the_weak_password_bypass_is_hidden_and_only_explicit(main: InProcess, db_url: str) -> None:
+    assert "allow-weak" not in main("user", "add", "--help").stdout
+    add = ["user", "add", "demo-" + uuid.uuid4().hex[:6], "--role", "admin", "--password-stdin"]
+    add += ["--database", db_url]
+    one_line_error(main(*add, stdin="demo\n"), "at least 12")
+    assert main(*add, "--allow-weak-password", stdin="demo\n").returncode == 0
+
+
+def test_bad_allowed_origin_is_one_line(main: InProcess, tmp_path: Path) -> None:
+    args = ["serve", "--data-dir", str(tmp_path), "--allowed-origin", "lab.example.org"]
+    one_line_error(main(*args), "--allowed-origin", "lab.example.org")
+
+
+def test_serve_creates_the_audit_key_owner_only_and_verify_needs_it(
+    main: InProcess, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
+    one_line_error(
+        main("audit", "verify", "--database", url, "--data-dir", str(data)), "no audit key"
+    )
+    engine = create_db_engine(url)
+    upgrade(engine)
+    key = cli.audit_key_for_serving(data, engine)
+    assert cli.audit_key_for_serving(data, engine) == key  # kept across starts
+    engine.dispose()
+    assert (data / "audit.key").stat().st_mode & 0o777 == 0o600
+    ok = main("audit", "verify", "--database", url, "--data-dir", str(data))
+    assert ok.returncode == 0 and "intact" in ok.stdout
+    (tmp_path / "bad.key").write_text("not hex\n")
+    bad = ["audit", "verify", "--database", url, "--audit-key", str(tmp_path / "bad.key")]
+    one_line_error(main(*bad), "not a key")

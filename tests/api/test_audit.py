@@ -1,7 +1,9 @@
-"""The audit chain detects edits, insertions and deletions; appends never fork it."""
+"""The audit chain detects edits, insertions and deletions; appends never fork it; the keyed head
+detects removed newest entries and a chain recomputed after an edit."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,7 +13,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from aggregator.audit import GENESIS, AuditRecord, AuditTrail, record_hash, verify_chain
+from aggregator.audit import (
+    GENESIS,
+    AuditRecord,
+    AuditTrail,
+    canonical,
+    chain_hash,
+    record_hash,
+    verify_chain,
+)
 from aggregator.db import create_db_engine, upgrade
 
 
@@ -116,3 +126,120 @@ def test_pure_verification_of_a_recomputed_forgery() -> None:
     result = verify_chain([forged, b])
     assert not result.ok and result.bad_id == 2
     assert verify_chain([]).ok
+
+
+# --- the anchored head (issue 13 item 10) ------------------------------------------------------
+
+KEY = b"k" * 32
+
+
+def recompute_chain(db: sa.Engine, start: int) -> None:
+    """What an intruder with database access but no key does after editing an entry: rehash it
+    and every entry after it, so that the chain alone looks intact."""
+    trail = AuditTrail(db)
+    records = list(trail.iter_all())
+    prev = records[start - 2].hash if start > 1 else GENESIS
+    with db.begin() as conn:
+        for record in records[start - 1 :]:
+            fixed = replace(record, prev_hash=prev)
+            digest = record_hash(fixed)
+            conn.execute(
+                sa.text("UPDATE audit SET prev_hash = :p, hash = :h WHERE id = :i"),
+                {"p": prev, "h": digest, "i": record.id},
+            )
+            prev = digest
+
+
+def test_keyed_trail_intact_passes(db: sa.Engine) -> None:
+    trail = AuditTrail(db, key=KEY)
+    fill(trail, 6)
+    result = trail.verify()
+    assert result.ok and result.checked == 6, result.describe()
+    assert trail.head() is not None and trail.head().last_id == 6  # type: ignore[union-attr]
+
+
+def test_deleting_the_newest_entries_is_detected(db: sa.Engine) -> None:
+    trail = AuditTrail(db, key=KEY)
+    fill(trail, 6)
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit WHERE id >= 5"))
+    assert AuditTrail(db).verify().ok  # the chain alone cannot tell
+    result = trail.verify()
+    assert not result.ok and "ends at entry 4" in result.reason, result.describe()
+
+
+def test_an_edit_with_the_chain_recomputed_is_detected(db: sa.Engine) -> None:
+    trail = AuditTrail(db, key=KEY)
+    fill(trail, 6)
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE audit SET \"user\" = 'mallory' WHERE id = 3"))
+    recompute_chain(db, 3)
+    assert AuditTrail(db).verify().ok  # the chain alone cannot tell
+    result = trail.verify()
+    assert not result.ok and "recomputed" in result.reason, result.describe()
+
+
+def test_moving_the_head_without_the_key_is_detected(db: sa.Engine) -> None:
+    trail = AuditTrail(db, key=KEY)
+    fill(trail, 6)
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit WHERE id = 6"))
+        last = conn.execute(sa.text("SELECT hash FROM audit WHERE id = 5")).scalar()
+        conn.execute(sa.text("UPDATE audit_head SET last_id = 5, last_hash = :h"), {"h": last})
+    result = trail.verify()
+    assert not result.ok and "HMAC" in result.reason
+    assert not AuditTrail(db, key=b"another key, 32 bytes long......").verify().ok
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_head"))
+    assert "not anchored" in trail.verify().reason
+
+
+def test_run_pk_is_covered(db: sa.Engine) -> None:
+    trail = AuditTrail(db, key=KEY)
+    trail.append(time=1.0, user="ann", action="control", unit_id="u", run_id="r1", run_pk=7)
+    trail.append(time=2.0, user="ann", action="control", unit_id="u")
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE audit SET run_pk = 8 WHERE id = 1"))
+    result = trail.verify()
+    assert not result.ok and result.bad_id == 1 and "content" in result.reason
+
+
+def test_entries_from_before_run_pk_was_hashed_still_verify(db: sa.Engine) -> None:
+    """A trail written by an older aggregator: no "v" in the detail, run_pk not hashed. It
+    verifies as written, and the first start with a key anchors its head."""
+    prev = GENESIS
+    with db.begin() as conn:
+        for i in range(1, 4):
+            content = canonical(
+                time=float(i),
+                user="ann",
+                action="control",
+                unit_id="u",
+                run_id="r1",
+                old=None,
+                new={"i": i},
+                version=1,
+            )
+            digest = chain_hash(prev, content)
+            conn.execute(
+                sa.text(
+                    'INSERT INTO audit (time, "user", action, unit_id, run_pk, detail_json, '
+                    "prev_hash, hash) VALUES (:t, 'ann', 'control', 'u', 5, :d, :p, :h)"
+                ),
+                {
+                    "t": float(i),
+                    "d": json.dumps({"run_id": "r1", "old": None, "new": {"i": i}}),
+                    "p": prev,
+                    "h": digest,
+                },
+            )
+            prev = digest
+    trail = AuditTrail(db, key=KEY)
+    assert "not anchored" in trail.verify().reason
+    assert trail.anchor() is True and trail.anchor() is False  # only once
+    fill(trail, 2)  # new entries: hashed with run_pk, chained onto the old ones
+    result = trail.verify()
+    assert result.ok and result.checked == 5, result.describe()
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE audit SET run_pk = 6 WHERE id = 2"))
+    assert trail.verify().ok  # documented: an old entry's run_pk is not covered

@@ -8,9 +8,9 @@ from typing import Any
 
 import protocol as p
 from aggregator.api.service import API_STATE_KEY
+from tests.aggregator.helpers import until
 from tests.api.conftest import Api
 from tests.api.fake_engine import FakeEngine
-from tests.aggregator.helpers import until
 from tests.live.conftest import WsClient
 
 JsonDict = dict[str, Any]
