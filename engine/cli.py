@@ -29,6 +29,7 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 DEFAULT_SIMULATION_LIMIT = 86400.0  # simulated seconds: a method never ends on its own
 DEFAULT_SAFE_TIMEOUT = 5.0  # as engine.shutdown's, without importing it for --help
+DEFAULT_LOAD_TIMEOUT = 8.0  # with start-up, a UOD that hangs is reported within 10 s
 FLUSH_TIMEOUT = 10.0
 
 
@@ -56,6 +57,18 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
     return value
+
+
+def _add_load_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--load-timeout",
+        type=_seconds,
+        default=DEFAULT_LOAD_TIMEOUT,
+        metavar="SECONDS",
+        help="give up on a UOD file that is still loading after this long (an endless loop, "
+        f"or a call that waits); it is loaded in a separate process first (default: "
+        f"{DEFAULT_LOAD_TIMEOUT:g})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="P-code method to analyze against the UOD (default: check the UOD only)",
     )
+    for command in (run, sim, check):
+        _add_load_timeout(command)
     return parser
 
 
@@ -220,13 +235,19 @@ def main(argv: list[str] | None = None) -> int:
 # ---- shared ---------------------------------------------------------------------------------
 
 
-def _load(path: str) -> tuple[Uod, str]:
-    from engine.uod import UodError, load_uod, uod_hash
+def _load(path: str, timeout: float = DEFAULT_LOAD_TIMEOUT) -> tuple[Uod, str]:
+    """Loaded here only once a separate process loaded it within `timeout` (engine/uod_probe.py):
+    a file that ends or hangs the process is reported in one line, this one lives on."""
+    from engine.uod_probe import UodProbe
 
-    try:
-        uod = load_uod(path)
-    except UodError as exc:
-        raise CliError(str(exc)) from None
+    with UodProbe(path, timeout) as probe:  # loads while this process imports the rest
+        from engine.uod import UodError, load_uod, uod_hash
+
+        try:
+            probe.wait()
+            uod = load_uod(path)
+        except UodError as exc:
+            raise CliError(str(exc)) from None
     return uod, uod_hash(path)
 
 
@@ -278,7 +299,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     from engine.context import UodContext
     from engine.lang.analyzer import analyze
 
-    uod, _ = _load(args.uod)
+    uod, _ = _load(args.uod, args.load_timeout)
     if args.method is None:
         out.write(f"{args.uod}: OK ({len(uod.tags)} tags, {len(uod.commands)} commands)\n")
         return EXIT_OK
@@ -300,7 +321,7 @@ async def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     from engine.runner import HumanEvents, JsonEvents, run_simulated
     from protocol.models import ControlAction
 
-    uod, digest = _load(args.uod)
+    uod, digest = _load(args.uod, args.load_timeout)
     text = _read_method(args.method)
     clock = FakeClock()
     observer = JsonEvents(out) if args.json else HumanEvents(out)

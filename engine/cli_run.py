@@ -89,7 +89,7 @@ async def run(args: argparse.Namespace) -> int:
     from engine.shutdown import ShutdownControl, install_interrupts, shut_down
 
     _setup_logging(args.log_level)
-    uod, digest = _load(args.uod)
+    uod, digest = _load(args.uod, args.load_timeout)
     text = _read_method(args.method)
     token = _token(args)
     clock = RealClock()

@@ -40,8 +40,8 @@ def load_uod(path: str | Path) -> Uod:
         exec(code, module.__dict__)
     except UodError as exc:
         raise exc.located(shown) from None
-    except Exception as exc:
-        raise UodError(describe(exc), filename=shown, line=_line_in(exc, file)) from None
+    except BaseException as exc:  # also SystemExit and KeyboardInterrupt: the file's, not ours
+        raise UodError(_problem(exc), filename=shown, line=_line_in(exc, file)) from None
     create = module.__dict__.get("create")
     if not callable(create):
         raise UodError("has no create() function", filename=shown)
@@ -49,15 +49,16 @@ def load_uod(path: str | Path) -> Uod:
         result = create()
     except UodError as exc:
         raise exc.located(shown) from None
-    except Exception as exc:
-        raise UodError(
-            f"create() failed: {describe(exc)}", filename=shown, line=_line_in(exc, file)
-        ) from None
+    except BaseException as exc:
+        failed = "create() failed: " if isinstance(exc, Exception) and not _asks(exc) else ""
+        raise UodError(failed + _problem(exc), filename=shown, line=_line_in(exc, file)) from None
     if isinstance(result, UodBuilder):
         try:
             result = result.build(filename=shown)
         except UodError as exc:
             raise exc.located(shown) from None
+        except BaseException as exc:  # the hardware factory and the model are UOD code too
+            raise UodError(_problem(exc), filename=shown, line=_line_in(exc, file)) from None
     if not isinstance(result, Uod):
         raise UodError(
             f"create() must return a UOD built with UodBuilder, not {type(result).__name__}",
@@ -72,6 +73,25 @@ def load_uod(path: str | Path) -> Uod:
 
 def uod_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _problem(exc: BaseException) -> str:
+    """What went wrong, said so that a scientist sees what to change in the file."""
+    if isinstance(exc, SystemExit):
+        code = "" if exc.code is None else repr(exc.code)
+        return f"called sys.exit({code}) while loading: a UOD file must not end the program"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt while loading (raised by the file, or Ctrl+C)"
+    if _asks(exc):
+        return "called input(), but a UOD file cannot ask at the keyboard"
+    if not isinstance(exc, Exception):
+        return f"raised {describe(exc)} while loading"
+    return describe(exc)
+
+
+def _asks(exc: BaseException) -> bool:
+    """input() found no keyboard: the CLI loads UOD files with standard input at end of file."""
+    return isinstance(exc, EOFError) and str(exc) == "EOF when reading a line"
 
 
 def _line_in(exc: BaseException, file: Path) -> int | None:
