@@ -133,15 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
         "add",
         help="add a user",
         description="Add a user who can log in to the web UI and the HTTP API. Prompts for the "
-        "password twice unless --password-stdin is given.",
+        "password twice unless --password-stdin is given. A unit whose UOD calls "
+        "require_roles(...) is invisible to users without one of its roles (a unit behind "
+        'require_roles("operator") is hidden from viewers) unless it also names view roles: '
+        'require_roles(control="operator", view="viewer") lets viewers watch it read-only. '
+        "Admins see and control every unit.",
     )
     add.add_argument("name", help="user name (used to log in)")
     add.add_argument(
         "--role",
         required=True,
         choices=ROLES,
-        help="required: viewer (sees everything), operator (also controls units and edits "
-        "methods) or admin (also manages users and tokens)",
+        help="required: viewer (sees units and runs, except units that require a role "
+        "without naming viewers in view=), operator (also controls units and edits methods) or "
+        "admin (also manages users and tokens)",
     )
     _add_password_options(add)
     _add_storage_options(add)

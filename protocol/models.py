@@ -207,7 +207,15 @@ class UodDescription(WireModel):
     process_values: list[ProcessValueDescription] = Field(default_factory=list)
     plot: PlotConfiguration = PlotConfiguration()
     base_units: list[str] = Field(default_factory=lambda: ["s", "min", "h"])
-    required_roles: list[str] = Field(default_factory=list)
+    required_roles: list[str] = Field(
+        default_factory=list,
+        description="roles that may control the unit; without view_roles also the only ones "
+        "that see it (empty: every user)",
+    )
+    view_roles: list[str] = Field(
+        default_factory=list,
+        description="roles that may also see the unit and its runs, read-only",
+    )
     data_log_interval: float = Field(
         default=1.0, gt=0, description="seconds between stored samples"
     )

@@ -18,8 +18,8 @@ from aggregator.api.service import (
     EngineRefusal,
     current_method,
     engine_request,
-    need_operator,
     record,
+    require_control,
     require_unit,
     unit_summary,
 )
@@ -86,8 +86,7 @@ async def audited(
 async def control(
     app: web.Application, user: ApiUser, unit_id: str, action: ControlAction
 ) -> CommandOutcome:
-    need_operator(user)
-    live = require_unit(app, user, unit_id)
+    live = require_control(app, user, unit_id)
     before = unit_summary(app, live)
     async with audited(
         app,
@@ -105,8 +104,7 @@ async def control(
 
 
 async def inject(app: web.Application, user: ApiUser, unit_id: str, pcode: str) -> CommandOutcome:
-    need_operator(user)
-    live = require_unit(app, user, unit_id)
+    live = require_control(app, user, unit_id)
     async with audited(app, user, "inject", unit_id, lambda: live.run_id, {"pcode": pcode}):
         result = await engine_request(
             app, unit_id, lambda cid: InvokeCommand(id=cid, user=user.name, pcode=pcode)
@@ -117,8 +115,7 @@ async def inject(app: web.Application, user: ApiUser, unit_id: str, pcode: str) 
 async def line_action(
     app: web.Application, user: ApiUser, unit_id: str, line_id: str, kind: str
 ) -> CommandOutcome:
-    need_operator(user)
-    live = require_unit(app, user, unit_id)
+    live = require_control(app, user, unit_id)
     request = CancelLine if kind == "cancel" else ForceLine
     async with audited(app, user, kind, unit_id, lambda: live.run_id, {"line": line_id}):
         result = await engine_request(
@@ -192,8 +189,7 @@ async def set_method(
     expected_version: int,
     line_ids: list[str | None] | None = None,
 ) -> MethodSaved:
-    need_operator(user)
-    live = require_unit(app, user, unit_id)
+    live = require_control(app, user, unit_id)
     before = await current_method(app, unit_id)
     if before is not None and before.version != expected_version:
         raise ApiError(

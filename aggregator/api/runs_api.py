@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from aggregator.api.openapi import ApiRoutes, Call, Operation, Stream
-from aggregator.api.roles import ApiUser, may_see
+from aggregator.api.roles import ApiUser
 from aggregator.api.runs_csv import run_csv
 from aggregator.api.schemas import (
     Contributor,
@@ -22,7 +22,7 @@ from aggregator.api.schemas import (
     RunsQuery,
     RunSummary,
 )
-from aggregator.api.service import ctx_of, method_view, require_run, run_uod, uod_of
+from aggregator.api.service import ctx_of, method_view, require_run, run_uod, uod_of, uod_sees
 from aggregator.api.units_api import _errors, plot_of_run
 from aggregator.context import AppContext
 from aggregator.models import AuditEntry as AuditRow
@@ -46,8 +46,7 @@ def _hidden_units(app: web.Application, user: ApiUser) -> list[str]:
     ctx = ctx_of(app)
     hidden = []
     for unit_id in ctx.live.engines:
-        uod = uod_of(app, unit_id)
-        if uod is not None and not may_see(user.role, uod.required_roles):
+        if not uod_sees(user.role, uod_of(app, unit_id)):
             hidden.append(unit_id)
     return hidden
 

@@ -129,6 +129,9 @@ class UnitSummary(BaseModel):
     connection_status: str = "Disconnected"
     last_seen: float = 0.0
     required_roles: list[str] = Field(default_factory=list)
+    view_roles: list[str] = Field(
+        default_factory=list, description="roles that see the unit read-only (UOD view_roles)"
+    )
 
 
 class UnitDetail(UnitSummary):

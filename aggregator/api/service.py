@@ -21,7 +21,7 @@ from pydantic import JsonValue, ValidationError
 from aggregator.api.commands import EngineCommands, EngineOffline, EngineRefused, EngineTimeout
 from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ApiRoutes
-from aggregator.api.roles import ApiUser, has_role, may_see
+from aggregator.api.roles import ApiUser, has_role, may_control, may_see
 from aggregator.api.schemas import MethodView, TagState, UnitSummary
 from aggregator.api.throttle import LoginThrottle
 from aggregator.audit import AuditTrail
@@ -77,11 +77,15 @@ def uod_of(app: web.Application, unit_id: str) -> UodDescription | None:
     return state_of(app).uods.get(unit_id)
 
 
+def uod_sees(role: str, uod: UodDescription | None) -> bool:
+    """May a user of `role` see a unit (or a run) with this UOD: control and view roles."""
+    return uod is None or may_see(role, uod.required_roles, uod.view_roles)
+
+
 def unit_visible(app: web.Application, role: str, unit_id: str) -> bool:
     if unit_id not in ctx_of(app).live.engines:
         return False
-    uod = uod_of(app, unit_id)
-    return may_see(role, uod.required_roles if uod is not None else [])
+    return uod_sees(role, uod_of(app, unit_id))
 
 
 def ws_visible(app: web.Application) -> Callable[[Viewer, str], bool]:
@@ -96,9 +100,24 @@ def require_unit(app: web.Application, user: ApiUser, unit_id: str) -> LiveEngin
     if live is None:
         raise ApiError(404, f"no unit with id {unit_id!r}")
     uod = uod_of(app, unit_id)
-    required = uod.required_roles if uod is not None else []
-    if not may_see(user.role, required):
-        raise ApiError(403, f"unit {unit_id!r} requires one of the roles {', '.join(required)}")
+    if not uod_sees(user.role, uod):
+        assert uod is not None
+        roles = ", ".join([*uod.required_roles, *uod.view_roles])
+        raise ApiError(403, f"unit {unit_id!r} requires one of the roles {roles}")
+    return live
+
+
+def require_control(app: web.Application, user: ApiUser, unit_id: str) -> LiveEngine:
+    """The unit, when the user may control it: the operator role and one of the unit's control
+    roles (a user who holds only a view role sees the unit but gets 403 here)."""
+    need_operator(user)
+    live = require_unit(app, user, unit_id)
+    uod = uod_of(app, unit_id)
+    if uod is not None and not may_control(user.role, uod.required_roles):
+        roles = ", ".join(uod.required_roles)
+        raise ApiError(
+            403, f"unit {unit_id!r} may be controlled only with one of the roles {roles}"
+        )
     return live
 
 
@@ -116,8 +135,7 @@ async def require_run(app: web.Application, user: ApiUser, run_id: str) -> dict[
     run = await ctx.read(ctx.storage.run_by_id, run_id)
     if run is None:
         raise ApiError(404, f"no run with id {run_id!r}")
-    uod = run_uod(run)
-    if uod is not None and not may_see(user.role, uod.required_roles):
+    if not uod_sees(user.role, run_uod(run)):
         raise ApiError(403, f"run {run_id!r} belongs to a unit you may not see")
     return run
 
@@ -148,6 +166,7 @@ def unit_summary(app: web.Application, live: LiveEngine) -> UnitSummary:
         else "Disconnected",
         last_seen=live.last_seen,
         required_roles=list(uod.required_roles) if uod is not None else [],
+        view_roles=list(uod.view_roles) if uod is not None else [],
     )
 
 

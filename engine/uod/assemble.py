@@ -186,6 +186,7 @@ def assemble(c: Collected, filename: str) -> Uod:
         base_units={unit: tag for unit, (tag, _) in d.base_units.items()},
         unit_definitions=tuple(definition for definition, _ in d.units),
         required_roles=tuple(dict.fromkeys(d.roles)),
+        view_roles=tuple(dict.fromkeys(d.view_roles)),
         data_log_interval=d.data_log_interval,
         scan_interval=d.scan_interval,
         unit_registry=c.ureg,

@@ -464,8 +464,33 @@ class UodBuilder:
         self._d.annotations = list(tags)
         return self
 
-    def require_roles(self, *roles: str) -> UodBuilder:
-        self._d.roles.extend(roles)
+    def require_roles(
+        self, *roles: str, control: str | Sequence[str] = (), view: str | Sequence[str] = ()
+    ) -> UodBuilder:
+        """Who may control the unit (`roles` or `control`) and who may only watch it (`view`).
+
+        Without `view`, users lacking a control role do not see the unit at all: a unit behind
+        `require_roles("operator")` stays invisible to viewers, as it always has."""
+        line = _caller_line()
+        control_roles = [*roles, *([control] if isinstance(control, str) else control)]
+        view_roles = [view] if isinstance(view, str) else list(view)
+        for role in (*control_roles, *view_roles):
+            if not isinstance(role, str) or not role.strip():
+                self._d.problems.append(
+                    (line, f"require_roles: a role must be a name, not {role!r}")
+                )
+                return self
+        if view_roles and not control_roles and not self._d.roles:
+            self._d.problems.append(
+                (
+                    line,
+                    "require_roles: view roles need control roles too, e.g. "
+                    'require_roles(control="operator", view="viewer")',
+                )
+            )
+            return self
+        self._d.roles.extend(control_roles)
+        self._d.view_roles.extend(view_roles)
         return self
 
     def data_log_interval(self, seconds: float) -> UodBuilder:

@@ -93,6 +93,7 @@ class Uod:
     base_units: Mapping[str, str] = field(default_factory=dict)  # extra unit -> timeline tag
     unit_definitions: tuple[str, ...] = ()
     required_roles: tuple[str, ...] = ()
+    view_roles: tuple[str, ...] = ()
     data_log_interval: float = 1.0
     scan_interval: float = 0.1
     # The registry the UOD was checked with (its units defined). The CLI hands it to the one
@@ -118,6 +119,7 @@ class Uod:
             plot=self.plot,
             base_units=["s", "min", "h", *self.base_units],
             required_roles=list(self.required_roles),
+            view_roles=list(self.view_roles),
             data_log_interval=self.data_log_interval,
             scan_interval=self.scan_interval,
         )
