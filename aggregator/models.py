@@ -234,3 +234,21 @@ class AuditHead(SQLModel, table=True):
     last_id: int
     last_hash: str = Field(max_length=64)
     mac: str = Field(max_length=64)
+
+
+class QuarantinedMessage(SQLModel, table=True):
+    """An engine message that was received and acknowledged but failed to apply: kept whole, with
+    why, until an admin replays it (aggregator/store/quarantine.py). Its seq counts as stored."""
+
+    __tablename__ = "quarantine"
+
+    id: int | None = Field(default=None, primary_key=True)
+    engine_id: str = Field(max_length=256, index=True)
+    session_id: str = Field(default="", max_length=256)
+    seq: int = Field(sa_column=Column(SABigInteger, nullable=False))
+    kind: str = Field(max_length=32)
+    received: float
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    message_json: str = Field(sa_column=Column(Text, nullable=False))
+    attempts: int = 0
+    """Replays that failed as well."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
-from aggregator.api import admin_api, auth, runs_api, units_api
+from aggregator.api import admin_api, auth, quarantine_api, runs_api, units_api
 from aggregator.api.bridge import LiveBridge
 from aggregator.api.commands import EngineCommands
 from aggregator.api.errors import api_middleware
@@ -62,6 +62,7 @@ def setup_api_routes(
     units_api.setup(app, routes)
     runs_api.setup(app, routes)
     admin_api.setup(app, routes)
+    quarantine_api.setup(app, routes)
     backend: Backend = ApiWsBackend(app)
     app[WS_BACKEND_KEY] = backend
     app[WS_SETTINGS_KEY] = ws_settings or WsSettings()

@@ -4,13 +4,14 @@
 - registration: engines and their tags (what RegisterEngine records);
 - ingest (with runs and batch): batches of engine messages and the run lifecycle they drive,
   on the one writer thread;
+- quarantine: messages that failed to apply, kept whole until an admin replays them;
 - compaction: a tag's recent sample rows turned into compressed chunks;
 - queries: runs, logs, samples and plots read back (plot_plan: the plot from chunk summaries);
 - tables: the tables, and how a sample value is kept in a row.
 
 Who may import what: the rest of the aggregator uses `Storage` (and BatchOp, BatchResult and
-StoredError on the ingest path) from this package; the modules themselves are for the store and
-its tests. Nothing outside aggregator/ imports the store.
+StoredError on the ingest path, Quarantined and Replayed for quarantine) from this package; the
+modules themselves are for the store and its tests. Nothing outside aggregator/ imports the store.
 """
 
 from __future__ import annotations
@@ -25,18 +26,20 @@ from aggregator.store.accounts import Accounts
 from aggregator.store.batch import BatchOp, BatchResult, StoredError
 from aggregator.store.compaction import Compactor
 from aggregator.store.ingest import Ingest
+from aggregator.store.quarantine import Quarantined, QuarantineQueries, Replayed
 from aggregator.store.queries import Queries
 from aggregator.store.registration import Registry
 
-__all__ = ["BatchOp", "BatchResult", "Storage", "StoredError"]
+__all__ = ["BatchOp", "BatchResult", "Quarantined", "Replayed", "Storage", "StoredError"]
 
 
 class Storage:
     """The store's parts over one database, and the operations callers use, each the method of
     the one part that owns it.
 
-    `ingest` (with its registry, runs and compactor) keeps caches that only the writer thread
-    may touch; `accounts` and `queries` keep nothing and serve any thread."""
+    `ingest` (with its registry, runs and compactor; it also replays quarantined messages)
+    keeps caches that only the writer thread may touch; `accounts`, `queries` and `quarantine`
+    keep nothing and serve any thread."""
 
     write_chunks = staticmethod(compaction.write_chunks)
 
@@ -45,6 +48,7 @@ class Storage:
         self.accounts = Accounts(engine, clock)
         self.ingest = Ingest(engine, clock, Registry(), Compactor(engine, clock))
         self.queries = Queries(engine)
+        self.quarantine = QuarantineQueries(engine)
 
         self.create_engine_token = self.accounts.create_engine_token
         self.engine_token_name = self.accounts.engine_token_name
@@ -57,6 +61,7 @@ class Storage:
         self.apply_batch = self.ingest.apply_batch
         self.apply_and_maintain = self.ingest.apply_and_maintain
         self.maintain = self.ingest.maintain
+        self.replay_quarantined = self.ingest.replay
 
         self.last_seq = self.queries.last_seq
         self.read_samples = self.queries.read_samples

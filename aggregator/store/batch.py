@@ -50,3 +50,5 @@ class BatchResult:
     """(engine_id, run_id)"""
     runs_closed: list[tuple[str, str]] = field(default_factory=list)
     """(engine_id, run_id)"""
+    quarantined: list[tuple[str, int]] = field(default_factory=list)
+    """(engine_id, quarantine id) of messages that failed to apply and were kept instead"""

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store, same_content
+from aggregator.store import quarantine
 from aggregator.store.batch import BatchOp, BatchResult, StoredError
 from aggregator.store.compaction import Compactor
 from aggregator.store.registration import Registry
@@ -32,6 +33,7 @@ from protocol import (
     StoredMessage,
     SystemState,
     TagsUpdated,
+    decode,
 )
 
 log = logging.getLogger(__name__)
@@ -141,9 +143,11 @@ class Ingest:
         """Store a batch in one transaction. Raises on failure, having rolled back everything.
 
         Each message is applied in its own SAVEPOINT: one that fails unexpectedly (a bug, a
-        constraint we did not foresee) is rolled back alone, logged in its engine's error log
-        and still counted as stored, so the other engines' frames of the batch commit and every
-        stream goes on instead of all of them being disconnected to resend the same failure."""
+        constraint we did not foresee) is rolled back alone and kept whole in quarantine, in
+        this transaction, with a line in its engine's error log (store/quarantine.py says why
+        its seq still counts as stored). The other engines' frames of the batch commit and
+        every stream goes on instead of all of them being disconnected to resend the same
+        failure, and nothing is acknowledged that is not durably kept."""
         high: dict[str, int] = {}
         failed = False
         try:
@@ -202,7 +206,9 @@ class Ingest:
                 self._apply(batch, op, msg)
             return True
         except Exception as exc:
-            log.exception("engine %s: storing %s seq %d failed", op.engine_id, msg.type, msg.seq)
+            log.exception(
+                "engine %s: applying %s seq %d failed; quarantined", op.engine_id, msg.type, msg.seq
+            )
             del batch.samples[marks[0] :]
             del result.errors[marks[1] :]
             del result.runs_opened[marks[2] :]
@@ -210,9 +216,12 @@ class Ingest:
             # the caches may name rows the savepoint rolled back: reload them from here
             self.reset()
             self._load(batch.conn)
+            reason = quarantine.failure_text(exc)
+            qid = quarantine.keep(batch.conn, op, msg, reason, batch.now)
+            result.quarantined.append((op.engine_id, qid))
             text = (
-                f"{msg.type} seq {msg.seq} could not be stored and is lost "
-                f"({type(exc).__name__}: {str(exc)[:200]})"
+                f"{msg.type} seq {msg.seq} could not be applied ({reason[:200]}); it is kept "
+                f"whole in quarantine #{qid}, nothing is lost: an admin can replay it after a fix"
             )
             record_error(
                 batch.conn,
@@ -228,6 +237,61 @@ class Ingest:
                 ),
             )
             return False
+
+    def replay(self, qid: int, by: str) -> quarantine.Replayed | None:
+        """Apply a quarantined message through the ingest path (the same handlers, in a
+        SAVEPOINT); it leaves quarantine when applied, or without being applied when a newer
+        message of the same snapshot kind was stored since. None: no such entry."""
+        failed = False
+        try:
+            with self.engine.begin() as conn:
+                if self.is_sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # see apply_batch
+                self._load(conn)
+                found = quarantine.load(conn, qid)
+                if found is None:
+                    return None
+                entry, session_id, text = found
+                batch = _Batch(conn, BatchResult(), [], self._clock())
+                if quarantine.superseded(conn, entry):
+                    quarantine.remove(conn, qid)
+                    self._replayed(batch, entry, "removed unapplied: a newer one was stored", by)
+                    return quarantine.Replayed(entry, "superseded", None, batch.result)
+                msg = _stored_message(text)
+                op = BatchOp(entry.engine_id, session_id, Store(msg, ""))
+                try:
+                    with conn.begin_nested():
+                        self._apply(batch, op, msg)
+                        if batch.samples:
+                            conn.exec_driver_sql(self.insert_samples, batch.samples)
+                except Exception as exc:
+                    log.exception("replaying quarantined message #%d failed", qid)
+                    failed = True
+                    error = quarantine.failure_text(exc)
+                    quarantine.failed_again(conn, qid, error)
+                    return quarantine.Replayed(entry, "failed", error, BatchResult())
+                quarantine.remove(conn, qid)
+                self._replayed(batch, entry, "applied", by)
+                return quarantine.Replayed(entry, "applied", None, batch.result)
+        except Exception:
+            self.reset()
+            raise
+        finally:
+            if failed:
+                self.reset()
+
+    def _replayed(self, batch: _Batch, entry: quarantine.Quarantined, what: str, by: str) -> None:
+        text = f"{entry.kind} seq {entry.seq} from quarantine #{entry.id} replayed by {by}: {what}"
+        error = StoredError(
+            entry.engine_id,
+            self.runs.current_pk(entry.engine_id),
+            batch.now,
+            "info",
+            "aggregator",
+            text,
+            entry.seq,
+        )
+        record_error(batch.conn, batch.result, error)
 
     def _apply(self, batch: _Batch, op: BatchOp, msg: StoredMessage) -> None:
         if isinstance(msg, TagsUpdated):
@@ -350,3 +414,13 @@ class Ingest:
             key = f"gap-{action.first}-{action.last}"
             line = aggregator_line(key, text, batch.now, "messages lost")
             upsert_runlog(batch.conn, pk, key, batch.now, line)
+
+
+def _stored_message(text: str) -> StoredMessage:
+    message = decode(text)
+    if not isinstance(message, _STORED):
+        raise ValueError(f"quarantined {message.type} is not a stored message")
+    return message
+
+
+_STORED = (TagsUpdated, RunStarted, RunStopped, RunLog, Method, MethodState, ControlState, ErrorLog)

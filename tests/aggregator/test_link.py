@@ -561,13 +561,23 @@ async def test_one_failing_message_does_not_fail_the_other_engines_batch(
         await bad.send(tags(2, 1002.0, rid_bad, FT01=666.0))
         await good.send(tags(1, 1002.0, rid_good, FT01=2.5))
         await good.wait_ack(1)
-        await bad.wait_ack(2)  # accounted as stored: the stream goes on
+        await bad.wait_ack(2)  # acked because it is kept whole in quarantine: the stream goes on
         assert agg.ctx.writer.batches == batches + 1  # both frames shared one batch
         assert ft01(agg, rid_good) == [2.5]
         assert ft01(agg, rid_bad) == [1.5]
         assert stored_seq(agg, bad.engine_id) == 2
-        assert any("TagsUpdated seq 2 could not be stored" in m for m in errors(agg, bad.engine_id))
-        assert not any("could not be stored" in m for m in errors(agg, good.engine_id))
+        # quarantined, nothing lost: the whole message, why, and a line in the error log
+        entries, _, total = agg.ctx.storage.quarantine.page(engine_id=bad.engine_id)
+        assert total == 1 and [(e.seq, e.kind) for e in entries] == [(2, "TagsUpdated")]
+        assert "a bug met by this one message" in entries[0].error
+        kept = p.decode(agg.ctx.storage.quarantine.message_json(entries[0].id) or "")
+        assert isinstance(kept, p.TagsUpdated) and kept.tags[0].value == 666.0
+        assert any(
+            "TagsUpdated seq 2 could not be applied" in m and f"quarantine #{entries[0].id}" in m
+            for m in errors(agg, bad.engine_id)
+        )
+        assert not any("could not be applied" in m for m in errors(agg, good.engine_id))
+        assert agg.ctx.storage.quarantine.page(engine_id=good.engine_id)[2] == 0
         assert not bad.closed.is_set() and not good.closed.is_set()
         await bad.send(tags(3, 1003.0, rid_bad, FT01=3.5))
         await bad.wait_ack(3)
@@ -647,9 +657,7 @@ async def test_engine_restarted_without_the_run_closes_it(
     r1 = run_id()
     await engine.register("session-1")
     await engine.send(p.RunStarted(seq=1, time=1000.0, run_id=r1, started=1000.0, method_version=1))
-    await engine.send(
-        p.ControlState(seq=2, time=1000.5, run_id=r1, state=p.SystemState.RUNNING)
-    )
+    await engine.send(p.ControlState(seq=2, time=1000.5, run_id=r1, state=p.SystemState.RUNNING))
     await engine.send(tags(3, 1001.0, r1))
     await engine.wait_ack(3)
     await engine.close()
@@ -668,7 +676,9 @@ async def test_engine_restarted_without_the_run_closes_it(
     assert old is not None and old["stopped"] == 1500.0
     assert old["stop_reason"] == "engine restarted" and old["stopped_by"] == "aggregator"
     assert any("engine restarted" in text for text in run_log_texts(aggregator, r1))
-    assert any(f"run {r1} closed: engine restarted" in e for e in errors(aggregator, engine.engine_id))
+    assert any(
+        f"run {r1} closed: engine restarted" in e for e in errors(aggregator, engine.engine_id)
+    )
     assert live.run_id is None
     # a later ControlState of the same session changes nothing more
     await engine.send(p.ControlState(seq=5, time=1600.0, run_id=None, state=p.SystemState.STOPPED))
