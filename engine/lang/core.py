@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from engine.lang.analyzer import Finding
 from engine.lang.api import CommandHandle, EngineContext, LineState, ScalarValue, SystemState
@@ -51,6 +51,19 @@ class Timed:
     log: RunLogLine
     state: SystemState
     until: float
+
+
+@dataclass(eq=False, slots=True)
+class Failure:
+    """A method line that failed in this run, waiting for the operator to resume or skip it.
+
+    `path` is the path standing on the line (it failed at once, so unpausing runs it again);
+    None for a command that failed after it had started, whose path has moved on."""
+
+    log: RunLogLine
+    line_id: str
+    path: Path | None
+    action: Literal["retry", "skip"] | None = None
 
 
 def summary(findings: Sequence[Finding], limit: int = 5) -> str:
@@ -98,6 +111,11 @@ class InterpreterCore(ABC):
         self._started: set[str] = set()
         self._completed: set[str] = set()
         self._failed: set[str] = set()
+        # Fix and resume (recovery.py): failures of this error pause by run-log id, the failed
+        # attempt each method line id runs again, and commands to start again once Running.
+        self._failures: dict[str, Failure] = {}
+        self._retry_of: dict[str, str] = {}
+        self._retries: list[Failure] = []
         self._state_dirty = False
         self._tags: TagInfo | None = None
         self._bases: dict[str, tuple[str, float]] = {}
@@ -129,10 +147,15 @@ class InterpreterCore(ABC):
         log = RunLogLine(log_id, line_id, text, now, user=user)
         self._names[log_id] = line.name if line is not None else text
         if line_id is not None:
+            log.retry_of = self._retry_of.pop(line_id, None)
             self._started.add(line_id)
             self._completed.discard(line_id)
             self._state_dirty = True
         return log
+
+    def _operator_line(self, text: str, now: float, user: str | None) -> None:
+        log = self._new_log(None, text, now, user)
+        self._finish(log, LineState.COMPLETED, now)
 
     def _emit(self, log: RunLogLine) -> None:
         # A finished line never changes again here, so only a running one needs a copy.
@@ -165,12 +188,18 @@ class InterpreterCore(ABC):
         log.forcible = forcible
         self._emit(log)
 
-    def _fail_log(self, log: RunLogLine, message: str, now: float) -> None:
+    def _fail_log(
+        self, log: RunLogLine, message: str, now: float, path: Path | None = None
+    ) -> None:
         log.message = message
         self._finish(log, LineState.FAILED, now)
         if log.line_id is not None:
             self._failed.add(log.line_id)
             self._state_dirty = True
+            if self._state in ACTIVE:
+                self._failures[log.id] = Failure(log, log.line_id, path)
+                if path is not None:
+                    self._retry_of[log.line_id] = log.id
         text = f"'{log.text}' failed: {message}"
         if self._state in ACTIVE:
             self.error_pause(now, text)
@@ -189,7 +218,12 @@ class InterpreterCore(ABC):
                     previous = [x for x in frame.body[:i] if x.is_instruction]
                     frame.last_id = previous[-1].id if previous else None
                     break
-        self._fail_log(log, message, now)
+        self._fail_log(log, message, now, None if path.done else path)
+
+    def _clear_failures(self) -> None:
+        self._failures.clear()
+        self._retry_of.clear()
+        self._retries.clear()
 
     def _disarm(self, arm: Arm, state: LineState, now: float) -> None:
         if arm in self._arms:
@@ -234,6 +268,11 @@ class InterpreterCore(ABC):
 
     @abstractmethod
     def _restart(self, now: float, user: str | None = None) -> None: ...
+
+    # -- seams: implemented by recovery.py ---------------------------------------------------------
+
+    @abstractmethod
+    def _after_pause(self, now: float) -> None: ...
 
     # -- seams: implemented by scan.py ------------------------------------------------------------
 

@@ -182,8 +182,11 @@ class LiveEditing(InterpreterCore):
         *,
         user: str | None = None,
         line_ids: Sequence[str | None] | None = None,
+        now: float | None = None,
     ) -> EditResult:
-        """Load or live-edit the method (section 9); raises `MethodEditError` when refused."""
+        """Load or live-edit the method (section 9); raises `MethodEditError` when refused. An
+        edit accepted during a run is also a run-log line naming the new version (at `now`, or
+        the last time seen), so the run log shows which version a fixed line ran from."""
         texts = split_lines(text)
         if line_ids is not None:
             if len(line_ids) != len(texts):
@@ -215,6 +218,10 @@ class LiveEditing(InterpreterCore):
         self._version += 1
         self._remap(tree)
         self._events.append(MethodChanged(self._version, user))
+        if self._state in ACTIVE:
+            self._operator_line(
+                f"Method version {self._version}", self._now if now is None else now, user
+            )
         return EditResult(self._version, True, findings)
 
     def _remap(self, tree: ParsedMethod) -> None:

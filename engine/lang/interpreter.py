@@ -6,7 +6,7 @@ as events (`drain_events`). It never reads a clock: every entry point takes `now
 
 `Interpreter` is assembled from one part per responsibility, each in its own module over the
 shared state of core.py: run_control.py (operator commands, the run-control state table, injected
-code, cancel/force), timing.py (clocks, thresholds, Waits), editing.py (loading and live editing),
+code, cancel/force), recovery.py (fix and resume after a failed line), timing.py (clocks, thresholds, Waits), editing.py (loading and live editing),
 handlers.py (the table from instruction to handler) and scan.py (one tick, walking the paths).
 This module is what the engine imports; it adds the read-only state the engine copies into tags.
 
@@ -19,7 +19,9 @@ Choices the language reference leaves open, made here:
   has a run-log line that can be forced or cancelled.
 - When a line fails at once (its command raises, an undefined macro), the run error-pauses and the
   path stays on that line: after a fix (section 9) or not, unpausing runs it again. A command that
-  fails later only error-pauses; its path has moved on.
+  fails later only error-pauses; its path has moved on. Either way the operator may fix the line
+  and choose Resume from the failed line or Skip it (recovery.py); a command that failed mid-way
+  runs again only on Resume.
 - Ending a block cancels the Watches and Alarms declared in it that have not fired; a body that is
   already running finishes (it runs on its own scope timeline, section 12.9).
 - Cancelling or forcing a timed Pause or Hold resumes at once.
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from engine.lang.api import EngineContext, SystemState
 from engine.lang.editing import EditResult, LiveEditing, MethodEditError
 from engine.lang.handlers import Handlers
+from engine.lang.recovery import Recovery
 from engine.lang.run_control import InjectionError, LineActionError, RunControl, RunControlError
 from engine.lang.runlog import Event
 from engine.lang.scan import Scan
@@ -57,7 +60,7 @@ class MethodState:
     failed: frozenset[str]
 
 
-class Interpreter(RunControl, Scan, Handlers, Timing, LiveEditing):
+class Interpreter(RunControl, Recovery, Scan, Handlers, Timing, LiveEditing):
     def __init__(self, context: EngineContext, *, new_run_id: Callable[[], str]) -> None:
         super().__init__(context, new_run_id=new_run_id)
         self._own.update(

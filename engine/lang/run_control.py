@@ -45,10 +45,6 @@ class LineActionError(Exception):
 
 
 class RunControl(InterpreterCore):
-    def _operator_line(self, text: str, now: float, user: str | None) -> None:
-        log = self._new_log(None, text, now, user)
-        self._finish(log, LineState.COMPLETED, now)
-
     def start(self, now: float, user: str | None = None) -> None:
         if self._state is not SystemState.STOPPED:
             raise RunControlError(f"Cannot start: the unit is {self._state.value}, not Stopped")
@@ -132,6 +128,7 @@ class RunControl(InterpreterCore):
             self._paused_from = SystemState.RUNNING
         else:
             self._set_state(SystemState.RUNNING)
+        self._after_pause(now)
 
     def _begin_run(self, now: float, old: SystemState, user: str | None = None) -> None:
         self._run_id = self._new_run_id()
@@ -145,6 +142,7 @@ class RunControl(InterpreterCore):
         self._started.clear()
         self._completed.clear()
         self._failed.clear()
+        self._clear_failures()
         self._macros.clear()
         self._macros_run.clear()
         self._state_dirty = True
@@ -196,6 +194,7 @@ class RunControl(InterpreterCore):
         for tag in sorted(self._simulated):
             self._ctx.simulate_off(tag)
         self._simulated.clear()
+        self._clear_failures()
         self._paths = []
         self._arms = []
         self._blocks = []

@@ -28,7 +28,8 @@ class RunLogLine:
     """One instruction that ran (or an operator command). `user` None means the method.
 
     `start_values` / `end_values` belong to the engine: it fills them from the process values when
-    it sees the line start and end. `message` says why a line failed.
+    it sees the line start and end. `message` says why a line failed. `retry_of` is the run-log id
+    of the failed attempt this line runs again (fix and resume).
     """
 
     id: str
@@ -44,6 +45,7 @@ class RunLogLine:
     cancellable: bool = False
     forcible: bool = False
     message: str | None = None
+    retry_of: str | None = None
 
     def snapshot(self) -> RunLogLine:
         """A copy for an event, so later changes to the live line do not rewrite history."""
@@ -61,6 +63,7 @@ class RunLogLine:
             self.cancellable,
             self.forcible,
             self.message,
+            self.retry_of,
         )
 
 
