@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from engine.hw.base import Clock, Hardware
     from engine.hw.modbus import ModbusRtu, ModbusTcp
     from engine.hw.modbus_codec import ModbusRegister
+    from engine.hw.opcua_config import OpcUaClient, OpcUaNode
     from engine.hw.recovery import RecoveryPolicy
     from engine.hw.serial_line import SerialExchange, SerialPort
     from engine.sim.model import ProcessModel
@@ -91,7 +92,7 @@ class UodBuilder:
     ) -> UodBuilder:
         """Hardware of the unit: a Hardware object, or a function of the engine's clock making
         one (for drivers that must run on simulated time). Declaring several parts (also with
-        `modbus`, `serial`, `simulated`) combines them into one CompositeHardware."""
+        `modbus`, `serial`, `opcua`, `simulated`) combines them into one CompositeHardware."""
         line = _caller_line()
         if _is_hardware(hardware):
             hw = typing.cast("Hardware", hardware)
@@ -138,6 +139,36 @@ class UodBuilder:
             return SerialHardware(port, exchanges, clock=clock, policy=policy, name=name)
 
         self._add_part(factory, name or f"serial {port.url}", line)
+        return self
+
+    def opcua(
+        self,
+        connection: OpcUaClient,
+        nodes: Mapping[str, str | OpcUaNode],
+        *,
+        policy: RecoveryPolicy | None = None,
+        name: str | None = None,
+    ) -> UodBuilder:
+        """An OPC UA server; `nodes` maps each tag to its node id ("ns=2;s=FT01"). The tags'
+        units are checked against the server's EngineeringUnits when the engine starts."""
+        from engine.hw.opcua import OpcUaHardware
+
+        line = _caller_line()
+        draft = self._d
+
+        def factory(clock: Clock) -> Hardware:
+            units = {tag: draft.tags[tag].unit for tag in nodes if tag in draft.tags}
+            return OpcUaHardware(
+                connection,
+                nodes,
+                units=units,
+                scan_interval=draft.scan_interval,
+                clock=clock,
+                policy=policy,
+                name=name,
+            )
+
+        self._add_part(factory, name or connection.describe(), line)
         return self
 
     def simulated(
