@@ -24,6 +24,7 @@ from protocol.messages import (
     Registered,
     RegisterEngine,
     ResendRequest,
+    ResumeLine,
     RunLog,
     RunStarted,
     RunStopped,
@@ -32,6 +33,8 @@ from protocol.messages import (
     TagsUpdated,
 )
 from protocol.models import (
+    FINDING_TEXT_LIMIT,
+    MAX_FINDINGS,
     ArgumentDescription,
     ColorRegion,
     CommandDescription,
@@ -52,10 +55,14 @@ from protocol.models import (
     TagDescription,
     TagValue,
     UodDescription,
+    bounded_findings,
+    findings_data,
 )
 from protocol.version import PROTOCOL_VERSION, check_compatible
 
 __all__ = [
+    "FINDING_TEXT_LIMIT",
+    "MAX_FINDINGS",
     "MAX_FRAME_SIZE",
     "PROTOCOL_VERSION",
     "STORED_MESSAGE_TYPES",
@@ -92,6 +99,7 @@ __all__ = [
     "RegisterEngine",
     "Registered",
     "ResendRequest",
+    "ResumeLine",
     "RunLog",
     "RunLogLine",
     "RunStarted",
@@ -106,8 +114,10 @@ __all__ = [
     "TagsUpdated",
     "UodDescription",
     "as_historical",
+    "bounded_findings",
     "check_compatible",
     "content_digest",
     "decode",
     "encode",
+    "findings_data",
 ]

@@ -52,6 +52,7 @@ __all__ = [
     "RegisterEngine",
     "Registered",
     "ResendRequest",
+    "ResumeLine",
     "RunLog",
     "RunStarted",
     "RunStopped",
@@ -174,7 +175,8 @@ class Heartbeat(WireModel):
 
 
 class CommandResult(WireModel):
-    """The engine's answer to a request from the aggregator (rule 9), correlated by `id`."""
+    """The engine's answer to a request from the aggregator (rule 9), correlated by `id`. Kept
+    well below the frame limit: a SetMethod's findings are bounded (models.bounded_findings)."""
 
     type: Literal["CommandResult"] = "CommandResult"
     id: CorrelationId
@@ -248,6 +250,14 @@ class SetMethod(WireModel):
         default=None,
         description="id of each line of text, None for new lines; matched by diff if absent",
     )
+    deadline: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="aggregator wall-clock time (Unix seconds, since 1.1) after which the edit "
+        "must not be applied: the engine compares it with its own clock plus "
+        "Registered.clock_offset and, when it is past, answers ok=false with data "
+        '{"expired": true} and changes nothing. Absent: no deadline.',
+    )
 
 
 class CancelLine(WireModel):
@@ -262,6 +272,18 @@ class ForceLine(WireModel):
     id: CorrelationId
     user: User
     run_log_id: str = Field(min_length=1)
+
+
+class ResumeLine(WireModel):
+    """Fix and resume (since 1.1): run a failed method line again with its current text, or skip
+    it (`skip`). Only for a line that failed during the current error pause; the run continues
+    once every such line has been resumed or skipped."""
+
+    type: Literal["ResumeLine"] = "ResumeLine"
+    id: CorrelationId
+    user: User
+    run_log_id: str = Field(min_length=1, description="the failed attempt's run-log line")
+    skip: bool = Field(default=False, description="skip the line instead of running it again")
 
 
 class Ping(WireModel):
@@ -315,6 +337,7 @@ _FromAggregator: TypeAlias = (
     | SetMethod
     | CancelLine
     | ForceLine
+    | ResumeLine
     | Ping
     | ProtocolErrorMessage
 )

@@ -6,10 +6,11 @@ unknown fields so that a newer minor version of the protocol can add fields (rul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 ScalarValue = bool | int | float | str | None
 """A tag value: number, text (categorical tags) or boolean; None when there is no value."""
@@ -90,6 +91,10 @@ class RunLogLine(WireModel):
     cancellable: bool = False
     forcible: bool = False
     error: str | None = None
+    retry_of: str | None = Field(
+        default=None,
+        description="since 1.1: id of the failed run-log line this one runs again (fix and resume)",
+    )
 
 
 class MethodLine(WireModel):
@@ -107,6 +112,38 @@ class Finding(WireModel):
     col_start: int = Field(default=1, ge=1)
     col_end: int = Field(default=1, ge=1)
     suggestion: str | None = None
+
+
+MAX_FINDINGS = 200
+"""Findings one CommandResult carries at most; `findings_omitted` counts the rest."""
+FINDING_TEXT_LIMIT = 1000
+"""Characters of a finding's message or suggestion carried at most."""
+
+
+def bounded_findings(findings: Sequence[Finding]) -> tuple[list[Finding], int]:
+    """The first MAX_FINDINGS findings, their texts cut to FINDING_TEXT_LIMIT, and how many were
+    left out. An answer must stay far below the frame limit (MAX_FRAME_SIZE) whatever the method
+    text: an oversized CommandResult is refused, so a saved edit would look unanswered."""
+    kept = [
+        f.model_copy(
+            update={
+                "code": f.code[:64],
+                "message": f.message[:FINDING_TEXT_LIMIT],
+                "suggestion": None if f.suggestion is None else f.suggestion[:FINDING_TEXT_LIMIT],
+            }
+        )
+        for f in findings[:MAX_FINDINGS]
+    ]
+    return kept, max(0, len(findings) - MAX_FINDINGS)
+
+
+def findings_data(findings: Sequence[Finding]) -> dict[str, JsonValue]:
+    """The `findings` and `findings_omitted` of a SetMethod result's data (rule 9)."""
+    kept, omitted = bounded_findings(findings)
+    return {
+        "findings": [f.model_dump(mode="json") for f in kept],
+        "findings_omitted": omitted,
+    }
 
 
 class ErrorLogEntry(WireModel):

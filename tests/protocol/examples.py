@@ -100,6 +100,7 @@ ALL_MESSAGES: list[p.Message] = [
     ),
     p.CancelLine(id="c5", user="ann", run_log_id="r1"),
     p.ForceLine(id="c6", user="ann", run_log_id="r1"),
+    p.ResumeLine(id="c8", user="ann", run_log_id="r1", skip=True),
     p.Ping(id="c7", time=3.0),
     p.ProtocolErrorMessage(rule=11, message="frame is not valid JSON", fatal=False),
 ]
