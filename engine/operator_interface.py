@@ -103,7 +103,7 @@ class OperatorInterface(ScanPipeline):
         user: str | None,
     ) -> MethodSaved:
         self._check_open()
-        now, _ = self._now()
+        now, wall = self._now()
         current = int(self.interpreter.method.version)
         if expected_version != current:
             raise EngineCommandError(
@@ -111,7 +111,7 @@ class OperatorInterface(ScanPipeline):
                 data={"current_version": current},
             )
         try:
-            result = self.interpreter.set_method(text, user=user, line_ids=line_ids)
+            result = self.interpreter.set_method(text, user=user, line_ids=line_ids, now=wall)
         except Exception as exc:  # MethodEditError says why the edit was refused
             raise EngineCommandError(_plain(exc)) from None
         finally:
@@ -133,6 +133,20 @@ class OperatorInterface(ScanPipeline):
 
     def force_line(self, run_log_id: str, user: str | None) -> None:
         self._interpreter_command(lambda wall: self.interpreter.force(run_log_id, wall, user))
+
+    def resume_line(self, run_log_id: str, user: str | None, *, skip: bool = False) -> None:
+        """Fix and resume: run a failed method line again with its current text, or skip it;
+        the state it may leave Paused for is reported at once, as after a control action."""
+        self._check_open()
+        now, wall = self._now()
+        try:
+            self.interpreter.resume_failed(run_log_id, wall, user, skip=skip)
+        except Exception as exc:  # LineActionError says why
+            raise EngineCommandError(_plain(exc)) from None
+        finally:
+            self._process_events(now)
+            self._update_system_tags(wall)
+            self._report_control(wall)
 
     @property
     def state(self) -> SystemState:

@@ -306,6 +306,7 @@ class LinkReporting:
             cancellable=bool(line.cancellable),
             forcible=bool(line.forcible),
             error=line.message,
+            retry_of=line.retry_of,
         )
         previous = self._line_states.get(line.id)
         if previous is state and line.end is None:

@@ -75,3 +75,6 @@ class FakeControl:
 
     def force_line(self, run_log_id: str, user: str) -> None:
         self._record("force_line", run_log_id, user)
+
+    def resume_line(self, run_log_id: str, user: str, *, skip: bool) -> None:
+        self._record("resume_line", run_log_id, user, skip)

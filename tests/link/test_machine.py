@@ -32,6 +32,7 @@ from protocol.messages import (
     TagsUpdated,
 )
 from protocol.models import ControlAction
+from protocol.version import PROTOCOL_VERSION
 from tests.link.helpers import registration, sample_fields
 
 T0 = 1_700_000_000.0
@@ -448,7 +449,7 @@ def test_incompatible_major_version_closes(
     machine.connected(T0, registration())
     [action] = machine.frame_received(registered_frame(0, version="2.0"), T0)
     assert isinstance(action, Close)
-    assert "2.0" in action.reason and "1.0" in action.reason
+    assert "2.0" in action.reason and PROTOCOL_VERSION in action.reason
 
 
 def bare(outbox: Outbox, **policy: Any) -> LinkMachine:
