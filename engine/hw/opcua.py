@@ -83,7 +83,8 @@ class OpcUaHardware(PollingDriver):
         self._due: set[str] = set()  # written tags not yet read back
         self._read_backs: dict[str, Reading] = {}
         self._same_unit: Callable[[str, str], bool] | None = None
-        self.values_received = 0
+        self.values_received = 0  # data changes from the subscription
+        self.writes_sent = 0
         self.connects = 0
 
     # ---- what the base needs --------------------------------------------------------------
@@ -261,6 +262,7 @@ class OpcUaHardware(PollingDriver):
         link = self._link
         assert link is not None
         while (write := self._ledger.head()) is not None:
+            self.writes_sent += 1
             refusal = await link.write(write.tag, write.value)
             if refusal is None:
                 self._ledger.done(write)

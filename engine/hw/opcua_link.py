@@ -148,11 +148,11 @@ class OpcUaLink:
         except LinkError:
             raise
         except UaStatusCodeError as exc:
-            raise _classified(exc, f"cannot connect to {c.url}") from None
+            raise _classified(exc, c) from None
         except _LINK_FAILURES as exc:
-            raise LinkError(f"cannot connect to {c.url}: {failure(exc)}") from None
+            raise LinkError(f"cannot connect: {failure(exc)}") from None
         except UaError as exc:  # e.g. no endpoint with the asked security
-            raise ConfigError(f"{c.url}: {exc}") from None
+            raise ConfigError(f"cannot connect: {exc}") from None
 
     async def _login(self, client: Client) -> None:
         c = self.connection
@@ -230,7 +230,7 @@ class OpcUaLink:
                 items, sampling_interval=Double(ms), queuesize=1
             )
         except UaStatusCodeError as exc:
-            raise _classified(exc, "cannot subscribe") from None
+            raise LinkError(f"cannot subscribe: {status_name(exc.code)}") from None
         except _LINK_FAILURES as exc:
             raise LinkError(f"cannot subscribe: {failure(exc)}") from None
         bad = [
@@ -399,12 +399,15 @@ async def _units(client: Client, node_ids: Sequence[Any]) -> list[str | None]:
     return units
 
 
-def _classified(exc: UaStatusCodeError, what: str) -> LinkError:
+def _classified(exc: UaStatusCodeError, c: OpcUaClient) -> LinkError:
     name = status_name(exc.code)
-    message = f"{what}: {name}"
-    if name.startswith(("BadIdentity", "BadUser", "BadCertificate", "BadSecurity")):
-        return ConfigError(message + " (check the login and the security settings)")
-    return LinkError(message)
+    if name.startswith(("BadIdentity", "BadUser")):
+        return ConfigError(f"the server refused the login ({c.login}): {name}")
+    if name.startswith(("BadCertificate", "BadSecurity", "BadNoValidCertificates")):
+        return ConfigError(
+            f"the server refused the secure channel (security {c.security}, {c.policy}): {name}"
+        )
+    return LinkError(f"cannot connect: {name}")
 
 
 def _check_files(c: OpcUaClient) -> None:

@@ -159,9 +159,18 @@ class OpcUaPeer:
     def close(self) -> None:
         if self.running:
             self.stop()
+        self.call(_cancel_the_rest)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+
+async def _cancel_the_rest() -> None:
+    """The server leaves session timers behind after stop(); they go with the loop."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _limited(node: Any, attr: Any, dv: ua.DataValue) -> None:
