@@ -162,14 +162,15 @@ class OpcUaLink:
         if c.security != "None":
             assert c.certificate and c.private_key
             client.application_uri = (
-                c.application_uri or _uri_of(c.certificate) or ("urn:setpoint:engine")
+                c.application_uri or _uri_of(c.certificate) or "urn:setpoint:engine"
             )
             policy = getattr(security_policies, f"SecurityPolicy{c.policy}")
             mode = getattr(MessageSecurityMode, c.security)
+            key_password = c.private_key_password
+            server_cert = c.server_certificate
             await client.set_security(
-                policy, c.certificate, c.private_key, c.private_key_password,
-                c.server_certificate, mode,
-            )  # fmt: skip
+                policy, c.certificate, c.private_key, key_password, server_cert, mode
+            )
         elif c.application_uri:
             client.application_uri = c.application_uri
         if c.user_certificate and c.user_private_key:
@@ -212,8 +213,10 @@ class OpcUaLink:
             raise ConfigError("; ".join(bad))
         if want_units:
             units = await _units(client, [info[t].node_id for t in tags])
-            info = {t: NodeInfo(i.tag, i.node_id, i.variant_type, i.writable, units[n])
-                    for n, (t, i) in enumerate(info.items())}  # fmt: skip
+            for n, (tag, known) in enumerate(list(info.items())):
+                info[tag] = NodeInfo(
+                    tag, known.node_id, known.variant_type, known.writable, units[n]
+                )
         return info
 
     async def subscribe(self) -> None:
@@ -411,8 +414,8 @@ def _classified(exc: UaStatusCodeError, c: OpcUaClient) -> LinkError:
 
 
 def _check_files(c: OpcUaClient) -> None:
-    for what in ("certificate", "private_key", "server_certificate", "user_certificate",
-                 "user_private_key"):  # fmt: skip
+    files = ("certificate", "private_key", "server_certificate")
+    for what in (*files, "user_certificate", "user_private_key"):
         path = getattr(c, what)
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{what} {path}: no such file")
