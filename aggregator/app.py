@@ -13,6 +13,7 @@ from aggregator.context import CONTEXT_KEY, LIVE_HUB_KEY, AppContext, Settings
 from aggregator.db import create_db_engine, upgrade
 from aggregator.engine_ws import engine_ws
 from aggregator.live import LiveHub, LiveState
+from aggregator.opcua import OpcUaConfig, setup_opcua
 from aggregator.store import BatchResult, Storage
 from aggregator.writer import Writer
 
@@ -25,6 +26,7 @@ def create_app(
     *,
     migrate: bool = True,
     hub: LiveHub | None = None,
+    opcua: OpcUaConfig | None = None,
 ) -> web.Application:
     settings = settings or Settings()
     engine = create_db_engine(database_url)
@@ -54,6 +56,8 @@ def create_app(
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
+    if opcua is not None:
+        setup_opcua(app, opcua)  # imports asyncua only now
     return app
 
 
@@ -75,6 +79,7 @@ async def _shutdown(app: web.Application) -> None:
         connection.close("aggregator shutting down")
     for connection in list(ctx.connections.values()):
         await connection.done.wait()
+    await ctx.token_watch.stop()
 
 
 async def _cleanup(app: web.Application) -> None:

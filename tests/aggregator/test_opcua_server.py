@@ -1,0 +1,284 @@
+"""The aggregator's OPC UA server against real asyncua clients over loopback.
+
+A real aggregator (SQLite, real sockets) serves OPC UA on a free port; fake engines register
+and send tags over /engine/ws; clients log in as Setpoint users over Basic256Sha256 with a
+client certificate made here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import stat
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncua import Client, Node, ua
+from asyncua.crypto import security_policies
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+import protocol as p
+from aggregator.app import create_app
+from aggregator.context import Settings
+from aggregator.opcua import OpcUaConfig
+from aggregator.opcua.certs import CERT_DIR, CERT_FILE, KEY_FILE, ensure_server_certificate
+from aggregator.opcua.server import OPCUA_KEY
+from aggregator.opcua.space import NAMESPACE_URI, browse_name
+from aggregator.opcua.users import CheckRation
+from aggregator.opcua.values import UNECE_CODES, engineering_units
+from aggregator.security import new_token, token_hash
+from tests.aggregator.conftest import PASSWORD
+from tests.aggregator.helpers import UOD, Aggregator, until
+from tests.api.fake_engine import FakeEngine, wait_online
+
+CLIENT_URI = "urn:setpoint-tests:opcua-client"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: what is under test is OPC UA, not storage."""
+    path = tmp_path / "setpoint.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def client_cert(tmp_path_factory: pytest.TempPathFactory) -> ClientCert:
+    """A client application certificate, as a SCADA would present (self-signed)."""
+    directory = tmp_path_factory.mktemp("opcua-client")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "setpoint test client")])
+    now = time.time()
+    import datetime
+
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime.fromtimestamp(now - 300, datetime.UTC))
+        .not_valid_after(datetime.datetime.fromtimestamp(now + 86400, datetime.UTC))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(CLIENT_URI)]),
+            critical=False,
+        )
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=True,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "client-cert.der"
+    key_path = directory / "client-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return ClientCert(cert_path, key_path)
+
+
+@dataclass
+class Site:
+    agg: Aggregator
+    data_dir: Path
+    client_cert: ClientCert
+    names: dict[str, str] = field(default_factory=dict)
+    engines: list[FakeEngine] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.agg.app[OPCUA_KEY].endpoint_url
+
+    async def client(
+        self,
+        role: str | None = "viewer",
+        *,
+        password: str = PASSWORD,
+        mode: ua.MessageSecurityMode = ua.MessageSecurityMode.SignAndEncrypt,
+    ) -> Client:
+        client = Client(self.url, timeout=10)
+        client.application_uri = CLIENT_URI
+        await client.set_security(
+            security_policies.SecurityPolicyBasic256Sha256,
+            str(self.client_cert.cert),
+            str(self.client_cert.key),
+            mode=mode,
+        )
+        if role is not None:
+            client.set_user(self.names[role])
+            client.set_password(password)
+        await client.connect()
+        return client
+
+    async def engine(self, uod: p.UodDescription = UOD) -> FakeEngine:
+        engine = FakeEngine(self.agg, uod=uod)
+        await engine.start()
+        await wait_online(self.agg, engine.engine_id)
+        self.engines.append(engine)
+        return engine
+
+
+@pytest.fixture
+async def site(
+    db_url: str, tmp_path: Path, password_hash: str, client_cert: ClientCert
+) -> AsyncIterator[Site]:
+    settings = Settings(heartbeat_interval=5.0, resend_timeout=1.0, batch_window=0.005)
+    data_dir = tmp_path / "data"
+    app = create_app(db_url, settings, opcua=OpcUaConfig(port=0, data_dir=data_dir))
+    agg = Aggregator(app)
+    await agg.start()
+    storage = agg.ctx.storage
+    agg.token = new_token()
+    storage.create_engine_token("test-" + uuid.uuid4().hex[:8], token_hash(agg.token))
+    result = Site(agg, data_dir, client_cert)
+    suffix = uuid.uuid4().hex[:6]
+    for role in ("viewer", "operator", "admin"):
+        result.names[role] = f"{role}-{suffix}"
+        storage.add_user(result.names[role], role, password_hash)
+    try:
+        yield result
+    finally:
+        for engine in result.engines:
+            await engine.aclose()
+        await agg.stop()
+
+
+async def setpoint_folder(client: Client) -> tuple[Node, int]:
+    ns = await client.get_namespace_index(NAMESPACE_URI)
+    folder = await client.nodes.objects.get_child(f"{ns}:Setpoint")
+    return folder, ns
+
+
+async def unit_names(client: Client) -> set[str]:
+    folder, _ = await setpoint_folder(client)
+    return {(await child.read_browse_name()).Name for child in await folder.get_children()}
+
+
+class Changes:
+    """An asyncua subscription handler that keeps every data change."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, ua.DataValue]] = []
+
+    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
+        self.seen.append((node.nodeid.to_string(), data.monitored_item.Value))
+
+    def values(self, node: Node) -> list[Any]:
+        key = node.nodeid.to_string()
+        return [dv.Value.Value for nid, dv in self.seen if nid == key]
+
+
+async def test_a_viewer_browses_reads_and_subscribes(site: Site) -> None:
+    client = await site.client("viewer")
+    try:
+        assert await unit_names(client) == set()
+        engine = await site.engine()  # registers after the client connected
+        await until(lambda: engine.engine_id in site.agg.ctx.live.engines, what="registered")
+        t0 = time.time()
+        await engine.control_state(p.SystemState.RUNNING, run_id="run-1", block="Equilibrate")
+        await engine.run_started("run-1", t0)
+        await engine.tags("run-1", t0, FT01=1.5, PT01=2, Inlet="VA02")
+
+        folder, ns = await setpoint_folder(client)
+        names: set[str] = set()
+
+        async def listed() -> bool:
+            names.update(await unit_names(client))
+            return browse_name(engine.engine_id) in names
+
+        await until_async(listed, what="the unit under Objects/Setpoint")
+        unit = await folder.get_child(f"{ns}:{browse_name(engine.engine_id)}")
+        assert (await unit.read_display_name()).Text == engine.engine_id
+        tags = await unit.get_child(f"{ns}:Tags")
+        children = {(await c.read_browse_name()).Name for c in await tags.get_children()}
+        assert children == {"FT01", "PT01", "Inlet"}
+        ft01 = await tags.get_child(f"{ns}:FT01")
+        assert ft01.nodeid == ua.NodeId(f"{engine.engine_id}/Tags/FT01", ns)
+
+        async def value_is(node: Node, expected: Any) -> bool:
+            return (await node.read_data_value()).Value.Value == expected
+
+        await until_async(lambda: value_is(ft01, 1.5), what="FT01 = 1.5")
+        dv = await ft01.read_data_value()
+        assert dv.StatusCode.is_good()
+        assert abs(dv.SourceTimestamp.timestamp() - t0) < 1e-3
+        assert await ft01.read_data_type() == ua.NodeId(ua.ObjectIds.Double)
+        pt01 = await tags.get_child(f"{ns}:PT01")
+        assert (await pt01.read_data_value()).Value == ua.Variant(2.0, ua.VariantType.Double)
+        inlet = await tags.get_child(f"{ns}:Inlet")
+        assert (await inlet.read_data_value()).Value == ua.Variant("VA02", ua.VariantType.String)
+        eu = await (await ft01.get_child("0:EngineeringUnits")).read_value()
+        assert eu.DisplayName.Text == "L/h"
+        assert eu.UnitId == int.from_bytes(UNECE_CODES["L/h"].encode(), "big")
+        fields = {
+            name: await (await unit.get_child(f"{ns}:{name}")).read_value()
+            for name in ("State", "RunId", "Block", "Online")
+        }
+        assert fields == {
+            "State": "Running",
+            "RunId": "run-1",
+            "Block": "Equilibrate",
+            "Online": True,
+        }
+
+        changes = Changes()
+        subscription = await client.create_subscription(50, changes)
+        await subscription.subscribe_data_change([ft01])
+        await until(lambda: changes.values(ft01) == [1.5], what="the initial notification")
+        t1 = t0 + 0.5
+        await engine.tags("run-1", t1, FT01=2.5)
+        await until(lambda: changes.values(ft01)[-1:] == [2.5], what="a data change to 2.5")
+        last = changes.seen[-1][1]
+        assert last.StatusCode.is_good()
+        assert abs(last.SourceTimestamp.timestamp() - t1) < 1e-3
+
+        await engine.close()  # the link drops: every value of the unit is stale
+        await until(
+            lambda: changes.values(ft01)[-1:] == [2.5] and len(changes.values(ft01)) >= 3,
+            what="a stale notification",
+        )
+        stale = changes.seen[-1][1]
+        assert stale.StatusCode.value == ua.StatusCodes.UncertainLastUsableValue
+        online = await unit.get_child(f"{ns}:Online")
+        await until_async(lambda: value_is(online, False), what="Online = False")
+    finally:
+        await client.disconnect()
+
+
+async def until_async(check: Any, timeout: float = 10.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
