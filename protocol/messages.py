@@ -11,6 +11,9 @@ from typing import Annotated, Literal, TypeAlias
 from pydantic import Field, JsonValue
 
 from protocol.models import (
+    AlarmAction,
+    AlarmEvent,
+    AlarmName,
     ControlAction,
     ErrorLogEntry,
     LineState,
@@ -36,6 +39,8 @@ Version = Annotated[str, Field(pattern=r"^\d+\.\d+$", description="major.minor")
 
 __all__ = [
     "Ack",
+    "AlarmCommand",
+    "AlarmsUpdated",
     "CancelLine",
     "CommandResult",
     "ControlCommand",
@@ -162,6 +167,16 @@ class ErrorLog(_Stored):
     entries: list[ErrorLogEntry] = Field(min_length=1)
 
 
+class AlarmsUpdated(_Stored):
+    """Managed-alarm transitions (since 1.2), in the order they happened. Stored like every other
+    message, so the outbox keeps them while the aggregator is away. `snapshot`: sent when the
+    engine starts, with every alarm of the UOD in its current state (cause `snapshot`)."""
+
+    type: Literal["AlarmsUpdated"] = "AlarmsUpdated"
+    events: list[AlarmEvent] = Field(min_length=1)
+    snapshot: bool = False
+
+
 # --- engine -> aggregator: not stored ------------------------------------------------------------
 
 
@@ -286,6 +301,26 @@ class ResumeLine(WireModel):
     skip: bool = Field(default=False, description="skip the line instead of running it again")
 
 
+class AlarmCommand(WireModel):
+    """An operator's action on one alarm (since 1.2), answered by a CommandResult. The engine
+    refuses, with a reason in the result's error, an action the alarm's state does not allow
+    (ack of an acknowledged alarm), a shelve without `minutes` and `reason` or beyond the
+    alarm's max_shelve_minutes, and out_of_service without `reason`."""
+
+    type: Literal["AlarmCommand"] = "AlarmCommand"
+    id: CorrelationId
+    user: User
+    alarm: AlarmName
+    action: AlarmAction
+    comment: str | None = Field(default=None, max_length=1000)
+    minutes: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="shelve: for how long"
+    )
+    reason: str | None = Field(
+        default=None, max_length=1000, description="shelve, out_of_service: why (required)"
+    )
+
+
 class Ping(WireModel):
     """Aggregator heartbeat (rule 10); the engine answers with a CommandResult."""
 
@@ -320,10 +355,19 @@ STORED_MESSAGE_TYPES = (
     MethodState,
     ControlState,
     ErrorLog,
+    AlarmsUpdated,
 )
 
 _StoredUnion: TypeAlias = (
-    TagsUpdated | RunStarted | RunStopped | RunLog | Method | MethodState | ControlState | ErrorLog
+    TagsUpdated
+    | RunStarted
+    | RunStopped
+    | RunLog
+    | Method
+    | MethodState
+    | ControlState
+    | ErrorLog
+    | AlarmsUpdated
 )
 _FromEngine: TypeAlias = (
     RegisterEngine | _StoredUnion | Heartbeat | CommandResult | ProtocolErrorMessage
@@ -338,6 +382,7 @@ _FromAggregator: TypeAlias = (
     | CancelLine
     | ForceLine
     | ResumeLine
+    | AlarmCommand
     | Ping
     | ProtocolErrorMessage
 )

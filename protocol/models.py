@@ -231,6 +231,118 @@ class PlotConfiguration(WireModel):
     )
 
 
+# --- managed alarms (ISA-18.2; since 1.2) ------------------------------------------------------
+
+
+class AlarmPriority(StrEnum):
+    """Urgency of the operator's response, lowest first (ISA-18.2 priority)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class AlarmKind(StrEnum):
+    CONDITION = "condition"
+    DEVIATION = "deviation"
+    DISCRETE = "discrete"
+
+
+class AlarmState(StrEnum):
+    """The ISA-18.2 alarm states (docs/alarms.md has the transitions).
+
+    normal: NORM; unack_active: UNACK (active, unacknowledged); ack_active: ACKED (active,
+    acknowledged); rtn_unack: RTNUN (returned to normal, unacknowledged); shelved: SHLVD;
+    suppressed: DSUPR (suppressed by design); out_of_service: OOSRV (removed from service).
+    """
+
+    NORMAL = "normal"
+    UNACK_ACTIVE = "unack_active"
+    ACK_ACTIVE = "ack_active"
+    RTN_UNACK = "rtn_unack"
+    SHELVED = "shelved"
+    SUPPRESSED = "suppressed"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class AlarmCause(StrEnum):
+    """What made an alarm event: its condition (after delays and deadband), a person, the clock
+    (shelve expiry), the suppress_when condition, or the engine's start (snapshot)."""
+
+    SNAPSHOT = "snapshot"
+    CONDITION = "condition"
+    ACK = "ack"
+    SHELVE = "shelve"
+    UNSHELVE = "unshelve"
+    SHELVE_EXPIRED = "shelve_expired"
+    SUPPRESSED = "suppressed"
+    UNSUPPRESSED = "unsuppressed"
+    OUT_OF_SERVICE = "out_of_service"
+    RETURN_TO_SERVICE = "return_to_service"
+
+
+class AlarmAction(StrEnum):
+    """What an operator can do to an alarm (AlarmCommand.action)."""
+
+    ACK = "ack"
+    SHELVE = "shelve"
+    UNSHELVE = "unshelve"
+    OUT_OF_SERVICE = "out_of_service"
+    RETURN_TO_SERVICE = "return_to_service"
+
+
+AlarmName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class AlarmDefinition(WireModel):
+    """One alarm declared in the UOD (uod.alarm, uod.deviation_alarm, uod.discrete_alarm)."""
+
+    name: AlarmName
+    kind: AlarmKind = AlarmKind.CONDITION
+    priority: AlarmPriority = AlarmPriority.MEDIUM
+    message: str = Field(default="", max_length=1000, description="what the operator should do")
+    condition: str = Field(
+        description="when the alarm is active, as text: a P-code condition (`PT01 > 3 bar`), a "
+        "deviation (`|TT01 - TT01 setpoint| > 2 degC`) or a discrete one (`Pump = Fault`)"
+    )
+    tag: str | None = Field(default=None, description="the process value shown with the alarm")
+    delay: Seconds = Field(default=0.0, description="on-delay: active this long before raised")
+    off_delay: Seconds = Field(default=0.0, description="clear this long before it returns")
+    deadband: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="hysteresis in the tag's unit"
+    )
+    max_shelve_minutes: float = Field(
+        default=60.0, ge=0, allow_inf_nan=False, description="0: the alarm cannot be shelved"
+    )
+    escalation_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="unacknowledged this long: notify the next people on the escalation list",
+    )
+    suppress_when: str | None = Field(
+        default=None, description="P-code condition under which the alarm is suppressed by design"
+    )
+
+
+class AlarmEvent(WireModel):
+    """One alarm transition, or its state in a snapshot (AlarmsUpdated)."""
+
+    name: AlarmName
+    state: AlarmState
+    previous: AlarmState
+    active: bool = Field(description="the condition holds (after delays and deadband)")
+    time: Timestamp
+    cause: AlarmCause
+    user: str | None = Field(default=None, description="who acted; None for the engine")
+    comment: str | None = Field(default=None, description="the operator's comment or reason")
+    value: ScalarValue = Field(default=None, description="the process value at the transition")
+    shelved_until: Timestamp | None = None
+    priority: AlarmPriority
+    message: str = ""
+
+
 class UodDescription(WireModel):
     """Everything a browser or the store needs to know about a unit, without its Python code."""
 
@@ -252,6 +364,9 @@ class UodDescription(WireModel):
     view_roles: list[str] = Field(
         default_factory=list,
         description="roles that may also see the unit and its runs, read-only",
+    )
+    alarms: list[AlarmDefinition] = Field(
+        default_factory=list, description="since 1.2: the unit's managed alarms"
     )
     data_log_interval: float = Field(
         default=1.0, gt=0, description="seconds between stored samples"

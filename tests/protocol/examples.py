@@ -34,6 +34,26 @@ UOD = p.UodDescription(
         ]
     ),
     base_units=["s", "min", "h", "L", "CV"],
+    alarms=[
+        p.AlarmDefinition(
+            name="PT01 high",
+            priority=p.AlarmPriority.HIGH,
+            message="Check the column for a blockage",
+            condition="PT01 > 3 bar",
+            tag="PT01",
+            delay=2.0,
+            deadband=0.2,
+            escalation_minutes=10,
+            suppress_when="System State = Stopped",
+        ),
+        p.AlarmDefinition(
+            name="Pump fault",
+            kind=p.AlarmKind.DISCRETE,
+            priority=p.AlarmPriority.URGENT,
+            condition="Pump = Fault",
+            max_shelve_minutes=0,
+        ),
+    ],
 )
 
 LINE = p.RunLogLine(
@@ -80,6 +100,36 @@ ALL_MESSAGES: list[p.Message] = [
         time=1.0,
         entries=[p.ErrorLogEntry(time=1.0, level="error", message="PT01 unreachable")],
     ),
+    p.AlarmsUpdated(
+        seq=9,
+        time=3.0,
+        run_id="run1",
+        events=[
+            p.AlarmEvent(
+                name="PT01 high",
+                state=p.AlarmState.UNACK_ACTIVE,
+                previous=p.AlarmState.NORMAL,
+                active=True,
+                time=3.0,
+                cause=p.AlarmCause.CONDITION,
+                value=3.4,
+                priority=p.AlarmPriority.HIGH,
+                message="Check the column for a blockage",
+            ),
+            p.AlarmEvent(
+                name="PT01 high",
+                state=p.AlarmState.SHELVED,
+                previous=p.AlarmState.UNACK_ACTIVE,
+                active=True,
+                time=3.5,
+                cause=p.AlarmCause.SHELVE,
+                user="ann",
+                comment="sensor being replaced",
+                shelved_until=903.5,
+                priority=p.AlarmPriority.HIGH,
+            ),
+        ],
+    ),
     p.Heartbeat(seq=8, time=2.0),
     p.CommandResult(
         id="c1", seq=8, ok=False, error="Start is not valid while Running", data={"version": 4}
@@ -101,6 +151,14 @@ ALL_MESSAGES: list[p.Message] = [
     p.CancelLine(id="c5", user="ann", run_log_id="r1"),
     p.ForceLine(id="c6", user="ann", run_log_id="r1"),
     p.ResumeLine(id="c8", user="ann", run_log_id="r1", skip=True),
+    p.AlarmCommand(
+        id="c9",
+        user="ann",
+        alarm="PT01 high",
+        action=p.AlarmAction.SHELVE,
+        minutes=15,
+        reason="sensor being replaced",
+    ),
     p.Ping(id="c7", time=3.0),
     p.ProtocolErrorMessage(rule=11, message="frame is not valid JSON", fatal=False),
 ]

@@ -18,7 +18,7 @@ def _all_type_names() -> set[str]:
 
 def test_examples_cover_every_message_type() -> None:
     assert {m.type for m in ALL_MESSAGES} == _all_type_names()
-    assert len(_all_type_names()) == 22
+    assert len(_all_type_names()) == 24
 
 
 @pytest.mark.parametrize("message", ALL_MESSAGES, ids=lambda m: m.type)
@@ -36,7 +36,13 @@ def test_stored_messages_carry_seq_and_requests_carry_user_and_id() -> None:
         if isinstance(message, p.STORED_MESSAGE_TYPES):
             assert message.seq >= 1
         if isinstance(
-            message, p.InvokeCommand | p.ControlCommand | p.SetMethod | p.CancelLine | p.ForceLine
+            message,
+            p.InvokeCommand
+            | p.ControlCommand
+            | p.SetMethod
+            | p.CancelLine
+            | p.ForceLine
+            | p.AlarmCommand,
         ):
             assert message.user and message.id
 
