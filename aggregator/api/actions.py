@@ -12,8 +12,9 @@ from aiohttp import web
 from pydantic import JsonValue, ValidationError
 
 from aggregator.api.errors import ApiError
+from aggregator.api.method_edit import send_edit
 from aggregator.api.roles import ApiUser
-from aggregator.api.schemas import CommandOutcome, MethodSaved
+from aggregator.api.schemas import CommandOutcome, Findings, MethodSaved
 from aggregator.api.service import (
     EngineRefusal,
     current_method,
@@ -24,14 +25,15 @@ from aggregator.api.service import (
     unit_summary,
 )
 from protocol import (
+    MAX_FINDINGS,
     CancelLine,
-    CommandResult,
     ControlAction,
     ControlCommand,
     Finding,
     ForceLine,
     InvokeCommand,
     SetMethod,
+    bounded_findings,
 )
 
 _STALE_VERSION = re.compile(r"method version is (\d+)")
@@ -124,61 +126,45 @@ async def line_action(
     return CommandOutcome(data=result.data)
 
 
-def _findings(data: JsonValue) -> list[Finding]:
+def _findings(data: JsonValue) -> Findings:
+    """The engine's findings, at most MAX_FINDINGS (an engine before protocol 1.1 sends them
+    all), with the count of the rest: the engine's own plus those cut here."""
     raw = data.get("findings") if isinstance(data, dict) else None
     if not isinstance(raw, list):
-        return []
+        return Findings(findings=[])
+    reported = data.get("findings_omitted") if isinstance(data, dict) else None
     found: list[Finding] = []
-    for item in raw:
+    for item in raw[:MAX_FINDINGS]:
         try:
             found.append(Finding.model_validate(item))
         except ValidationError:
             continue
-    return found
+    kept, _ = bounded_findings(found)
+    omitted = max(0, len(raw) - MAX_FINDINGS)
+    omitted += reported if isinstance(reported, int) and reported > 0 else 0
+    return Findings(findings=kept, findings_omitted=omitted)
 
 
-async def check_method(
-    app: web.Application, user: ApiUser, unit_id: str, text: str
-) -> list[Finding]:
+async def check_method(app: web.Application, user: ApiUser, unit_id: str, text: str) -> Findings:
     """The engine's analyzer on a text, nothing saved (SetMethod with dry_run)."""
     require_unit(app, user, unit_id)
     view = await current_method(app, unit_id)
     version = view.version if view is not None else 0
-    result = await _send_method(app, user, unit_id, text, version, dry_run=True)
-    return _findings(result.data)
-
-
-async def _send_method(
-    app: web.Application,
-    user: ApiUser,
-    unit_id: str,
-    text: str,
-    expected_version: int,
-    *,
-    dry_run: bool = False,
-    line_ids: list[str | None] | None = None,
-) -> CommandResult:
-    return await engine_request(
+    result = await engine_request(
         app,
         unit_id,
         lambda cid: SetMethod(
-            id=cid,
-            user=user.name,
-            text=text,
-            expected_version=expected_version,
-            dry_run=dry_run,
-            line_ids=line_ids,
+            id=cid, user=user.name, text=text, expected_version=version, dry_run=True
         ),
     )
+    return _findings(result.data)
 
 
 class MethodRefused(ApiError):
     """422 carrying the analyzer's findings, so the editor can underline them."""
 
-    def __init__(self, error: str, findings: list[Finding]) -> None:
-        super().__init__(
-            422, error, "text", {"findings": [f.model_dump(mode="json") for f in findings]}
-        )
+    def __init__(self, error: str, found: Findings) -> None:
+        super().__init__(422, error, "text", found.model_dump(mode="json"))
 
 
 async def set_method(
@@ -211,9 +197,7 @@ async def set_method(
         old=None if before is None else {"version": before.version, "text": before.text},
     ) as entry:
         try:
-            result = await _send_method(
-                app, user, unit_id, text, expected_version, line_ids=line_ids
-            )
+            result = await send_edit(app, user, unit_id, text, expected_version, line_ids)
         except ApiError as problem:
             current = _stale_version(problem) if problem.status == 409 else None
             if current is not None:
@@ -226,19 +210,22 @@ async def set_method(
             if problem.status == 409:
                 # refused for its content: let the analyzer say where
                 try:
-                    findings = await check_method(app, user, unit_id, text)
+                    found = await check_method(app, user, unit_id, text)
                 except ApiError:
-                    findings = []
-                raise MethodRefused(problem.error, findings) from None
+                    found = Findings(findings=[])
+                raise MethodRefused(problem.error, found) from None
             raise
         data = result.data
         reported = data.get("version") if isinstance(data, dict) else None
         version = reported if isinstance(reported, int) else expected_version + 1
         entry["version"] = version
     if isinstance(data, dict) and isinstance(data.get("findings"), list):
-        return MethodSaved(version=version, findings=_findings(data))  # the engine said them
-    try:
-        findings = await check_method(app, user, unit_id, text)  # older engines: ask
-    except ApiError:
-        findings = []
-    return MethodSaved(version=version, findings=findings)
+        found = _findings(data)  # the engine said them
+    else:
+        try:
+            found = await check_method(app, user, unit_id, text)  # older engines: ask
+        except ApiError:
+            found = Findings(findings=[])
+    return MethodSaved(
+        version=version, findings=found.findings, findings_omitted=found.findings_omitted
+    )

@@ -10,15 +10,25 @@ endpoint but its `send`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocol import CommandResult
 
+log = logging.getLogger(__name__)
+
 RESULT_TOPIC_SUFFIX = "/command_result"
 """Live-hub topic `unit/<id>/command_result` on which the endpoint publishes CommandResults."""
+
+
+LATE_LIMIT = 1000
+"""Timed-out requests whose late answer is still recognised (the oldest are forgotten)."""
+
+Late = Callable[[CommandResult], Coroutine[Any, Any, None]]
+"""What to do with the answer to a request that timed out, should it come after all."""
 
 
 class Sender(Protocol):
@@ -49,11 +59,22 @@ class EngineCommands:
     connection: Callable[[str], Sender | None]
     timeout: float = 10.0
     _pending: dict[str, tuple[str, asyncio.Future[CommandResult]]] = field(default_factory=dict)
+    _late: dict[str, tuple[str, Late]] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    late_answers: int = 0
+    """Answers recognised after their request had timed out, once handled."""
 
     async def request(
-        self, engine_id: str, build: Callable[[str], Any], *, timeout: float | None = None
+        self,
+        engine_id: str,
+        build: Callable[[str], Any],
+        *,
+        timeout: float | None = None,
+        on_late: Late | None = None,
     ) -> CommandResult:
-        """Send `build(correlation_id)` to the engine and return its successful result."""
+        """Send `build(correlation_id)` to the engine and return its successful result. After a
+        timeout, an answer that still comes is handed to `on_late` (for a request whose effect
+        the aggregator must not miss, such as a method edit)."""
         sender = self.connection(engine_id)
         if sender is None:
             raise EngineOffline(f"unit {engine_id!r} is offline")
@@ -64,6 +85,10 @@ class EngineCommands:
             sender.send(build(correlation))
             result = await asyncio.wait_for(future, timeout or self.timeout)
         except TimeoutError:
+            if on_late is not None:
+                self._late[correlation] = (engine_id, on_late)
+                while len(self._late) > LATE_LIMIT:
+                    del self._late[next(iter(self._late))]
             raise EngineTimeout(
                 f"unit {engine_id!r} did not answer within {timeout or self.timeout:g} s"
             ) from None
@@ -76,12 +101,30 @@ class EngineCommands:
     def resolve(self, engine_id: str, result: CommandResult) -> bool:
         """Hand an engine's CommandResult to whoever waits for it; False if nobody does."""
         entry = self._pending.get(result.id)
-        if entry is None or entry[0] != engine_id:
+        if entry is None:
+            return self._resolve_late(engine_id, result)
+        if entry[0] != engine_id:
             return False
         future = entry[1]
         if not future.done():
             future.set_result(result)
         return True
+
+    def _resolve_late(self, engine_id: str, result: CommandResult) -> bool:
+        late = self._late.get(result.id)
+        if late is None or late[0] != engine_id:
+            return False
+        del self._late[result.id]
+        task = asyncio.get_running_loop().create_task(late[1](result))
+        self._tasks.add(task)
+        task.add_done_callback(self._late_done)
+        return True
+
+    def _late_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.late_answers += 1
+        if not task.cancelled() and task.exception() is not None:
+            log.error("handling a late answer failed", exc_info=task.exception())
 
     def engine_gone(self, engine_id: str) -> None:
         """The connection closed: nobody will answer the requests still waiting."""

@@ -53,6 +53,9 @@ class ErrorBody(BaseModel):
     findings: list[Finding] | None = Field(
         default=None, description="PUT method refused by the engine: the analyzer's findings"
     )
+    findings_omitted: int | None = Field(
+        default=None, description="with findings: how many more there are beyond the first 200"
+    )
 
 
 def error_response(error: ApiError) -> web.Response:

@@ -174,10 +174,16 @@ class MethodCheck(Request):
 class MethodSaved(BaseModel):
     version: int
     findings: list[Finding] = Field(default_factory=list)
+    findings_omitted: int = Field(
+        default=0, description="findings beyond the first 200, counted but not listed"
+    )
 
 
 class Findings(BaseModel):
     findings: list[Finding]
+    findings_omitted: int = Field(
+        default=0, description="findings beyond the first 200, counted but not listed"
+    )
 
 
 class RunLogView(BaseModel):

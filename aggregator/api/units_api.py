@@ -87,10 +87,9 @@ async def put_method(call: Call[MethodPut, None]) -> MethodSaved:
 
 
 async def check_method(call: Call[MethodCheck, None]) -> Findings:
-    findings = await actions.check_method(
+    return await actions.check_method(
         call.app, call.need_user(), call.path("unit_id"), call.body.text
     )
-    return Findings(findings=findings)
 
 
 def _current_or_latest_run(

@@ -62,6 +62,7 @@ class Storage:
         self.apply_and_maintain = self.ingest.apply_and_maintain
         self.maintain = self.ingest.maintain
         self.replay_quarantined = self.ingest.replay
+        self.note_error = self.ingest.note_error
 
         self.last_seq = self.queries.last_seq
         self.read_samples = self.queries.read_samples

@@ -280,6 +280,17 @@ class Ingest:
             if failed:
                 self.reset()
 
+    def note_error(self, engine_id: str, level: str, text: str) -> StoredError:
+        """An aggregator's line in an engine's error log (against its open run, if any)."""
+        with self.engine.begin() as conn:
+            self._load(conn)
+            now = self._clock()
+            error = StoredError(
+                engine_id, self.runs.current_pk(engine_id), now, level, "aggregator", text, None
+            )
+            record_error(conn, BatchResult(), error)
+        return error
+
     def _replayed(self, batch: _Batch, entry: quarantine.Quarantined, what: str, by: str) -> None:
         text = f"{entry.kind} seq {entry.seq} from quarantine #{entry.id} replayed by {by}: {what}"
         error = StoredError(

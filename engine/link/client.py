@@ -44,10 +44,13 @@ from engine.link.outbox import Outbox, Synchronous
 from engine.ports import EngineCommandError, EngineControl, StoredMessageT
 from protocol.codec import MAX_FRAME_SIZE
 from protocol.messages import CancelLine, ControlCommand, ForceLine, InvokeCommand, SetMethod
+from protocol.models import findings_data
 
 log = logging.getLogger("engine.link")
 
 OUTBOX_FILE = "outbox.sqlite3"
+ERROR_CHARS = 2000
+"""A refusal's text is cut to this, so a CommandResult stays far below the frame limit."""
 
 
 def _engine_version() -> str:
@@ -480,17 +483,14 @@ class EngineLink:
                 saved = control.set_method(
                     command.text, command.expected_version, command.line_ids, command.user
                 )
-                data = {
-                    "version": saved.version,
-                    "findings": [f.model_dump(mode="json") for f in saved.findings],
-                }
+                data = {"version": saved.version, **findings_data(saved.findings)}
             elif isinstance(command, CancelLine):
                 control.cancel_line(command.run_log_id, command.user)
             elif isinstance(command, ForceLine):
                 control.force_line(command.run_log_id, command.user)
             return True, None, data
         except EngineCommandError as exc:
-            return False, exc.message, exc.data
+            return False, exc.message[:ERROR_CHARS], exc.data
         except Exception as exc:
             log.exception("%s %s failed inside the engine", command.type, command.id)
             return False, f"internal engine error ({type(exc).__name__}); see the engine log", None
@@ -500,8 +500,7 @@ class EngineLink:
         analyze = getattr(self._control, "analyze_method", None)
         if analyze is None:
             return False, "this engine cannot analyze a method without applying it", None
-        findings = analyze(command.text)
-        return True, None, {"findings": [f.model_dump(mode="json") for f in findings]}
+        return True, None, findings_data(analyze(command.text))
 
     def _wake_writer(self) -> None:
         if self._wake is not None:

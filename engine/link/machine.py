@@ -205,6 +205,8 @@ class LinkMachine:
         self.phase = Phase.DISCONNECTED
         self.attempt = 0
         self.acked_seq = 0
+        self.clock_offset = 0.0
+        """Aggregator clock minus ours, as the aggregator measured it (Registered)."""
         self.engine_id: str | None = None
         self._peer_interval = self.policy.heartbeat_interval
         self._connected_at = 0.0
@@ -306,12 +308,35 @@ class LinkMachine:
             return self.resend_requested(message, now)
         if isinstance(message, Ping):
             return self.command_finished(message.id, ok=True)
+        if isinstance(message, SetMethod) and self._expired(message, now):
+            return self.command_finished(
+                message.id,
+                ok=False,
+                error="the method edit arrived after the aggregator stopped waiting for it; "
+                "it was not applied",
+                data={"expired": True},
+            )
         if isinstance(message, InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine):
             return [Execute(message)]
         error = ProtocolErrorMessage(
             rule=9, message=f"the engine does not accept {message.type} frames"
         )
         return [Send(error.model_dump_json())]
+
+    def _expired(self, message: SetMethod, now: float) -> bool:
+        """Past its deadline, the aggregator has told the editor the edit was not saved: applying
+        it now would change the method behind everyone's back."""
+        if message.deadline is None or message.dry_run:
+            return False
+        if now + self.clock_offset <= message.deadline:
+            return False
+        log.warning(
+            "method edit %s by %s refused: %.1f s past its deadline",
+            message.id,
+            message.user,
+            now + self.clock_offset - message.deadline,
+        )
+        return True
 
     def registered(self, message: Registered, now: float) -> list[Action]:
         """Rule 2 and 6: drop what is stored, then replay the rest in order."""
@@ -355,6 +380,7 @@ class LinkMachine:
         self._replay_end = high
         self._live_next = high + 1
         self._peer_interval = message.heartbeat_interval
+        self.clock_offset = message.clock_offset
         self._resend_watch = None
         self.phase = Phase.ONLINE
         self.attempt = 0

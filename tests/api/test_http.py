@@ -247,6 +247,7 @@ async def test_stale_method_version_is_read_from_the_engines_data(
     assert status == 200 and body == {  # type: ignore[comparison-overlap]
         "version": 8,
         "findings": [{**finding, "col_start": 1, "col_end": 1, "suggestion": None}],
+        "findings_omitted": 0,
     }
     assert len(engine.requests) == sent + 1  # the findings came with the answer: no dry run
 

@@ -197,7 +197,11 @@ async def test_commands_round_trip(aggregator: FakeAggregator, tmp_path: Path) -
         )
         await until(lambda: "c3" in aggregator.results)
         assert aggregator.results["c3"]["ok"] is True
-        assert aggregator.results["c3"]["data"] == {"version": 1, "findings": []}
+        assert aggregator.results["c3"]["data"] == {
+            "version": 1,
+            "findings": [],
+            "findings_omitted": 0,
+        }
         assert control.calls[-1] == ("set_method", ("Mark: B", 0, [None], "bob"))
         await aggregator.send(
             SetMethod(id="c3b", user="bob", text="Mark: C", expected_version=0, line_ids=None)
