@@ -142,6 +142,10 @@ class Site:
         return client
 
     async def engine(self, uod: p.UodDescription = UOD) -> FakeEngine:
+        self.agg.token = new_token()  # a token per engine: a token may be bound to its engine
+        self.agg.ctx.storage.create_engine_token(
+            "test-" + uuid.uuid4().hex[:8], token_hash(self.agg.token)
+        )
         engine = FakeEngine(self.agg, uod=uod)
         await engine.start()
         await wait_online(self.agg, engine.engine_id)
@@ -159,8 +163,6 @@ async def site(
     agg = Aggregator(app)
     await agg.start()
     storage = agg.ctx.storage
-    agg.token = new_token()
-    storage.create_engine_token("test-" + uuid.uuid4().hex[:8], token_hash(agg.token))
     result = Site(agg, data_dir, client_cert)
     suffix = uuid.uuid4().hex[:6]
     for role in ("viewer", "operator", "admin"):
@@ -282,3 +284,191 @@ async def until_async(check: Any, timeout: float = 10.0, what: str = "") -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def audit_logins(site: Site) -> list[tuple[str, str, dict[str, Any]]]:
+    from aggregator.api.service import state_of
+
+    trail = state_of(site.agg.app).audit
+    return [
+        (r.user, r.action, r.new)
+        for r in trail.iter_all()
+        if r.action.startswith("login") and isinstance(r.new, dict) and r.new.get("via") == "opcua"
+    ]
+
+
+async def test_anonymous_and_wrong_passwords_are_refused(site: Site) -> None:
+    with pytest.raises(ua.UaStatusCodeError) as anonymous:
+        await site.client(None)
+    assert anonymous.value.code == ua.StatusCodes.BadIdentityTokenRejected
+    with pytest.raises(ua.UaStatusCodeError) as wrong:
+        await site.client("viewer", password="not the password")
+    assert wrong.value.code == ua.StatusCodes.BadUserAccessDenied
+    viewer = site.names["viewer"]
+    await until(
+        lambda: (
+            (
+                viewer,
+                "login",
+                {"ok": False, "result": "wrong user name or password", "via": "opcua"},
+            )
+            in audit_logins(site)
+        ),
+        what="the refused login in the audit trail",
+    )
+    client = await site.client("viewer")
+    await client.disconnect()
+    await until(
+        lambda: (
+            (viewer, "login", {"ok": True, "result": "ok", "via": "opcua"}) in audit_logins(site)
+        ),
+        what="the login in the audit trail",
+    )
+
+
+async def test_five_wrong_passwords_lock_the_name_out(site: Site) -> None:
+    for _ in range(5):
+        with pytest.raises(ua.UaStatusCodeError):
+            await site.client("operator", password="guess")
+    with pytest.raises(ua.UaStatusCodeError) as locked:
+        await site.client("operator")  # the right password, but the name is locked
+    assert locked.value.code == ua.StatusCodes.BadUserAccessDenied
+    operator = site.names["operator"]
+    await until(
+        lambda: any(a == "login lockout" and u == operator for u, a, _ in audit_logins(site)),
+        what="the lockout in the audit trail",
+    )
+
+
+async def test_a_unit_the_user_may_not_see_is_hidden_and_refused(site: Site) -> None:
+    restricted = UOD.model_copy(update={"name": "Restricted", "required_roles": ["operator"]})
+    hidden = await site.engine(restricted)
+    shown = await site.engine()
+    await hidden.tags(None, time.time(), FT01=7.0)
+    viewer = await site.client("viewer")
+    operator = await site.client("operator", mode=ua.MessageSecurityMode.Sign)
+    try:
+        _, ns = await setpoint_folder(viewer)
+        await until_async(
+            lambda: _listed(operator, hidden.engine_id), what="the unit for the operator"
+        )
+        assert await unit_names(viewer) == {browse_name(shown.engine_id)}
+        ft01 = ua.NodeId(f"{hidden.engine_id}/Tags/FT01", ns)
+        assert (await operator.get_node(ft01).read_value()) == 7.0
+        node = viewer.get_node(ft01)
+        with pytest.raises(ua.UaStatusCodeError) as read:
+            await node.read_value()
+        assert read.value.code == ua.StatusCodes.BadUserAccessDenied
+        unit_node = viewer.get_node(ua.NodeId(hidden.engine_id, ns))
+        assert await unit_node.get_children() == []
+        browse = ua.BrowseParameters(
+            NodesToBrowse=[ua.BrowseDescription(NodeId=unit_node.nodeid, ResultMask=63)]
+        )
+        [browsed] = await viewer.uaclient.browse(browse)
+        assert browsed.StatusCode.value == ua.StatusCodes.BadUserAccessDenied
+        subscription = await viewer.create_subscription(50, Changes())
+        with pytest.raises(ua.UaStatusCodeError) as subscribe:
+            await subscription.subscribe_data_change(node)
+        assert subscribe.value.code == ua.StatusCodes.BadUserAccessDenied
+    finally:
+        await viewer.disconnect()
+        await operator.disconnect()
+
+
+async def _listed(client: Client, unit_id: str) -> bool:
+    return browse_name(unit_id) in await unit_names(client)
+
+
+async def test_writes_are_refused(site: Site) -> None:
+    engine = await site.engine()
+    await engine.tags(None, time.time(), FT01=1.0)
+    client = await site.client("admin", mode=ua.MessageSecurityMode.Sign)
+    try:
+        _, ns = await setpoint_folder(client)
+        node = client.get_node(ua.NodeId(f"{engine.engine_id}/Tags/FT01", ns))
+        await until_async(lambda: _value_is(node, 1.0), what="FT01 = 1.0")
+        with pytest.raises(ua.UaStatusCodeError) as write:
+            await node.write_value(ua.DataValue(ua.Variant(5.0, ua.VariantType.Double)))
+        assert write.value.code == ua.StatusCodes.BadUserAccessDenied
+        assert await node.read_value() == 1.0
+    finally:
+        await client.disconnect()
+
+
+async def _value_is(node: Node, expected: Any) -> bool:
+    return bool(await node.read_value() == expected)
+
+
+def test_the_server_certificate_is_made_once_with_a_private_key(tmp_path: Path) -> None:
+    uri = "urn:test:setpoint:aggregator"
+    first = ensure_server_certificate(tmp_path, "127.0.0.1", uri)
+    assert first.created
+    assert stat.S_IMODE(first.key_path.stat().st_mode) == 0o600
+    cert = x509.load_der_x509_certificate(first.cert_path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert uri in names.get_values_for_type(x509.UniformResourceIdentifier)
+    again = ensure_server_certificate(tmp_path, "127.0.0.1", uri)
+    assert not again.created
+    assert again.cert_path.read_bytes() == first.cert_path.read_bytes()
+
+
+def test_certificate_problems_are_one_line(tmp_path: Path) -> None:
+    from aggregator.opcua.certs import CertificateError
+
+    directory = tmp_path / CERT_DIR
+    directory.mkdir()
+    (directory / CERT_FILE).write_bytes(b"x")
+    with pytest.raises(CertificateError, match="exists without its pair"):
+        ensure_server_certificate(tmp_path, "127.0.0.1", "urn:x")
+    (directory / KEY_FILE).write_bytes(b"x")
+    os.chmod(directory / KEY_FILE, 0o644)
+    with pytest.raises(CertificateError, match="readable by other users; chmod 600 it"):
+        ensure_server_certificate(tmp_path, "127.0.0.1", "urn:x")
+
+
+def test_password_checks_are_rationed() -> None:
+    ration = CheckRation(rate=2.0, burst=3.0)
+    assert [ration.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert ration.take(0.4) is False
+    assert ration.take(0.5) is True  # 0.5 s at 2/s earned one check
+
+
+def test_engineering_units_without_a_code_keep_their_text() -> None:
+    eu = engineering_units("mAU")
+    assert (eu.UnitId, eu.DisplayName.Text) == (-1, "mAU")
+    assert engineering_units("bar").UnitId == int.from_bytes(b"BAR", "big")
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_serve_names_a_busy_opcua_port_in_one_line(
+    tmp_path: Path, busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aggregator.cli import main
+
+    code = main(
+        ["serve", "--port", "0", "--opcua-port", str(busy_port), "--data-dir", str(tmp_path)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == (
+        f"setpoint-aggregator: error: OPC UA port {busy_port} on 127.0.0.1 is already in use "
+        "(another OPC UA server?); choose another with --opcua-port"
+    )
+
+
+def test_serve_refuses_an_opcua_port_out_of_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aggregator.cli import main
+
+    assert main(["serve", "--opcua-port", "70000", "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "setpoint-aggregator: error: --opcua-port 70000 is out of range 0..65535"
+    )
