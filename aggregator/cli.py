@@ -1,4 +1,5 @@
-"""`setpoint-aggregator`: serve, users and engine tokens.
+"""`setpoint-aggregator`: serve, users, engine tokens, the audit trail and run export
+(aggregator/cli_run.py).
 
 Every command migrates the database first, so a fresh data directory or a new release just works.
 Mistakes a person can make (busy port, bad URL, unwritable directory) end with one line on
@@ -188,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         "created by `serve`); needed to detect removed newest entries",
     )
     _add_storage_options(verify)
+
+    from aggregator.cli_run import add_run_parser  # it imports this module
+
+    add_run_parser(sub)
     return parser
 
 
@@ -439,6 +444,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_user_passwd(args) if args.user_command == "passwd" else cmd_user_add(args)
         if args.command == "audit":
             return cmd_audit_verify(args)
+        if args.command == "run":
+            from aggregator.cli_run import cmd_run
+
+            return cmd_run(args)
         return cmd_token_create(args)
     except (UsageError, DatabaseUrlError) as exc:
         print(f"setpoint-aggregator: error: {exc}", file=sys.stderr)

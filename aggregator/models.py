@@ -79,6 +79,10 @@ class Run(SQLModel, table=True):
     method_state_json: str = Field(
         default="{}", sa_column=Column(Text, nullable=False, default="{}")
     )
+    batch_name: str = Field(
+        default="", sa_column=Column(String(256), nullable=False, default="", server_default="")
+    )
+    """The method's `Batch:` name, from the engine's ControlState while the run is open."""
 
 
 class RunMethod(SQLModel, table=True):
@@ -186,6 +190,9 @@ class EngineToken(SQLModel, table=True):
     token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     created: float
     revoked: bool = False
+    engine_id: str | None = Field(default=None, max_length=256, index=True)
+    """The one engine id this token may register: given at creation, else the first it used."""
+    revoked_at: float | None = None
 
 
 class User(SQLModel, table=True):

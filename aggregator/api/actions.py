@@ -4,9 +4,11 @@ whether the engine accepted or refused."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 from pydantic import JsonValue, ValidationError
@@ -17,13 +19,16 @@ from aggregator.api.roles import ApiUser
 from aggregator.api.schemas import CommandOutcome, Findings, MethodSaved
 from aggregator.api.service import (
     EngineRefusal,
+    ctx_of,
     current_method,
     engine_request,
     record,
     require_control,
     require_unit,
+    state_of,
     unit_summary,
 )
+from aggregator.live import LiveEngine
 from protocol import (
     MAX_FINDINGS,
     CancelLine,
@@ -102,7 +107,45 @@ async def control(
         result = await engine_request(
             app, unit_id, lambda cid: ControlCommand(id=cid, user=user.name, command=action)
         )
+        if action is ControlAction.START:
+            await _run_stored(app, live, before.run_id)
     return CommandOutcome(data=result.data)
+
+
+START_RECORD_WAIT = 2.0
+"""Seconds a Start waits for its run to be stored (engines send RunStarted within milliseconds;
+one replaying a long backlog may not, and the Start is then recorded without its run)."""
+
+
+async def _run_stored(app: web.Application, live: LiveEngine, previous: str | None) -> None:
+    """Wait (a few seconds at most) until the run a Start began is stored, so the Start's audit
+    entry names it and the starter becomes its contributor: the engine answers the Start before
+    its RunStarted has arrived here, let alone been committed. Each change of the unit list
+    (the RunStarted received, then committed) triggers one look in the database."""
+    ctx = ctx_of(app)
+    stored = asyncio.Event()
+    looks: set[asyncio.Task[None]] = set()
+
+    async def look(run_id: str) -> None:
+        if await ctx.read(ctx.storage.run_by_id, run_id) is not None:
+            stored.set()
+
+    def changed(topic: str, _: Any) -> None:
+        run_id = live.run_id
+        if topic == "units" and run_id is not None and run_id != previous:
+            task = asyncio.ensure_future(look(run_id))
+            looks.add(task)
+            task.add_done_callback(looks.discard)
+
+    unsubscribe = ctx.hub.subscribe(changed)
+    try:
+        changed("units", None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stored.wait(), min(state_of(app).command_timeout, START_RECORD_WAIT))
+    finally:
+        unsubscribe()
+        for task in looks:
+            task.cancel()
 
 
 async def inject(app: web.Application, user: ApiUser, unit_id: str, pcode: str) -> CommandOutcome:

@@ -52,7 +52,7 @@ class Stream:
     instead of returning a model: documented as a string of `media_type`."""
 
     media_type: str
-    charset: str = "utf-8"
+    charset: str | None = "utf-8"  # None: a binary file (a workbook)
 
 
 @dataclass
@@ -223,9 +223,8 @@ async def _stream(
 ) -> web.StreamResponse:
     if not isinstance(result, Streamed):
         raise TypeError(f"{request.path}: a Stream operation's handler must return Streamed")
-    response = web.StreamResponse(
-        headers={"Content-Type": f"{declared.media_type}; charset={declared.charset}"}
-    )
+    charset = f"; charset={declared.charset}" if declared.charset else ""
+    response = web.StreamResponse(headers={"Content-Type": declared.media_type + charset})
     if result.filename is not None:
         response.headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'
     _apply_cookies(response, call)

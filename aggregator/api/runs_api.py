@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from aggregator.api.openapi import ApiRoutes, Call, Operation, Stream
 from aggregator.api.roles import ApiUser
-from aggregator.api.runs_csv import run_csv
+from aggregator.api.runs_csv import run_csv, run_xlsx
 from aggregator.api.schemas import (
     Contributor,
     MethodVersion,
@@ -30,6 +30,7 @@ from aggregator.models import Contributor as ContributorRow
 from aggregator.models import Run as RunRow
 from aggregator.models import RunMethod as RunMethodRow
 from aggregator.models import SampleChunk, SampleRecent
+from aggregator.run_export import XLSX_MEDIA_TYPE
 from protocol import Method, MethodLine, RunLogLine
 
 T_RUN: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
@@ -78,7 +79,7 @@ def _summary(row: Any, count: int) -> RunSummary:
         started=row.started,
         stopped=row.stopped,
         stop_reason=row.stop_reason,
-        batch_name="",
+        batch_name=row.batch_name,
         started_by=row.started_by,
         method_version=row.method_version,
         sample_count=count,
@@ -108,6 +109,7 @@ def _list_runs(ctx: AppContext, query: RunsQuery, hidden: list[str]) -> RunPage:
                 sa.func.lower(T_RUN.c.run_id).contains(needle, autoescape=True),
                 sa.func.lower(T_RUN.c.uod_name).contains(needle, autoescape=True),
                 sa.func.lower(T_RUN.c.engine_id).contains(needle, autoescape=True),
+                sa.func.lower(T_RUN.c.batch_name).contains(needle, autoescape=True),
                 in_method,
             )
         )
@@ -254,4 +256,18 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
             tags=TAGS,
         ),
         run_csv,
+    )
+    routes.add(
+        app,
+        Operation(
+            "GET",
+            "/api/runs/{run_id}/xlsx",
+            "The run as an Excel workbook: sheet Data (UTC date-time, Run Time, one column "
+            "per tag, typed cells) and sheet Run (metadata); 422 when longer than a sheet holds",
+            "viewer",
+            response=Stream(XLSX_MEDIA_TYPE, charset=None),
+            errors=(403, 404, 422),
+            tags=TAGS,
+        ),
+        run_xlsx,
     )

@@ -1,107 +1,78 @@
-"""GET /api/runs/{run_id}/csv: a run streamed as CSV, a block of rows at a time, so a long run
-never sits in memory; the rest of /api/runs is runs_api."""
+"""GET /api/runs/{run_id}/csv and /xlsx: a run as a file (aggregator/run_export.py makes both;
+the rest of /api/runs is runs_api).
+
+The CSV is streamed a block of rows at a time, so a long run never sits in memory. The workbook
+is written to a temporary file on a reader thread first (a zip cannot be streamed as it grows),
+so a run too long for Excel is still an error answer rather than a cut download."""
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import json
-import math
-import re
+import contextlib
+import tempfile
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
-from typing import Any
+from typing import IO
 
+from aggregator.api.errors import ApiError
 from aggregator.api.openapi import Call, Streamed
 from aggregator.api.service import ctx_of, require_run
 from aggregator.context import AppContext
-from protocol import ScalarValue
+from aggregator.run_export import (
+    ExportTooLarge,
+    RunExport,
+    csv_blocks,
+    csv_preamble,
+    write_xlsx,
+)
 
 BLOCK_ROWS = 2000
-
-
-def _iso(t: float | None) -> str:
-    if t is None:
-        return ""
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _cell(value: ScalarValue) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    return str(value)
-
-
-def _preamble(
-    run: dict[str, Any], tags: list[tuple[int, str, str | None]], versions: list[str]
-) -> str:
-    """The `#` metadata lines and the column header."""
-    uod = json.loads(run["uod_json"] or "{}")
-    meta = [
-        f"# unit: {run['engine_id']}",
-        f"# run id: {run['run_id']}",
-        f"# start: {_iso(run['started'])}",
-        f"# stop: {_iso(run['stopped'])}",
-        f"# uod: {run['uod_name'] or uod.get('name', '')}",
-        f"# method version: {run['method_version']}"
-        + (f" (versions as run: {', '.join(versions)})" if versions else ""),
-    ]
-    buffer = io.StringIO()
-    buffer.write("\n".join(meta) + "\n")
-    csv.writer(buffer, lineterminator="\n").writerow(
-        ["UTC timestamp", "Run Time"]
-        + [f"{name} [{unit}]" if unit else name for _, name, unit in tags]
-    )
-    return buffer.getvalue()
+FILE_CHUNK = 1 << 16
 
 
 async def run_csv(call: Call[None, None]) -> Streamed:
-    run_id = call.path("run_id")
-    run = await require_run(call.app, call.need_user(), run_id)
+    run = await require_run(call.app, call.need_user(), call.path("run_id"))
     ctx = ctx_of(call.app)
-    storage = ctx.storage
-
-    def columns() -> tuple[list[tuple[int, str, str | None]], list[str]]:
-        with storage.engine.connect() as conn:
-            tags = storage.run_tags(conn, run["pk"])
-        return tags, [str(m["version"]) for m in storage.run_methods(run["pk"])]
-
-    tags, versions = await ctx.read(columns)
-    preamble = _preamble(run, tags, versions)
-    # run ids come from engines: keep only characters that are safe in a header
-    safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:100]
-    return Streamed(_rows(ctx, run, tags, preamble), filename=f"run-{safe_id}.csv")
+    export = await ctx.read(RunExport.load, ctx.storage, run)
+    return Streamed(_csv(ctx, export), filename=export.filename("csv"))
 
 
-async def _rows(
-    ctx: AppContext, run: dict[str, Any], tags: list[tuple[int, str, str | None]], preamble: str
-) -> AsyncGenerator[bytes, None]:
-    yield preamble.encode()
+async def _csv(ctx: AppContext, export: RunExport) -> AsyncGenerator[bytes, None]:
+    yield csv_preamble(export).encode()
     loop = asyncio.get_running_loop()
-    rows = ctx.storage.iter_run_rows(run["pk"], [tag_id for tag_id, _, _ in tags])
-    started = run["started"]
-
-    def next_block() -> list[tuple[float, list[ScalarValue]]]:
-        block = []
-        for item in rows:
-            block.append(item)
-            if len(block) >= BLOCK_ROWS:
-                break
-        return block
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    rows = export.rows(ctx.storage)
+    blocks = csv_blocks(export, rows, BLOCK_ROWS)
     try:
-        while block := await loop.run_in_executor(ctx.readers, next_block):
-            for t, values in block:
-                writer.writerow([_iso(t), f"{t - started:.3f}"] + [_cell(v) for v in values])
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
+        while block := await loop.run_in_executor(ctx.readers, next, blocks, ""):
+            yield block.encode()
     finally:
         await loop.run_in_executor(ctx.readers, rows.close)
+
+
+async def run_xlsx(call: Call[None, None]) -> Streamed:
+    run = await require_run(call.app, call.need_user(), call.path("run_id"))
+    ctx = ctx_of(call.app)
+    export = await ctx.read(RunExport.load, ctx.storage, run)
+    loop = asyncio.get_running_loop()
+    spool = await loop.run_in_executor(ctx.readers, _workbook, ctx, export)
+    return Streamed(_file(ctx, spool), filename=export.filename("xlsx"))
+
+
+def _workbook(ctx: AppContext, export: RunExport) -> IO[bytes]:
+    spool = tempfile.TemporaryFile()  # noqa: SIM115  (closed by _file, after the response)
+    try:
+        write_xlsx(ctx.storage, export, spool)
+    except ExportTooLarge as exc:
+        spool.close()
+        raise ApiError(422, str(exc)) from None
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def _file(ctx: AppContext, spool: IO[bytes]) -> AsyncGenerator[bytes, None]:
+    loop = asyncio.get_running_loop()
+    with contextlib.closing(spool):
+        while chunk := await loop.run_in_executor(ctx.readers, spool.read, FILE_CHUNK):
+            yield chunk

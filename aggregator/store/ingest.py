@@ -381,6 +381,7 @@ class Ingest:
             .where(T_ENGINE.c.id == op.engine_id)
             .values(control_json=msg.model_dump_json(), last_seen=batch.now)
         )
+        self.runs.name_batch(batch.conn, msg.run_id, msg.batch_name)
         current = self.runs.open_run(op.engine_id)
         if current is None or current.session_id == op.session_id:
             return

@@ -177,6 +177,17 @@ class Runs:
         self._compactor.run_closed(run.pk)
         result.runs_closed.append((engine_id, run.run_id))
 
+    def name_batch(self, conn: Connection, run_id: str | None, batch_name: str) -> None:
+        """Keep the `Batch:` name the engine reports (in ControlState) on the run it names; a
+        later empty name (the method ended) does not erase it."""
+        if run_id is None or not batch_name:
+            return
+        conn.execute(
+            T_RUN.update()
+            .where(T_RUN.c.run_id == run_id, T_RUN.c.batch_name != batch_name[:256])
+            .values(batch_name=batch_name[:256])
+        )
+
     def set_method(self, conn: Connection, engine_id: str, method: Method) -> None:
         """The engine's method changed: remember it, and add it to the open run's versions."""
         self._last_method[engine_id] = method
