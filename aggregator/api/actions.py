@@ -141,7 +141,9 @@ async def _run_stored(app: web.Application, live: LiveEngine, previous: str | No
     try:
         changed("units", None)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stored.wait(), min(state_of(app).command_timeout, START_RECORD_WAIT))
+            await asyncio.wait_for(
+                stored.wait(), min(state_of(app).command_timeout, START_RECORD_WAIT)
+            )
     finally:
         unsubscribe()
         for task in looks:
