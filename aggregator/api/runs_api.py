@@ -22,7 +22,15 @@ from aggregator.api.schemas import (
     RunsQuery,
     RunSummary,
 )
-from aggregator.api.service import ctx_of, method_view, require_run, run_uod, uod_of, uod_sees
+from aggregator.api.service import (
+    ctx_of,
+    method_view,
+    require_run,
+    run_uod,
+    state_of,
+    uod_of,
+    uod_sees,
+)
 from aggregator.api.units_api import _errors, plot_of_run
 from aggregator.context import AppContext
 from aggregator.models import AuditEntry as AuditRow
@@ -44,12 +52,10 @@ TAGS = ("runs",)
 
 
 def _hidden_units(app: web.Application, user: ApiUser) -> list[str]:
-    ctx = ctx_of(app)
-    hidden = []
-    for unit_id in ctx.live.engines:
-        if not uod_sees(user.role, uod_of(app, unit_id)):
-            hidden.append(unit_id)
-    return hidden
+    """Units whose runs the user may not see: connected ones and every one seen before this
+    start (an engine that has not reconnected yet must not expose its runs)."""
+    known = set(ctx_of(app).live.engines) | set(state_of(app).uods)
+    return sorted(unit_id for unit_id in known if not uod_sees(user.role, uod_of(app, unit_id)))
 
 
 def _sample_counts(conn: sa.Connection, pks: list[int]) -> dict[int, int]:

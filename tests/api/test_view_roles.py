@@ -134,3 +134,17 @@ async def test_control_takes_a_control_role(api: Api) -> None:
         assert status == 200 and [r.command for r in guarded.requests] == ["Stop"]
     finally:
         await guarded.aclose()
+
+
+async def test_runs_of_a_gated_unit_stay_hidden_while_its_engine_is_away(api: Api) -> None:
+    """After an aggregator restart an engine may not have reconnected yet: the required roles of
+    its stored UOD still hide its runs from the run list."""
+    hidden = await api.engine(uod=uod("Away", ["operator"], []))
+    run_id = "away-" + hidden.engine_id.split("/")[0]
+    try:
+        await fill_run(hidden, run_id, T0, 2)
+    finally:
+        await hidden.aclose()
+    api.agg.ctx.live.engines.pop(hidden.engine_id, None)  # as right after a restart
+    assert run_id not in await run_ids(api, "viewer")
+    assert run_id in await run_ids(api, "operator")
