@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
-from aggregator.api import admin_api, auth, quarantine_api, runs_api, units_api
+from aggregator.api import admin_api, assist_api, auth, quarantine_api, runs_api, units_api
 from aggregator.api.bridge import LiveBridge
 from aggregator.api.commands import EngineCommands
 from aggregator.api.errors import api_middleware
@@ -60,6 +60,7 @@ def setup_api_routes(
     app[API_STATE_KEY] = state
     auth.setup(app, routes)
     units_api.setup(app, routes)
+    assist_api.setup(app, routes)
     runs_api.setup(app, routes)
     admin_api.setup(app, routes)
     quarantine_api.setup(app, routes)

@@ -16,7 +16,9 @@ from pydantic import JsonValue
 import protocol as p
 from tests.aggregator.helpers import UOD, Aggregator, RawEngine, until
 
-Request = p.ControlCommand | p.InvokeCommand | p.SetMethod | p.CancelLine | p.ForceLine
+Request = (
+    p.ControlCommand | p.InvokeCommand | p.SetMethod | p.CancelLine | p.ForceLine | p.ResumeLine
+)
 Answer = Callable[[Any], tuple[bool, str | None, JsonValue] | None]
 
 
