@@ -1,9 +1,9 @@
 """`python -m uod_examples.demo`: the whole of Setpoint on one laptop, started by `make demo`.
 
 It starts, as separate processes and in this order: an aggregator on SQLite in a local data
-directory, the Modbus device simulator for the chromatography skid, the serial balance and pump
-simulators for the dosing unit, and one engine per unit, each with its own engine token. It waits
-until both units are online, prints the URL and the demo login, and on Ctrl-C stops everything it
+directory, the Modbus and OPC UA device simulators for the chromatography skid, the serial
+balance and pump simulators for the dosing unit, and one engine per unit, each with its own engine
+token. It waits until every unit is online, prints the URL and the demo login, and on Ctrl-C stops everything it
 started (engines first, so they can flush their outboxes), by PID.
 
 The demo only drives the command-line tools; it imports neither the engine nor the aggregator.
@@ -193,10 +193,14 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     base = f"http://{args.host}:{args.port}"
-    for port, what in ((args.port, "the aggregator"), (args.modbus_port, "the Modbus simulator")):
+    for port, what in (
+        (args.port, "the aggregator"),
+        (args.modbus_port, "the Modbus simulator"),
+        (args.opcua_port, "the OPC UA simulator"),
+    ):
         if not port_is_free(args.host, port):
             raise DemoError(
-                f"port {port} on {args.host} is in use (needed by {what}); stop whatever uses it or pick another port with --port / --modbus-port"
+                f"port {port} on {args.host} is in use (needed by {what}); stop whatever uses it or pick another port with --port / --modbus-port / --opcua-port"
             )
 
     step(1, f"database and demo user in {data_dir}")
@@ -206,7 +210,7 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     tokens = {
         unit: new_engine_token(data_dir, f"demo-{unit}-{stamp}")
-        for unit in ("chromatography", "dosing")
+        for unit in ("chromatography", "dosing", "chromatography-opcua")
     }
 
     step(3, f"aggregator on {base}")
@@ -226,7 +230,7 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
     )
     wait_for("the aggregator to answer", lambda: login(base) is not None, 30, processes)
 
-    step(4, "device simulators: Modbus chromatography skid, serial balance and pump")
+    step(4, "device simulators: Modbus and OPC UA chromatography skids, serial balance and pump")
     processes.start(
         "Modbus simulator",
         [
@@ -240,6 +244,20 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
             str(args.modbus_port),
         ],
         logs / "sim-modbus.log",
+    )
+    processes.start(
+        "OPC UA simulator",
+        [
+            tool("setpoint-sim"),
+            "opcua",
+            "--model",
+            "chromatography",
+            "--host",
+            args.host,
+            "--port",
+            str(args.opcua_port),
+        ],
+        logs / "sim-opcua.log",
     )
     sim_state = data_dir / "sim-state"
     devices = {}
@@ -255,8 +273,11 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
     wait_for(
         "the Modbus simulator", lambda: not port_is_free(args.host, args.modbus_port), 15, processes
     )
+    wait_for(
+        "the OPC UA simulator", lambda: not port_is_free(args.host, args.opcua_port), 30, processes
+    )
 
-    step(5, "engines: chromatography (Modbus) and dosing (serial)")
+    step(5, "engines: chromatography (Modbus), dosing (serial), chromatography (OPC UA)")
     aggregator_ws = f"ws://{args.host}:{args.port}"
     units = {
         "chromatography": (
@@ -266,6 +287,13 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
         "dosing": (
             "dosing",
             {"SETPOINT_BALANCE_PORT": devices["balance"], "SETPOINT_PUMP_PORT": devices["pump"]},
+        ),
+        "chromatography-opcua": (
+            "chromatography_opcua",
+            {
+                "SETPOINT_OPCUA_URL": f"opc.tcp://{args.host}:{args.opcua_port}"
+                "/setpoint-sim/chromatography"
+            },
         ),
     }
     for unit, (example, env) in units.items():
@@ -287,7 +315,7 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
             env={**env, "SETPOINT_ENGINE_TOKEN": tokens[unit]},
         )
 
-    step(6, "waiting for both units to come online")
+    step(6, "waiting for every unit to come online")
     token = login(base) or ""
     seen: set[str] = set()
 
@@ -298,7 +326,7 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
         seen.update(online)
         return len(online) >= len(units)
 
-    wait_for("both units to come online", all_online, 60, processes)
+    wait_for("every unit to come online", all_online, 60, processes)
     print(
         f"\nSetpoint demo is running.\n"
         f"  Web UI:  {base}\n"
@@ -313,9 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m uod_examples.demo",
         description="The whole of Setpoint on one machine (what `make demo` runs): an aggregator "
-        "on SQLite, the Modbus and serial device simulators, and two engines (chromatography "
-        "over Modbus, dosing over serial lines). Prints the web UI's URL and the login "
-        f"({DEMO_USER} / {DEMO_PASSWORD}) once both units are online; Ctrl-C stops everything "
+        "on SQLite, the Modbus, OPC UA and serial device simulators, and three engines "
+        "(chromatography over Modbus, dosing over serial lines, chromatography over OPC UA). "
+        f"Prints the web UI's URL and the login ({DEMO_USER} / {DEMO_PASSWORD}) once every "
+        "unit is online; Ctrl-C stops everything "
         "it started. Runs again on the same data directory keep earlier runs.",
     )
     parser.add_argument(
@@ -342,6 +371,13 @@ def main(argv: list[str] | None = None) -> int:
         default=5020,
         metavar="PORT",
         help="port of the Modbus chromatography simulator (default: 5020)",
+    )
+    parser.add_argument(
+        "--opcua-port",
+        type=int,
+        default=4841,
+        metavar="PORT",
+        help="port of the OPC UA chromatography simulator (default: 4841)",
     )
     args = parser.parse_args(argv)
 

@@ -95,12 +95,16 @@ def clone(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.newcomer
 @pytest.mark.timeout(SETUP_TIMEOUT + 400)
 def test_clone_demo_run_and_csv(clone: Path, tmp_path: Path) -> None:
-    port, modbus_port = free_port(), free_port()
+    port, modbus_port, opcua_port = free_port(), free_port(), free_port()
     log = (tmp_path / "demo.log").open("wb")
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     env["PYTHON"] = sys.executable
     demo = subprocess.Popen(
-        ["make", "demo", f"DEMO_ARGS=--port {port} --modbus-port {modbus_port}"],
+        [
+            "make",
+            "demo",
+            f"DEMO_ARGS=--port {port} --modbus-port {modbus_port} --opcua-port {opcua_port}",
+        ],
         cwd=clone,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -113,10 +117,10 @@ def test_clone_demo_run_and_csv(clone: Path, tmp_path: Path) -> None:
 
         def both_online() -> list[dict[str, Any]] | None:
             online = [u for u in api.units() if u["online"]]
-            return online if len(online) == 2 else None
+            return online if len(online) == 3 else None
 
         units = wait_until("both units online", both_online, 120, demo)
-        chrom = next(u for u in units if "Chromatography" in u["name"])
+        chrom = next(u for u in units if u["name"] == "Chromatography Modbus")
         unit_path = "/api/units/" + urllib.parse.quote(chrom["id"], safe="")
 
         assert api.call("POST", f"{unit_path}/control", {"action": "Start"})["ok"] is True
