@@ -3,8 +3,8 @@
 It starts, as separate processes and in this order: an aggregator on SQLite in a local data
 directory, the Modbus and OPC UA device simulators for the chromatography skid, the serial
 balance and pump simulators for the dosing unit, and one engine per unit, each with its own engine
-token. It waits until every unit is online, prints the URL and the demo login, and on Ctrl-C stops everything it
-started (engines first, so they can flush their outboxes), by PID.
+token. It waits until every unit is online, prints the URL and the demo login, and on Ctrl-C stops
+everything it started (engines first, so they can flush their outboxes), by PID.
 
 The demo only drives the command-line tools; it imports neither the engine nor the aggregator.
 """
