@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol import Quality, ScalarValue, UodDescription
+from aggregator.store.tables import stored_time
+from protocol import Quality, ScalarValue, TagsUpdated, UodDescription
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,20 @@ class LiveEngine:
             "method_status": self.control.get("method_status", "OK"),
             "connection_status": self.control.get("connection_status", "Disconnected"),
         }
+
+
+def live_samples(message: TagsUpdated) -> dict[str, Any]:
+    """The points a data-log sample adds to the run's stored plot, for the live plot's `/ws`
+    topic `unit/<id>/samples`: every tag of the sample (replayed ones too, they are stored),
+    grouped by scan time, times rounded as storage rounds them, so a live point and the plot
+    API's copy of it are equal."""
+    by_time: dict[float, dict[str, ScalarValue]] = {}
+    for tag in message.tags:
+        by_time.setdefault(stored_time(tag.tick), {})[tag.name] = tag.value
+    return {
+        "run_id": message.run_id,
+        "samples": [{"t": t, "values": values} for t, values in sorted(by_time.items())],
+    }
 
 
 class LiveHub:

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from aggregator.api.commands import RESULT_TOPIC_SUFFIX
 from aggregator.api.service import ctx_of, method_view, state_of, unit_summary
-from protocol import CommandResult, Method, UodDescription
+from aggregator.live import live_samples
+from protocol import CommandResult, Method, TagsUpdated, UodDescription
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,7 @@ class LiveBridge:
             return
         unit_id, _, kind = topic[len("unit/") :].rpartition("/")
         if kind == "tags":
-            target = f"unit/{unit_id}/tags"
-            if ws.has_subscribers(target):
-                tags = data.get("tags", []) if isinstance(data, dict) else data
-                ws.publish(target, list(tags))
+            self._tags(unit_id, data)
         elif kind == RESULT_TOPIC_SUFFIX.lstrip("/"):
             result = data if isinstance(data, CommandResult) else _result(data)
             if result is not None:
@@ -74,6 +72,20 @@ class LiveBridge:
             fresh = self._new_errors(unit_id, entries)
             if fresh:
                 ws.publish(f"unit/{unit_id}/errors", fresh)
+
+    def _tags(self, unit_id: str, data: Any) -> None:
+        """The newest values for the value display; a data-log sample (ingest passes the
+        TagsUpdated as `sample`) also as the points it stores, on a topic whose changes are never
+        merged, so a live plot draws exactly what the plot API returns later."""
+        ws = state_of(self.app).ws
+        tags = data.get("tags", []) if isinstance(data, dict) else data
+        target = f"unit/{unit_id}/tags"
+        if tags and ws.has_subscribers(target):
+            ws.publish(target, list(tags))
+        sample = data.get("sample") if isinstance(data, dict) else None
+        target = f"unit/{unit_id}/samples"
+        if isinstance(sample, TagsUpdated) and ws.has_subscribers(target):
+            ws.publish(target, live_samples(sample))
 
     def _units(self, unit_id: str, summary: dict[str, Any]) -> None:
         """One unit's entry changed (ingest publishes only the unit that changed)."""

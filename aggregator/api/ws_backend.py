@@ -110,6 +110,8 @@ class ApiWsBackend:
         ctx = ctx_of(app)
         if kind == "tags":
             return [t.model_dump(mode="json") for t in tag_states(live)]
+        if kind == "samples":
+            return {"run_id": live.run_id, "samples": []}  # the history: the plot API
         if kind == "control":
             return unit_summary(app, live).model_dump(mode="json")
         if kind == "method":

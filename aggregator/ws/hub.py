@@ -16,6 +16,7 @@ from aggregator.ws.queue import ClientQueue, Merge, SharedFrame
 
 UNIT_KINDS: dict[str, Merge] = {
     "tags": "by_key",
+    "samples": "append",  # each stored point counts: never merged away (the plot draws them)
     "runlog": "append",
     "method": "replace",
     "control": "replace",
