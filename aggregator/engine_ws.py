@@ -433,8 +433,9 @@ class EngineConnection:
                 if field is not None and type(tag.value) in (int, float):
                     live.control[field] = float(tag.value)  # type: ignore[arg-type]
                     timing = max(timing, tag.tick)
-            if changed:
-                hub.publish(f"{topic}/tags", {"tags": changed})
+            if changed or message.sample:
+                sample = message if message.sample else None  # its stored points: live plot
+                hub.publish(f"{topic}/tags", {"tags": changed, "sample": sample})
             if (
                 timing
                 and live.control.get("state", "Stopped") != "Stopped"
