@@ -67,9 +67,10 @@ describe("SeriesBuffer", () => {
     });
     expect(b.get("Run Time")).toEqual({ t: [100, 101], v: [0, 1] });
     b.append("FT01", 102, 3);
-    b.append("FT01", 101.5, 99); // older than the last sample: ignored
+    b.append("FT01", 101.5, 99); // replayed after an outage: stored, so drawn in its place
+    b.append("FT01", 102, 4); // the same sample again: one point
     b.append("Mark", 102, "Load");
-    expect(b.get("FT01")!.v).toEqual([1, 2, 3]);
+    expect(b.get("FT01")).toEqual({ t: [100, 101, 101.5, 102], v: [1, 2, 99, 4] });
     expect(b.marks().map((m) => m.text)).toEqual(["start", "Load"]);
   });
   it("stays bounded under a long run and keeps the extremes", () => {
@@ -79,6 +80,26 @@ describe("SeriesBuffer", () => {
     expect(s.t.length).toBeLessThanOrEqual(1000);
     expect(s.v).toContain(1e6);
     expect(s.t.at(-1)).toBe(19_999);
+  });
+});
+
+describe("SeriesBuffer.until", () => {
+  it("holds a run going on to the newest scan heard of, a finished one to its end", () => {
+    const b = new SeriesBuffer(100);
+    expect(b.until()).toBeNull();
+    b.setNow(99);
+    expect(b.until()).toBe(99);
+    b.append("FT01", 100, 1);
+    expect(b.until()).toBe(100);
+    b.setNow(100.7);
+    b.setNow(100.2); // an older scan does not move "now" back
+    expect(b.until()).toBe(100.7);
+    b.seed({ series: [{ tag: "FT01", t: [100], run_time: [0], v: [1] }], annotations: [] });
+    expect(b.until()).toBe(100.7);
+    b.setEnd(105);
+    expect(b.until()).toBe(105);
+    b.clear();
+    expect(b.until()).toBeNull();
   });
 });
 

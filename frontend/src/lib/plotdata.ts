@@ -57,12 +57,13 @@ export function decimateMinMax(s: TimeSeries, points: number): TimeSeries {
 /** Times closer than this (s) are one sample seen twice (live, and read back from storage). */
 const SAME_SAMPLE = 1e-3;
 
-/** Live samples per tag, bounded: when a tag exceeds `maxPoints`, its older half is decimated. */
+/** Samples per tag (stored history, then the live ones as they are stored), bounded: when a tag exceeds `maxPoints`, its older half is decimated. */
 export class SeriesBuffer {
   private readonly data = new Map<string, TimeSeries>();
   private readonly annotations: { t: number; tag: string; text: string }[] = [];
   /** when the run shown ended (epoch s); null while it goes on: then "now" is the latest sample */
   private endTime: number | null = null;
+  private now = -Infinity;
 
   constructor(
     private readonly maxPoints = 4000,
@@ -77,6 +78,7 @@ export class SeriesBuffer {
     this.data.clear();
     this.annotations.length = 0;
     this.endTime = null;
+    this.now = -Infinity;
   }
 
   /** The run shown has ended at `t` (its series are held to then), or goes on (null). */
@@ -95,13 +97,22 @@ export class SeriesBuffer {
   }
 
   /**
-   * Until when the series are drawn: the run's end once it has stopped, else "now", which is the
-   * newest sample (the unit's Run Time changes every scan, so that is the last scan we heard of).
+   * The newest scan heard of (a live value's time) while the run goes on: the series are held to
+   * it, though the buffer holds only stored samples (taken once per data-log interval).
+   */
+  setNow(t: number): void {
+    if (t > this.now) this.now = t;
+  }
+
+  /**
+   * Until when the series are drawn: the run's end once it has stopped, else "now": the newest
+   * scan heard of, or the newest sample when that is newer.
    */
   until(): number | null {
     const last = this.lastTime();
     if (this.endTime !== null) return Math.max(this.endTime, last);
-    return Number.isFinite(last) ? last : null;
+    const until = Math.max(last, this.now);
+    return Number.isFinite(until) ? until : null;
   }
 
   /** Replace the buffer with a server answer (history of the run so far). */
@@ -110,8 +121,10 @@ export class SeriesBuffer {
     const live = new Map(this.data);
     const liveMarks = this.annotations.slice();
     const end = this.endTime;
+    const now = this.now;
     this.clear();
     this.endTime = end;
+    this.now = now;
     let seededUntil = -Infinity;
     for (const s of plot.series) {
       const lastT = s.t[s.t.length - 1];
@@ -147,12 +160,13 @@ export class SeriesBuffer {
       this.data.set(tag, s);
     }
     const v = typeof value === "boolean" ? (value ? 1 : 0) : value;
-    const last = s.t.length - 1;
-    if (last >= 0 && t < s.t[last]!) return; // out of order (historical replay): ignore
-    if (last >= 0 && t === s.t[last]!) s.v[last] = v;
+    // Usually the newest; a sample replayed after an outage is stored too, so it goes in its place.
+    let i = s.t.length;
+    while (i > 0 && s.t[i - 1]! > t) i--;
+    if (i > 0 && s.t[i - 1] === t) s.v[i - 1] = v;
     else {
-      s.t.push(t);
-      s.v.push(v);
+      s.t.splice(i, 0, t);
+      s.v.splice(i, 0, v);
     }
     if (this.annotationTags.has(tag) && typeof v === "string" && v !== "") {
       this.annotations.push({ t, tag, text: v });

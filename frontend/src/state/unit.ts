@@ -2,7 +2,7 @@
 
 import { batch, signal, type Signal } from "@preact/signals";
 import type { LiveClient } from "../ws";
-import type { ErrorLogEntry, MethodView, RunLog, TagState, UnitSummary } from "../types";
+import type { ErrorLogEntry, MethodView, RunLog, Scalar, TagState, UnitSummary } from "../types";
 import { SeriesBuffer } from "../lib/plotdata";
 import { appendErrors, mergeRunLog, mergeTags, runLogSnapshot } from "./merge";
 
@@ -14,11 +14,15 @@ export interface UnitLive {
   control: Signal<UnitSummary | null>;
   errors: Signal<ErrorLogEntry[]>;
   watchers: Signal<string[]>;
-  /** live samples for the plot; `samplesVersion` changes whenever they do */
+  /** the plot's samples: the stored ones, as they are stored; `samplesVersion` changes with them */
   samples: SeriesBuffer;
   samplesVersion: Signal<number>;
-  /** append live tag changes to `samples` (off while stopped: the plot then shows the last run) */
+  /** append live samples to `samples` (off while stopped: the plot then shows the last run) */
   recording: boolean;
+  /** the run shown; samples of another run are not appended (null: any) */
+  runId: string | null;
+  /** changes after every (re)subscription to the samples: those sent meanwhile are missed */
+  resync: Signal<number>;
   dispose(): void;
 }
 
@@ -40,6 +44,8 @@ export function createUnitLive(
     samples: new SeriesBuffer(6000, new Set(annotationTags)),
     samplesVersion: signal(0),
     recording: true,
+    runId: null,
+    resync: signal(0),
     dispose: () => {},
   };
   const offs: (() => void)[] = [];
@@ -50,14 +56,23 @@ export function createUnitLive(
       const list = (data as TagState[]) ?? [];
       batch(() => {
         u.tags.value = mergeTags(kind === "snapshot" ? new Map() : u.tags.value, list);
-        let added = false;
-        if (u.recording) for (const t of list) {
-          if (t.tick == null || t.quality === "stale") continue;
-          u.samples.append(t.name, t.tick, t.value);
-          added = true;
+        // Live values are not plotted (most are never stored); they only say how far "now" is.
+        let now = -Infinity;
+        if (u.recording) for (const t of list) if (t.tick != null && t.quality !== "stale") now = Math.max(now, t.tick);
+        if (Number.isFinite(now)) {
+          u.samples.setNow(now);
+          u.samplesVersion.value++;
         }
-        if (added) u.samplesVersion.value++;
       });
+    }),
+  );
+  offs.push(
+    live.subscribe(topic("samples"), (kind, data) => {
+      if (kind === "snapshot") {
+        u.resync.value++;
+        return;
+      }
+      if (appendSamples(u, data as LiveSamples)) u.samplesVersion.value++;
     }),
   );
   offs.push(
@@ -92,6 +107,25 @@ export function createUnitLive(
     for (const off of offs) off();
   };
   return u;
+}
+
+/** A data-log sample as `/ws` sends it (docs/api.md): the points it adds to the stored run. */
+export interface LiveSamples {
+  run_id: string | null;
+  samples: { t: number; values: Record<string, Scalar> }[];
+}
+
+/** Append a live sample's points to the plot, when it belongs to the run shown. */
+export function appendSamples(u: Pick<UnitLive, "samples" | "recording" | "runId">, data: LiveSamples): boolean {
+  if (!u.recording || !data || (data.run_id && u.runId && data.run_id !== u.runId)) return false;
+  let added = false;
+  for (const s of data.samples ?? []) {
+    for (const [tag, value] of Object.entries(s.values)) {
+      u.samples.append(tag, s.t, value);
+      added = true;
+    }
+  }
+  return added;
 }
 
 /** The engine logs a P-code `Notify: <text>` as an info entry from source "notify". */

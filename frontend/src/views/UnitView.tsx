@@ -1,9 +1,12 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
+import { effect } from "@preact/signals";
 import { useApp } from "../state/app";
 import { createUnitLive, type UnitLive } from "../state/unit";
 import { liveRunTime } from "../state/merge";
 import { LiveBadge, Spinner, StateBadge } from "../components/bits";
-import { ControlBar, InjectBox } from "../components/ControlBar";
+import { ControlBar } from "../components/ControlBar";
+import { CommandBox } from "../components/CommandBox";
+import { FailedLines } from "../components/FailedLines";
 import { ProcessValues } from "../components/ProcessValues";
 import { RunLogTable } from "../components/RunLog";
 import { ErrorLogList } from "../components/ErrorLog";
@@ -46,6 +49,7 @@ export function UnitView({ id }: { id: string }) {
   const runId = summary?.run_id ?? null;
   const active = !!summary?.state && summary.state !== "Stopped";
   live.recording = active;
+  live.runId = runId;
   const [lastRun, setLastRun] = useState<RunSummary | null>(null);
   // One effect per run id, so a new run starts from an empty plot: while a run goes on, its stored
   // history (then the live samples); while stopped, the unit's last run, held to its end.
@@ -60,6 +64,7 @@ export function UnitView({ id }: { id: string }) {
       if (!cancelled && attempt < PLOT_RETRIES) timer = setTimeout(() => load(attempt + 1), retryMs);
     };
     const redraw = () => live.samplesVersion.value++;
+    let stopResync = () => {};
     if (!runId) {
       const loadLast = (attempt: number) => {
         app.api
@@ -93,8 +98,8 @@ export function UnitView({ id }: { id: string }) {
             // Samples taken before the live ones began (the plot was cleared, or they were still
             // on their way to storage) are stored a moment later: ask again after a data-log
             // interval while the run's first sample (every tag's starting value) is missing, as
-            // right after Start, and once anyway. Then now and again, so that the history shown
-            // is what is stored even if the live stream was coalesced for a slow connection.
+            // right after Start, and once anyway. Then now and again, and after the live samples
+            // were resubscribed (a reconnect: samples sent meanwhile were missed).
             const incomplete = data.series.some((s) => s.t.length === 0 && startTags.has(s.tag));
             if (attempt === 0 || incomplete) again(load, attempt);
             else timer = setTimeout(() => load(1), PLOT_REFRESH_MS);
@@ -103,10 +108,18 @@ export function UnitView({ id }: { id: string }) {
       };
       const startTags = new Set(plotStartTags(plotConfig));
       load(0);
+      let resynced = live.resync.peek();
+      stopResync = effect(() => {
+        if (live.resync.value === resynced) return;
+        resynced = live.resync.value;
+        clearTimeout(timer);
+        load(1);
+      });
     }
     return () => {
       cancelled = true;
       clearTimeout(timer);
+      stopResync();
     };
   }, [plotConfig, runId]);
 
@@ -165,7 +178,7 @@ export function UnitView({ id }: { id: string }) {
             allStale={allStale}
             canOperate={canOperate && online}
           />
-          <InjectBox unitId={id} canOperate={canOperate} online={online} />
+          <CommandBox unitId={id} canOperate={canOperate} online={online} uod={detail.uod} tags={live.tags} />
         </section>
         <section class="panel area-plot" aria-labelledby="plot-title">
           <h2 id="plot-title">
@@ -193,7 +206,8 @@ export function UnitView({ id }: { id: string }) {
         </section>
         <section class="panel area-method" aria-labelledby="method-title">
           <h2 id="method-title">Method</h2>
-          <MethodPanel unitId={id} method={live.method} commands={commands} canEdit={canOperate} active={!!summary.state && summary.state !== "Stopped"} />
+          <FailedLines live={live} unitId={id} canOperate={canOperate && online} paused={summary.state === "Paused"} />
+          <MethodPanel unitId={id} method={live.method} commands={commands} canEdit={canOperate} active={!!summary.state && summary.state !== "Stopped"} uod={detail.uod} tags={live.tags} />
         </section>
         <section class="panel area-errors" aria-labelledby="errors-title">
           <h2 id="errors-title">Error log</h2>
