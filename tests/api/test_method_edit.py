@@ -190,10 +190,10 @@ async def test_a_late_save_by_an_engine_ignoring_the_deadline_is_recorded_and_sh
     await until(lambda: commands.late_answers == 1, 5, "the late answer recorded")
 
     audit = (await api.call("GET", "/api/audit?limit=10", "admin"))[1]
-    late = [e for e in audit["items"] if e["new"].get("result") == LATE_RESULT]  # type: ignore[index, union-attr]
+    late = [e for e in audit["items"] if e["new"].get("result") == LATE_RESULT]  # type: ignore[index]
     assert len(late) == 1 and late[0]["user"] == api.names["operator"]
     assert late[0]["new"]["version"] == 1 and late[0]["unit_id"] == engine.engine_id
     errors = (await api.call("GET", f"/api/units/{quote(engine.engine_id, safe='')}/errors"))[1]
-    assert any("timed out" in e["message"] and "version 1" in e["message"] for e in errors)  # type: ignore[union-attr]
+    assert any("timed out" in e["message"] and "version 1" in e["message"] for e in errors)  # type: ignore[attr-defined]
     status, view = await api.call("GET", _method_path(engine.engine_id), "viewer")
     assert status == 200 and view["version"] == 1 and view["text"] == "Mark: late"  # type: ignore[index]

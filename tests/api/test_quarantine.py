@@ -85,7 +85,7 @@ async def test_a_failing_message_is_quarantined_then_replayed(
 
     status, log = await api.call("GET", _errors_path(engine), "viewer")
     assert status == 200
-    lines = [e["message"] for e in log]  # type: ignore[union-attr]
+    lines = [e["message"] for e in log]  # type: ignore[attr-defined]
     assert any(f"quarantine #{item['id']}" in m and "nothing is lost" in m for m in lines)
 
     for role in ("viewer", "operator"):
@@ -105,7 +105,7 @@ async def test_a_failing_message_is_quarantined_then_replayed(
     assert _ft01(api, rid) == [1.0, BUG, 3.0]
     assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 0  # type: ignore[index]
     assert (await api.call("POST", f"/api/quarantine/{item['id']}/replay", "admin"))[0] == 404
-    lines = [e["message"] for e in (await api.call("GET", _errors_path(engine), "viewer"))[1]]  # type: ignore[union-attr]
+    lines = [e["message"] for e in (await api.call("GET", _errors_path(engine), "viewer"))[1]]  # type: ignore[attr-defined]
     assert any(f"quarantine #{item['id']} replayed by {api.names['admin']}" in m for m in lines)
 
     status, audit = await api.call("GET", "/api/audit?limit=20", "admin")
