@@ -52,6 +52,8 @@ export interface Api {
   runlog(id: string): Promise<RunLog>;
   cancelLine(id: string, lineId: string): Promise<unknown>;
   forceLine(id: string, lineId: string): Promise<unknown>;
+  /** fix and resume: run a failed method line again (skip: false) or skip it */
+  resumeLine(id: string, lineId: string, skip: boolean): Promise<unknown>;
   errors(id: string): Promise<ErrorLogEntry[]>;
   unitPlot(id: string, tags: string[], points?: number): Promise<PlotData>;
   runs(query: RunQuery): Promise<Page<RunSummary>>;
@@ -106,6 +108,7 @@ export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = 
     runlog: (id) => call<RunLog>("GET", `/api/units/${enc(id)}/runlog`),
     cancelLine: (id, lineId) => call("POST", `/api/units/${enc(id)}/runlog/${enc(lineId)}/cancel`),
     forceLine: (id, lineId) => call("POST", `/api/units/${enc(id)}/runlog/${enc(lineId)}/force`),
+    resumeLine: (id, lineId, skip) => call("POST", `/api/units/${enc(id)}/runlog/${enc(lineId)}/${skip ? "skip" : "resume"}`),
     errors: (id) => call<ErrorLogEntry[]>("GET", `/api/units/${enc(id)}/errors`),
     unitPlot: (id, tags, points = 1000) => call<PlotData>("GET", `/api/units/${enc(id)}/plot${qs({ tags: tags.join(","), points })}`),
     runs: (q) => call<Page<RunSummary>>("GET", `/api/runs${qs({ unit_id: q.unit_id, q: q.q, cursor: q.cursor, limit: q.limit })}`),

@@ -164,6 +164,8 @@ export interface RunLogLine {
   line_id?: string | null;
   user?: string | null;
   error?: string | null;
+  /** the failed attempt's run-log id when this line runs it again (fix and resume) */
+  retry_of?: string | null;
   cancellable?: boolean;
   forcible?: boolean;
   start_values?: Record<string, Scalar>;

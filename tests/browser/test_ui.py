@@ -57,7 +57,9 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     # The unit view.
     card.get_by_role("link", name="Chromatography").click()
     expect(page.locator('[data-testid="unit-view"]')).to_be_visible()
-    expect(page.locator(".cm-content")).to_contain_text("Block: Equilibration")
+    expect(page.locator("[data-testid=method-editor] .cm-content")).to_contain_text(
+        "Block: Equilibration"
+    )
     expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
     shots(page, "unit-stopped")
 
@@ -132,7 +134,7 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     page.get_by_placeholder("Filter commands or users").fill("")
 
     # A completed line is locked: an edit is refused with a message.
-    editor = page.locator(".cm-content")
+    editor = page.locator("[data-testid=method-editor] .cm-content")
     page.locator('.cm-line[data-state="completed"]', has_text="Batch: Demo capture").click()
     page.keyboard.press("End")
     page.keyboard.type("X")
@@ -282,7 +284,7 @@ def test_method_conflict(stack: Stack, new_page: Any, shots: Shots) -> None:
     page = new_page(1366, 768)
     login(page, "alice")
     page.goto(unit_href(stack))
-    expect(page.locator(".cm-content")).to_contain_text("Mark: Done")
+    expect(page.locator("[data-testid=method-editor] .cm-content")).to_contain_text("Mark: Done")
     path = f"/api/units/{quote(stack.unit_id, safe='')}/method"
     bob = stack.login("bob")
     current = stack.http("GET", path, token=bob)
@@ -331,7 +333,7 @@ def test_keyboard_only_control(stack: Stack, new_page: Any, shots: Shots) -> Non
     page.goto(unit_href(stack))
     state = page.locator('[data-testid="unit-state"]')
     expect(state).to_have_text("Stopped")
-    expect(page.locator(".cm-content")).to_be_visible()
+    expect(page.locator("[data-testid=method-editor] .cm-content")).to_be_visible()
 
     tab_to(page, "Start")
     page.keyboard.press("Enter")
@@ -378,7 +380,7 @@ def test_responsive_and_watchers(
     shots(page, f"{name}-dashboard")
     page.goto(unit_href(stack))
     expect(page.locator('[data-testid="unit-view"]')).to_be_visible()
-    expect(page.locator(".cm-content")).to_be_visible()
+    expect(page.locator("[data-testid=method-editor] .cm-content")).to_be_visible()
 
     # Nothing is cut off sideways, and the controls are on screen without scrolling sideways.
     overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
@@ -451,7 +453,7 @@ def test_accessibility_wcag_aa(stack: Stack, new_page: Any, shots: Shots) -> Non
     expect(page.locator('[data-testid="run-row"]').first).to_be_visible()
     problems["dashboard"] = axe_violations(page)
     page.goto(unit_href(stack))
-    expect(page.locator(".cm-content")).to_be_visible()
+    expect(page.locator("[data-testid=method-editor] .cm-content")).to_be_visible()
     expect(page.locator("canvas").first).to_be_visible()
     problems["unit"] = axe_violations(page)
     page.get_by_role("link", name="Run history").click()

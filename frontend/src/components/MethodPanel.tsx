@@ -5,7 +5,8 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { effect, type Signal } from "@preact/signals";
 import { useApp } from "../state/app";
 import { ApiError } from "../api";
-import type { Finding, MethodView } from "../types";
+import type { Finding, MethodView, TagState, UodDescription } from "../types";
+import { formatValue } from "../lib/format";
 import type { EditorController } from "../lib/editor";
 import { Dialog } from "./Dialog";
 import { HighlightedCode } from "./HighlightedCode";
@@ -17,6 +18,10 @@ interface Props {
   canEdit: boolean;
   /** a run is in progress: started/completed lines are locked (a stopped unit's method is free) */
   active: boolean;
+  /** the unit's UOD: completions, hover help and findings as you type come from it */
+  uod?: UodDescription | null;
+  /** the unit's live tags, for the current values in hover help */
+  tags?: Signal<Map<string, TagState>>;
 }
 
 interface Conflict {
@@ -29,7 +34,7 @@ function lineIdsOf(m: MethodView): (string | null)[] {
   return texts.map((t, i) => (m.lines[i] && m.lines[i]!.text === t ? m.lines[i]!.id : null));
 }
 
-export function MethodPanel({ unitId, method, commands, canEdit, active }: Props) {
+export function MethodPanel({ unitId, method, commands, canEdit, active, uod, tags }: Props) {
   const app = useApp();
   const host = useRef<HTMLDivElement>(null);
   const editor = useRef<EditorController | null>(null);
@@ -46,6 +51,12 @@ export function MethodPanel({ unitId, method, commands, canEdit, active }: Props
   const checkAbort = useRef<AbortController | null>(null);
   const activeRef = useRef(active);
   activeRef.current = active;
+  const uodRef = useRef(uod ?? null);
+  uodRef.current = uod ?? null;
+  const tagValue = (name: string): string | null => {
+    const t = tags?.peek().get(name);
+    return t ? formatValue(t.value, t.unit) : null;
+  };
   const applyStates = (m: MethodView) => {
     if (activeRef.current) editor.current?.setLineStates(m.started, m.completed, m.failed);
     else editor.current?.setLineStates([], [], []);
@@ -102,6 +113,7 @@ export function MethodPanel({ unitId, method, commands, canEdit, active }: Props
         commands,
         readOnly: !canEdit,
         label: "Method (P-code)",
+        assist: { uod: () => uodRef.current, mode: "method", value: tagValue },
         onChange: (text) => {
           setRefused(null);
           setDirty(text !== base.current?.text);
@@ -226,6 +238,7 @@ export function MethodPanel({ unitId, method, commands, canEdit, active }: Props
       </div>
       <p class="legend small">
         <span class="swatch sw-started" /> running (locked) <span class="swatch sw-completed" /> completed (locked) <span class="swatch sw-failed" /> failed
+        <span class="keys">· Ctrl-Space: suggestions · Ctrl-.: apply the suggested fix</span>
       </p>
       <div class="findings" aria-live="polite" data-testid="findings">
         <p class="small">

@@ -1,12 +1,14 @@
 // The method editor on CodeMirror 6: P-code highlighting, analyzer findings as diagnostics, line
-// ids that follow their lines through edits, and started/completed lines marked and locked.
+// ids that follow their lines through edits, and started/completed lines marked and locked; with
+// `assist`, completions, hover help and findings as you type (../editor/assist.ts).
 // Loaded on demand (it pulls in CodeMirror).
 
 import { Annotation, EditorState, RangeSetBuilder, StateEffect, StateField, type Extension, type Text, type Transaction } from "@codemirror/state";
 import { Decoration, EditorView, ViewPlugin, keymap, lineNumbers, highlightActiveLine, drawSelection, type DecorationSet, type ViewUpdate } from "@codemirror/view";
 import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
 import { indentUnit } from "@codemirror/language";
-import { setDiagnostics, lintGutter, type Diagnostic } from "@codemirror/lint";
+import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
+import { assist, quickFix, serverFindingsEffect, type AssistOptions } from "../editor/assist";
 import { tokenizeLine } from "./pcode";
 import { remapLineIds, violatedLock, type LineRange } from "./lineids";
 import type { Finding } from "../types";
@@ -19,6 +21,8 @@ export interface EditorOptions {
   label: string;
   onChange?: (text: string) => void;
   onRefused?: (message: string) => void;
+  /** completions, hover help and diagnostics as you type from the unit (editor/assist.ts) */
+  assist?: AssistOptions;
 }
 
 export interface EditorController {
@@ -174,6 +178,7 @@ export function findingsToDiagnostics(doc: Text, findings: readonly Finding[]): 
       severity: f.severity,
       message: f.suggestion ? `${f.message} (did you mean "${f.suggestion}"?)` : f.message,
       source: f.code || undefined,
+      actions: f.suggestion ? [quickFix(f.suggestion)] : undefined,
     });
   }
   return out;
@@ -197,6 +202,7 @@ export function createMethodState(opts: EditorOptions): EditorState {
       statesField,
       lineNumbers(),
       lintGutter(),
+      opts.assist ? assist(opts.assist) : [],
       history(),
       drawSelection(),
       highlightActiveLine(),
@@ -240,7 +246,8 @@ export function createEditor(parent: HTMLElement, opts: EditorOptions): EditorCo
       view.dispatch({ effects: lineStatesEffect(started, completed, failed) });
     },
     setFindings(findings) {
-      view.dispatch(setDiagnostics(view.state, findingsToDiagnostics(view.state.doc, findings)));
+      if (opts.assist) view.dispatch({ effects: serverFindingsEffect(view.state, findings) });
+      else view.dispatch(setDiagnostics(view.state, findingsToDiagnostics(view.state.doc, findings)));
     },
     text: () => view.state.doc.toString(),
     lineIds: () => lineIdsOf(view.state),
