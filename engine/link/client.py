@@ -43,7 +43,14 @@ from engine.link.machine import (
 from engine.link.outbox import Outbox, Synchronous
 from engine.ports import EngineCommandError, EngineControl, StoredMessageT
 from protocol.codec import MAX_FRAME_SIZE
-from protocol.messages import CancelLine, ControlCommand, ForceLine, InvokeCommand, SetMethod
+from protocol.messages import (
+    CancelLine,
+    ControlCommand,
+    ForceLine,
+    InvokeCommand,
+    ResumeLine,
+    SetMethod,
+)
 from protocol.models import findings_data
 
 log = logging.getLogger("engine.link")
@@ -488,6 +495,8 @@ class EngineLink:
                 control.cancel_line(command.run_log_id, command.user)
             elif isinstance(command, ForceLine):
                 control.force_line(command.run_log_id, command.user)
+            elif isinstance(command, ResumeLine):
+                control.resume_line(command.run_log_id, command.user, skip=command.skip)
             return True, None, data
         except EngineCommandError as exc:
             return False, exc.message[:ERROR_CHARS], exc.data

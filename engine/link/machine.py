@@ -52,6 +52,7 @@ from protocol.messages import (
     Registered,
     RegisterEngine,
     ResendRequest,
+    ResumeLine,
     SetMethod,
     TagsUpdated,
 )
@@ -59,7 +60,7 @@ from protocol.version import PROTOCOL_VERSION
 
 log = logging.getLogger("engine.link")
 
-Command = InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine
+Command = InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine | ResumeLine
 
 
 class OutboxStore(Protocol):
@@ -316,7 +317,7 @@ class LinkMachine:
                 "it was not applied",
                 data={"expired": True},
             )
-        if isinstance(message, InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine):
+        if isinstance(message, Command):
             return [Execute(message)]
         error = ProtocolErrorMessage(
             rule=9, message=f"the engine does not accept {message.type} frames"
