@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.api.origin import OriginError, normalize_origin
 from aggregator.audit import KEY_FILE, new_key_file, read_key_file
 from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, parse_url, upgrade
-from aggregator.security import ROLES, hash_password, new_token, password_problem, token_hash
+from aggregator.security import ROLES, hash_password, password_problem
 
 DEFAULT_PORT = 9800
 DEFAULT_DATA_DIR = "data"
@@ -161,18 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_password_options(passwd)
     _add_storage_options(passwd)
 
-    token = sub.add_parser("engine-token", help="manage engine tokens")
-    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
-    create = token_sub.add_parser(
-        "create",
-        help="create a token for an engine; printed once, only its hash is stored",
-        description="Create a token for an engine and print it once on standard output (only "
-        "its hash is stored: a lost token cannot be shown again; create a new one). Give it "
-        "to the engine: SETPOINT_ENGINE_TOKEN=... setpoint-engine run ... --aggregator "
-        "ws://HOST:PORT",
-    )
-    create.add_argument("name", help="a name for the token, e.g. the engine's computer name")
-    _add_storage_options(create)
+    from aggregator.cli_tokens import add_token_parser  # it imports this module
+
+    add_token_parser(sub)
 
     audit = sub.add_parser("audit", help="check the audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -292,27 +283,6 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     print(f"password of {args.name} changed; their sessions have ended")
-    return 0
-
-
-def cmd_token_create(args: argparse.Namespace) -> int:
-    from aggregator.store import Storage
-
-    engine = open_database(database_url(args))
-    storage = Storage(engine)
-    token = new_token()
-    try:
-        storage.create_engine_token(args.name, token_hash(token))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        storage.engine.dispose()
-    print(token)
-    print(
-        f"engine token {args.name!r} created; it is shown only this once "
-        "(give it to the engine with --token or SETPOINT_ENGINE_TOKEN)",
-        file=sys.stderr,
-    )
     return 0
 
 
@@ -448,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
             from aggregator.cli_run import cmd_run
 
             return cmd_run(args)
-        return cmd_token_create(args)
+        from aggregator.cli_tokens import cmd_token
+
+        return cmd_token(args)
     except (UsageError, DatabaseUrlError) as exc:
         print(f"setpoint-aggregator: error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
+from aggregator.budget import SharedBudget
+from aggregator.engine_tokens import TokenWatch
 from aggregator.live import LiveHub, LiveState
 from aggregator.store import Storage
 from aggregator.writer import Writer
@@ -43,6 +45,16 @@ class Settings:
     X-Forwarded-For, not the proxy's."""
     audit_key: bytes | None = None
     """Key of the audit head's HMAC (audit.py); None: the head is not anchored (tests)."""
+    held_bytes_per_engine: int = 32 * 1024 * 1024
+    """Bytes of frames one engine link may have held beyond a missing seq (rule 7)."""
+    held_bytes_total: int = 256 * 1024 * 1024
+    """The same, for all engine links together."""
+    unstored_bytes_per_engine: int = 16 * 1024 * 1024
+    """Bytes of one link's frames handed to the writer and not yet committed; above it the
+    link is not read until the writer catches up (TCP holds the engine back)."""
+    token_check_interval: float = 0.5
+    """How often the open engine links' tokens are checked against the database, so that a
+    token revoked by another process (the CLI) ends its link within a second."""
 
 
 @dataclass
@@ -57,6 +69,12 @@ class AppContext:
             max_workers=4, thread_name_prefix="setpoint-read"
         )
     )
+    held_budget: SharedBudget = field(init=False)
+    token_watch: TokenWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.held_budget = SharedBudget(self.settings.held_bytes_total)
+        self.token_watch = TokenWatch(self.settings.token_check_interval)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read-only database call off the event loop."""

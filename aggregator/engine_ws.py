@@ -13,10 +13,15 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from aggregator.audit import AuditTrail
+from aggregator.budget import ByteBudget
 from aggregator.context import CONTEXT_KEY, AppContext
 from aggregator.ingest_session import (
     Action,
@@ -59,6 +64,14 @@ from protocol import (
 log = logging.getLogger(__name__)
 
 _CLOSE = object()
+
+
+@dataclass(frozen=True)
+class _CloseAfter:
+    """Put in the outbox after a fatal ProtocolError: the link closes once that is sent."""
+
+    reason: str
+
 
 TIMING_TAGS = {"Run Time": "run_time", "Process Time": "process_time"}
 """System tags that are also fields of the unit summary: the engine sends ControlState only on
@@ -113,6 +126,11 @@ class EngineConnection:
         self._outstanding = 0
         self._drained = asyncio.Event()
         self._drained.set()
+        self._unstored: deque[int] = deque()
+        """Bytes of each batch handed to the writer and not yet committed, oldest first."""
+        self._unstored_bytes = 0
+        self._room = asyncio.Event()
+        self._room.set()
         self.done = asyncio.Event()
         self._closing = False
         self._close_reason = ""
@@ -137,6 +155,8 @@ class EngineConnection:
             if not self.ws.closed:
                 await self.ws.close()
             await self._drained.wait()
+            if self.session is not None:
+                self.session.close()
             self.ctx.writer.forget(self)
             if self.engine_id and self.ctx.connections.get(self.engine_id) is self:
                 del self.ctx.connections[self.engine_id]
@@ -157,11 +177,25 @@ class EngineConnection:
         self._close_reason = reason
         asyncio.get_running_loop().create_task(self.ws.close(message=reason[:120].encode()))
 
+    def token_revoked(self) -> None:
+        """Its engine token was revoked: the link ends now (rule 1)."""
+        if self._closing:
+            return
+        log.warning("engine %s: its token %r was revoked; closing", self.engine_id, self.token_name)
+        self._fatal(ProtocolError("the engine token was revoked", rule=1))
+
+    def _fatal(self, error: ProtocolError, seq: int | None = None) -> None:
+        self._protocol_error(error, seq=seq, fatal=True)
+        self._outbox.put_nowait(_CloseAfter(error.message))
+
     async def _sender(self) -> None:
         while True:
             item = await self._outbox.get()
             if item is _CLOSE:
                 return
+            if isinstance(item, _CloseAfter):
+                self.close(item.reason)
+                continue
             if self.ws.closed:
                 continue
             try:
@@ -205,6 +239,8 @@ class EngineConnection:
                 seq=getattr(message, "seq", None),
                 fatal=True,
             )
+            return False
+        if not await self._identity_ok(message):
             return False
         self.engine_id = message.engine_id
         self.session_id = message.session_id
@@ -253,8 +289,12 @@ class EngineConnection:
             return False
         settings = self.ctx.settings
         self.session = IngestSession(
-            last_seq, now=time.monotonic(), resend_timeout=settings.resend_timeout
+            last_seq,
+            now=time.monotonic(),
+            resend_timeout=settings.resend_timeout,
+            budget=ByteBudget(settings.held_bytes_per_engine, self.ctx.held_budget),
         )
+        self.ctx.token_watch.watch(self.ctx)
         self.send(
             Registered(
                 engine_id=self.engine_id,
@@ -286,6 +326,54 @@ class EngineConnection:
         self.ctx.live.publish_units(self.engine_id)
         return True
 
+    async def _identity_ok(self, message: RegisterEngine) -> bool:
+        """The token may register only the engine id it is bound to (rule 1). Checked before
+        the takeover, so an impostor neither disconnects the real engine nor stores anything;
+        its attempt is audited."""
+        try:
+            binding = await self.ctx.writer.call(
+                self.ctx.storage.bind_engine_token, self.token_name, message.engine_id
+            )
+        except Exception:
+            log.exception("checking the engine token %r failed", self.token_name)
+            self._protocol_error(
+                ProtocolError("the aggregator could not check the engine token; retry", rule=1),
+                fatal=True,
+            )
+            return False
+        if binding.ok:
+            return True
+        log.warning(
+            "engine at %s refused: token %r may not register engine %r (%s)",
+            self.peer,
+            self.token_name,
+            message.engine_id,
+            binding.reason,
+        )
+        self._protocol_error(ProtocolError(binding.reason, rule=1), fatal=True)
+        trail = AuditTrail(self.ctx.storage.engine, key=self.ctx.settings.audit_key)
+        try:
+            await self.ctx.writer.call(
+                partial(
+                    trail.append,
+                    time=time.time(),
+                    user=f"engine token {self.token_name}"[:128],
+                    action="engine register",
+                    unit_id=message.engine_id[:256],
+                    new={
+                        "ok": False,
+                        "result": binding.reason,
+                        "rule": 1,
+                        "bound_to": binding.engine_id,
+                        "address": self.peer,
+                        "computer_name": message.computer_name[:256],
+                    },
+                )
+            )
+        except Exception:
+            log.exception("auditing the refused registration of %r failed", message.engine_id)
+        return False
+
     # --- steady state ---------------------------------------------------------------------------
 
     async def _watchdog(self) -> None:
@@ -315,6 +403,10 @@ class EngineConnection:
             self._last_heard = time.monotonic()
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 self._frame(msg.data)
+                if not self._room.is_set():
+                    # the writer is behind on this link: read no more until it catches up
+                    await self._room.wait()
+                    self._last_heard = time.monotonic()
             elif msg.type == WSMsgType.ERROR:
                 log.warning("engine %s link error: %s", self.engine_id, self.ws.exception())
                 break
@@ -330,7 +422,7 @@ class EngineConnection:
         if isinstance(message, STORED_MESSAGE_TYPES):
             if message.seq > self.session.accepted:
                 self._update_live(message)  # live values now, even if held for storage order
-            self._handle(self.session.on_message(message, time.monotonic()))
+            self._handle(self.session.on_message(message, time.monotonic(), data))
         elif isinstance(message, Heartbeat):
             self._handle(self.session.on_heartbeat(message.seq, time.monotonic()))
         elif isinstance(message, CommandResult):
@@ -363,6 +455,7 @@ class EngineConnection:
             return
         assert self.session is not None
         ops: list[BatchOp] = []
+        size = 0
         for action in actions:
             if isinstance(action, RequestResend):
                 log.info(
@@ -374,24 +467,42 @@ class EngineConnection:
                 continue
             if isinstance(action, Overflow):
                 log.warning(
-                    "engine %s: %d frames held beyond a missing seq; closing the link so the "
-                    "engine resends in order",
+                    "engine %s: %d frames (%d bytes) held beyond missing seq %d; closing the "
+                    "link so the engine resends in order",
                     self.engine_id,
                     action.held,
+                    action.held_bytes,
+                    action.from_seq,
                 )
-                self.close("too many frames beyond a missing seq")
+                self._fatal(
+                    ProtocolError(
+                        f"too much held beyond missing seq {action.from_seq} ({action.held} "
+                        f"frames, {action.held_bytes} bytes); reconnect and resend in order",
+                        rule=7,
+                    )
+                )
                 continue
             if isinstance(action, Store | CompareStored | IntegrityError | RecordGap):
                 ops.append(BatchOp(self.engine_id, self.session_id, action))
+                if isinstance(action, Store | CompareStored):
+                    size += action.size
         if ops and not self._closing:
             self._outstanding += 1
             self._drained.clear()
+            self._unstored.append(size)
+            self._unstored_bytes += size
+            if self._unstored_bytes > self.ctx.settings.unstored_bytes_per_engine:
+                self._room.clear()
             self.ctx.writer.submit(self, ops, self.session.accepted)
 
     # --- writer callbacks ------------------------------------------------------------------------
 
     def _item_done(self, items: int) -> None:
         self._outstanding -= items
+        for _ in range(min(items, len(self._unstored))):
+            self._unstored_bytes -= self._unstored.popleft()
+        if self._unstored_bytes <= self.ctx.settings.unstored_bytes_per_engine:
+            self._room.set()
         if self._outstanding == 0:
             self._drained.set()
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from protocol import StoredMessage, TagsUpdated, content_digest
+from aggregator.budget import ByteBudget
+from protocol import STORED_MESSAGE_TYPES, StoredMessage, TagsUpdated, content_digest, decode
 
 DIGEST_PREFIX = "2:"
 _NOT_HISTORICAL = {"tags": {"__all__": {"historical"}}}
@@ -60,6 +61,8 @@ class Store:
 
     message: StoredMessage
     digest: str
+    size: int = 0
+    """The frame's size in bytes, as far as known: what the link holds until it is stored."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class CompareStored:
 
     message: StoredMessage
     digest: str
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,12 @@ class RecordGap:
 
 @dataclass(frozen=True)
 class Overflow:
-    """Too many frames held beyond a hole: drop the link; the engine resends in order."""
+    """Too many frames, or bytes, held beyond a hole: drop the link; the engine resends in
+    order."""
 
     held: int
+    held_bytes: int = 0
+    from_seq: int = 0
 
 
 Action = Store | CompareStored | IntegrityError | RequestResend | RecordGap | Overflow
@@ -112,19 +119,23 @@ class IngestSession:
         now: float = 0.0,
         resend_timeout: float = 5.0,
         max_held: int = 5000,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.committed = stored_seq
         """Highest seq whose transaction has committed: what an Ack may say (rule 5)."""
         self.accepted = stored_seq
         """Highest seq handed to storage (or given up as a gap); the next expected is one above."""
         self._pending: dict[int, str] = {}
-        self._held: dict[int, tuple[StoredMessage, str]] = {}
+        self._held: dict[int, tuple[StoredMessage | bytes | str, str, int]] = {}
+        """seq -> (the frame as received, its digest, its size in bytes): kept as the raw
+        frame when given, so what the budget counts is what memory holds."""
         self._gone: list[tuple[int, int]] = []
         self._requested_for: int | None = None
         self._progress_at = now
         self._tail_suspect: int | None = None
         self._resend_timeout = resend_timeout
         self._max_held = max_held
+        self._budget = budget
 
     @property
     def expected(self) -> int:
@@ -134,14 +145,29 @@ class IngestSession:
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def held_bytes(self) -> int:
+        return sum(item[2] for item in self._held.values())
+
+    def close(self) -> None:
+        """The connection is gone: forget what was held and give its bytes back."""
+        self._held.clear()
+        if self._budget is not None:
+            self._budget.close()
+
     # --- events ----------------------------------------------------------------------------------
 
-    def on_message(self, message: StoredMessage, now: float) -> list[Action]:
+    def on_message(
+        self, message: StoredMessage, now: float, raw: bytes | str | None = None
+    ) -> list[Action]:
+        """`raw`: the frame `message` was decoded from; held instead of the message when the
+        message has to wait, and counted against the budget by its length."""
         digest = message_digest(message)
         seq = message.seq
+        size = len(raw) if raw is not None else 0
         out: list[Action] = []
         if seq <= self.accepted:
-            self._duplicate(message, digest, out)
+            self._duplicate(message, digest, size, out)
             return out
         held = self._held.get(seq)
         if held is not None:
@@ -151,16 +177,19 @@ class IngestSession:
             self._give_up("the engine resent from a later seq", now, out)
             return out
         if seq > self.expected:
+            if self._budget is not None and not self._budget.take(size):
+                out.append(Overflow(len(self._held), self.held_bytes + size, self.expected))
+                return out
             if not self._held:
                 self._progress_at = now
-            self._held[seq] = (message, digest)
+            self._held[seq] = (raw if raw is not None else message, digest, size)
             if self._requested_for != self.expected:
                 self._requested_for = self.expected
                 out.append(RequestResend(self.expected))
             if len(self._held) > self._max_held:
-                out.append(Overflow(len(self._held)))
+                out.append(Overflow(len(self._held), self.held_bytes, self.expected))
             return out
-        self._accept(message, digest, now, out)
+        self._accept(message, digest, now, out, size)
         self._advance(now, out)
         return out
 
@@ -214,19 +243,23 @@ class IngestSession:
 
     # --- internals -------------------------------------------------------------------------------
 
-    def _accept(self, message: StoredMessage, digest: str, now: float, out: list[Action]) -> None:
+    def _accept(
+        self, message: StoredMessage, digest: str, now: float, out: list[Action], size: int = 0
+    ) -> None:
         self.accepted = message.seq
         self._pending[message.seq] = digest
         self._tail_suspect = None
         self._progress_at = now
-        out.append(Store(message, digest))
+        out.append(Store(message, digest, size))
 
     def _advance(self, now: float, out: list[Action]) -> None:
         """Move the stored prefix forward over held messages and gaps the engine declared."""
         while True:
             item = self._held.pop(self.expected, None)
             if item is not None:
-                self._accept(item[0], item[1], now, out)
+                if self._budget is not None:
+                    self._budget.give(item[2])
+                self._accept(_message(item[0]), item[1], now, out, item[2])
                 continue
             gone = next(((a, b) for a, b in self._gone if a <= self.expected <= b), None)
             if gone is not None:
@@ -254,9 +287,18 @@ class IngestSession:
             "the first copy is kept",
         )
 
-    def _duplicate(self, message: StoredMessage, digest: str, out: list[Action]) -> None:
+    def _duplicate(self, message: StoredMessage, digest: str, size: int, out: list[Action]) -> None:
         first = self._pending.get(message.seq)
         if first is None:
-            out.append(CompareStored(message, digest))
+            out.append(CompareStored(message, digest, size))
         elif first != digest:
             out.append(self._integrity(message))
+
+
+def _message(held: StoredMessage | bytes | str) -> StoredMessage:
+    """A held frame as its message again: it was decoded once already, so this cannot fail."""
+    if not isinstance(held, bytes | str):
+        return held
+    message = decode(held)
+    assert isinstance(message, STORED_MESSAGE_TYPES)
+    return message

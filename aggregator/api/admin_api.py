@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ROUTES_KEY, ApiRoutes, Call, Operation
@@ -128,16 +129,68 @@ async def delete_user(call: Call[None, None]) -> None:
 # --- engine tokens -------------------------------------------------------------------------------------
 
 
-async def create_engine_token(call: Call[EngineTokenCreate, None]) -> EngineTokenCreated:
+class EngineTokenNew(EngineTokenCreate):
+    engine_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="the one engine id the token may register; default: the first it registers",
+    )
+
+
+class EngineTokenView(BaseModel):
+    name: str
+    engine_id: str | None = Field(description="bound engine id; null until it first registers")
+    created: float
+    revoked: bool
+    revoked_at: float | None = None
+
+
+async def create_engine_token(call: Call[EngineTokenNew, None]) -> EngineTokenCreated:
     admin = call.need_user()
     ctx = ctx_of(call.app)
+    body = call.body
     token = new_token()
     try:
-        await ctx.writer.call(ctx.storage.create_engine_token, call.body.name, token_hash(token))
+        await ctx.writer.call(
+            ctx.storage.create_engine_token, body.name, token_hash(token), body.engine_id
+        )
     except ValueError as exc:
         raise ApiError(409, str(exc), "name") from None
-    await record(call.app, admin, "engine token create", new={"name": call.body.name})
-    return EngineTokenCreated(name=call.body.name, token=token)
+    await record(
+        call.app,
+        admin,
+        "engine token create",
+        unit_id=body.engine_id,
+        new={"name": body.name, "engine_id": body.engine_id},
+    )
+    return EngineTokenCreated(name=body.name, token=token)
+
+
+async def list_engine_tokens(call: Call[None, None]) -> list[EngineTokenView]:
+    ctx = ctx_of(call.app)
+    rows = await ctx.read(ctx.storage.list_engine_tokens)
+    return [EngineTokenView.model_validate(row) for row in rows]
+
+
+async def revoke_engine_token(call: Call[None, None]) -> None:
+    """Refused from now on; the link of the engine using it ends at once (rule 1)."""
+    admin = call.need_user()
+    ctx = ctx_of(call.app)
+    name = call.path("name")
+    before = await ctx.writer.call(ctx.storage.revoke_engine_token, name)
+    if before is None:
+        raise ApiError(404, f"no engine token named {name!r}")
+    ctx.token_watch.revoked(ctx, name)
+    if not before["revoked"]:
+        await record(
+            call.app,
+            admin,
+            "engine token revoke",
+            unit_id=before["engine_id"],
+            old={"name": name, "revoked": False},
+            new={"name": name, "revoked": True},
+        )
 
 
 # --- audit -----------------------------------------------------------------------------------------------
@@ -231,7 +284,7 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
                     "/api/engine-tokens",
                     "Create an engine token (shown once)",
                     "admin",
-                    body=EngineTokenCreate,
+                    body=EngineTokenNew,
                     response=EngineTokenCreated,
                     status=201,
                     errors=(409,),
@@ -240,6 +293,31 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
                     audit_invalid=True,
                 ),
                 create_engine_token,
+            ),
+            (
+                Operation(
+                    "GET",
+                    "/api/engine-tokens",
+                    "All engine tokens: the engine id each is bound to, and whether revoked",
+                    "admin",
+                    response=list[EngineTokenView],
+                    tags=admin,
+                ),
+                list_engine_tokens,
+            ),
+            (
+                Operation(
+                    "DELETE",
+                    "/api/engine-tokens/{name}",
+                    "Revoke an engine token; its engine's link ends at once",
+                    "admin",
+                    status=204,
+                    errors=(404,),
+                    tags=admin,
+                    action="engine token revoke",
+                    audit_invalid=True,
+                ),
+                revoke_engine_token,
             ),
             (
                 Operation(

@@ -52,6 +52,11 @@ class Storage:
 
         self.create_engine_token = self.accounts.create_engine_token
         self.engine_token_name = self.accounts.engine_token_name
+        self.bind_engine_token = self.accounts.bind_engine_token
+        self.list_engine_tokens = self.accounts.list_engine_tokens
+        self.revoke_engine_token = self.accounts.revoke_engine_token
+        self.valid_engine_tokens = self.accounts.valid_engine_tokens
+        self.live_sessions = self.accounts.live_sessions
         self.add_user = self.accounts.add_user
         self.user_by_name = self.accounts.user_by_name
         self.create_session = self.accounts.create_session

@@ -4,7 +4,8 @@ Only digests of tokens and hashes of passwords are stored (aggregator.security m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,18 +14,34 @@ from sqlalchemy.engine import Engine
 from aggregator.store.tables import T_SESSION, T_TOKEN, T_USER
 
 
+@dataclass(frozen=True)
+class TokenBinding:
+    """The answer to "may this token register this engine id?"."""
+
+    ok: bool
+    engine_id: str | None
+    """The engine id the token is bound to (None: not bound)."""
+    reason: str = ""
+
+
 class Accounts:
     def __init__(self, engine: Engine, clock: Callable[[], float]) -> None:
         self.engine = engine
         self._clock = clock
 
-    def create_engine_token(self, name: str, token_digest: str) -> None:
+    def create_engine_token(
+        self, name: str, token_digest: str, engine_id: str | None = None
+    ) -> None:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(T_TOKEN.c.id).where(T_TOKEN.c.name == name)).first():
                 raise ValueError(f"an engine token named {name!r} already exists")
             conn.execute(
                 T_TOKEN.insert().values(
-                    name=name, token_hash=token_digest, created=self._clock(), revoked=False
+                    name=name,
+                    token_hash=token_digest,
+                    created=self._clock(),
+                    revoked=False,
+                    engine_id=engine_id,
                 )
             )
 
@@ -36,6 +53,88 @@ class Accounts:
                 )
             ).first()
         return None if row is None else str(row.name)
+
+    def bind_engine_token(self, name: str, engine_id: str) -> TokenBinding:
+        """Whether token `name` may register `engine_id`, binding an unbound token on the way.
+
+        An unbound token binds only to an engine id that no other valid token is bound to: a
+        token created for a new engine cannot take over an existing one (a new token for an
+        existing engine is created with its engine id)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(T_TOKEN.c.engine_id, T_TOKEN.c.revoked).where(T_TOKEN.c.name == name)
+            ).first()
+            if row is None or row.revoked:
+                return TokenBinding(False, None, "the engine token was revoked")
+            if row.engine_id is not None:
+                if row.engine_id == engine_id:
+                    return TokenBinding(True, engine_id)
+                return TokenBinding(
+                    False,
+                    row.engine_id,
+                    f"this engine token is bound to engine {row.engine_id!r}, not {engine_id!r}",
+                )
+            owner = conn.execute(
+                sa.select(T_TOKEN.c.name).where(
+                    T_TOKEN.c.engine_id == engine_id, T_TOKEN.c.revoked.is_(False)
+                )
+            ).first()
+            if owner is not None:
+                return TokenBinding(
+                    False,
+                    None,
+                    f"engine {engine_id!r} is bound to another engine token; a new token for it "
+                    f"is created with --engine-id {engine_id}",
+                )
+            conn.execute(
+                T_TOKEN.update()
+                .where(T_TOKEN.c.name == name, T_TOKEN.c.engine_id.is_(None))
+                .values(engine_id=engine_id)
+            )
+        return TokenBinding(True, engine_id)
+
+    def list_engine_tokens(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    T_TOKEN.c.name,
+                    T_TOKEN.c.engine_id,
+                    T_TOKEN.c.created,
+                    T_TOKEN.c.revoked,
+                    T_TOKEN.c.revoked_at,
+                ).order_by(T_TOKEN.c.name)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def revoke_engine_token(self, name: str) -> dict[str, Any] | None:
+        """Revoke token `name`; its row before (None: no such token). Revoking twice is a no-op."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(T_TOKEN.c.name, T_TOKEN.c.engine_id, T_TOKEN.c.revoked).where(
+                    T_TOKEN.c.name == name
+                )
+            ).first()
+            if row is None:
+                return None
+            if not row.revoked:
+                conn.execute(
+                    T_TOKEN.update()
+                    .where(T_TOKEN.c.name == name)
+                    .values(revoked=True, revoked_at=self._clock())
+                )
+        return dict(row._mapping)
+
+    def valid_engine_tokens(self, names: Collection[str]) -> set[str]:
+        """Which of these token names are still valid: one query for every open engine link."""
+        if not names:
+            return set()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(T_TOKEN.c.name).where(
+                    T_TOKEN.c.name.in_(list(names)), T_TOKEN.c.revoked.is_(False)
+                )
+            ).all()
+        return {str(r.name) for r in rows}
 
     def add_user(self, name: str, role: str, password_hash: str) -> None:
         with self.engine.begin() as conn:
@@ -70,3 +169,20 @@ class Accounts:
                 .where(T_SESSION.c.token_hash == token_digest, T_SESSION.c.expires > self._clock())
             ).first()
         return None if row is None else dict(row._mapping)
+
+    def live_sessions(self, token_digests: Collection[str]) -> dict[str, str]:
+        """Of these sessions, those still valid (not logged out, not expired, user still
+        there), each with its user's current role: one indexed query for every open /ws
+        socket, so that sockets follow their account (docs/api.md)."""
+        if not token_digests:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(T_SESSION.c.token_hash, T_USER.c.role)
+                .select_from(T_SESSION.join(T_USER, T_USER.c.id == T_SESSION.c.user_id))
+                .where(
+                    T_SESSION.c.token_hash.in_(list(token_digests)),
+                    T_SESSION.c.expires > self._clock(),
+                )
+            ).all()
+        return {str(r.token_hash): str(r.role) for r in rows}

@@ -16,6 +16,7 @@ from aiohttp import web
 
 import protocol as p
 from aggregator.context import CONTEXT_KEY, AppContext
+from aggregator.security import new_token, token_hash
 
 UOD = p.UodDescription(
     name="Chromatography",
@@ -44,6 +45,22 @@ class Aggregator:
         self.token = ""
         self.username = ""
         self.password = ""
+        self._engine_tokens: dict[str, str] = {}
+
+    def engine_token(self, engine_id: str) -> str:
+        """A token for this engine id: `token` for the first engine that asks, then one new
+        token per engine id, as a token may register one engine id only (rule 1)."""
+        token = self._engine_tokens.get(engine_id)
+        if token is None:
+            if self.token and self.token not in self._engine_tokens.values():
+                token = self.token
+            else:
+                token = new_token()
+                self.ctx.storage.create_engine_token(
+                    "test-" + uuid.uuid4().hex[:8], token_hash(token), engine_id
+                )
+            self._engine_tokens[engine_id] = token
+        return token
 
     @property
     def ctx(self) -> AppContext:
@@ -121,10 +138,14 @@ class RawEngine:
         self.received = []
         self.ws = await self.http.ws_connect(
             f"{self.agg.url}/engine/ws",
-            headers={"Authorization": f"Bearer {token or self.agg.token}"},
+            headers={"Authorization": f"Bearer {token or self._token()}"},
             autoping=True,
         )
         self._reader = asyncio.create_task(self._read())
+
+    def _token(self) -> str:
+        engine_token = getattr(self.agg, "engine_token", None)
+        return engine_token(self.engine_id) if engine_token is not None else self.agg.token
 
     async def _read(self) -> None:
         assert self.ws is not None
