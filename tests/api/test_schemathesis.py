@@ -135,6 +135,11 @@ def test_no_operation_answers_5xx(served: dict[str, Any]) -> None:
                 # runs right here, inside this iteration
                 response = case.call(base_url=base, session=http, headers=headers, timeout=10)  # noqa: B023
                 where = f"{case.method} {case.formatted_path} -> {response.status_code}"
+                if response.status_code == 400 and len(response.request.url or "") > 8000:
+                    # refused by aiohttp's HTTP parser (request line over 8190 bytes) before
+                    # any API code runs: a plain-text 400, documented in docs/api.md
+                    assert "Got more than 8190 bytes" in response.text
+                    return
                 try:
                     case.validate_response(response, checks=BODY_CHECKS)
                 except (AssertionError, FailureGroup) as exc:
@@ -142,8 +147,6 @@ def test_no_operation_answers_5xx(served: dict[str, Any]) -> None:
                 if response.status_code >= 500:
                     failures.append(f"{where}: {response.text[:200]}")
                 elif response.status_code >= 400:
-                    if len(response.request.url or "") > 8000:
-                        return  # refused by the HTTP parser (request line too long), not the API
                     try:
                         body = response.json()
                     except ValueError:
