@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import JsonValue
 
 from protocol.messages import (
+    AlarmsUpdated,
     ControlState,
     ErrorLog,
     Method,
@@ -23,7 +24,7 @@ from protocol.messages import (
     RunStopped,
     TagsUpdated,
 )
-from protocol.models import ControlAction, Finding, UodDescription
+from protocol.models import AlarmAction, ControlAction, Finding, UodDescription
 
 StoredMessageT = TypeVar(
     "StoredMessageT",
@@ -35,6 +36,7 @@ StoredMessageT = TypeVar(
     MethodState,
     ControlState,
     ErrorLog,
+    AlarmsUpdated,
 )
 
 
@@ -104,4 +106,17 @@ class EngineControl(Protocol):
 
     def resume_line(self, run_log_id: str, user: str, *, skip: bool) -> None:
         """Run a failed method line again with its current text, or skip it (fix and resume)."""
+        ...
+
+    def alarm_action(
+        self,
+        name: str,
+        action: AlarmAction,
+        user: str,
+        *,
+        comment: str | None,
+        minutes: float | None,
+        reason: str | None,
+    ) -> None:
+        """Ack, shelve, unshelve, take out of service or return to service one alarm."""
         ...

@@ -1,4 +1,5 @@
-"""The scan pipeline: one cycle read -> tags -> interpreter -> commands -> write -> report.
+"""The scan pipeline: one cycle read -> tags -> interpreter -> commands -> alarms -> write ->
+report.
 
 `scan(now)` is plain code driven by an injected clock; the real-time loop and the fast simulated
 loop (engine/runner.py) are thin shells around it. Whatever a UOD function or a conversion
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from engine.alarms.layer import AlarmLayer
 from engine.commands import CommandManager, RunningCommand, TagAccess
 from engine.describe import describe as _describe
 from engine.hw.base import UNSET, ConnectionChanged, ConnectionState, Hardware, WriteRejected
@@ -19,7 +21,6 @@ from engine.hw.base import Quality as HwQuality
 from engine.hw.base import ScalarValue as HwValue
 from engine.lang.api import INTERPRETER_TAGS, SystemState
 from engine.lang.units import Registry
-from engine.reporting import LinkReporting
 from engine.tags import TagSpec
 from protocol.models import Quality, ScalarValue
 
@@ -31,8 +32,8 @@ _QUALITY = {
 _SAFE_STATES = (SystemState.PAUSED, SystemState.STOPPED, SystemState.RESTARTING)
 
 
-class ScanPipeline(LinkReporting):
-    """The scan layer of `engine.engine.Engine` (on top of its reporting layer)."""
+class ScanPipeline(AlarmLayer):
+    """The scan layer of `engine.engine.Engine` (on top of its alarm and reporting layers)."""
 
     _ureg: Registry
 
@@ -65,6 +66,7 @@ class ScanPipeline(LinkReporting):
         self._log_sources: dict[str, str] = {}  # error-pause message -> source, for the log
         self._connected = True
         self.scans = 0
+        self._init_alarms()
 
     # ---- start-up, shut-down and safe values ----------------------------------------------
 
@@ -161,6 +163,7 @@ class ScanPipeline(LinkReporting):
             self._command_failed(failure.handle, failure.message, now)
         self._process_events(now)
         self._guard("system tags", wall, lambda: self._update_system_tags(wall))
+        self._guard("alarms", wall, lambda: self._scan_alarms(wall))
         self._guard("writing outputs", wall, self._write_outputs)
         self._guard("reporting", wall, lambda: self._report(now, wall))
 

@@ -113,4 +113,22 @@ def create() -> object:
     uod.annotations("Mark")
     uod.require_roles("operator")
     uod.data_log_interval(1.0)
+    uod.alarm(
+        "PT01 high",
+        "PT01 > 3 bar",
+        priority="high",
+        delay=2.0,
+        deadband=0.2,
+        message="Column pressure high: check for a blockage and lower the flow",
+        escalation_minutes=10,
+    )
+    uod.alarm(
+        "PT01 high-high",
+        "PT01 > 4 bar",
+        priority="urgent",
+        deadband=0.2,
+        message="Column pressure at its limit: stop the pump",
+        max_shelve_minutes=0,
+        escalation_minutes=2,
+    )
     return uod.build()

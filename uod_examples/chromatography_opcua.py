@@ -69,4 +69,22 @@ def create() -> object:
     uod.subplot(Axis(label="Pressure", tags=["PT01"], y_min=0, y_max=5, color="#d62728"))
     uod.x_axis("Run Time", "Accumulated Volume", "Accumulated CV")
     uod.require_roles("operator")
+    uod.alarm(
+        "PT01 high",
+        "PT01 > 3 bar",
+        priority="high",
+        delay=2.0,
+        deadband=0.2,
+        message="Column pressure high: check for a blockage and lower the flow",
+        escalation_minutes=10,
+    )
+    uod.alarm(
+        "PT01 high-high",
+        "PT01 > 4 bar",
+        priority="urgent",
+        deadband=0.2,
+        message="Column pressure at its limit: stop the pump",
+        max_shelve_minutes=0,
+        escalation_minutes=2,
+    )
     return uod.build()

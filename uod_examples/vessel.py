@@ -12,6 +12,7 @@ from engine.sim.vessel import VesselModel
 from engine.uod import Axis, Number, UodBuilder
 
 GAIN = 25.0  # % heater per degC below the setpoint
+DEVIATION_DELAY = 300.0  # s: longer than heating up to a new setpoint takes
 
 
 def set_heater(cmd: CommandContext, percent: float) -> None:
@@ -116,4 +117,15 @@ def create() -> object:
         Axis(label="Stirrer", tags=["SI01"], y_min=0, y_max=1500, color="#7f7f7f"),
     )
     uod.x_axis("Run Time", "Accumulated Volume")
+    uod.deviation_alarm(
+        "Temperature Setpoint",
+        "TT01",
+        3.0,
+        name="TT01 deviation",
+        priority="medium",
+        delay=DEVIATION_DELAY,
+        deadband=0.5,
+        message="Vessel temperature is off its setpoint: check the heater and the stirrer",
+        suppress_when="System State != Running",
+    )
     return uod.build()

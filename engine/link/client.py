@@ -44,6 +44,7 @@ from engine.link.outbox import Outbox, Synchronous
 from engine.ports import EngineCommandError, EngineControl, StoredMessageT
 from protocol.codec import MAX_FRAME_SIZE
 from protocol.messages import (
+    AlarmCommand,
     CancelLine,
     ControlCommand,
     ForceLine,
@@ -497,6 +498,15 @@ class EngineLink:
                 control.force_line(command.run_log_id, command.user)
             elif isinstance(command, ResumeLine):
                 control.resume_line(command.run_log_id, command.user, skip=command.skip)
+            elif isinstance(command, AlarmCommand):
+                control.alarm_action(
+                    command.alarm,
+                    command.action,
+                    command.user,
+                    comment=command.comment,
+                    minutes=command.minutes,
+                    reason=command.reason,
+                )
             return True, None, data
         except EngineCommandError as exc:
             return False, exc.message[:ERROR_CHARS], exc.data

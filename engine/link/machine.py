@@ -41,6 +41,7 @@ from protocol.errors import ProtocolError
 from protocol.integrity import as_historical
 from protocol.messages import (
     Ack,
+    AlarmCommand,
     CancelLine,
     CommandResult,
     ControlCommand,
@@ -60,7 +61,9 @@ from protocol.version import PROTOCOL_VERSION
 
 log = logging.getLogger("engine.link")
 
-Command = InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine | ResumeLine
+Command = (
+    InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine | ResumeLine | AlarmCommand
+)
 
 
 class OutboxStore(Protocol):

@@ -189,5 +189,6 @@ def assemble(c: Collected, filename: str) -> Uod:
         view_roles=tuple(dict.fromkeys(d.view_roles)),
         data_log_interval=d.data_log_interval,
         scan_interval=d.scan_interval,
+        alarms=tuple(d.alarms),
         unit_registry=c.ureg,
     )

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from engine.lang.units import Registry, new_unit_registry
 from engine.tags import Direction, TagSpec
+from engine.uod.alarm_builder import AlarmDeclarations
 from engine.uod.arguments import ArgumentParser, NoArgument
 from engine.uod.assemble import assemble, collect
 from engine.uod.checks import CHECKS, button_problems
@@ -67,8 +68,9 @@ def _caller_line() -> int | None:
     return frame.f_lineno if frame is not None else None
 
 
-class UodBuilder:
-    """Declares a unit. Call the methods in any order, then return `build()` from `create()`."""
+class UodBuilder(AlarmDeclarations):
+    """Declares a unit. Call the methods in any order, then return `build()` from `create()`.
+    The alarm declarations (alarm, deviation_alarm, discrete_alarm) are in alarm_builder.py."""
 
     def __init__(self, name: str, *, author_name: str = "", author_email: str = "") -> None:
         self._d = Draft(
@@ -535,6 +537,9 @@ class UodBuilder:
         return self
 
     # ---- build ----------------------------------------------------------------------------
+
+    def _line(self) -> int | None:
+        return _caller_line()
 
     def _tag(self, spec: TagSpec) -> UodBuilder:
         if spec.name in self._d.tags:

@@ -7,13 +7,16 @@ earliest line first and counts the rest: the author fixes the file top to bottom
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
+from engine.alarms.evaluator import compile_alarm, tag_info_of
+from engine.alarms.spec import AlarmSpec
 from engine.context import UodContext
 from engine.lang.analyzer import analyze
 from engine.lang.instructions import BUILTINS
 from engine.lang.suggest import suggest
-from engine.system_tags import SYSTEM_TAG_NAMES
+from engine.system_tags import SYSTEM_TAG_NAMES, system_tag_specs
 from engine.uod.assemble import Collected, accumulator_factor, known_unit, volume_factor
 from engine.uod.definition import Uod
 from engine.uod.draft import Problem
@@ -286,6 +289,44 @@ def intervals(c: Collected) -> list[Problem]:
     return problems
 
 
+def alarms(c: Collected) -> list[Problem]:
+    """Each alarm's numbers in range and its conditions and tags as the engine will evaluate
+    them (engine.alarms.compile_alarm, the same code)."""
+    problems: list[Problem] = []
+    specs = {spec.name: spec for spec in (*system_tag_specs(), *c.draft.tags.values())}
+    info = tag_info_of(specs.values())
+    for alarm in c.draft.alarms:
+        problem = alarm_number_problem(alarm) or compile_alarm(alarm, info, specs, c.ureg)
+        if isinstance(problem, str):
+            problems.append((alarm.line, problem))
+    return problems
+
+
+def alarm_number_problem(alarm: AlarmSpec) -> str | None:
+    numbers = {
+        "delay": alarm.delay,
+        "off_delay": alarm.off_delay,
+        "deadband": alarm.deadband,
+        "max_shelve_minutes": alarm.max_shelve_minutes,
+    }
+    for field, value in numbers.items():
+        if value is not None and not (isinstance(value, int | float) and 0 <= value < math.inf):
+            return f"alarm {alarm.name!r}: {field} must be a number >= 0, not {value!r}"
+    limit = alarm.limit
+    if alarm.setpoint_tag is not None and not (
+        isinstance(limit, int | float) and 0 < limit < math.inf
+    ):
+        return f"alarm {alarm.name!r}: the deviation limit must be a number > 0, not {limit!r}"
+    escalation = alarm.escalation_minutes
+    if escalation is not None and not (
+        isinstance(escalation, int | float) and 0 < escalation < math.inf
+    ):
+        return f"alarm {alarm.name!r}: escalation_minutes must be a number > 0, not {escalation!r}"
+    if not alarm.name.strip() or len(alarm.name) > 128:
+        return f"alarm name {alarm.name!r} must be 1 to 128 characters"
+    return None
+
+
 CHECKS: tuple[Check, ...] = (
     unit_name,
     tag_declarations,
@@ -303,6 +344,7 @@ CHECKS: tuple[Check, ...] = (
     x_axis,
     annotation_tags,
     intervals,
+    alarms,
 )
 """Run in this order, then those of hardware_checks; problems are then sorted by line (stable,
 so ties keep this order)."""
@@ -334,6 +376,9 @@ def button_problems(
             ]
             if errors:
                 problems.append(
-                    (line, f"process value {pv.tag!r} button {button.label!r}: {errors[0].full_message}")
+                    (
+                        line,
+                        f"process value {pv.tag!r} button {button.label!r}: {errors[0].full_message}",
+                    )
                 )
     return problems

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine.alarms.spec import AlarmSpec
 from engine.tags import TagSpec
 from engine.uod.arguments import ArgumentParser
 from protocol.models import (
@@ -96,6 +97,7 @@ class Uod:
     view_roles: tuple[str, ...] = ()
     data_log_interval: float = 1.0
     scan_interval: float = 0.1
+    alarms: tuple[AlarmSpec, ...] = ()
     # The registry the UOD was checked with (its units defined). The CLI hands it to the one
     # engine it creates, saving a second ~0.2 s registry build at start-up.
     unit_registry: Any = field(default=None, compare=False, repr=False)
@@ -122,4 +124,5 @@ class Uod:
             view_roles=list(self.view_roles),
             data_log_interval=self.data_log_interval,
             scan_interval=self.scan_interval,
+            alarms=[alarm.describe() for alarm in self.alarms],
         )

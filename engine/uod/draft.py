@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.alarms.spec import AlarmSpec
 from engine.tags import TagSpec
 from engine.uod.definition import CalculatedSpec, CommandSpec, HardwareFactory
 from protocol.models import ProcessValueDescription, SubPlot
@@ -63,6 +64,7 @@ class Draft:
     data_log_interval: float = 1.0
     scan_interval: float = 0.1
     interval_line: int | None = None
+    alarms: list[AlarmSpec] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # found while declaring
 
     @property
