@@ -429,4 +429,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run as aggregator.cli, not __main__: cli_tokens and cli_run import this module, and must
+    # raise the same UsageError that main() catches
+    from aggregator.cli import main as _main
+
+    raise SystemExit(_main())

@@ -88,6 +88,13 @@ def hardware_factory(parts: Sequence[HardwarePart]) -> HardwareFactory | None:
     return composite
 
 
+def simulation_factory(d: Draft, hardware: HardwareFactory | None) -> HardwareFactory | None:
+    """The declared process model, else the hardware when all of it is simulated models."""
+    if d.simulation is not None:
+        return d.simulation.factory
+    return hardware if d.parts and all(part.simulated for part in d.parts) else None
+
+
 def hardware_tags(hw: object) -> Iterable[str]:
     """Tags a driver serves: its `registers` (Modbus, simulated), or those of its parts."""
     for attr in ("registers", "exchanges"):
@@ -170,6 +177,7 @@ def assemble(c: Collected, filename: str) -> Uod:
         author_email=d.author_email,
         hardware_description="; ".join(part.description for part in d.parts),
         hardware_factory=factory,
+        simulation_factory=simulation_factory(d, factory),
         register_tags=c.register_tags,
         tags=(*system_tag_specs(), *tags.values()),
         commands=dict(d.commands),

@@ -83,6 +83,7 @@ class Uod:
     author_email: str = ""
     hardware_description: str = ""
     hardware_factory: HardwareFactory | None = None
+    simulation_factory: HardwareFactory | None = None  # the process model (engine/model_run.py)
     register_tags: tuple[str, ...] = ()
     tags: tuple[TagSpec, ...] = ()
     commands: Mapping[str, CommandSpec] = field(default_factory=dict)

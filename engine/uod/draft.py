@@ -23,6 +23,7 @@ class HardwarePart:
     factory: HardwareFactory
     description: str
     line: int | None
+    simulated: bool = False  # a process model (simulated()), usable for simulation as it is
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Draft:
     author_name: str = ""
     author_email: str = ""
     parts: list[HardwarePart] = field(default_factory=list)
+    simulation: HardwarePart | None = None  # uod.simulation(model)
     tags: dict[str, TagSpec] = field(default_factory=dict)
     commands: dict[str, CommandSpec] = field(default_factory=dict)
     calculated: list[CalculatedSpec] = field(default_factory=list)
