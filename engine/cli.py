@@ -161,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--uod",
         required=True,
         metavar="FILE",
-        help="the unit's UOD file (Python); required. Its hardware must follow the simulated "
-        "clock, i.e. be simulated (uod_examples/chromatography.py, not chromatography_modbus.py)",
+        help="the unit's UOD file (Python); required. The method runs on the unit's process "
+        "model (uod.simulation(...), or its simulated() hardware), never on its devices",
     )
     sim.add_argument(
         "--method", required=True, metavar="FILE", help="P-code method to run; required"
@@ -317,11 +317,16 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _simulate(args: argparse.Namespace, out: TextIO) -> int:
     from engine.clock import FakeClock
+    from engine.model_run import NoProcessModel, for_simulation
     from engine.ports import EngineCommandError
     from engine.runner import HumanEvents, JsonEvents, run_simulated
     from protocol.models import ControlAction
 
     uod, digest = _load(args.uod, args.load_timeout)
+    try:
+        uod = for_simulation(uod)
+    except NoProcessModel as exc:
+        raise CliError(f"{args.uod}: {exc}") from None
     text = _read_method(args.method)
     clock = FakeClock()
     observer = JsonEvents(out) if args.json else HumanEvents(out)

@@ -7,7 +7,8 @@ with the same register map, engine/simdev/chromatography_map.py).
         --method uod_examples/chromatography_modbus.pcode --start
 
 The device address comes from SETPOINT_MODBUS_HOST / SETPOINT_MODBUS_PORT (default
-127.0.0.1:5020). The device runs on its own clock, so use `run`, not `simulate`.
+127.0.0.1:5020). The device runs on its own clock; `simulate` and run_model use the process
+model the simulator serves (uod.simulation below) instead of the device.
 
 The engine feeds the device's watchdog: it changes the heartbeat register every 0.5 s while it
 scans and sets the device's communication-loss timeout to 3 s on every connect. If the engine
@@ -21,6 +22,7 @@ import os
 
 from engine.commands import CommandContext
 from engine.hw.modbus import ModbusTcp
+from engine.sim.chromatography import ChromatographyModel
 from engine.simdev import chromatography_map as chrom
 from engine.uod import Axis, Choice, Number, UodBuilder
 
@@ -41,6 +43,7 @@ def create() -> object:
     uod = UodBuilder("Chromatography Modbus", author_name="Setpoint examples")
     device = ModbusTcp(host=host, port=port, heartbeat=chrom.heartbeat(timeout=3.0, period=0.5))
     uod.modbus(device, chrom.CHROMATOGRAPHY_REGISTERS)
+    uod.simulation(ChromatographyModel)  # what `setpoint-sim modbus --model chromatography` runs
     uod.define_unit("AU = [absorbance]")
     uod.entry("PU01", unit="%", safe_value=0.0, minimum=0, maximum=100, description="pump")
     uod.choice(

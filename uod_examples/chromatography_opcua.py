@@ -9,9 +9,9 @@ the same nodes, engine/simdev/opcua_map.py).
 The endpoint comes from SETPOINT_OPCUA_URL (default opc.tcp://127.0.0.1:4841/setpoint-sim/
 chromatography). Values arrive by subscription at the scan interval; the units declared below
 are checked against each node's EngineeringUnits when the engine starts. The server runs on its
-own clock, so use `run`; with SETPOINT_SIMULATE=1 the same file runs the process model instead:
+own clock, so use `run`; `simulate` (and run_model) runs the same process model instead:
 
-    SETPOINT_SIMULATE=1 setpoint-engine simulate --uod uod_examples/chromatography_opcua.py \
+    setpoint-engine simulate --uod uod_examples/chromatography_opcua.py \
         --method uod_examples/chromatography_opcua.pcode
 """
 
@@ -39,11 +39,9 @@ def set_inlet(cmd: CommandContext, valve: str) -> None:
 
 def create() -> object:
     uod = UodBuilder("Chromatography OPC UA", author_name="Setpoint examples")
-    if os.environ.get("SETPOINT_SIMULATE") == "1":
-        uod.simulated(ChromatographyModel, registers={tag: tag for tag in TAGS})
-    else:
-        url = os.environ.get("SETPOINT_OPCUA_URL", opcua_map.url())
-        uod.opcua(OpcUaClient(url), {tag: opcua_map.NODE_IDS[tag] for tag in TAGS})
+    url = os.environ.get("SETPOINT_OPCUA_URL", opcua_map.url())
+    uod.opcua(OpcUaClient(url), {tag: opcua_map.NODE_IDS[tag] for tag in TAGS})
+    uod.simulation(ChromatographyModel)  # what `setpoint-sim opcua --model chromatography` runs
     uod.define_unit("AU = [absorbance]")
     uod.entry("PU01", unit="%", safe_value=0.0, minimum=0, maximum=100, description="pump")
     uod.choice("Inlet", INLETS, safe_value="None", description="open inlet valve")

@@ -9,7 +9,8 @@ method can dose by weight: `Base: g` / `Block: Dose` / `    50 End block`.
     SETPOINT_PUMP_PORT=/dev/pts/N SETPOINT_BALANCE_PORT=/dev/pts/M \\
         setpoint-engine run --uod uod_examples/dosing.py --method uod_examples/dosing.pcode --start
 
-The instruments run on their own clock, so use `run`, not `simulate`.
+The instruments run on their own clock; `simulate` and run_model use DosingModel, the same pump
+and balance the serial simulator serves (uod.simulation below).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 
 from engine.commands import CommandContext
+from engine.sim.dosing import DosingModel
 from engine.simdev.instruments import MAX_RPM, ML_PER_REV
 from engine.simdev.profiles import BALANCE_EXCHANGES, PUMP_EXCHANGES, balance_port, pump_port
 from engine.uod import Axis, Choice, Number, UodBuilder
@@ -60,6 +62,7 @@ def create() -> object:
     # Two serial lines; the engine combines them and tells which one failed, if one does.
     uod.serial(pump_port(pump_url), PUMP_EXCHANGES, name=f"pump {pump_url}")
     uod.serial(balance_port(balance_url), BALANCE_EXCHANGES, name=f"balance {balance_url}")
+    uod.simulation(DosingModel)  # the pump and balance `setpoint-sim serial` serves, coupled
     uod.choice("Pump Command", ["Run", "Stop"], safe_value="Stop")
     uod.entry("Pump Speed", unit="rpm", safe_value=0.0, minimum=0, maximum=MAX_RPM)
     uod.choice("Pump Direction", ["CW", "CCW"], command_only=True)

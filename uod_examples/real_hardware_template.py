@@ -1,11 +1,11 @@
 """A bioreactor on real hardware: a PLC over Modbus TCP and a stirrer on a serial line.
 
-Copy this file and change the addresses, registers and tags to your unit. With
-SETPOINT_SIMULATE=1 the same file runs a process model instead of the plant, so a method can be
-tried at full speed before it meets the hardware:
+Copy this file and change the addresses, registers and tags to your unit. Under
+`simulate` the same file runs its process model (uod.simulation) instead of the plant, so a
+method can be tried at full speed before it meets the hardware:
 
     setpoint-engine check --uod real_hardware_template.py
-    SETPOINT_SIMULATE=1 setpoint-engine simulate --uod real_hardware_template.py \
+    setpoint-engine simulate --uod real_hardware_template.py \
         --method real_hardware_template.pcode --speed max
     setpoint-engine run --uod real_hardware_template.py --method real_hardware_template.pcode
 
@@ -41,7 +41,7 @@ STIRRER = SerialExchange(
 
 
 class BioreactorModel:
-    """Stands in for the plant when SETPOINT_SIMULATE=1. A process model has three methods:
+    """Stands in for the plant in `simulate`. A process model has three methods:
 
     set_input(name, value) -- an output tag mapped to input `name` was written; raise
         ValueError for an unknown name or a value out of range.
@@ -56,7 +56,10 @@ class BioreactorModel:
     def set_input(self, name: str, value: float | str) -> None:
         if name not in self.inputs:
             raise ValueError(f"unknown input {name!r}; inputs are {', '.join(self.inputs)}")
-        self.inputs[name] = float(value)
+        # A choice arrives by its name ("On"), not its code: the model is the process, not the PLC.
+        self.inputs[name] = (
+            {"Off": 0.0, "On": 1.0}.get(str(value), 0.0) if name == "Heater" else float(value)
+        )
 
     def step(self, dt: float) -> None:
         target = 20.0 + 60.0 * self.inputs["Heater"] - 0.1 * self.inputs["Feed Pump"]
@@ -81,15 +84,13 @@ def set_stirrer(cmd: CommandContext, rpm: float) -> None:
 
 def create() -> object:
     uod = UodBuilder("Bioreactor", author_name="A. Scientist", author_email="a@lab.example")
-    if os.environ.get("SETPOINT_SIMULATE") == "1":
-        tags = ["Feed Pump", "Temperature", "Heater", "Stirrer"]
-        uod.simulated(BioreactorModel, registers={tag: tag for tag in tags})
-    else:
-        host = os.environ.get("SETPOINT_PLC_HOST", "192.168.0.10")
-        port = int(os.environ.get("SETPOINT_PLC_PORT", "502"))
-        uod.modbus(ModbusTcp(host=host, port=port), PLC_REGISTERS, name="Bioreactor PLC")
-        serial_port = SerialPort(url=os.environ.get("SETPOINT_STIRRER_PORT", "/dev/ttyUSB0"))
-        uod.serial(serial_port, [STIRRER], name="Stirrer")
+    host = os.environ.get("SETPOINT_PLC_HOST", "192.168.0.10")
+    port = int(os.environ.get("SETPOINT_PLC_PORT", "502"))
+    uod.modbus(ModbusTcp(host=host, port=port), PLC_REGISTERS, name="Bioreactor PLC")
+    serial_port = SerialPort(url=os.environ.get("SETPOINT_STIRRER_PORT", "/dev/ttyUSB0"))
+    uod.serial(serial_port, [STIRRER], name="Stirrer")
+    # What `simulate` and run_model run the method on instead of the plant.
+    uod.simulation(BioreactorModel)
     uod.entry("Feed Pump", unit="%", safe_value=0.0, minimum=0, maximum=100)
     uod.reading("Temperature", unit="degC")
     uod.choice("Heater", ["Off", "On"], safe_value="Off", codes={"Off": False, "On": True})

@@ -33,6 +33,7 @@ from engine.uod.draft import AccumulatorDraft, ColumnDraft, Draft, HardwarePart,
 from engine.uod.errors import UodError
 from engine.uod.hardware_checks import HARDWARE_CHECKS
 from engine.uod.signatures import MODEL_METHODS, accepts, check_function, model_problem
+from engine.uod.simulation_builder import SimulationDeclaration
 from protocol.models import (
     ColorRegion,
     PlotAxis,
@@ -68,7 +69,7 @@ def _caller_line() -> int | None:
     return frame.f_lineno if frame is not None else None
 
 
-class UodBuilder(AlarmDeclarations):
+class UodBuilder(AlarmDeclarations, SimulationDeclaration):
     """Declares a unit. Call the methods in any order, then return `build()` from `create()`.
     The alarm declarations (alarm, deviation_alarm, discrete_alarm) are in alarm_builder.py."""
 
@@ -195,11 +196,13 @@ class UodBuilder(AlarmDeclarations):
                 raise UodError(problem, line=line)
             return SimulatedHardware(typing.cast("ProcessModel", instance), registers, clock)
 
-        self._add_part(factory, description or f"simulated {_model_name(model)}", line)
+        self._add_part(factory, description or f"simulated {_model_name(model)}", line, True)
         return self
 
-    def _add_part(self, factory: HardwareFactory, description: str, line: int | None) -> None:
-        self._d.parts.append(HardwarePart(factory, description, line))
+    def _add_part(
+        self, factory: HardwareFactory, description: str, line: int | None, sim: bool = False
+    ) -> None:
+        self._d.parts.append(HardwarePart(factory, description, line, sim))
 
     # ---- tags -----------------------------------------------------------------------------
 
