@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.api.origin import OriginError, normalize_origin
 from aggregator.audit import KEY_FILE, new_key_file, read_key_file
 from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, parse_url, upgrade
+from aggregator.opcua import OpcUaConfig, OpcUaStartError, opcua_endpoint
 from aggregator.security import ROLES, hash_password, password_problem
 
 DEFAULT_PORT = 9800
@@ -125,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="behind a reverse proxy: throttle logins by the client address the proxy appends to "
         "X-Forwarded-For, not by the proxy's address (only with a proxy that sets it)",
+    )
+    serve.add_argument(
+        "--opcua-port",
+        type=int,
+        metavar="PORT",
+        help="also serve every unit's tags read-only over OPC UA at opc.tcp://HOST:PORT/setpoint "
+        "(Basic256Sha256, Setpoint users; 4840 is the usual port; default: off). See "
+        "docs/site.md",
     )
     _add_storage_options(serve)
 
@@ -344,15 +353,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"port {args.port} is out of range 0..65535")
     if args.heartbeat <= 0:
         raise UsageError("--heartbeat must be positive")
-    logging.getLogger("alembic").setLevel(
-        logging.DEBUG if args.log_level == "debug" else logging.WARNING
-    )
+    if args.opcua_port is not None and not 0 <= args.opcua_port <= 65535:
+        raise UsageError(f"--opcua-port {args.opcua_port} is out of range 0..65535")
+    for chatty in ("alembic", "asyncua"):
+        logging.getLogger(chatty).setLevel(
+            logging.DEBUG if args.log_level == "debug" else logging.WARNING
+        )
     origins: list[str] = []
     for url in args.allowed_origin:
         try:
             origins.append(normalize_origin(url))
         except OriginError as exc:
             raise UsageError(f"--allowed-origin: {exc}") from None
+    opcua = None
+    if args.opcua_port is not None:
+        opcua = OpcUaConfig(port=args.opcua_port, host=args.host, data_dir=Path(args.data_dir))
     url = database_url(args)
     engine = open_database(url)
     try:
@@ -370,11 +385,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             audit_key=key,
         ),
         migrate=False,
+        opcua=opcua,
     )
 
     async def run() -> None:
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
+        try:
+            await runner.setup()
+        except OpcUaStartError as exc:
+            await runner.cleanup()
+            raise UsageError(str(exc)) from None
         site = web.TCPSite(runner, args.host, args.port)
         try:
             await site.start()
@@ -393,6 +413,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server is not None and server.sockets:
             port = server.sockets[0].getsockname()[1]
         print(f"setpoint-aggregator listening on http://{args.host}:{port}", flush=True)
+        if opcua is not None:
+            print(f"setpoint-aggregator OPC UA at {opcua_endpoint(app)}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
