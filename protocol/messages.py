@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeAlias
 
-from pydantic import Field, JsonValue
+from pydantic import Field
 
 from protocol.models import (
     AlarmAction,
@@ -16,6 +16,7 @@ from protocol.models import (
     AlarmName,
     ControlAction,
     ErrorLogEntry,
+    FiniteJson,
     LineState,
     MethodLine,
     RunLogLine,
@@ -198,7 +199,7 @@ class CommandResult(WireModel):
     seq: HighWater = 0
     ok: bool
     error: str | None = None
-    data: JsonValue = None
+    data: FiniteJson = None
 
 
 # --- aggregator -> engine ------------------------------------------------------------------------

@@ -6,11 +6,12 @@ unknown fields so that a newer minor version of the protocol can add fields (rul
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 ScalarValue = bool | int | float | str | None
 """A tag value: number, text (categorical tags) or boolean; None when there is no value."""
@@ -20,6 +21,23 @@ Timestamp = Annotated[
     Field(allow_inf_nan=False, description="UTC time in seconds since the Unix epoch"),
 ]
 Seconds = Annotated[float, Field(allow_inf_nan=False, ge=0, description="a duration in seconds")]
+
+
+def _finite_json(value: JsonValue) -> JsonValue:
+    """JSON has no Infinity or NaN: a value that carries one would not survive encoding."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+FiniteJson = Annotated[JsonValue, AfterValidator(_finite_json)]
 
 
 class WireModel(BaseModel):
