@@ -8,11 +8,13 @@ import logging
 
 from aiohttp import web
 
+from aggregator.api.notify_api import NOTIFY_CONFIG_KEY
 from aggregator.api.routes import setup_api_routes
 from aggregator.context import CONTEXT_KEY, LIVE_HUB_KEY, AppContext, Settings
 from aggregator.db import create_db_engine, upgrade
 from aggregator.engine_ws import engine_ws
 from aggregator.live import LiveHub, LiveState
+from aggregator.notify import NotifyConfig
 from aggregator.opcua import OpcUaConfig, setup_opcua
 from aggregator.store import BatchResult, Storage
 from aggregator.writer import Writer
@@ -27,6 +29,7 @@ def create_app(
     migrate: bool = True,
     hub: LiveHub | None = None,
     opcua: OpcUaConfig | None = None,
+    notify: NotifyConfig | None = None,
 ) -> web.Application:
     settings = settings or Settings()
     engine = create_db_engine(database_url)
@@ -44,6 +47,8 @@ def create_app(
                 unit.run_id = None  # closed by the aggregator (engine restarted)
         for engine_id in dict.fromkeys(e for e, _ in result.runs_opened + result.runs_closed):
             live.publish_units(engine_id)
+        for change in result.alarms:  # stored: pages and notifications (api/alarms_api.py)
+            live.hub.publish(f"unit/{change.engine_id}/alarms_stored", change)
 
     writer = Writer(storage, window=settings.batch_window, on_result=on_result)
     ctx = AppContext(settings=settings, storage=storage, writer=writer, live=live)
@@ -52,6 +57,7 @@ def create_app(
     app[CONTEXT_KEY] = ctx
     app[LIVE_HUB_KEY] = live.hub
     app.router.add_get("/engine/ws", engine_ws)
+    app[NOTIFY_CONFIG_KEY] = notify or NotifyConfig()
     setup_api_routes(app, static_dir=settings.static_dir)
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aggregator.api.origin import OriginError, normalize_origin
 from aggregator.audit import KEY_FILE, new_key_file, read_key_file
 from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, parse_url, upgrade
+from aggregator.notify import MailConfigError, NotifyConfig, parse_mail_url
 from aggregator.opcua import OpcUaConfig, OpcUaStartError, opcua_endpoint
 from aggregator.security import ROLES, hash_password, password_problem
 
@@ -134,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve every unit's tags read-only over OPC UA at opc.tcp://HOST:PORT/setpoint "
         "(Basic256Sha256, Setpoint users; 4840 is the usual port; default: off). See "
         "docs/site.md",
+    )
+    serve.add_argument(
+        "--smtp-url",
+        metavar="URL",
+        help="send e-mail notifications through smtp://[user@]host[:port] (STARTTLS when "
+        "offered, required with a login; the password in SETPOINT_SMTP_PASSWORD), "
+        "smtps://host[:port], or append them to a local mailbox file with file:///path "
+        "(default: no e-mail). See docs/alarms.md",
+    )
+    serve.add_argument(
+        "--smtp-from",
+        metavar="ADDRESS",
+        help="sender address of e-mail notifications (needed with --smtp-url)",
     )
     _add_storage_options(serve)
 
@@ -339,6 +353,19 @@ def audit_key_for_serving(data_dir: Path, engine: Engine) -> bytes:
     return key
 
 
+def _notify_config(args: argparse.Namespace) -> NotifyConfig:
+    """E-mail settings from --smtp-url/--smtp-from; the VAPID key lives in the data directory."""
+    mail = None
+    if args.smtp_url or args.smtp_from:
+        if not (args.smtp_url and args.smtp_from):
+            raise UsageError("--smtp-url and --smtp-from go together")
+        try:
+            mail = parse_mail_url(args.smtp_url, args.smtp_from)
+        except MailConfigError as exc:
+            raise UsageError(str(exc)) from None
+    return NotifyConfig(data_dir=Path(args.data_dir), mail=mail)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -365,6 +392,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             origins.append(normalize_origin(url))
         except OriginError as exc:
             raise UsageError(f"--allowed-origin: {exc}") from None
+    notify = _notify_config(args)
     opcua = None
     if args.opcua_port is not None:
         opcua = OpcUaConfig(port=args.opcua_port, host=args.host, data_dir=Path(args.data_dir))
@@ -386,6 +414,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
         migrate=False,
         opcua=opcua,
+        notify=notify,
     )
 
     async def run() -> None:

@@ -259,3 +259,105 @@ class QuarantinedMessage(SQLModel, table=True):
     message_json: str = Field(sa_column=Column(Text, nullable=False))
     attempts: int = 0
     """Replays that failed as well."""
+
+
+# --- managed alarms and notifications (issue 17) -------------------------------------------------
+
+
+class AlarmJournalEntry(SQLModel, table=True):
+    """Every alarm transition an engine reported (AlarmsUpdated), in order; append-only. An
+    event during a run carries its run_pk: it is part of that run's record."""
+
+    __tablename__ = "alarm_journal"
+    __table_args__ = (Index("ix_alarm_journal_engine_time", "engine_id", "time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    engine_id: str = Field(max_length=256)
+    run_pk: int | None = Field(default=None, index=True)
+    seq: int = Field(sa_column=Column(SABigInteger, nullable=False))
+    name: str = Field(max_length=128)
+    state: str = Field(max_length=32)
+    previous: str = Field(max_length=32)
+    active: bool = False
+    time: float
+    cause: str = Field(max_length=32)
+    user: str | None = Field(default=None, max_length=128)
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    value_json: str = Field(default="null", sa_column=Column(Text, nullable=False))
+    shelved_until: float | None = None
+    priority: str = Field(max_length=16)
+    message: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class AlarmCurrent(SQLModel, table=True):
+    """Each alarm's latest state per unit: what a page shows at once and escalation reads."""
+
+    __tablename__ = "alarm_current"
+
+    engine_id: str = Field(primary_key=True, max_length=256)
+    name: str = Field(primary_key=True, max_length=128)
+    state: str = Field(max_length=32)
+    active: bool = False
+    time: float
+    """The latest transition."""
+    unack_since: float | None = None
+    """When the alarm last became unacknowledged (escalation counts from here)."""
+    escalated: int = 0
+    """Escalation steps already notified since `unack_since`."""
+    user: str | None = Field(default=None, max_length=128)
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    value_json: str = Field(default="null", sa_column=Column(Text, nullable=False))
+    shelved_until: float | None = None
+    priority: str = Field(max_length=16)
+    message: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    run_pk: int | None = None
+
+
+class NotificationPrefs(SQLModel, table=True):
+    """A user's notification choices (aggregator/notify/prefs.py), as JSON."""
+
+    __tablename__ = "notification_prefs"
+
+    user_id: int = Field(primary_key=True)
+    prefs_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    updated: float = 0.0
+
+
+class PushSubscription(SQLModel, table=True):
+    """One browser's Web Push subscription (RFC 8030 endpoint and RFC 8291 keys)."""
+
+    __tablename__ = "push_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(index=True)
+    endpoint: str = Field(sa_column=Column(String(2048), nullable=False, unique=True))
+    p256dh: str = Field(max_length=256)
+    auth: str = Field(max_length=64)
+    created: float
+
+
+class NotificationFailure(SQLModel, table=True):
+    """A notification that could not be delivered after its retries (or was refused at once):
+    shown to admins, never dropped silently."""
+
+    __tablename__ = "notification_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: float = Field(index=True)
+    channel: str = Field(max_length=16)
+    user: str = Field(default="", max_length=128)
+    recipient: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    attempts: int = 0
+
+
+class UnitEscalation(SQLModel, table=True):
+    """Who is notified, in order, when a unit's high-priority alarm stays unacknowledged."""
+
+    __tablename__ = "unit_escalation"
+
+    unit_id: str = Field(primary_key=True, max_length=256)
+    users_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    updated: float = 0.0
+    updated_by: str = Field(default="", max_length=128)

@@ -12,7 +12,16 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import ValidationError
 
-from aggregator.api import admin_api, assist_api, auth, quarantine_api, runs_api, units_api
+from aggregator.api import (
+    admin_api,
+    alarms_api,
+    assist_api,
+    auth,
+    notify_api,
+    quarantine_api,
+    runs_api,
+    units_api,
+)
 from aggregator.api.bridge import LiveBridge
 from aggregator.api.commands import EngineCommands
 from aggregator.api.errors import api_middleware
@@ -64,6 +73,8 @@ def setup_api_routes(
     runs_api.setup(app, routes)
     admin_api.setup(app, routes)
     quarantine_api.setup(app, routes)
+    alarms_api.setup(app, routes)
+    notify_api.setup(app, routes)
     backend: Backend = ApiWsBackend(app)
     app[WS_BACKEND_KEY] = backend
     app[WS_SETTINGS_KEY] = ws_settings or WsSettings()

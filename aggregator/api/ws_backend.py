@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import JsonValue
 
 from aggregator.api import actions
+from aggregator.api.alarms_api import active_alarms, unit_alarms
 from aggregator.api.auth import SESSION_COOKIE, authenticate
 from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ROUTES_KEY
@@ -91,6 +92,8 @@ class ApiWsBackend:
     async def snapshot(self, viewer: Viewer, unit_id: str | None, kind: str) -> Any:
         app = self.app
         user = self._user(viewer)
+        if unit_id is None and kind == "alarms":
+            return [v.model_dump(mode="json") for v in active_alarms(app, user)]
         if unit_id is None:
             return [u.model_dump(mode="json") for u in visible_units(app, user)]
         try:
@@ -130,6 +133,8 @@ class ApiWsBackend:
             return [e.model_dump(mode="json") for e in entries]
         if kind == "watchers":
             return self.hub.watchers(unit_id)
+        if kind == "alarms":
+            return [v.model_dump(mode="json") for v in unit_alarms(app, unit_id)]
         raise ActionFailed(f"unknown topic kind {kind!r}")
 
     async def act(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store
+from aggregator.store.alarms import AlarmChange
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,5 @@ class BatchResult:
     """(engine_id, run_id)"""
     quarantined: list[tuple[str, int]] = field(default_factory=list)
     """(engine_id, quarantine id) of messages that failed to apply and were kept instead"""
+    alarms: list[AlarmChange] = field(default_factory=list)
+    """Alarm transitions stored (AlarmsUpdated), for pages and notifications"""

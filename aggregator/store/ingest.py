@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store, same_content
-from aggregator.store import quarantine
+from aggregator.store import alarms, quarantine
 from aggregator.store.batch import BatchOp, BatchResult, StoredError
 from aggregator.store.compaction import Compactor
 from aggregator.store.registration import Registry
 from aggregator.store.runs import OpenRun, Runs, aggregator_line, record_error, upsert_runlog
 from aggregator.store.tables import T_ENGINE, T_RECEIVED, T_RUN, T_SEQ, SampleRow, sample_row
 from protocol import (
+    AlarmsUpdated,
     ControlState,
     ErrorLog,
     Method,
@@ -200,6 +201,7 @@ class Ingest:
             len(result.errors),
             len(result.runs_opened),
             len(result.runs_closed),
+            len(result.alarms),
         )
         try:
             with batch.conn.begin_nested():
@@ -213,6 +215,7 @@ class Ingest:
             del result.errors[marks[1] :]
             del result.runs_opened[marks[2] :]
             del result.runs_closed[marks[3] :]
+            del result.alarms[marks[4] :]
             # the caches may name rows the savepoint rolled back: reload them from here
             self.reset()
             self._load(batch.conn)
@@ -345,6 +348,9 @@ class Ingest:
                     op.engine_id, pk, entry.time, entry.level, entry.source, entry.message, msg.seq
                 )
                 record_error(batch.conn, batch.result, error)
+        elif isinstance(msg, AlarmsUpdated):
+            pk = self.runs.run_pk(batch.conn, op, msg.run_id, msg.time, batch.result)
+            batch.result.alarms.append(alarms.apply(batch.conn, op.engine_id, pk, msg))
 
     def _pk(self, batch: _Batch, op: BatchOp, run_id: str | None, t: float) -> int | None:
         """The run a message names, else the engine's open run."""
@@ -435,4 +441,14 @@ def _stored_message(text: str) -> StoredMessage:
     return message
 
 
-_STORED = (TagsUpdated, RunStarted, RunStopped, RunLog, Method, MethodState, ControlState, ErrorLog)
+_STORED = (
+    TagsUpdated,
+    RunStarted,
+    RunStopped,
+    RunLog,
+    Method,
+    MethodState,
+    ControlState,
+    ErrorLog,
+    AlarmsUpdated,
+)

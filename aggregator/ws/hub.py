@@ -22,7 +22,10 @@ UNIT_KINDS: dict[str, Merge] = {
     "control": "replace",
     "errors": "append",
     "watchers": "replace",
+    "alarms": "by_key",  # the unit's alarms, each replaced by its newer state
 }
+GLOBAL_TOPICS = ("units", "alarms")
+"""Topics of every unit at once, each item filtered by the unit it names."""
 MAX_HELD = 10_000
 """Changes held for one topic while its snapshot loads; beyond that the client is dropped."""
 
@@ -42,14 +45,14 @@ class Viewer:
 
 def parse_topic(topic: str) -> tuple[str | None, str]:
     """'units' -> (None, 'units'); 'unit/<id>/<kind>' -> (id, kind). Raises TopicError."""
-    if topic == "units":
-        return None, "units"
+    if topic in GLOBAL_TOPICS:
+        return None, topic
     if topic.startswith("unit/"):
         unit_id, _, kind = topic[len("unit/") :].rpartition("/")
         if unit_id and kind in UNIT_KINDS:
             return unit_id, kind
     raise TopicError(
-        f"unknown topic {topic!r}; use 'units' or 'unit/<id>/<kind>' with kind one of "
+        f"unknown topic {topic!r}; use 'units', 'alarms' or 'unit/<id>/<kind>' with kind one of "
         + ", ".join(UNIT_KINDS)
     )
 
@@ -182,6 +185,13 @@ class Hub:
             for client in list(subscribers):
                 if unit_id is None or self._visible(client.user, unit_id):
                     client.put(topic, data, "replace", unit_id, shared)
+            return
+        if topic == "alarms":  # one alarm per change: {unit_id, name, ...}
+            unit_id = str(data.get("unit_id")) if isinstance(data, dict) else ""
+            slot = f"{unit_id}/{data.get('name')}" if isinstance(data, dict) else None
+            for client in list(subscribers):
+                if self._visible(client.user, unit_id):
+                    client.put(topic, data, "replace", slot, shared)
             return
         _, kind = parse_topic(topic)
         merge = UNIT_KINDS[kind]

@@ -17,7 +17,13 @@ import protocol as p
 from tests.aggregator.helpers import UOD, Aggregator, RawEngine, until
 
 Request = (
-    p.ControlCommand | p.InvokeCommand | p.SetMethod | p.CancelLine | p.ForceLine | p.ResumeLine
+    p.ControlCommand
+    | p.InvokeCommand
+    | p.SetMethod
+    | p.CancelLine
+    | p.ForceLine
+    | p.ResumeLine
+    | p.AlarmCommand
 )
 Answer = Callable[[Any], tuple[bool, str | None, JsonValue] | None]
 
