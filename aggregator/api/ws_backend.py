@@ -11,7 +11,7 @@ from pydantic import JsonValue
 
 from aggregator.api import actions
 from aggregator.api.alarms_api import active_alarms, unit_alarms
-from aggregator.api.auth import SESSION_COOKIE, authenticate
+from aggregator.api.auth import SESSION_COOKIE, authenticate, request_token
 from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ROUTES_KEY
 from aggregator.api.origin import bearer_token_sent
@@ -28,6 +28,7 @@ from aggregator.api.service import (
     visible_units,
 )
 from aggregator.api.units_api import _current_or_latest_run, _errors
+from aggregator.security import token_hash
 from aggregator.ws.handler import ActionFailed, UpgradeRefused
 from aggregator.ws.hub import Hub, TopicError, Viewer, parse_topic
 from aggregator.ws.messages import (
@@ -39,6 +40,7 @@ from aggregator.ws.messages import (
     StopAction,
     TaskAction,
 )
+from aggregator.ws.session_watch import SessionWatch
 from aggregator.ws.tasks import Task
 from protocol import ControlAction
 
@@ -46,6 +48,11 @@ from protocol import ControlAction
 class ApiWsBackend:
     def __init__(self, app: web.Application) -> None:
         self.app = app
+        self.sessions = SessionWatch(self._live_sessions)
+
+    async def _live_sessions(self, sessions: set[str]) -> dict[str, str]:
+        ctx = ctx_of(self.app)
+        return await ctx.read(ctx.storage.live_sessions, sessions)
 
     @property
     def hub(self) -> Hub:
@@ -67,7 +74,8 @@ class ApiWsBackend:
                 error = ApiError(403, problem)
                 await record_refusal(self.app, user, "ws connect", error, via="ws")
                 raise UpgradeRefused(403, problem)
-        return Viewer(user.name, user.role, user.id)
+        token = request_token(request) or ""
+        return Viewer(user.name, user.role, user.id, token_hash(token))
 
     async def subscribe_refused(self, viewer: Viewer, topic: str, reason: str) -> None:
         """The hub refuses a unit the viewer may not see as if it did not exist (it names no

@@ -29,6 +29,7 @@ from aggregator.ws.messages import (
     parse,
 )
 from aggregator.ws.queue import encode_frame
+from aggregator.ws.session_watch import SessionWatch
 from aggregator.ws.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class Backend(Protocol):
 
     async def subscribe_refused(self, viewer: Viewer, topic: str, reason: str) -> None:
         """Record a refused subscription (audit trail)."""
+
+    @property
+    def sessions(self) -> SessionWatch:
+        """Keeps every open socket in step with its login session (session_watch.py)."""
 
 
 @dataclass
@@ -126,15 +131,26 @@ class WsSession:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.audits: set[asyncio.Task[None]] = set()
         self.close_code: int | None = None
+        self._ending: asyncio.Task[None] | None = None
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the socket from outside (its session ended); nothing more is accepted."""
+        if self.close_code is not None or self.ws.closed:
+            return
+        self.close_code = code
+        self._ending = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def run(self) -> None:
         now = self.backend.now()
         self.heartbeat.start(now)
         writer = asyncio.create_task(self._writer())
         watchdog = asyncio.create_task(self._watchdog())
+        sessions = self.backend.sessions
+        sessions.add(self)
         try:
             await self._reader()
         finally:
+            sessions.remove(self)
             self.hub.disconnect(self.client)
             for task in list(self.tasks.values()):
                 task.cancel()
@@ -164,6 +180,8 @@ class WsSession:
         self.wake.set()
 
     def _dispatch(self, data: str | bytes) -> None:
+        if self.close_code is not None:
+            return  # closing: its session ended, or it is too slow
         try:
             message = parse(data)
         except BadMessage as exc:
@@ -205,6 +223,8 @@ class WsSession:
 
         async def load() -> None:
             try:
+                if not await self.backend.sessions.check(self):
+                    raise ActionFailed("your session ended or your role changed")
                 snapshot = await self.backend.snapshot(self.viewer, unit_id, kind)
             except asyncio.CancelledError:
                 raise
@@ -254,6 +274,8 @@ class WsSession:
             try:
                 task.start(self.backend.now())
                 report()
+                if not await self.backend.sessions.check(self):
+                    raise ActionFailed("your session ended or your role changed; nothing was done")
                 final = await self.backend.act(self.viewer, action, task, report)
                 task.finish(self.backend.now(), final, task.message or "done")
             except asyncio.CancelledError:

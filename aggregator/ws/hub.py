@@ -41,6 +41,8 @@ class Viewer:
     name: str
     role: str
     user_id: int = 0
+    session: str = ""
+    """The digest of the login session it came with; empty: not tied to one (tests)."""
 
 
 def parse_topic(topic: str) -> tuple[str | None, str]:
