@@ -203,6 +203,10 @@ class User(SQLModel, table=True):
     role: str = Field(max_length=16)
     password_hash: str = Field(sa_column=Column(Text, nullable=False))
     created: float
+    full_name: str = Field(
+        default="", sa_column=Column(String(256), nullable=False, default="", server_default="")
+    )
+    """The printed name shown with the user's electronic signatures (21 CFR 11.50)."""
 
 
 class SessionToken(SQLModel, table=True):
@@ -361,3 +365,84 @@ class UnitEscalation(SQLModel, table=True):
     users_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     updated: float = 0.0
     updated_by: str = Field(default="", max_length=128)
+
+
+# --- regulated records: method library, electronic signatures, clock offsets (issue 16) -----------
+
+
+class MethodRecord(SQLModel, table=True):
+    """A method of the library: a name, and its versions in `method_version`."""
+
+    __tablename__ = "method"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=256, unique=True)
+    created: float
+    created_by: str = Field(max_length=128)
+
+
+class MethodVersionRecord(SQLModel, table=True):
+    """One version of a library method. A new text is a new version, so no version's text ever
+    changes; `state` moves draft -> reviewed -> approved (-> retired) by signatures only."""
+
+    __tablename__ = "method_version"
+    __table_args__ = (UniqueConstraint("method_id", "version", name="uq_method_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    method_id: int = Field(index=True)
+    version: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    author: str = Field(max_length=128)
+    created: float
+    state: str = Field(default="draft", max_length=16)
+
+
+class SignatureRecord(SQLModel, table=True):
+    """An electronic signature: who (name and printed name), when (UTC), what it means, and the
+    SHA-256 of the signed record's canonical content (with the digest of each of its parts, so
+    a verification can say which part changed). Never updated or deleted."""
+
+    __tablename__ = "signature"
+    __table_args__ = (Index("ix_signature_record", "kind", "record_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    record_id: int
+    """method_version.id, or run.pk."""
+    label: str = Field(default="", max_length=512)
+    meaning: str = Field(max_length=16)
+    user: str = Field(max_length=128)
+    full_name: str = Field(max_length=256)
+    time: float
+    sha256: str = Field(max_length=64)
+    parts_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    audit_id: int | None = None
+
+
+class UnitMethodSource(SQLModel, table=True):
+    """The library version last loaded onto a unit, with the SHA-256 of its text, so that a
+    later edit on the unit is recognised (the unit's text no longer hashes the same)."""
+
+    __tablename__ = "unit_method_source"
+
+    unit_id: str = Field(primary_key=True, max_length=256)
+    method_version_id: int
+    text_sha256: str = Field(max_length=64)
+    loaded: float
+    loaded_by: str = Field(max_length=128)
+
+
+class RunClockOffset(SQLModel, table=True):
+    """An engine's clock offset (aggregator clock minus engine clock, seconds) during a run, as
+    measured at registration or from a heartbeat: stored when it first is known for the run and
+    whenever it moves."""
+
+    __tablename__ = "run_clock_offset"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_pk: int = Field(index=True)
+    engine_id: str = Field(max_length=256)
+    time: float
+    offset: float
+    source: str = Field(max_length=16)

@@ -386,6 +386,11 @@ class UodDescription(WireModel):
     alarms: list[AlarmDefinition] = Field(
         default_factory=list, description="since 1.2: the unit's managed alarms"
     )
+    require_approved_methods: bool = Field(
+        default=False,
+        description="the unit starts only an approved method version of the aggregator's "
+        "method library, unchanged since it was loaded, and refuses method edits during a run",
+    )
     data_log_interval: float = Field(
         default=1.0, gt=0, description="seconds between stored samples"
     )

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import JsonValue, ValidationError
 
+from aggregator.api import approval
 from aggregator.api.errors import ApiError
 from aggregator.api.method_edit import send_edit
 from aggregator.api.roles import ApiUser
@@ -104,6 +105,10 @@ async def control(
         {"action": action.value},
         old={"state": before.state},
     ):
+        if action in (ControlAction.START, ControlAction.RESTART):
+            problem = await approval.start_problem(app, unit_id)
+            if problem is not None:
+                raise ApiError(409, problem)
         result = await engine_request(
             app, unit_id, lambda cid: ControlCommand(id=cid, user=user.name, command=action)
         )
@@ -219,7 +224,9 @@ async def set_method(
     text: str,
     expected_version: int,
     line_ids: list[str | None] | None = None,
+    source: dict[str, JsonValue] | None = None,
 ) -> MethodSaved:
+    """`source`: the library version being loaded (recorded in the audit entry)."""
     live = require_control(app, user, unit_id)
     before = await current_method(app, unit_id)
     if before is not None and before.version != expected_version:
@@ -238,9 +245,12 @@ async def set_method(
         "method",
         unit_id,
         lambda: live.run_id,
-        {"version": None, "text": text},
+        {"version": None, "text": text, **({"source": source} if source else {})},
         old=None if before is None else {"version": before.version, "text": before.text},
     ) as entry:
+        refusal = approval.edit_problem(app, live)
+        if refusal is not None:
+            raise ApiError(409, refusal)
         try:
             result = await send_edit(app, user, unit_id, text, expected_version, line_ids)
         except ApiError as problem:

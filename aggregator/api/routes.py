@@ -17,9 +17,11 @@ from aggregator.api import (
     alarms_api,
     assist_api,
     auth,
+    methods_api,
     notify_api,
     quarantine_api,
     runs_api,
+    signatures_api,
     units_api,
 )
 from aggregator.api.bridge import LiveBridge
@@ -75,6 +77,8 @@ def setup_api_routes(
     quarantine_api.setup(app, routes)
     alarms_api.setup(app, routes)
     notify_api.setup(app, routes)
+    methods_api.setup(app, routes)
+    signatures_api.setup(app, routes)
     backend: Backend = ApiWsBackend(app)
     app[WS_BACKEND_KEY] = backend
     app[WS_SETTINGS_KEY] = ws_settings or WsSettings()

@@ -26,9 +26,11 @@ from aggregator.store.accounts import Accounts
 from aggregator.store.batch import BatchOp, BatchResult, StoredError
 from aggregator.store.compaction import Compactor
 from aggregator.store.ingest import Ingest
+from aggregator.store.methods import MethodLibrary
 from aggregator.store.quarantine import Quarantined, QuarantineQueries, Replayed
 from aggregator.store.queries import Queries
 from aggregator.store.registration import Registry
+from aggregator.store.signatures import Signatures
 
 __all__ = ["BatchOp", "BatchResult", "Quarantined", "Replayed", "Storage", "StoredError"]
 
@@ -49,6 +51,8 @@ class Storage:
         self.ingest = Ingest(engine, clock, Registry(), Compactor(engine, clock))
         self.queries = Queries(engine)
         self.quarantine = QuarantineQueries(engine)
+        self.methods = MethodLibrary(engine, clock)
+        self.signatures = Signatures(engine, clock)
 
         self.create_engine_token = self.accounts.create_engine_token
         self.engine_token_name = self.accounts.engine_token_name
@@ -58,6 +62,7 @@ class Storage:
         self.valid_engine_tokens = self.accounts.valid_engine_tokens
         self.live_sessions = self.accounts.live_sessions
         self.add_user = self.accounts.add_user
+        self.set_full_name = self.accounts.set_full_name
         self.user_by_name = self.accounts.user_by_name
         self.create_session = self.accounts.create_session
         self.session_user = self.accounts.session_user

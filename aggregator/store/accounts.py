@@ -136,15 +136,30 @@ class Accounts:
             ).all()
         return {str(r.name) for r in rows}
 
-    def add_user(self, name: str, role: str, password_hash: str) -> None:
+    def add_user(self, name: str, role: str, password_hash: str, full_name: str = "") -> None:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(T_USER.c.id).where(T_USER.c.name == name)).first():
                 raise ValueError(f"a user named {name!r} already exists")
             conn.execute(
                 T_USER.insert().values(
-                    name=name, role=role, password_hash=password_hash, created=self._clock()
+                    name=name,
+                    role=role,
+                    password_hash=password_hash,
+                    created=self._clock(),
+                    full_name=full_name,
                 )
             )
+
+    def set_full_name(self, name: str, full_name: str) -> str | None:
+        """The printed name shown with the user's signatures; the old one (None: no user)."""
+        with self.engine.begin() as conn:
+            old = conn.execute(
+                sa.select(T_USER.c.full_name).where(T_USER.c.name == name)
+            ).scalar_one_or_none()
+            if old is None:
+                return None
+            conn.execute(T_USER.update().where(T_USER.c.name == name).values(full_name=full_name))
+        return str(old)
 
     def user_by_name(self, name: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -195,6 +195,7 @@ def assemble(c: Collected, filename: str) -> Uod:
         unit_definitions=tuple(definition for definition, _ in d.units),
         required_roles=tuple(dict.fromkeys(d.roles)),
         view_roles=tuple(dict.fromkeys(d.view_roles)),
+        require_approved_methods=d.require_approved,
         data_log_interval=d.data_log_interval,
         scan_interval=d.scan_interval,
         alarms=tuple(d.alarms),

@@ -529,6 +529,12 @@ class UodBuilder(AlarmDeclarations, SimulationDeclaration):
         self._d.view_roles.extend(view_roles)
         return self
 
+    def require_approved_methods(self) -> UodBuilder:
+        """Regulated use: the aggregator starts this unit only with an approved version of its
+        method library, unchanged since it was loaded, and refuses method edits during a run."""
+        self._d.require_approved = True
+        return self
+
     def data_log_interval(self, seconds: float) -> UodBuilder:
         self._d.data_log_interval = seconds
         self._d.interval_line = _caller_line()

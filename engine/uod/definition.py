@@ -96,6 +96,7 @@ class Uod:
     unit_definitions: tuple[str, ...] = ()
     required_roles: tuple[str, ...] = ()
     view_roles: tuple[str, ...] = ()
+    require_approved_methods: bool = False
     data_log_interval: float = 1.0
     scan_interval: float = 0.1
     alarms: tuple[AlarmSpec, ...] = ()
@@ -123,6 +124,7 @@ class Uod:
             base_units=["s", "min", "h", *self.base_units],
             required_roles=list(self.required_roles),
             view_roles=list(self.view_roles),
+            require_approved_methods=self.require_approved_methods,
             data_log_interval=self.data_log_interval,
             scan_interval=self.scan_interval,
             alarms=[alarm.describe() for alarm in self.alarms],

@@ -63,6 +63,7 @@ class Draft:
     units: list[tuple[str, int | None]] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
     view_roles: list[str] = field(default_factory=list)
+    require_approved: bool = False
     data_log_interval: float = 1.0
     scan_interval: float = 0.1
     interval_line: int | None = None
