@@ -20,6 +20,7 @@ from aggregator.api import (
     methods_api,
     notify_api,
     quarantine_api,
+    report,
     runs_api,
     signatures_api,
     units_api,
@@ -79,6 +80,7 @@ def setup_api_routes(
     notify_api.setup(app, routes)
     methods_api.setup(app, routes)
     signatures_api.setup(app, routes)
+    report.setup(app, routes)
     backend: Backend = ApiWsBackend(app)
     app[WS_BACKEND_KEY] = backend
     app[WS_SETTINGS_KEY] = ws_settings or WsSettings()
