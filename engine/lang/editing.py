@@ -219,6 +219,9 @@ class LiveEditing(InterpreterCore):
         self._remap(tree)
         self._events.append(MethodChanged(self._version, user))
         if self._state in ACTIVE:
+            # line states are reported per method version: the new version's are the same ones
+            self._state_dirty = True
+            self._flush_state()
             self._operator_line(
                 f"Method version {self._version}", self._now if now is None else now, user
             )

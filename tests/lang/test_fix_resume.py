@@ -180,3 +180,11 @@ def test_stop_forgets_the_failures(make: Make) -> None:
     interp.stop(run.now, "ann")
     with pytest.raises(LineActionError, match="is not a failed method line waiting"):
         interp.resume_failed(failed.id, run.now, "ann")
+
+
+def test_an_edit_during_a_run_reports_the_line_states_of_the_new_version(make: Make) -> None:
+    interp, run = started(make, "Mark: a", "Boom", "Mark: c")
+    interp.set_method(method("Mark: a", "Reset", "Mark: c"), user="ann", now=run.now)
+    kinds = [type(e).__name__ for e in interp.drain_events()]
+    assert kinds[:2] == ["MethodChanged", "MethodStateChanged"]
+    assert interp.method_state.failed == {interp.method.lines[1].id}

@@ -223,7 +223,8 @@ export function assist(opts: AssistOptions, delay = 60): Extension {
     autocompletion({
       override: [completionSource(opts)],
       activateOnTyping: true,
-      activateOnCompletion: () => true,
+      // "Name: " and an operator lead on to their argument's list; a finished word does not
+      activateOnCompletion: (c) => typeof c.apply === "string" && c.apply.endsWith(" "),
       icons: true,
       closeOnBlur: true,
     }),
