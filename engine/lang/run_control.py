@@ -10,7 +10,8 @@
 \\* a pause entered from Holding returns to Holding. Any other combination raises
 `RunControlError`. `start` also refuses a method with analyzer errors. `error_pause` (a failed line
 or hardware) is accepted in every state: Running and Holding become Paused, and Method Status
-becomes Error until the next unpause or start.
+becomes Error until the next unpause or start. While Paused after a failed line, Resume and Skip
+(recovery.py) act on that line and leave Paused once every failed line has been settled.
 
 Injected code and cancel/force live here too: they are operator actions, checked against the same
 state, and (unlike the scan) they happen between scans at the time the operator acted.
