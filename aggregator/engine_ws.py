@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from aggregator.audit import AuditTrail
 from aggregator.budget import ByteBudget
+from aggregator.clock_offsets import ClockOffsets
 from aggregator.context import CONTEXT_KEY, AppContext
 from aggregator.ingest_session import (
     Action,
@@ -121,6 +122,7 @@ class EngineConnection:
         self.session_id = ""
         self.session: IngestSession | None = None
         self.live: LiveEngine | None = None
+        self.clock_offsets: ClockOffsets | None = None
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._last_heard = time.monotonic()
         self._outstanding = 0
@@ -295,12 +297,13 @@ class EngineConnection:
             budget=ByteBudget(settings.held_bytes_per_engine, self.ctx.held_budget),
         )
         self.ctx.token_watch.watch(self.ctx)
+        offset = time.time() - message.clock
         self.send(
             Registered(
                 engine_id=self.engine_id,
                 session_id=self.session_id,
                 last_seq=last_seq,
-                clock_offset=time.time() - message.clock,
+                clock_offset=offset,
                 protocol_version=PROTOCOL_VERSION,
                 heartbeat_interval=settings.heartbeat_interval,
             )
@@ -313,6 +316,8 @@ class EngineConnection:
         live.run_id = open_run if live.run_id is None else live.run_id
         live.last_seen = time.time()
         self.live = live
+        self.clock_offsets = ClockOffsets(self.ctx, self.engine_id)
+        self.clock_offsets.measured(offset, "registration", live.run_id)
         log.info(
             "engine %s registered (session %s, token %r, last seq %d)",
             self.engine_id,
@@ -425,6 +430,10 @@ class EngineConnection:
             self._handle(self.session.on_message(message, time.monotonic(), data))
         elif isinstance(message, Heartbeat):
             self._handle(self.session.on_heartbeat(message.seq, time.monotonic()))
+            if self.clock_offsets is not None and self.live is not None:
+                self.clock_offsets.measured(
+                    time.time() - message.time, "heartbeat", self.live.run_id
+                )
         elif isinstance(message, CommandResult):
             # answers to Ping, and to API requests: aggregator/api/commands.py correlates them
             self.ctx.hub.publish(f"unit/{self.engine_id}/command_result", message)

@@ -9,6 +9,7 @@ import time
 from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 
 import protocol as p
 from tests.aggregator.helpers import UOD, until
@@ -88,3 +89,29 @@ async def test_unreleased_report_says_so(signers: Api, engine: FakeEngine) -> No
     assert status == 200 and "NOT RELEASED" in str(html)
     status, _ = await api.call("GET", f"/api/runs/{quote('nope')}/report.pdf", "viewer")
     assert status == 404
+
+
+async def test_clock_offsets_are_kept_per_run_and_reported(
+    signers: Api, engine: FakeEngine
+) -> None:
+    api = signers
+    storage = api.agg.ctx.storage
+    await engine.run_started("run-clock", time.time(), api.names["operator"])
+    live = api.agg.ctx.live.engines[engine.engine_id]
+    await until(lambda: live.run_id == "run-clock" and storage.run_by_id("run-clock"), 5, "run")
+
+    def offsets() -> list[tuple[str, float]]:
+        with storage.engine.connect() as conn:
+            rows = conn.execute(sa.text('SELECT source, "offset" FROM run_clock_offset')).all()
+        return [(str(r[0]), float(r[1])) for r in rows]
+
+    await engine.send(p.Heartbeat(seq=engine.seq, time=time.time() - 3.0))
+    await until(lambda: len(offsets()) == 1, 5, "first offset stored")
+    await engine.send(p.Heartbeat(seq=engine.seq, time=time.time() - 3.01))  # within MOVE
+    await engine.send(p.Heartbeat(seq=engine.seq, time=time.time() + 2.0))  # stepped
+    await until(lambda: len(offsets()) == 2, 5, "moved offset stored")
+    (s1, o1), (s2, o2) = offsets()
+    assert (s1, s2) == ("heartbeat", "heartbeat")
+    assert 2.9 < o1 < 3.5 and -2.1 < o2 < -1.5
+    status, html = await api.call("GET", "/api/runs/run-clock/report", "viewer")
+    assert status == 200 and "Engine clock offset" in str(html) and "+3.0" in str(html)
