@@ -6,6 +6,11 @@ import { DashboardView } from "./views/DashboardView";
 import { UnitView } from "./views/UnitView";
 import { RunsView } from "./views/RunsView";
 import { RunView } from "./views/RunView";
+import { AlarmsView } from "./views/AlarmsView";
+import { SettingsView } from "./views/SettingsView";
+import { AlarmBanner } from "./components/AlarmBanner";
+import { createAlarmStore } from "./state/alarms";
+import { useEffect, useMemo } from "preact/hooks";
 
 export function App({ app }: { app: AppState }) {
   return (
@@ -20,7 +25,15 @@ function Shell() {
   if (!app.authChecked.value) return <Spinner />;
   const user = app.user.value;
   if (!user) return <LoginView />;
+  return <LoggedIn key={user.name} />;
+}
+
+function LoggedIn() {
+  const app = useApp();
+  const user = app.user.value!;
   const route = app.route.value;
+  const alarms = useMemo(() => createAlarmStore(app.live), [app]);
+  useEffect(() => () => alarms.stop(), [alarms]);
   return (
     <>
       <a class="skip-link" href="#main">
@@ -37,6 +50,12 @@ function Shell() {
           <a href="#/runs" aria-current={route.name === "runs" || route.name === "run" ? "page" : undefined}>
             Run history
           </a>
+          <a href="#/alarms" aria-current={route.name === "alarms" ? "page" : undefined}>
+            Alarms
+          </a>
+          <a href="#/settings" aria-current={route.name === "settings" ? "page" : undefined}>
+            Notifications
+          </a>
         </nav>
         <div class="who">
           <span data-testid="user-name">
@@ -48,11 +67,14 @@ function Shell() {
         </div>
       </header>
       <ConnectionBanner />
+      <AlarmBanner store={alarms} />
       <main id="main" tabIndex={-1}>
         {route.name === "dashboard" && <DashboardView />}
         {route.name === "unit" && <UnitView key={route.id} id={route.id} />}
         {route.name === "runs" && <RunsView q={route.q} unit={route.unit} />}
         {route.name === "run" && <RunView key={route.id} id={route.id} />}
+        {route.name === "alarms" && <AlarmsView store={alarms} />}
+        {route.name === "settings" && <SettingsView />}
         {route.name === "notFound" && (
           <section class="panel">
             <h1>Page not found</h1>

@@ -62,6 +62,8 @@ export interface Api {
   /** the streamed CSV export: the response once its status is OK, its body not yet read
    *  (ApiError for an HTTP error status or when the server cannot be reached) */
   runCsv(id: string, signal?: AbortSignal): Promise<Response>;
+  /** any other JSON call (the alarm and notification pages: lib/alarmsApi.ts) */
+  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
 }
 
 export interface RunQuery {
@@ -115,6 +117,7 @@ export function createApi(fetchFn: typeof fetch = (...a) => fetch(...a), base = 
     run: (id) => call<RunDetail>("GET", `/api/runs/${enc(id)}`),
     runPlot: (id, tags, points = 1000) => call<PlotData>("GET", `/api/runs/${enc(id)}/plot${qs({ tags: tags.join(","), points })}`),
     runCsv: (id, signal) => send("GET", `/api/runs/${enc(id)}/csv`, undefined, signal, "text/csv"),
+    request: (method, path, body) => call(method, path, body),
   };
 
   /** sends a request; returns the response when its status is OK, throws ApiError otherwise */

@@ -5,6 +5,8 @@ export type Route =
   | { name: "unit"; id: string }
   | { name: "runs"; q: string; unit: string }
   | { name: "run"; id: string }
+  | { name: "alarms" }
+  | { name: "settings" }
   | { name: "notFound"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -17,6 +19,8 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === "runs" && parts.length === 1)
     return { name: "runs", q: params.get("q") ?? "", unit: params.get("unit") ?? "" };
   if (parts[0] === "runs" && parts.length === 2) return { name: "run", id: parts[1]! };
+  if (parts[0] === "alarms" && parts.length === 1) return { name: "alarms" };
+  if (parts[0] === "settings" && parts.length === 1) return { name: "settings" };
   return { name: "notFound", path };
 }
 
@@ -35,6 +39,10 @@ export function href(route: Route): string {
     }
     case "run":
       return `#/runs/${encodeURIComponent(route.id)}`;
+    case "alarms":
+      return "#/alarms";
+    case "settings":
+      return "#/settings";
     case "notFound":
       return `#${route.path}`;
   }

@@ -12,6 +12,8 @@ import { SeriesBuffer } from "../lib/plotdata";
 import { fetchPlotTolerant } from "../lib/plotfetch";
 import { formatDateTime, formatDuration } from "../lib/format";
 import type { RunDetail } from "../types";
+import { alarmMarks } from "../lib/alarms";
+import { journal } from "../lib/alarmsApi";
 
 export function RunView({ id }: { id: string }) {
   const app = useApp();
@@ -31,8 +33,11 @@ export function RunView({ id }: { id: string }) {
   useEffect(() => {
     if (!config) return;
     buffer.setAnnotationTags(config.annotation_tags ?? ["Mark"]);
+    const alarms = journal(app.api, { run_id: id, limit: 1000 }).catch(() => ({ entries: [] }));
     fetchPlotTolerant((tags) => app.api.runPlot(id, tags, 2000), plotTags(config))
-      .then(({ data }) => {
+      .then(async ({ data }) => {
+        // the run's alarms, marked where they were raised
+        data = { ...data, annotations: [...data.annotations, ...alarmMarks((await alarms).entries, run?.started ?? 0)] };
         // A finished run's series are held to its end; one still going on, to its newest sample.
         buffer.setEnd(run?.stopped ?? null);
         buffer.seed(data);
