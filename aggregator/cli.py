@@ -172,6 +172,13 @@ def build_parser() -> argparse.ArgumentParser:
         "without naming viewers in view=), operator (also controls units and edits methods) or "
         "admin (also manages users and tokens)",
     )
+    add.add_argument(
+        "--full-name",
+        default="",
+        metavar="NAME",
+        help="the printed name shown with the user's electronic signatures, e.g. \"Ada "
+        'Lovelace" (a user without one cannot sign; set it later with user full-name)',
+    )
     _add_password_options(add)
     _add_storage_options(add)
     passwd = user_sub.add_parser(
@@ -183,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("name", help="user name")
     _add_password_options(passwd)
     _add_storage_options(passwd)
+    from aggregator.cli_records import add_audit_parsers, add_user_parsers  # imports this module
+
+    add_user_parsers(user_sub)
 
     from aggregator.cli_tokens import add_token_parser  # it imports this module
 
@@ -203,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "created by `serve`); needed to detect removed newest entries",
     )
     _add_storage_options(verify)
+    add_audit_parsers(audit_sub)
 
     from aggregator.cli_run import add_run_parser  # it imports this module
 
@@ -270,7 +281,9 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     engine = open_database(url)
     storage = Storage(engine)
     try:
-        storage.add_user(args.name, args.role, hash_password(password))
+        storage.add_user(
+            args.name, args.role, hash_password(password), full_name=args.full_name.strip()
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -462,8 +475,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return cmd_serve(args)
         if args.command == "user":
+            if args.user_command == "full-name":
+                from aggregator.cli_records import cmd_full_name
+
+                return cmd_full_name(args)
             return cmd_user_passwd(args) if args.user_command == "passwd" else cmd_user_add(args)
         if args.command == "audit":
+            if args.audit_command == "export":
+                from aggregator.cli_records import cmd_audit_export
+
+                return cmd_audit_export(args)
             return cmd_audit_verify(args)
         if args.command == "run":
             from aggregator.cli_run import cmd_run

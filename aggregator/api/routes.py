@@ -16,6 +16,7 @@ from aggregator.api import (
     admin_api,
     alarms_api,
     assist_api,
+    audit_api,
     auth,
     methods_api,
     notify_api,
@@ -81,6 +82,7 @@ def setup_api_routes(
     methods_api.setup(app, routes)
     signatures_api.setup(app, routes)
     report.setup(app, routes)
+    audit_api.setup(app, routes)
     backend: Backend = ApiWsBackend(app)
     app[WS_BACKEND_KEY] = backend
     app[WS_SETTINGS_KEY] = ws_settings or WsSettings()
