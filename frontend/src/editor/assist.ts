@@ -5,7 +5,7 @@
 import { StateEffect, StateField, type EditorState, type Extension } from "@codemirror/state";
 import { EditorView, hoverTooltip, keymap, type Tooltip } from "@codemirror/view";
 import { acceptCompletion, autocompletion, type Completion, type CompletionContext, type CompletionResult } from "@codemirror/autocomplete";
-import { forEachDiagnostic, forceLinting, linter, type Action, type Diagnostic } from "@codemirror/lint";
+import { forEachDiagnostic, linter, type Action, type Diagnostic } from "@codemirror/lint";
 import type { Finding, TagDescription, UodDescription } from "../types";
 import { BUILTIN_HELP, commandHint, complete, type ItemKind, type Mode } from "./completions";
 import { QUICK_CODES, lintContext, quickLint, type LintContext } from "./quicklint";
@@ -240,5 +240,3 @@ export function assist(opts: AssistOptions, delay = 60): Extension {
     }),
   ];
 }
-
-export { forceLinting };
