@@ -43,6 +43,7 @@ from protocol import (
     STORED_MESSAGE_TYPES,
     Ack,
     CommandResult,
+    ModelProgress,
     ControlState,
     ErrorLog,
     Heartbeat,
@@ -437,6 +438,8 @@ class EngineConnection:
         elif isinstance(message, CommandResult):
             # answers to Ping, and to API requests: aggregator/api/commands.py correlates them
             self.ctx.hub.publish(f"unit/{self.engine_id}/command_result", message)
+        elif isinstance(message, ModelProgress):  # run_model: aggregator/api/simulate_api.py
+            self.ctx.hub.publish(f"unit/{self.engine_id}/model_progress", message)
         elif isinstance(message, ProtocolErrorMessage):
             log.warning(
                 "engine %s reports a protocol error (rule %s): %s",

@@ -10,6 +10,7 @@ rather than at the next scan. Implements `engine.ports.EngineControl`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.describe import plain as _plain
 from engine.lang.analyzer import Finding as LangFinding
@@ -18,6 +19,9 @@ from engine.ports import EngineCommandError, MethodSaved, Registration
 from engine.scan import ScanPipeline
 from protocol.models import ControlAction, Finding, ScalarValue
 
+if TYPE_CHECKING:
+    from engine.model_run import ModelRuns
+
 
 class OperatorInterface(ScanPipeline):
     """The operator layer of `engine.engine.Engine` (on top of its scan pipeline)."""
@@ -25,6 +29,7 @@ class OperatorInterface(ScanPipeline):
     computer_name: str
     uod_hash: str
     _refusal: str | None = None  # why every request but Stop is refused (shutting down)
+    _models: ModelRuns | None = None  # run_model's simulations, made at the first one
 
     def refuse_requests(self, reason: str) -> None:
         """From now on every request but Stop is refused with `reason` (the engine shuts down:
@@ -147,6 +152,30 @@ class OperatorInterface(ScanPipeline):
             self._process_events(now)
             self._update_system_tags(wall)
             self._report_control(wall)
+
+    def run_model(
+        self,
+        model_id: str,
+        text: str | None,
+        speed: float | None,
+        duration: float | None,
+        send: Callable[[str, str, Any], None],
+    ) -> None:
+        """run_model: the method (default: the current one) simulated on the unit's process
+        model in a child process (engine/model_run.py); nothing on the unit changes."""
+        from engine.model_run import ModelRuns
+
+        if self._models is None:
+            self._models = ModelRuns(self.uod, send)
+        method = self.interpreter.method.text if text is None else text
+        try:
+            self._models.submit(model_id, method, speed, duration)
+        except ValueError as exc:
+            raise EngineCommandError(str(exc)) from None
+
+    def cancel_model(self, model_id: str) -> None:
+        if self._models is None or not self._models.cancel(model_id):
+            raise EngineCommandError(f"no simulation {model_id!r} is queued or running")
 
     @property
     def state(self) -> SystemState:

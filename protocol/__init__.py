@@ -34,6 +34,7 @@ from protocol.messages import (
     StoredMessage,
     TagsUpdated,
 )
+from protocol.model_run import CancelModel, ModelProgress, RunModel
 from protocol.models import (
     FINDING_TEXT_LIMIT,
     MAX_FINDINGS,
@@ -88,6 +89,7 @@ __all__ = [
     "AlarmsUpdated",
     "ArgumentDescription",
     "CancelLine",
+    "CancelModel",
     "ColorRegion",
     "CommandDescription",
     "CommandResult",
@@ -106,6 +108,7 @@ __all__ = [
     "Method",
     "MethodLine",
     "MethodState",
+    "ModelProgress",
     "Ping",
     "PlotAxis",
     "PlotConfiguration",
@@ -120,6 +123,7 @@ __all__ = [
     "ResumeLine",
     "RunLog",
     "RunLogLine",
+    "RunModel",
     "RunStarted",
     "RunStopped",
     "ScalarValue",

@@ -10,6 +10,7 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import Field
 
+from protocol.model_run import CancelModel, ModelProgress, RunModel
 from protocol.models import (
     AlarmAction,
     AlarmEvent,
@@ -43,6 +44,7 @@ __all__ = [
     "AlarmCommand",
     "AlarmsUpdated",
     "CancelLine",
+    "CancelModel",
     "CommandResult",
     "ControlCommand",
     "ControlState",
@@ -53,6 +55,7 @@ __all__ = [
     "LineState",
     "Method",
     "MethodState",
+    "ModelProgress",
     "Ping",
     "ProtocolErrorMessage",
     "RegisterEngine",
@@ -60,6 +63,7 @@ __all__ = [
     "ResendRequest",
     "ResumeLine",
     "RunLog",
+    "RunModel",
     "RunStarted",
     "RunStopped",
     "TagsUpdated",
@@ -371,7 +375,7 @@ _StoredUnion: TypeAlias = (
     | AlarmsUpdated
 )
 _FromEngine: TypeAlias = (
-    RegisterEngine | _StoredUnion | Heartbeat | CommandResult | ProtocolErrorMessage
+    RegisterEngine | _StoredUnion | Heartbeat | CommandResult | ModelProgress | ProtocolErrorMessage
 )
 _FromAggregator: TypeAlias = (
     Registered
@@ -384,6 +388,8 @@ _FromAggregator: TypeAlias = (
     | ForceLine
     | ResumeLine
     | AlarmCommand
+    | RunModel
+    | CancelModel
     | Ping
     | ProtocolErrorMessage
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protocol.errors import ProtocolError
 
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 
 
 def parse_version(text: str) -> tuple[int, int]:

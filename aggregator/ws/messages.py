@@ -85,7 +85,35 @@ class GetStatsAction(_ClientMessage):
     end: float | None = None
 
 
-TaskAction = RunAction | StopAction | StatusAction | CommandAction | GetTagAction | GetStatsAction
+class RunModelAction(_ClientMessage):
+    """Simulate a method on the unit's process model (aggregator/api/simulate_api.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    action: Literal["run_model"]
+    id: RequestId
+    unit: UnitId
+    method: str | None = Field(default=None, max_length=1_000_000)
+    speed: Literal["max"] | Annotated[float, Field(gt=0, allow_inf_nan=False)] = "max"
+    for_: float | None = Field(default=None, alias="for", gt=0, le=30 * 86400, allow_inf_nan=False)
+
+
+class CancelAction(_ClientMessage):
+    """End the client's own running task `task` (a run_model) as interrupted."""
+
+    action: Literal["cancel"]
+    id: RequestId
+    task: RequestId
+
+
+TaskAction = (
+    RunAction
+    | StopAction
+    | StatusAction
+    | CommandAction
+    | GetTagAction
+    | GetStatsAction
+    | RunModelAction
+)
 
 ClientMessage = Annotated[
     Subscribe
@@ -97,7 +125,9 @@ ClientMessage = Annotated[
     | StatusAction
     | CommandAction
     | GetTagAction
-    | GetStatsAction,
+    | GetStatsAction
+    | RunModelAction
+    | CancelAction,
     Field(discriminator="action"),
 ]
 

@@ -46,10 +46,13 @@ from protocol.codec import MAX_FRAME_SIZE
 from protocol.messages import (
     AlarmCommand,
     CancelLine,
+    CancelModel,
     ControlCommand,
     ForceLine,
     InvokeCommand,
+    ModelProgress,
     ResumeLine,
+    RunModel,
     SetMethod,
 )
 from protocol.models import findings_data
@@ -57,6 +60,8 @@ from protocol.models import findings_data
 log = logging.getLogger("engine.link")
 
 OUTBOX_FILE = "outbox.sqlite3"
+WS_COMPRESS = 15
+"""permessage-deflate window bits (RFC 7692) offered to the aggregator; 0 would offer none."""
 ERROR_CHARS = 2000
 """A refusal's text is cut to this, so a CommandResult stays far below the frame limit."""
 
@@ -129,6 +134,7 @@ class EngineLink:
         self._last_failure: str | None = None
         self._said_online = False
         self.connections = 0
+        self._live_sends: set[asyncio.Task[None]] = set()
 
     # --- status -------------------------------------------------------------------------------
 
@@ -316,6 +322,10 @@ class EngineLink:
                     heartbeat=None,
                     max_msg_size=4 * MAX_FRAME_SIZE,
                     timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                    # permessage-deflate with context takeover: consecutive TagsUpdated differ
+                    # in a few digits, so a frame costs a tenth of its JSON on the wire. An
+                    # aggregator that declines it gets the same frames uncompressed.
+                    compress=WS_COMPRESS,
                 )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status in (401, 403):
@@ -498,6 +508,8 @@ class EngineLink:
                 control.force_line(command.run_log_id, command.user)
             elif isinstance(command, ResumeLine):
                 control.resume_line(command.run_log_id, command.user, skip=command.skip)
+            elif isinstance(command, RunModel | CancelModel):
+                self._model_request(command)
             elif isinstance(command, AlarmCommand):
                 control.alarm_action(
                     command.alarm,
@@ -513,6 +525,33 @@ class EngineLink:
         except Exception as exc:
             log.exception("%s %s failed inside the engine", command.type, command.id)
             return False, f"internal engine error ({type(exc).__name__}); see the engine log", None
+
+    def _model_request(self, command: RunModel | CancelModel) -> None:
+        """run_model (engine/model_run.py): queued or cancelled at once; its progress follows
+        in ModelProgress frames, sent as they come (not stored: a prediction is not plant data)."""
+        control: Any = self._control
+        if isinstance(command, RunModel):
+            control.run_model(
+                command.id, command.text, command.speed, command.duration, self._model_progress
+            )
+        else:
+            control.cancel_model(command.model_id)
+
+    def _model_progress(self, model_id: str, status: str, data: JsonValue) -> None:
+        ws, loop = self._ws, self._loop
+        if ws is None or ws.closed or loop is None:
+            return  # the aggregator's task ends as an exception when the link is lost
+        progress = {"model_id": model_id, "status": status, "data": data}
+        frame = ModelProgress.model_validate(progress).model_dump_json()
+        task = loop.create_task(self._send_live(ws, frame))
+        self._live_sends.add(task)
+        task.add_done_callback(self._live_sends.discard)
+
+    async def _send_live(self, ws: aiohttp.ClientWebSocketResponse, frame: str) -> None:
+        assert self._send_lock is not None
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
+            async with self._send_lock:
+                await ws.send_str(frame)
 
     def _analyze(self, command: SetMethod) -> tuple[bool, str | None, JsonValue]:
         """SetMethod.dry_run: findings from the engine's analyzer, when it offers one."""

@@ -43,6 +43,7 @@ from protocol.messages import (
     Ack,
     AlarmCommand,
     CancelLine,
+    CancelModel,
     CommandResult,
     ControlCommand,
     ForceLine,
@@ -54,6 +55,7 @@ from protocol.messages import (
     RegisterEngine,
     ResendRequest,
     ResumeLine,
+    RunModel,
     SetMethod,
     TagsUpdated,
 )
@@ -62,7 +64,15 @@ from protocol.version import PROTOCOL_VERSION
 log = logging.getLogger("engine.link")
 
 Command = (
-    InvokeCommand | ControlCommand | SetMethod | CancelLine | ForceLine | ResumeLine | AlarmCommand
+    InvokeCommand
+    | ControlCommand
+    | SetMethod
+    | CancelLine
+    | ForceLine
+    | ResumeLine
+    | AlarmCommand
+    | RunModel
+    | CancelModel
 )
 
 
