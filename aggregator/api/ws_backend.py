@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import JsonValue
 
-from aggregator.api import actions
+from aggregator.api import actions, simulate_api
 from aggregator.api.alarms_api import active_alarms, unit_alarms
 from aggregator.api.auth import SESSION_COOKIE, authenticate, request_token
 from aggregator.api.errors import ApiError
@@ -36,6 +36,7 @@ from aggregator.ws.messages import (
     GetStatsAction,
     GetTagAction,
     RunAction,
+    RunModelAction,
     StatusAction,
     StopAction,
     TaskAction,
@@ -202,7 +203,10 @@ class ApiWsBackend:
             if view is not None and view.lines:
                 progress = len(view.completed) / len(view.lines)
             summary["progress"] = progress
+            summary["model"] = simulate_api.model_watch(app).status(action.unit)
             return summary
+        if isinstance(action, RunModelAction):
+            return await simulate_api.ws_run_model(app, user, action, task, report, self.now)
         if isinstance(action, GetTagAction):
             live = require_unit(app, user, action.unit)
             tag = live.tags.get(action.tag)

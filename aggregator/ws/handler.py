@@ -21,6 +21,7 @@ from aggregator.ws.heartbeat import Heartbeat
 from aggregator.ws.hub import Client, Hub, TopicError, Viewer
 from aggregator.ws.messages import (
     BadMessage,
+    CancelAction,
     PingAction,
     PongAction,
     Subscribe,
@@ -129,6 +130,7 @@ class WsSession:
         self.wake = asyncio.Event()
         self.client: Client = self.hub.connect(viewer, self.wake.set)
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.cancelled: dict[str, str] = {}  # task id -> why, for its `interrupted` frame
         self.audits: set[asyncio.Task[None]] = set()
         self.close_code: int | None = None
         self._ending: asyncio.Task[None] | None = None
@@ -198,6 +200,8 @@ class WsSession:
             self._send({"type": "pong", "id": message.id, "time": self.backend.now()})
         elif isinstance(message, PongAction):
             pass
+        elif isinstance(message, CancelAction):
+            self._cancel(message)
         else:
             self._start_task(message)
 
@@ -272,15 +276,18 @@ class WsSession:
 
         async def execute() -> None:
             try:
-                task.start(self.backend.now())
-                report()
+                if action.action != "run_model":  # a simulation waits as pending at its engine
+                    task.start(self.backend.now())
+                    report()
                 if not await self.backend.sessions.check(self):
                     raise ActionFailed("your session ended or your role changed; nothing was done")
                 final = await self.backend.act(self.viewer, action, task, report)
                 task.finish(self.backend.now(), final, task.message or "done")
             except asyncio.CancelledError:
-                task.interrupt(self.backend.now(), "the connection closed")
-                raise
+                why = self.cancelled.pop(action.id, None)
+                task.interrupt(self.backend.now(), why or "the connection closed")
+                if why is None:
+                    raise
             except ActionFailed as exc:
                 task.fail(self.backend.now(), str(exc))
             except Exception:
@@ -291,6 +298,20 @@ class WsSession:
             report()
 
         self.tasks[action.id] = asyncio.create_task(execute())
+
+    def _cancel(self, message: CancelAction) -> None:
+        """`cancel`: the target task ends as interrupted (at once: its engine request is
+        abandoned, the backend tells the engine), the cancel itself as finished."""
+        now = self.backend.now()
+        task = Task(message.id, message.action, created=now)
+        running = self.tasks.get(message.task)
+        if running is None or message.task.startswith("subscribe:"):
+            task.fail(now, f"no running task {message.task!r} on this connection")
+        else:
+            self.cancelled[message.task] = f"cancelled by {message.id}"
+            running.cancel()
+            task.finish(now, {"task": message.task}, "cancelled")
+        self._send(task.frame(now))
 
     # --- writing -----------------------------------------------------------------------------------
 
