@@ -1,9 +1,8 @@
 """The safe shutdown of `setpoint-engine run`: the process never exits with a pump still running.
 
-However `run` ends (Ctrl+C, SIGTERM, SIGHUP from a closed terminal or SSH session, SIGQUIT,
-Ctrl+Break, a Windows console close, logoff or system shutdown, an exception escaping the scan
-or the link, or the loop ending for any other reason), the same sequence runs before the process
-exits:
+However `run` ends (Ctrl+C, SIGTERM, Ctrl+Break, a Windows console close, logoff or system
+shutdown, an exception escaping the scan or the link, or the loop ending for any other reason),
+the same sequence runs before the process exits:
 
 1. refuse further operator requests and stop the run (RunStopped is reported);
 2. cancel every command and write every output's safe value;
@@ -309,8 +308,6 @@ async def _flush(link: Flushable, timeout: float, end: asyncio.Event | None) -> 
 _SIGNALS: tuple[tuple[str, str], ...] = (
     ("SIGINT", "Ctrl+C (SIGINT)"),
     ("SIGTERM", "SIGTERM"),
-    ("SIGHUP", "SIGHUP (terminal closed or SSH session dropped)"),  # POSIX only
-    ("SIGQUIT", "SIGQUIT"),  # POSIX only (Ctrl+\\): no core dump with the pump running
     ("SIGBREAK", "Ctrl+Break"),  # Windows only
 )
 

@@ -24,7 +24,6 @@ from aggregator.api import (
     report,
     runs_api,
     signatures_api,
-    simulate_api,
     units_api,
 )
 from aggregator.api.bridge import LiveBridge
@@ -82,7 +81,6 @@ def setup_api_routes(
     notify_api.setup(app, routes)
     methods_api.setup(app, routes)
     signatures_api.setup(app, routes)
-    simulate_api.setup(app, routes)
     report.setup(app, routes)
     audit_api.setup(app, routes)
     backend: Backend = ApiWsBackend(app)
