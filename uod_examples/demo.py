@@ -159,6 +159,33 @@ def login(base: str) -> str | None:
         return None
 
 
+DEMO_NOTIFICATIONS = {
+    "email": "demo@localhost",
+    "email_enabled": True,
+    "rules": [
+        {
+            "alarm_priority": "high",
+            "run_started": True,
+            "run_stopped": True,
+            "method_error": True,
+            "notify_lines": True,
+        }
+    ],
+}
+"""The demo user hears of high alarms, runs and `Notify:` lines by e-mail (to the mailbox file)."""
+
+
+def choose_notifications(base: str, token: str) -> None:
+    request = urllib.request.Request(
+        f"{base}/api/me/notifications",
+        data=json.dumps(DEMO_NOTIFICATIONS).encode(),
+        method="PUT",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5):
+        pass
+
+
 def online_units(base: str, token: str) -> list[str]:
     request = urllib.request.Request(
         f"{base}/api/units", headers={"Authorization": f"Bearer {token}"}
@@ -214,6 +241,7 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
     }
 
     step(3, f"aggregator on {base}")
+    mailbox = (data_dir / "mail" / "demo.mbox").resolve()
     processes.start(
         "aggregator",
         [
@@ -225,6 +253,10 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
             str(args.port),
             "--data-dir",
             str(data_dir),
+            "--smtp-url",
+            f"file://{mailbox}",
+            "--smtp-from",
+            "setpoint-demo@localhost",
         ],
         logs / "aggregator.log",
     )
@@ -327,11 +359,13 @@ def start_demo(args: argparse.Namespace, processes: Processes) -> None:
         return len(online) >= len(units)
 
     wait_for("every unit to come online", all_online, 60, processes)
+    choose_notifications(base, token)
     print(
         f"\nSetpoint demo is running.\n"
         f"  Web UI:  {base}\n"
         f"  Login:   {DEMO_USER} / {DEMO_PASSWORD}\n"
         f"  Data:    {data_dir} (logs in {logs})\n"
+        f"  Mail:    {DEMO_USER}'s notifications arrive in {mailbox} (an mbox file)\n"
         f"Press Ctrl-C to stop everything.",
         flush=True,
     )
