@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from aiohttp import WSMsgType, web
 from pydantic import JsonValue
 
+from aggregator.budget import ByteBudget
 from aggregator.ws.heartbeat import Heartbeat
 from aggregator.ws.hub import Client, Hub, TopicError, Viewer
 from aggregator.ws.messages import (
@@ -40,6 +41,8 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_SILENT = 4000
 """Close code for a client that sent nothing for the heartbeat timeout."""
 MAX_MESSAGE = 2 * 1024 * 1024
+TASK_COST = 2048
+"""Bytes an action costs beyond its frame while it is pending (its task and status frames)."""
 
 
 class ActionFailed(Exception):
@@ -128,12 +131,20 @@ class WsSession:
         self.transport = transport
         self.heartbeat = Heartbeat(settings.ping_interval, settings.timeout)
         self.wake = asyncio.Event()
-        self.client: Client = self.hub.connect(viewer, self.wake.set)
+        self.client: Client = self.hub.connect(viewer, self._woken)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelled: dict[str, str] = {}  # task id -> why, for its `interrupted` frame
+        self.task_budget = ByteBudget(self.hub.task_bytes, self.hub.task_budget)
         self.audits: set[asyncio.Task[None]] = set()
         self.close_code: int | None = None
         self._ending: asyncio.Task[None] | None = None
+
+    def _woken(self) -> None:
+        """Something was queued. An overflowed queue closes the socket from here, as the
+        writer may be stuck on a client that does not read."""
+        self.wake.set()
+        if self.client.queue.overflowed:
+            self.end(CLOSE_TOO_SLOW, "too slow: queue overflow; reconnect")
 
     def end(self, code: int, reason: str) -> None:
         """Close the socket from outside (its session ended); nothing more is accepted."""
@@ -153,6 +164,7 @@ class WsSession:
             await self._reader()
         finally:
             sessions.remove(self)
+            self.task_budget.close()
             self.hub.disconnect(self.client)
             for task in list(self.tasks.values()):
                 task.cancel()
@@ -177,9 +189,9 @@ class WsSession:
 
     def _send(self, frame: dict[str, Any]) -> None:
         # when the queue is full the frame is dropped and the queue marked overflowed: the
-        # writer, woken here either way, then closes the socket
+        # socket is then closed
         self.client.queue.put_frame(frame)
-        self.wake.set()
+        self._woken()
 
     def _dispatch(self, data: str | bytes) -> None:
         if self.close_code is not None:
@@ -203,7 +215,7 @@ class WsSession:
         elif isinstance(message, CancelAction):
             self._cancel(message)
         else:
-            self._start_task(message)
+            self._start_task(message, len(data))
 
     def _subscribe(self, message: Subscribe) -> None:
         topic = message.topic
@@ -257,7 +269,19 @@ class WsSession:
             previous.cancel()
         self.tasks[key] = asyncio.create_task(load())
 
-    def _start_task(self, action: TaskAction) -> None:
+    def _start_task(self, action: TaskAction, size: int) -> None:
+        cost = size + TASK_COST
+        if action.id not in self.tasks and not self.task_budget.take(cost):
+            self._send(
+                {
+                    "type": "error",
+                    "id": action.id,
+                    "error": "too many actions pending on this connection or on the server; "
+                    "wait for some to finish",
+                    "field": None,
+                }
+            )
+            return
         if action.id in self.tasks:
             self._send(
                 {
@@ -295,6 +319,7 @@ class WsSession:
                 task.fail(self.backend.now(), "internal error; see the aggregator log")
             finally:
                 self.tasks.pop(action.id, None)
+                self.task_budget.give(cost)
             report()
 
         self.tasks[action.id] = asyncio.create_task(execute())

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregator.ws.queue import ClientQueue, Merge, SharedFrame
+from aggregator.budget import ByteBudget, SharedBudget
+from aggregator.ws.queue import ClientQueue, Merge, SharedFrame, change_size
 
 UNIT_KINDS: dict[str, Merge] = {
     "tags": "by_key",
@@ -28,6 +29,14 @@ GLOBAL_TOPICS = ("units", "alarms")
 """Topics of every unit at once, each item filtered by the unit it names."""
 MAX_HELD = 10_000
 """Changes held for one topic while its snapshot loads; beyond that the client is dropped."""
+MiB = 1024 * 1024
+QUEUE_BYTES = 8 * MiB
+"""Bytes of changes waiting for one client (queued, or held while a snapshot loads)."""
+QUEUE_BYTES_TOTAL = 128 * MiB
+"""The same, for all clients together."""
+TASK_BYTES = 8 * MiB
+"""Bytes of actions one client may have pending (each counted as its frame plus TASK_COST)."""
+TASK_BYTES_TOTAL = 64 * MiB
 
 
 class TopicError(ValueError):
@@ -80,13 +89,20 @@ class Client:
     ) -> None:
         if topic in self.held:
             held = self.held[topic]
-            if len(held) >= MAX_HELD:
+            if len(held) >= MAX_HELD or not self.queue.reserve(change_size(data, shared)):
                 self.queue.overflowed = True
             else:
                 held.append((data, merge, slot, shared))
         else:
             self.queue.put_change(topic, data, merge=merge, slot=slot, shared=shared)
         self.wake()
+
+    def release_held(self, topic: str) -> list[tuple[Any, Merge, str | None, SharedFrame | None]]:
+        """Stop holding changes of `topic`; returns them, their bytes given back."""
+        held = self.held.pop(topic, [])
+        for data, _, _, shared in held:
+            self.queue.release(change_size(data, shared))
+        return held
 
 
 class Hub:
@@ -100,6 +116,10 @@ class Hub:
     ) -> None:
         self._visible = visible
         self.queue_limit = queue_limit
+        self.queue_bytes = QUEUE_BYTES
+        self.queue_budget = SharedBudget(QUEUE_BYTES_TOTAL)
+        self.task_bytes = TASK_BYTES
+        self.task_budget = SharedBudget(TASK_BYTES_TOTAL)
         self._clients: dict[int, Client] = {}
         self._by_topic: dict[str, set[Client]] = {}
         self._next_id = 1
@@ -110,13 +130,17 @@ class Hub:
         return list(self._clients.values())
 
     def connect(self, user: Viewer, wake: Callable[[], None]) -> Client:
-        client = Client(self._next_id, user, ClientQueue(self.queue_limit), wake)
+        budget = ByteBudget(self.queue_bytes, self.queue_budget)
+        client = Client(self._next_id, user, ClientQueue(self.queue_limit, budget), wake)
         self._next_id += 1
         self._clients[client.id] = client
         return client
 
     def disconnect(self, client: Client) -> None:
         self._clients.pop(client.id, None)
+        for topic in list(client.held):
+            client.release_held(topic)
+        client.queue.close()
         units = set()
         for topic in list(client.topics):
             self._by_topic.get(topic, set()).discard(client)
@@ -134,6 +158,7 @@ class Hub:
         unit_id, kind = parse_topic(topic)
         if unit_id is not None and not self._visible(client.user, unit_id):
             raise TopicError(f"unknown unit {unit_id!r}")
+        client.release_held(topic)
         client.held[topic] = []
         if topic not in client.topics:
             client.topics.add(topic)
@@ -143,7 +168,7 @@ class Hub:
         return unit_id, kind
 
     def complete_subscribe(self, client: Client, topic: str, snapshot: Any) -> None:
-        held = client.held.pop(topic, [])
+        held = client.release_held(topic)
         if topic not in client.topics:
             return
         client.queue.drop_topic(topic)
@@ -153,11 +178,11 @@ class Hub:
         client.wake()
 
     def abort_subscribe(self, client: Client, topic: str) -> None:
-        client.held.pop(topic, None)
+        client.release_held(topic)
         self.unsubscribe(client, topic)
 
     def unsubscribe(self, client: Client, topic: str) -> None:
-        client.held.pop(topic, None)
+        client.release_held(topic)
         if topic in client.topics:
             client.topics.discard(topic)
             subscribers = self._by_topic.get(topic)

@@ -42,6 +42,15 @@ async def _refused(engine: RawEngine) -> p.ProtocolErrorMessage:
     return error  # type: ignore[no-any-return]
 
 
+def _bound(server: Api, name: str) -> object:
+    """The engine id token `name` is bound to (rows are dicts or typed rows)."""
+    for row in server.agg.ctx.storage.list_engine_tokens():
+        fields = row if isinstance(row, dict) else vars(row)
+        if fields["name"] == name:
+            return fields["engine_id"]
+    raise AssertionError(f"no token {name}")
+
+
 def _stored_anything(server: Api, engine_id: str) -> bool:
     with server.agg.ctx.storage.engine.connect() as conn:
         return any(
@@ -112,8 +121,7 @@ async def test_an_unbound_token_binds_to_the_first_engine_id(api: Api) -> None: 
     try:
         await first.connect(token)
         await first.register()
-        tokens = {t["name"]: t for t in api.agg.ctx.storage.list_engine_tokens()}
-        assert tokens[name]["engine_id"] == first.engine_id
+        assert _bound(api, name) == first.engine_id
         await second.connect(token)
         await second.send(p.RegisterEngine.model_validate(_register_dict(second.engine_id)))
         error = await _refused(second)
@@ -202,8 +210,7 @@ async def test_an_engine_id_given_over_http_binds_the_token(api: Api) -> None:  
         "POST", "/api/engine-tokens", "admin", json={"name": "pc-7", "engine_id": engine_id}
     )
     assert status == 201 and isinstance(created, dict)
-    tokens = {t["name"]: t for t in api.agg.ctx.storage.list_engine_tokens()}
-    assert tokens["pc-7"]["engine_id"] == engine_id
+    assert _bound(api, "pc-7") == engine_id
     other = RawEngine(api.agg)
     try:
         await other.connect(created["token"])

@@ -217,6 +217,7 @@ def test_a_change_is_serialized_once_for_all_its_subscribers(
         hub.begin_subscribe(client, "unit/u1/tags")
         hub.complete_subscribe(client, "unit/u1/tags", [])
         client.queue.take()  # the snapshots
+    encoded.clear()  # each snapshot is encoded when queued, to count its bytes
     hub.publish("unit/u1/tags", [tag("A", 1)])
     hub.publish("unit/u1/runlog", {"lines": []})  # nobody subscribed: nothing to encode
     texts = [client.queue.take_encoded() for client in clients]

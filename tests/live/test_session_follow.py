@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,6 +24,11 @@ from tests.live.conftest import WsClient
 WITHIN = 1.0
 
 
+def _field(row: Any, name: str) -> Any:
+    """A column of a store row, a dict or a typed row."""
+    return row[name] if isinstance(row, dict) else getattr(row, name)
+
+
 async def _socket(api: Api, role: str = "operator", lifetime: float = 3600.0) -> WsClient:
     """A new user with a session of its own, connected to /ws and subscribed."""
     storage = api.agg.ctx.storage
@@ -31,7 +37,7 @@ async def _socket(api: Api, role: str = "operator", lifetime: float = 3600.0) ->
     user = storage.user_by_name(name)
     assert user is not None
     token = new_token()
-    storage.create_session(user["id"], token_hash(token), lifetime)
+    storage.create_session(_field(user, "id"), token_hash(token), lifetime)
     client = WsClient(api, role)
     client.name = name  # type: ignore[attr-defined]
     client.token = token  # type: ignore[attr-defined]
@@ -44,7 +50,7 @@ async def _socket(api: Api, role: str = "operator", lifetime: float = 3600.0) ->
 def storage_hash(api: Api) -> str:
     user = api.agg.ctx.storage.user_by_name(api.names["viewer"])
     assert user is not None
-    return str(user["password_hash"])
+    return str(_field(user, "password_hash"))
 
 
 async def _closes(client: WsClient, code: int, change: Callable[[], Awaitable[object]]) -> float:
@@ -82,7 +88,7 @@ async def test_expiry_closes_the_socket(api: Api) -> None:
     assert user is not None
     with api.agg.ctx.storage.engine.connect() as conn:
         expires = conn.execute(
-            sa.select(T_SESSION.c.expires).where(T_SESSION.c.user_id == user["id"])
+            sa.select(T_SESSION.c.expires).where(T_SESSION.c.user_id == _field(user, "id"))
         ).scalar_one()
 
     async def expire() -> None:
