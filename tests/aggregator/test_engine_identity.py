@@ -12,6 +12,8 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import aiohttp
 import pytest
@@ -45,9 +47,11 @@ async def _refused(engine: RawEngine) -> p.ProtocolErrorMessage:
 def _bound(server: Api, name: str) -> object:
     """The engine id token `name` is bound to (rows are dicts or typed rows)."""
     for row in server.agg.ctx.storage.list_engine_tokens():
-        fields = row if isinstance(row, dict) else vars(row)
-        if fields["name"] == name:
-            return fields["engine_id"]
+        fields: Any = row
+        if isinstance(row, dict):
+            fields = SimpleNamespace(**row)
+        if fields.name == name:
+            return fields.engine_id
     raise AssertionError(f"no token {name}")
 
 
