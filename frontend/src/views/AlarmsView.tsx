@@ -81,7 +81,7 @@ export function AlarmsView({ store }: { store: AlarmStore }) {
                     </td>
                     <td class="num">{formatAlarmValue(a.value)}</td>
                     <td>{formatDateTime(a.time ?? null)}</td>
-                    <td class="actions">
+                    <td>
                       {canAct && (
                         <AlarmButtons
                           alarm={a}
