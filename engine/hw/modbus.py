@@ -286,7 +286,8 @@ class ModbusHardware(PollingDriver):
         self._report(None)
 
     async def _cycle(self) -> None:
-        await self._beat()
+        """Writes first: nothing about the heartbeat may keep an output (a safe value above all)
+        from reaching the device."""
         await self._flush_writes()
         sent = self._ledger.sent
         device_errors: list[str] = []
@@ -313,6 +314,7 @@ class ModbusHardware(PollingDriver):
                 self._store(req, response, now)
             self._ledger.mark_read((r.tag for r in req.registers), sent)
         self.cycles += 1
+        await self._beat()
         if device_errors:
             raise _LinkError("; ".join(device_errors))
 
@@ -329,23 +331,24 @@ class ModbusHardware(PollingDriver):
 
     async def _beat(self) -> None:
         """Configures the device's watchdog after a connect and writes the next heartbeat when
-        due. A refusal is a link error: the device's watchdog is not being fed, so it will trip,
-        and the engine must say so rather than carry on."""
+        due. A refusal is reported once (WriteRejected, which pauses a run: the device's
+        watchdog is not being fed, so it protects nothing) and retried every period; it never
+        stops the polling or the output writes."""
         hb = self._heartbeat
-        if hb is None:
+        if hb is None or hb.waiting(self._clock()):
             return
         cfg = hb.config
         counts = cfg.timeout_counts
         if hb.configure_pending and counts is not None and cfg.timeout_address is not None:
             what = f"write the watchdog timeout {counts} to holding {cfg.timeout_address}"
-            _expect_accepted(
-                await self._call(
-                    "write_register", what, cfg.timeout_address, counts, device_id=cfg.device_id
-                ),
-                what,
-                cfg.device_id,
+            response = await self._call(
+                "write_register", what, cfg.timeout_address, counts, device_id=cfg.device_id
             )
-            hb.configure_pending = False
+            hb.configure_pending = False  # refused: tried again on the next connect
+            if response.isError():
+                self._beat_refused(what, response, counts, retry=False)
+            else:
+                hb.refusal = None
         now = self._clock()
         value = hb.due(now)
         if value is None:
@@ -359,8 +362,22 @@ class ModbusHardware(PollingDriver):
             response = await self._call(
                 "write_register", what, cfg.address, value, device_id=cfg.device_id
             )
-        _expect_accepted(response, what, cfg.device_id)
+        if response.isError():
+            self._beat_refused(what, response, value, retry=True)
+            return
         hb.written(value, now)
+
+    def _beat_refused(self, what: str, response: ModbusPDU, value: int, *, retry: bool) -> None:
+        assert self._heartbeat is not None
+        cfg = self._heartbeat.config
+        now = self._clock()
+        consequence = "its watchdog is not being fed" if retry else "its watchdog may be off"
+        message = (
+            f"device {cfg.device_id} refused to {what}: {_exception_text(response)}; {consequence}"
+        )
+        if self._heartbeat.refused(message, now, retry=retry):
+            tag = f"heartbeat ({cfg.table} {cfg.address})"
+            self._events.append(WriteRejected(tag, value, message, now, self.name))
 
     async def _flush_writes(self) -> None:
         while (write := self._ledger.head()) is not None:
@@ -402,11 +419,6 @@ class ModbusHardware(PollingDriver):
         except (ModbusException, OSError, TimeoutError) as exc:
             raise _LinkError(f"{what} failed: {exc}") from exc
         return response
-
-
-def _expect_accepted(response: ModbusPDU, what: str, device_id: int) -> None:
-    if response.isError():
-        raise _LinkError(f"device {device_id} refused to {what}: {_exception_text(response)}")
 
 
 def _check_heartbeat(hb: Heartbeat, registers: Sequence[ModbusRegister]) -> None:

@@ -76,8 +76,10 @@ class HeartbeatState:
         self.value = 0
         self.beats = 0
         self._next: float | None = None
+        self._retry_at: float | None = None
         self._scanned = False
         self.configure_pending = config.timeout_counts is not None
+        self.refusal: str | None = None  # the device's last refusal, until a write is accepted
 
     def scanned(self) -> None:
         self._scanned = True
@@ -86,6 +88,20 @@ class HeartbeatState:
         """A new connection: the device may have restarted, so configure it and beat at once."""
         self.configure_pending = self.config.timeout_counts is not None
         self._next = None
+        self._retry_at = None
+
+    def waiting(self, now: float) -> bool:
+        """True while a refused write waits for its retry (one attempt per `period`)."""
+        return self._retry_at is not None and now < self._retry_at
+
+    def refused(self, message: str, now: float, *, retry: bool) -> bool:
+        """The device refused a heartbeat (`retry`: again after a period) or timeout write;
+        True when this refusal is news."""
+        if retry:
+            self._retry_at = now + self.config.period
+        news = message != self.refusal
+        self.refusal = message
+        return news
 
     def due(self, now: float) -> int | None:
         """The next value to write, or None: not time yet, or no scan since the last beat."""
@@ -100,3 +116,5 @@ class HeartbeatState:
         self.beats += 1
         self._scanned = False
         self._next = now + self.config.period
+        self._retry_at = None
+        self.refusal = None

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 from pymodbus.constants import ExcCodes
 
-from engine.hw.base import ConnectionState
+from engine.hw.base import ConnectionState, OutputCheck, WriteRejected
 from engine.hw.modbus import Heartbeat, ModbusHardware, ModbusRegister, ModbusTcp
 from engine.hw.recovery import RecoveryPolicy
 from engine.hw.watchdog import HeartbeatState
@@ -101,20 +101,57 @@ async def test_heartbeat_counts_while_the_scan_runs_and_stops_with_it(peer: Peer
     assert peer.store.get_value(BEAT) == stopped % 65536
 
 
-async def test_refused_heartbeat_is_a_connection_problem(peer: Peer) -> None:
-    hw = driver(peer, Heartbeat(address=10, period=0.05))
+PUMP = ModbusRegister(tag="pump", table="holding", address=0, data_type="float32", safe_value=0)
+
+
+@pytest.mark.parametrize(
+    ("hb", "refused"),
+    [
+        (Heartbeat(address=10, period=0.05), "refused to write heartbeat 1 to holding 10"),
+        (
+            Heartbeat(address=10, period=0.05, timeout=2.5, timeout_address=900),
+            "refused to write the watchdog timeout 2500 to holding 900",
+        ),
+    ],
+    ids=["heartbeat", "timeout"],
+)
+async def test_refused_heartbeat_never_holds_back_the_outputs(
+    peer: Peer, hb: Heartbeat, refused: str
+) -> None:
+    """A device that refuses the heartbeat (or has no register at timeout_address) still gets
+    every output write, the safe values above all; the refusal is reported once."""
+    peer.store.define(PV, 7)
+    peer.store.set_raw(1, "holding", 0, [0] * 11)
+    peer.store.define(PUMP, 100.0)  # running before the engine came
 
     def refuse(dev: int, table: str, addr: int, values: Any) -> ExcCodes | None:
-        return ExcCodes.ILLEGAL_ADDRESS if addr == 10 else None
+        return ExcCodes.ILLEGAL_ADDRESS if addr == 10 and hb.timeout is None else None
 
     peer.store.on_write = refuse
+    conn = ModbusTcp(
+        host="127.0.0.1", port=peer.port, timeout=0.3, poll_interval=0.02, heartbeat=hb
+    )
+    hw = ModbusHardware(conn, [PV, PUMP], policy=FAST)
     await hw.start()
     try:
-        await wait_until(
-            lambda: hw.snapshot() is not None and hw.connection_state is not ConnectionState.OK
-        )
-        message = hw.drain_events()[0].message
-        assert "device 1 refused to write heartbeat 1 to holding 10" in message
-        assert "illegal data address" in message
+        events: list[object] = []
+
+        def refusal_seen() -> bool:
+            hw.snapshot()  # a scan, so the heartbeat is due
+            events.extend(hw.drain_events())
+            return any(isinstance(e, WriteRejected) for e in events)
+
+        await wait_until(refusal_seen, what="the refusal reported")
+        hw.write({"pump": 50.0})
+        await wait_until(lambda: peer.store.get_value(PUMP) == 50.0, what="pump at 50 %")
+        hw.write_safe_values()
+        results = await hw.settle_outputs(2.0)
+        assert peer.store.get_value(PUMP) == 0.0
+        assert [(r.tag, r.check) for r in results] == [("pump", OutputCheck.CONFIRMED)]
+        assert hw.connection_state is ConnectionState.OK
+        rejected = [e for e in [*events, *hw.drain_events()] if isinstance(e, WriteRejected)]
+        assert len(rejected) == 1, rejected
+        assert f"device 1 {refused}" in rejected[0].message
+        assert "illegal data address" in rejected[0].message
     finally:
         await hw.stop()
