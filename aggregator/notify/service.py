@@ -116,6 +116,13 @@ class NotificationService:
         pushes = [Subscription(r.endpoint, r.p256dh, r.auth) for r in rows]
         self._people[name] = _Known(person, prefs, pushes)
 
+    async def settled(self) -> None:
+        """Until nothing is queued or being sent and every failure is recorded (tests)."""
+        while self.dispatcher.waiting or self._pending:
+            await self.dispatcher.drained()
+            if self._pending:
+                await asyncio.wait(list(self._pending))
+
     def known(self, name: str) -> _Known | None:
         return self._people.get(name)
 
