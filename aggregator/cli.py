@@ -149,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="sender address of e-mail notifications (needed with --smtp-url)",
     )
+    serve.add_argument(
+        "--metrics-token-file",
+        metavar="PATH",
+        help="make GET /metrics (Prometheus) require 'Authorization: Bearer <the file's first "
+        "line>' (default: open; keep it to the internal network). See docs/site.md",
+    )
     _add_storage_options(serve)
 
     user = sub.add_parser("user", help="manage users")
@@ -379,6 +385,19 @@ def _notify_config(args: argparse.Namespace) -> NotifyConfig:
     return NotifyConfig(data_dir=Path(args.data_dir), mail=mail)
 
 
+def _metrics_token(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--metrics-token-file: cannot read {path}: {exc}") from None
+    token = lines[0].strip() if lines else ""
+    if len(token) < 16:
+        raise UsageError(f"--metrics-token-file: {path} must hold a token of 16 or more characters")
+    return token
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -406,6 +425,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except OriginError as exc:
             raise UsageError(f"--allowed-origin: {exc}") from None
     notify = _notify_config(args)
+    metrics_token = _metrics_token(args.metrics_token_file)
     opcua = None
     if args.opcua_port is not None:
         opcua = OpcUaConfig(port=args.opcua_port, host=args.host, data_dir=Path(args.data_dir))
@@ -424,6 +444,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             allowed_origins=tuple(origins),
             trust_forwarded_for=args.trust_forwarded_for,
             audit_key=key,
+            metrics_token=metrics_token,
         ),
         migrate=False,
         opcua=opcua,

@@ -13,6 +13,7 @@ from aiohttp import web
 from aggregator.budget import SharedBudget
 from aggregator.engine_tokens import TokenWatch
 from aggregator.live import LiveHub, LiveState
+from aggregator.metrics import Metrics
 from aggregator.store import Storage
 from aggregator.writer import Writer
 
@@ -55,6 +56,8 @@ class Settings:
     token_check_interval: float = 0.5
     """How often the open engine links' tokens are checked against the database, so that a
     token revoked by another process (the CLI) ends its link within a second."""
+    metrics_token: str | None = None
+    """Bearer token `GET /metrics` requires; None: open (bind it to the internal network)."""
 
 
 @dataclass
@@ -69,6 +72,7 @@ class AppContext:
             max_workers=4, thread_name_prefix="setpoint-read"
         )
     )
+    metrics: Metrics = field(default_factory=Metrics)
     held_budget: SharedBudget = field(init=False)
     token_watch: TokenWatch = field(init=False)
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from aggregator.ingest_session import Store
 from aggregator.store import BatchOp, BatchResult, Storage
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class _Item:
     client: BatchClient
     ops: list[BatchOp]
     ack_seq: int
+    submitted: float
 
 
 _EARLIER_FAILED = RuntimeError("an earlier batch failed")
@@ -76,6 +79,10 @@ class Writer:
         self._failed: dict[int, BatchClient] = {}
         self.batches = 0
         self.ops = 0
+        self.frames = 0
+        self.failures = 0
+        self.on_latency: Callable[[float], None] | None = None
+        """Told, per submission, the seconds from `submit` to its commit (metrics.py)."""
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn` on the writer thread, so it never runs during a batch's transaction.
@@ -89,7 +96,7 @@ class Writer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="setpoint-writer")
 
     def submit(self, client: BatchClient, ops: list[BatchOp], ack_seq: int) -> None:
-        self._queue.put_nowait(_Item(client, ops, ack_seq))
+        self._queue.put_nowait(_Item(client, ops, ack_seq, time.monotonic()))
 
     def forget(self, client: BatchClient) -> None:
         """The connection is gone and drained: its failure mark is no longer needed."""
@@ -159,14 +166,25 @@ class Writer:
             for client, _, count in _group(items):
                 self._failed[id(client)] = client
                 _guarded("on_store_failed", client.on_store_failed, exc, count)
+            self.failures += 1
             return
         self.batches += 1
         self.ops += len(ops)
+        self.frames += sum(isinstance(op.action, Store) for op in ops)
+        if self.on_latency is not None:
+            now = time.monotonic()
+            for item in items:
+                _guarded("on_latency", self.on_latency, now - item.submitted)
         # one Ack per connection per batch, for the highest seq it had in the batch
         for client, seq, count in _group(items):
             _guarded("on_committed", client.on_committed, seq, count)
         if self._on_result is not None:
             _guarded("on_result", self._on_result, result)
+
+    @property
+    def pending(self) -> int:
+        """Submissions waiting for a transaction (queue depth, for metrics)."""
+        return self._queue.qsize()
 
     async def _maintain(self) -> None:
         try:
