@@ -18,6 +18,7 @@ from aggregator.api import (
     assist_api,
     audit_api,
     auth,
+    health_api,
     methods_api,
     notify_api,
     quarantine_api,
@@ -83,6 +84,7 @@ def setup_api_routes(
     signatures_api.setup(app, routes)
     report.setup(app, routes)
     audit_api.setup(app, routes)
+    health_api.setup(app, routes)
     backend: Backend = ApiWsBackend(app)
     app[WS_BACKEND_KEY] = backend
     app[WS_SETTINGS_KEY] = ws_settings or WsSettings()
