@@ -10,6 +10,7 @@ import { formatValue } from "../lib/format";
 import type { EditorController } from "../lib/editor";
 import { Dialog } from "./Dialog";
 import { HighlightedCode } from "./HighlightedCode";
+import { SimulatePanel } from "./SimulatePanel";
 
 interface Props {
   unitId: string;
@@ -240,6 +241,7 @@ export function MethodPanel({ unitId, method, commands, canEdit, active, uod, ta
         <span class="swatch sw-started" /> running (locked) <span class="swatch sw-completed" /> completed (locked) <span class="swatch sw-failed" /> failed
         <span class="keys">· Ctrl-Space: suggestions · Ctrl-.: apply the suggested fix</span>
       </p>
+      <SimulatePanel unitId={unitId} text={() => editor.current?.text() ?? method.peek()?.text ?? ""} uod={uod} />
       <div class="findings" aria-live="polite" data-testid="findings">
         <p class="small">
           {checking ? "Checking…" : findings.length === 0 ? "No problems found." : `${plural(counts.error, "error")}, ${plural(counts.warning, "warning")}, ${plural(counts.info, "note")}`}
