@@ -25,6 +25,7 @@ from aggregator.api import (
     report,
     runs_api,
     signatures_api,
+    simulate_api,
     units_api,
 )
 from aggregator.api.bridge import LiveBridge
@@ -82,6 +83,7 @@ def setup_api_routes(
     notify_api.setup(app, routes)
     methods_api.setup(app, routes)
     signatures_api.setup(app, routes)
+    simulate_api.setup(app, routes)
     report.setup(app, routes)
     audit_api.setup(app, routes)
     health_api.setup(app, routes)

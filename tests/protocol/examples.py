@@ -159,6 +159,13 @@ ALL_MESSAGES: list[p.Message] = [
         minutes=15,
         reason="sensor being replaced",
     ),
+    p.RunModel(id="m1", user="ann", text="Mark: A\nStop", speed=100.0, duration=600.0),
+    p.CancelModel(id="c10", user="ann", model_id="m1"),
+    p.ModelProgress(
+        model_id="m1",
+        status="working",
+        data={"progress": 0.5, "intermediate": {"run_time": 30.0, "block": "Load"}},
+    ),
     p.Ping(id="c7", time=3.0),
     p.ProtocolErrorMessage(rule=11, message="frame is not valid JSON", fatal=False),
 ]
