@@ -70,10 +70,10 @@ def create_app(
 async def _startup(app: web.Application) -> None:
     ctx = app[CONTEXT_KEY]
     for row in await ctx.read(ctx.storage.list_engines):
-        live = ctx.live.engine(row["id"], row["uod_name"])
-        live.run_id = row["open_run_id"]
+        live = ctx.live.engine(row.id, row.uod_name)
+        live.run_id = row.open_run_id
         try:
-            live.control = json.loads(row["control_json"] or "{}")
+            live.control = json.loads(row.control_json or "{}")
         except ValueError:
             live.control = {}
     ctx.writer.start()

@@ -13,11 +13,15 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregator.audit import KEY_FILE, AuditTrail, read_key_file
 from aggregator.cli import UsageError, _add_storage_options, database_url, open_database
 from aggregator.security import new_token, token_hash
+
+if TYPE_CHECKING:
+    from aggregator.store import Storage
+    from aggregator.store.rows import TokenState
 
 MAX_ENGINE_ID = 256
 
@@ -69,7 +73,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     return _create(args)
 
 
-def _storage(args: argparse.Namespace) -> Any:
+def _storage(args: argparse.Namespace) -> Storage:
     from aggregator.store import Storage
 
     return Storage(open_database(database_url(args)))
@@ -116,8 +120,8 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     rows = [("NAME", "ENGINE ID", "CREATED", "STATUS")]
     for t in tokens:
-        status = f"revoked {_when(t['revoked_at'])}" if t["revoked"] else "valid"
-        rows.append((t["name"], t["engine_id"] or "-", _when(t["created"]), status))
+        status = f"revoked {_when(t.revoked_at)}" if t.revoked else "valid"
+        rows.append((t.name, t.engine_id or "-", _when(t.created), status))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[3])
@@ -132,18 +136,18 @@ def _revoke(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"no engine token named {args.name!r} (see `setpoint-aggregator engine-token list`)"
             )
-        if not before["revoked"]:
+        if not before.revoked:
             _audit(args, storage.engine, before)
     finally:
         storage.engine.dispose()
-    if before["revoked"]:
+    if before.revoked:
         print(f"engine token {args.name!r} was already revoked")
     else:
         print(f"engine token {args.name!r} revoked; its engine's link ends within a second")
     return 0
 
 
-def _audit(args: argparse.Namespace, engine: Any, before: dict[str, Any]) -> None:
+def _audit(args: argparse.Namespace, engine: Any, before: TokenState) -> None:
     """Recorded with the data directory's audit key when there is one, so the anchored head
     moves with it (without it `audit verify` would report this entry)."""
     key_path = Path(args.data_dir) / KEY_FILE
@@ -157,7 +161,7 @@ def _audit(args: argparse.Namespace, engine: Any, before: dict[str, Any]) -> Non
         time=time.time(),
         user="(command line)",
         action="engine token revoke",
-        unit_id=before["engine_id"],
-        old={"name": before["name"], "revoked": False},
-        new={"name": before["name"], "revoked": True, "via": "cli"},
+        unit_id=before.engine_id,
+        old={"name": before.name, "revoked": False},
+        new={"name": before.name, "revoked": True, "via": "cli"},
     )

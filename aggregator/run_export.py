@@ -24,6 +24,7 @@ from protocol import ScalarValue
 
 if TYPE_CHECKING:
     from aggregator.store import Storage
+    from aggregator.store.rows import RunRow
 
 EXCEL_MAX_ROWS = 1_048_576
 """Rows of one Excel sheet; the header takes one."""
@@ -39,32 +40,32 @@ class ExportTooLarge(Exception):
 class RunExport:
     """What every format of a run's export is made of, read once."""
 
-    run: dict[str, Any]
+    run: RunRow
     tags: list[tuple[int, str, str | None]]
     versions: list[str]
 
     @classmethod
-    def load(cls, storage: Storage, run: dict[str, Any]) -> RunExport:
+    def load(cls, storage: Storage, run: RunRow) -> RunExport:
         with storage.engine.connect() as conn:
-            tags = storage.run_tags(conn, run["pk"])
-        return cls(run, tags, [str(m["version"]) for m in storage.run_methods(run["pk"])])
+            tags = storage.run_tags(conn, run.pk)
+        return cls(run, tags, [str(m.version) for m in storage.run_methods(run.pk)])
 
     def metadata(self) -> list[tuple[str, str]]:
         run = self.run
         try:
-            uod = json.loads(run["uod_json"] or "{}")
+            uod = json.loads(run.uod_json or "{}")
         except ValueError:
             uod = {}
-        version = str(run["method_version"])
+        version = str(run.method_version)
         if self.versions:
             version += f" (versions as run: {', '.join(self.versions)})"
         return [
-            ("unit", str(run["engine_id"])),
-            ("run id", str(run["run_id"])),
-            ("batch", str(run.get("batch_name") or "")),
-            ("start", iso(run["started"])),
-            ("stop", iso(run["stopped"])),
-            ("uod", str(run["uod_name"] or uod.get("name", ""))),
+            ("unit", str(run.engine_id)),
+            ("run id", str(run.run_id)),
+            ("batch", str(run.batch_name or "")),
+            ("start", iso(run.started)),
+            ("stop", iso(run.stopped)),
+            ("uod", str(run.uod_name or uod.get("name", ""))),
             ("method version", version),
         ]
 
@@ -74,11 +75,11 @@ class RunExport:
         ]
 
     def rows(self, storage: Storage) -> Generator[tuple[float, list[ScalarValue]], None, None]:
-        return storage.iter_run_rows(self.run["pk"], [tag_id for tag_id, _, _ in self.tags])
+        return storage.iter_run_rows(self.run.pk, [tag_id for tag_id, _, _ in self.tags])
 
     def filename(self, extension: str) -> str:
         """Header- and file-system-safe: run ids come from engines."""
-        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", str(self.run["run_id"]))[:100]
+        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", str(self.run.run_id))[:100]
         return f"run-{safe_id}.{extension}"
 
 
@@ -113,7 +114,7 @@ def csv_blocks(
     export: RunExport, rows: Iterator[tuple[float, list[ScalarValue]]], block_rows: int
 ) -> Generator[str, None, None]:
     """The data lines, `block_rows` at a time (the caller fetches each block off the loop)."""
-    started = export.run["started"]
+    started = export.run.started
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     count = 0
@@ -156,7 +157,7 @@ def write_xlsx(storage: Storage, export: RunExport, out: IO[bytes]) -> int:
     data = workbook.create_sheet("Data")
     data.freeze_panes = "C2"
     data.append([_text_cell(data, h) for h in export.header()])
-    started = export.run["started"]
+    started = export.run.started
     count = 0
     with contextlib.closing(export.rows(storage)) as source:
         for t, values in source:
@@ -164,7 +165,7 @@ def write_xlsx(storage: Storage, export: RunExport, out: IO[bytes]) -> int:
             if count >= EXCEL_MAX_ROWS:
                 _discard(data)
                 raise ExportTooLarge(
-                    f"run {export.run['run_id']!r} has more than {EXCEL_MAX_ROWS - 1} sample "
+                    f"run {export.run.run_id!r} has more than {EXCEL_MAX_ROWS - 1} sample "
                     "times, more than an Excel sheet holds; export it as CSV"
                 )
             stamp = WriteOnlyCell(data, _excel_time(t))

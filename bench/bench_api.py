@@ -63,7 +63,7 @@ def prepare(db_url: str, *, plot_run: bool) -> dict[str, Any]:
     user = storage.user_by_name("bench")
     assert user is not None
     session = new_token()
-    storage.create_session(user["id"], token_hash(session), 24 * 3600.0)
+    storage.create_session(user.id, token_hash(session), 24 * 3600.0)
     info: dict[str, Any] = {"engine_token": engine_token, "session": session}
     if plot_run:
         info["plot_run"] = "bench-24h"

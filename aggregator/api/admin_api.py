@@ -170,7 +170,7 @@ async def create_engine_token(call: Call[EngineTokenNew, None]) -> EngineTokenCr
 async def list_engine_tokens(call: Call[None, None]) -> list[EngineTokenView]:
     ctx = ctx_of(call.app)
     rows = await ctx.read(ctx.storage.list_engine_tokens)
-    return [EngineTokenView.model_validate(row) for row in rows]
+    return [EngineTokenView.model_validate(row, from_attributes=True) for row in rows]
 
 
 async def revoke_engine_token(call: Call[None, None]) -> None:
@@ -182,12 +182,12 @@ async def revoke_engine_token(call: Call[None, None]) -> None:
     if before is None:
         raise ApiError(404, f"no engine token named {name!r}")
     ctx.token_watch.revoked(ctx, name)
-    if not before["revoked"]:
+    if not before.revoked:
         await record(
             call.app,
             admin,
             "engine token revoke",
-            unit_id=before["engine_id"],
+            unit_id=before.engine_id,
             old={"name": name, "revoked": False},
             new={"name": name, "revoked": True},
         )

@@ -137,7 +137,7 @@ async def journal(call: Call[None, JournalQuery]) -> JournalPage:
         units = [u for u in ctx.live.engines if unit_visible(app, user.role, u)]
     if q.run_id is not None:
         run = await require_run(app, user, q.run_id)
-        units = [u for u in units if u == run["engine_id"]] if q.unit_id else [run["engine_id"]]
+        units = [u for u in units if u == run.engine_id] if q.unit_id else [run.engine_id]
     entries, following = await ctx.read(
         lambda: app[ALARM_QUERIES_KEY].journal(
             units, since=q.since, until=q.until, run_id=q.run_id, before=q.cursor, limit=q.limit

@@ -12,11 +12,12 @@ from aiohttp import web
 
 from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ApiRoutes, Call, Operation
-from aggregator.api.roles import ApiUser
+from aggregator.api.roles import ApiUser, is_role
 from aggregator.api.schemas import LoginRequest, LoginResult, UserInfo
 from aggregator.api.service import ctx_of, record, state_of
 from aggregator.models import SessionToken
 from aggregator.security import dummy_password_hash, new_token, token_hash, verify_password
+from aggregator.store.rows import UserRow
 
 SESSION_COOKIE = "setpoint_session"
 T_SESSION: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
@@ -37,9 +38,9 @@ async def authenticate(request: web.Request) -> ApiUser | None:
         return None
     ctx = ctx_of(request.app)
     row = await ctx.read(ctx.storage.session_user, token_hash(token))
-    if row is None or row.get("role") not in ("viewer", "operator", "admin"):
+    if row is None or not is_role(row.role):
         return None
-    return ApiUser(int(row["id"]), str(row["name"]), row["role"])
+    return ApiUser(row.id, row.name, row.role)
 
 
 def client_address(request: web.Request) -> str:
@@ -52,11 +53,11 @@ def client_address(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def _password_matches(user: dict[str, object] | None, password: str) -> bool:
+def _password_matches(user: UserRow | None, password: str) -> bool:
     """An unknown name is checked against a dummy hash: the same argon2 work as a wrong
     password, so the time taken does not tell which names exist."""
-    stored = user.get("password_hash") if user is not None else None
-    if not isinstance(stored, str):
+    stored = user.password_hash if user is not None else None
+    if stored is None:
         verify_password(dummy_password_hash(), password)
         return False
     return verify_password(stored, password)
@@ -83,7 +84,8 @@ async def login(call: Call[LoginRequest, None]) -> LoginResult:
     lockouts = state.throttle.failure(keys, now)
     user = await ctx.read(ctx.storage.user_by_name, body.username)
     ok = await ctx.read(_password_matches, user, body.password)
-    if not ok or user is None:
+    role = user.role if user is not None else ""
+    if not ok or user is None or not is_role(role):
         reason = "wrong user name or password"
         await record(
             call.app,
@@ -109,8 +111,8 @@ async def login(call: Call[LoginRequest, None]) -> LoginResult:
     state.throttle.success(keys)
     token = new_token()
     lifetime = ctx.settings.session_lifetime
-    await ctx.writer.call(ctx.storage.create_session, user["id"], token_hash(token), lifetime)
-    await record(call.app, user["name"], "login", new={"ok": True, "address": address})
+    await ctx.writer.call(ctx.storage.create_session, user.id, token_hash(token), lifetime)
+    await record(call.app, user.name, "login", new={"ok": True, "address": address})
     call.set_cookie(
         SESSION_COOKIE,
         token,
@@ -123,9 +125,9 @@ async def login(call: Call[LoginRequest, None]) -> LoginResult:
     return LoginResult(
         token=token,
         expires=time.time() + lifetime,
-        user=UserInfo(name=user["name"], role=user["role"]),
-        username=user["name"],
-        role=user["role"],
+        user=UserInfo(name=user.name, role=role),
+        username=user.name,
+        role=role,
         expires_in=lifetime,
     )
 

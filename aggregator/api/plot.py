@@ -12,6 +12,7 @@ from typing import Any
 from aggregator.api.schemas import Annotation, PlotData, PlotSeries
 from aggregator.decimate import decimate, is_numeric
 from aggregator.store import Storage
+from aggregator.store.rows import RunRow
 from protocol import ScalarValue, UodDescription
 
 
@@ -21,9 +22,9 @@ class UnknownTags(ValueError):
         self.names = names
 
 
-def _uod(run: dict[str, Any]) -> UodDescription | None:
+def _uod(run: RunRow) -> UodDescription | None:
     try:
-        return UodDescription.model_validate_json(run.get("uod_json") or "{}")
+        return UodDescription.model_validate_json(run.uod_json or "{}")
     except ValueError:
         return None
 
@@ -36,7 +37,7 @@ def _clean(value: ScalarValue) -> ScalarValue:
 
 def build_plot(
     storage: Storage,
-    run: dict[str, Any],
+    run: RunRow,
     names: list[str] | None,
     start: float | None,
     end: float | None,
@@ -45,9 +46,9 @@ def build_plot(
     uod = _uod(run)
     annotation_tags = set(uod.plot.annotation_tags) if uod is not None else {"Mark"}
     x_axis = uod.plot.x_axis if uod is not None else "Run Time"
-    started = float(run["started"])
+    started = float(run.started)
     with storage.engine.connect() as conn:
-        tags = storage.run_tags(conn, run["pk"])
+        tags = storage.run_tags(conn, run.pk)
         by_name: dict[str, tuple[int | None, str | None]] = {
             name: (tag_id, unit) for tag_id, name, unit in tags
         }
@@ -66,7 +67,7 @@ def build_plot(
         t0 = start if start is not None else -math.inf
         t1 = end if end is not None else math.inf
         if t0 == -math.inf or t1 == math.inf:
-            span = storage.run_time_range(conn, run["pk"])
+            span = storage.run_time_range(conn, run.pk)
             if span is None:
                 span = (started, started)
             t0 = span[0] if t0 == -math.inf else t0
@@ -80,10 +81,10 @@ def build_plot(
                 series.append(PlotSeries(tag=name, unit=unit, t=[], run_time=[], v=[]))
                 continue
             if name in annotation_tags:  # annotations need every change
-                samples, _ = storage.read_samples(run["pk"], tag_id, t0, t1, conn)
+                samples, _ = storage.read_samples(run.pk, tag_id, t0, t1, conn)
                 dt, dv = decimate([s[0] for s in samples], [s[1] for s in samples], points)
             else:
-                dt, dv, _ = storage.read_decimated(run["pk"], tag_id, t0, t1, points, conn)
+                dt, dv, _ = storage.read_decimated(run.pk, tag_id, t0, t1, points, conn)
             dv = [_clean(x) for x in dv]  # after decimating: JSON has no NaN or infinity
             series.append(
                 PlotSeries(
@@ -103,20 +104,20 @@ def build_plot(
                         )
                     previous = value
     annotations.sort(key=lambda a: a.t)
-    return PlotData(x_axis=x_axis, run_id=run["run_id"], series=series, annotations=annotations)
+    return PlotData(x_axis=x_axis, run_id=run.run_id, series=series, annotations=annotations)
 
 
 def tag_stats(
-    storage: Storage, run: dict[str, Any], name: str, start: float | None, end: float | None
+    storage: Storage, run: RunRow, name: str, start: float | None, end: float | None
 ) -> dict[str, Any] | None:
     """min, max, mean, last and count of one tag over a run or a window; None: no such tag."""
     with storage.engine.connect() as conn:
-        tags = {n: tag_id for tag_id, n, _ in storage.run_tags(conn, run["pk"])}
+        tags = {n: tag_id for tag_id, n, _ in storage.run_tags(conn, run.pk)}
         if name not in tags:
             return None
-        span = storage.run_time_range(conn, run["pk"]) or (0.0, 0.0)
+        span = storage.run_time_range(conn, run.pk) or (0.0, 0.0)
         samples, _ = storage.read_samples(
-            run["pk"],
+            run.pk,
             tags[name],
             start if start is not None else span[0],
             end if end is not None else span[1],
@@ -125,7 +126,7 @@ def tag_stats(
     numbers = [float(v) for _, v in samples if is_numeric(v) and math.isfinite(float(v))]  # type: ignore[arg-type]
     last = samples[-1] if samples else None
     return {
-        "run_id": run["run_id"],
+        "run_id": run.run_id,
         "tag": name,
         "count": len(samples),
         "min": min(numbers) if numbers else None,

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 Role = Literal["viewer", "operator", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
+
+
+def is_role(name: str) -> TypeGuard[Role]:
+    """Whether a stored role name is one of the three (the database column is free text)."""
+    return name in ROLE_RANK
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,6 @@ async def _load_uods(app: web.Application) -> None:
     state = app[API_STATE_KEY]
     for row in await ctx.read(ctx.storage.list_engines):
         try:
-            state.uods.setdefault(
-                row["id"], UodDescription.model_validate(json.loads(row["uod_json"]))
-            )
+            state.uods.setdefault(row.id, UodDescription.model_validate(json.loads(row.uod_json)))
         except (ValueError, ValidationError):
             continue

@@ -33,20 +33,10 @@ from aggregator.api.service import (
 )
 from aggregator.api.units_api import _errors, plot_of_run
 from aggregator.context import AppContext
-from aggregator.models import AuditEntry as AuditRow
-from aggregator.models import Contributor as ContributorRow
-from aggregator.models import Run as RunRow
-from aggregator.models import RunMethod as RunMethodRow
-from aggregator.models import SampleChunk, SampleRecent
 from aggregator.run_export import XLSX_MEDIA_TYPE
+from aggregator.store.rows import RunRow
+from aggregator.store.tables import T_AUDIT, T_CHUNK, T_CONTRIBUTOR, T_RECENT, T_RUN, T_RUN_METHOD
 from protocol import Method, MethodLine, RunLogLine
-
-T_RUN: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
-T_RUN_METHOD: sa.Table = RunMethodRow.__table__  # type: ignore[attr-defined]
-T_RECENT: sa.Table = SampleRecent.__table__  # type: ignore[attr-defined]
-T_CHUNK: sa.Table = SampleChunk.__table__  # type: ignore[attr-defined]
-T_CONTRIBUTOR: sa.Table = ContributorRow.__table__  # type: ignore[attr-defined]
-T_AUDIT: sa.Table = AuditRow.__table__  # type: ignore[attr-defined]
 
 TAGS = ("runs",)
 
@@ -136,8 +126,8 @@ async def list_runs(call: Call[None, RunsQuery]) -> RunPage:
     return await ctx.read(_list_runs, ctx, call.query, hidden)
 
 
-def _detail(ctx: AppContext, run: dict[str, Any]) -> RunDetail:
-    pk = run["pk"]
+def _detail(ctx: AppContext, run: RunRow) -> RunDetail:
+    pk = run.pk
     with ctx.storage.engine.connect() as conn:
         count = _sample_counts(conn, [pk])[pk]
         row = conn.execute(sa.select(T_RUN).where(T_RUN.c.pk == pk)).one()
@@ -154,14 +144,12 @@ def _detail(ctx: AppContext, run: dict[str, Any]) -> RunDetail:
     versions: list[MethodVersion] = []
     for m in ctx.storage.run_methods(pk):
         try:
-            lines = [MethodLine.model_validate(x) for x in json.loads(m["lines_json"])]
+            lines = [MethodLine.model_validate(x) for x in json.loads(m.lines_json)]
         except (ValueError, ValidationError):
             lines = []
-        versions.append(
-            MethodVersion(version=m["version"], time=m["time"], user=m["user"], lines=lines)
-        )
+        versions.append(MethodVersion(version=m.version, time=m.time, user=m.user, lines=lines))
     try:
-        method_state = json.loads(run.get("method_state_json") or "{}")
+        method_state = json.loads(run.method_state_json or "{}")
     except ValueError:
         method_state = {}
     method = None
@@ -184,7 +172,7 @@ def _detail(ctx: AppContext, run: dict[str, Any]) -> RunDetail:
         method=method,
         methods=versions,
         runlog=runlog,
-        errors=_errors(ctx, run["engine_id"], run["run_id"]),
+        errors=_errors(ctx, run.engine_id, run.run_id),
         contributors=[
             Contributor(
                 user=c.user,

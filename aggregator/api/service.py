@@ -27,16 +27,10 @@ from aggregator.api.throttle import LoginThrottle
 from aggregator.audit import AuditTrail
 from aggregator.context import CONTEXT_KEY, AppContext
 from aggregator.live import LiveEngine
-from aggregator.models import Contributor, RunMethod
-from aggregator.models import Engine as EngineRow
-from aggregator.models import Run as RunRow
+from aggregator.store.rows import RunRow
+from aggregator.store.tables import T_CONTRIBUTOR, T_ENGINE, T_RUN, T_RUN_METHOD
 from aggregator.ws.hub import Hub, Viewer
 from protocol import CommandResult, Method, MethodLine, UodDescription
-
-T_CONTRIBUTOR: sa.Table = Contributor.__table__  # type: ignore[attr-defined]
-T_RUN_METHOD: sa.Table = RunMethod.__table__  # type: ignore[attr-defined]
-T_RUN: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
-T_ENGINE: sa.Table = EngineRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -121,14 +115,14 @@ def require_control(app: web.Application, user: ApiUser, unit_id: str) -> LiveEn
     return live
 
 
-def run_uod(run: dict[str, Any]) -> UodDescription | None:
+def run_uod(run: RunRow) -> UodDescription | None:
     try:
-        return UodDescription.model_validate_json(run.get("uod_json") or "{}")
+        return UodDescription.model_validate_json(run.uod_json or "{}")
     except ValidationError:
         return None
 
 
-async def require_run(app: web.Application, user: ApiUser, run_id: str) -> dict[str, Any]:
+async def require_run(app: web.Application, user: ApiUser, run_id: str) -> RunRow:
     """The stored run, guarded by the required roles of the UOD it ran with (its detail, plot
     and CSV export alike)."""
     ctx = ctx_of(app)

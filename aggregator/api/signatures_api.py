@@ -22,6 +22,7 @@ from aggregator.api.records_schemas import SignatureView, SignRequest, Verificat
 from aggregator.api.roles import ApiUser
 from aggregator.api.service import ctx_of, record, require_run, state_of
 from aggregator.context import AppContext
+from aggregator.store.rows import UserRow
 from aggregator.store.signatures import MEANINGS, audit_fields, check, method_version_parts
 from aggregator.store.tables import T_RUN
 
@@ -105,13 +106,13 @@ async def _target(app: web.Application, user: ApiUser, body: SignRequest) -> dic
     run = await require_run(app, user, str(rec.id))
     return {
         "kind": rec.kind,
-        "record_id": run["pk"],
-        "label": f"run {run['run_id']}",
-        "state": "stopped" if run["stopped"] is not None else "running",
+        "record_id": run.pk,
+        "label": f"run {run.run_id}",
+        "state": "stopped" if run.stopped is not None else "running",
         "author": None,
-        "unit_id": run["engine_id"],
-        "run_id": run["run_id"],
-        "run_pk": run["pk"],
+        "unit_id": run.engine_id,
+        "run_id": run.run_id,
+        "run_pk": run.pk,
     }
 
 
@@ -151,7 +152,7 @@ def _rules(user: ApiUser, meaning: str, target: dict[str, Any], existing: list[A
             )
 
 
-async def _password_ok(app: web.Application, user: ApiUser, password: str) -> dict[str, Any]:
+async def _password_ok(app: web.Application, user: ApiUser, password: str) -> UserRow:
     """The signer's account when the password is right; failures count towards the login
     lockout, so signing cannot be used to guess passwords."""
     ctx = ctx_of(app)
@@ -225,7 +226,7 @@ async def sign(call: Call[SignRequest, None]) -> SignatureView:
             raise ApiError(403, f"a viewer does not sign; {user.name} is a viewer")
         target = await _target(app, user, body)
         row = await _password_ok(app, user, body.password)
-        full_name = str(row.get("full_name") or "").strip()
+        full_name = row.full_name.strip()
         if not full_name:
             raise ApiError(
                 409,
@@ -311,7 +312,7 @@ def _run_id_of(ctx: AppContext, run_pk: int) -> str | None:
 async def run_signatures(call: Call[None, None]) -> list[SignatureView]:
     run = await require_run(call.app, call.need_user(), call.path("run_id"))
     ctx = ctx_of(call.app)
-    return await ctx.read(record_signatures, ctx, "run", run["pk"])
+    return await ctx.read(record_signatures, ctx, "run", run.pk)
 
 
 def setup(app: web.Application, routes: ApiRoutes) -> None:

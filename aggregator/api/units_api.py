@@ -36,10 +36,10 @@ from aggregator.api.service import (
     visible_units,
 )
 from aggregator.context import AppContext
-from aggregator.models import ErrorLogEntry as ErrorRow
+from aggregator.store.rows import RunRow
+from aggregator.store.tables import T_ERRORS
 from protocol import ErrorLogEntry, RunLogLine
 
-T_ERRORS: sa.Table = ErrorRow.__table__  # type: ignore[attr-defined]
 LATEST_ERRORS = 200
 
 TAGS = ("units",)
@@ -92,15 +92,13 @@ async def check_method(call: Call[MethodCheck, None]) -> Findings:
     )
 
 
-def _current_or_latest_run(
-    ctx: AppContext, unit_id: str, run_id: str | None
-) -> dict[str, Any] | None:
+def _current_or_latest_run(ctx: AppContext, unit_id: str, run_id: str | None) -> RunRow | None:
     if run_id is not None:
         run = ctx.storage.run_by_id(run_id)
         if run is not None:
             return run
     rows = ctx.storage.list_runs(unit_id, None, 1)
-    return ctx.storage.run_by_id(rows[0]["run_id"]) if rows else None
+    return ctx.storage.run_by_id(rows[0].run_id) if rows else None
 
 
 async def runlog(call: Call[None, None]) -> RunLogView:
@@ -110,10 +108,8 @@ async def runlog(call: Call[None, None]) -> RunLogView:
     run = await ctx.read(_current_or_latest_run, ctx, unit_id, live.run_id)
     if run is None:
         return RunLogView(run_id=None, lines=[])
-    lines = await ctx.read(ctx.storage.run_log, run["pk"])
-    return RunLogView(
-        run_id=run["run_id"], lines=[RunLogLine.model_validate(line) for line in lines]
-    )
+    lines = await ctx.read(ctx.storage.run_log, run.pk)
+    return RunLogView(run_id=run.run_id, lines=[RunLogLine.model_validate(line) for line in lines])
 
 
 async def cancel_line(call: Call[None, None]) -> CommandOutcome:
@@ -133,7 +129,7 @@ def _errors(ctx: AppContext, unit_id: str, run_id: str | None) -> list[ErrorLogE
         query = sa.select(T_ERRORS).where(T_ERRORS.c.engine_id == unit_id)
         run = ctx.storage.run_by_id(run_id) if run_id is not None else None
         if run is not None:
-            query = query.where(T_ERRORS.c.run_pk == run["pk"]).order_by(T_ERRORS.c.id)
+            query = query.where(T_ERRORS.c.run_pk == run.pk).order_by(T_ERRORS.c.id)
             rows = conn.execute(query).all()
         else:
             rows = list(
@@ -167,7 +163,7 @@ async def live_plot(call: Call[None, PlotQuery]) -> PlotData:
     return await plot_of_run(ctx, run, call.query)
 
 
-async def plot_of_run(ctx: AppContext, run: dict[str, Any], query: PlotQuery) -> PlotData:
+async def plot_of_run(ctx: AppContext, run: RunRow, query: PlotQuery) -> PlotData:
     if query.start is not None and query.end is not None and query.end < query.start:
         raise ApiError(400, "end is before start", "end")
     try:

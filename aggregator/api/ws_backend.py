@@ -134,8 +134,8 @@ class ApiWsBackend:
             if run is None:
                 return {"run_id": None, "lines": []}
             return {
-                "run_id": run["run_id"],
-                "lines": await ctx.read(ctx.storage.run_log, run["pk"]),
+                "run_id": run.run_id,
+                "lines": await ctx.read(ctx.storage.run_log, run.pk),
             }
         if kind == "errors":
             entries = await ctx.read(_errors, ctx, unit_id, live.run_id)
@@ -219,16 +219,16 @@ class ApiWsBackend:
             run = await ctx.read(
                 _current_or_latest_run, ctx, action.unit, action.run_id or live.run_id
             )
-            if run is None or (action.run_id is not None and run["run_id"] != action.run_id):
+            if run is None or (action.run_id is not None and run.run_id != action.run_id):
                 raise ActionFailed(
                     f"no run {action.run_id!r}" if action.run_id else "the unit has no run yet"
                 )
-            if run["engine_id"] != action.unit:
-                raise ActionFailed(f"run {run['run_id']!r} is not a run of unit {action.unit!r}")
+            if run.engine_id != action.unit:
+                raise ActionFailed(f"run {run.run_id!r} is not a run of unit {action.unit!r}")
             stats = await ctx.read(
                 tag_stats, ctx.storage, run, action.tag, action.start, action.end
             )
             if stats is None:
-                raise ActionFailed(f"run {run['run_id']!r} has no data for tag {action.tag!r}")
+                raise ActionFailed(f"run {run.run_id!r} has no data for tag {action.tag!r}")
             return stats
         raise ActionFailed(f"unknown action {action.action!r}")

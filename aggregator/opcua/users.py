@@ -21,6 +21,7 @@ from aggregator.api.roles import ROLE_RANK
 from aggregator.api.throttle import Lockout, LoginThrottle
 from aggregator.opcua.access import SetpointUser
 from aggregator.security import dummy_password_hash, verify_password
+from aggregator.store.rows import UserRow
 
 
 class CheckRation:
@@ -55,7 +56,7 @@ class LoginOutcome:
 class SetpointUserManager(UserManager):
     def __init__(
         self,
-        lookup: Callable[[str], dict[str, Any] | None],
+        lookup: Callable[[str], UserRow | None],
         throttle: LoginThrottle,
         clock: Callable[[], float],
         ration: CheckRation,
@@ -86,18 +87,18 @@ class SetpointUserManager(UserManager):
             return None
         lockouts = self.throttle.failure(keys, now)  # counted first, as over HTTP
         user = self.lookup(username)
-        stored = user.get("password_hash") if user is not None else None
-        if not isinstance(stored, str):
+        stored = user.password_hash if user is not None else None
+        if stored is None:
             verify_password(dummy_password_hash(), password)  # same work for unknown names
             ok = False
         else:
             ok = verify_password(stored, password)
-        role = str(user.get("role")) if user is not None else ""
+        role = user.role if user is not None else ""
         if not ok or user is None or role not in ROLE_RANK:
             self.on_login(
                 LoginOutcome(username, False, "wrong user name or password", tuple(lockouts))
             )
             return None
         self.throttle.success(keys)
-        self.on_login(LoginOutcome(str(user["name"]), True, "ok"))
-        return SetpointUser(role=UserRole.User, name=str(user["name"]), setpoint_role=role)
+        self.on_login(LoginOutcome(user.name, True, "ok"))
+        return SetpointUser(role=UserRole.User, name=user.name, setpoint_role=role)

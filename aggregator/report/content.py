@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -21,6 +20,7 @@ from aggregator.api.signatures_api import record_signatures, verified
 from aggregator.context import AppContext
 from aggregator.models import AuditEntry, ErrorLogEntry, RunClockOffset
 from aggregator.store.methods import text_sha256
+from aggregator.store.rows import RunRow
 from aggregator.store.signatures import method_version_parts
 from protocol import MethodLine, RunLogLine, UodDescription
 
@@ -76,9 +76,9 @@ class Report:
     generated: float = 0.0
 
 
-def _uod(run: dict[str, Any]) -> UodDescription | None:
+def _uod(run: RunRow) -> UodDescription | None:
     try:
-        return UodDescription.model_validate_json(run.get("uod_json") or "{}")
+        return UodDescription.model_validate_json(run.uod_json or "{}")
     except ValidationError:
         return None
 
@@ -87,11 +87,11 @@ def _methods(ctx: AppContext, pk: int) -> list[MethodAsRun]:
     out = []
     for m in ctx.storage.run_methods(pk):
         try:
-            lines = [MethodLine.model_validate(x) for x in json.loads(m["lines_json"])]
+            lines = [MethodLine.model_validate(x) for x in json.loads(m.lines_json)]
         except (ValueError, ValidationError):
             lines = []
         text = "\n".join(line.text for line in lines)
-        out.append(MethodAsRun(m["version"], m["time"], m["user"], text))
+        out.append(MethodAsRun(m.version, m.time, m.user, text))
     return out
 
 
@@ -186,7 +186,7 @@ def _offsets(conn: sa.Connection, pk: int) -> Table:
 
 
 def _plot(
-    ctx: AppContext, run: dict[str, Any], uod: UodDescription | None
+    ctx: AppContext, run: RunRow, uod: UodDescription | None
 ) -> tuple[PlotData, list[tuple[str, list[str]]]]:
     groups: list[tuple[str, list[str]]] = []
     if uod is not None:
@@ -204,8 +204,8 @@ def _plot(
     return plot, groups
 
 
-def gather(ctx: AppContext, run: dict[str, Any], now: float) -> Report:
-    pk = int(run["pk"])
+def gather(ctx: AppContext, run: RunRow, now: float) -> Report:
+    pk = int(run.pk)
     uod = _uod(run)
     methods = _methods(ctx, pk)
     with ctx.storage.engine.connect() as conn:
@@ -217,16 +217,16 @@ def gather(ctx: AppContext, run: dict[str, Any], now: float) -> Report:
     tables.insert(2, Table("Marks", ["UTC", "Run time", "Tag", "Text"], marks))
     signatures = record_signatures(ctx, "run", pk)
     facts = [
-        ("Run", run["run_id"]),
-        ("Unit", run["engine_id"]),
-        ("UOD", f"{run['uod_name']} (hash {run['uod_hash'] or '-'})"),
-        ("Batch", run.get("batch_name") or "-"),
-        ("Started", f"{utc(run['started'])} by {run.get('started_by') or '-'}"),
-        ("Stopped", f"{utc(run['stopped'])} by {run.get('stopped_by') or '-'}"),
-        ("Stop reason", run.get("stop_reason") or "-"),
+        ("Run", run.run_id),
+        ("Unit", run.engine_id),
+        ("UOD", f"{run.uod_name} (hash {run.uod_hash or '-'})"),
+        ("Batch", run.batch_name or "-"),
+        ("Started", f"{utc(run.started)} by {run.started_by or '-'}"),
+        ("Stopped", f"{utc(run.stopped)} by {run.stopped_by or '-'}"),
+        ("Stop reason", run.stop_reason or "-"),
     ]
     return Report(
-        run_id=run["run_id"],
+        run_id=run.run_id,
         facts=facts,
         methods=methods,
         source=_source(ctx, methods),

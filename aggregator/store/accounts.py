@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from aggregator.store.rows import EngineTokenRow, SessionUser, TokenState, UserRow
 from aggregator.store.tables import T_SESSION, T_TOKEN, T_USER
 
 
@@ -93,26 +93,18 @@ class Accounts:
             )
         return TokenBinding(True, engine_id)
 
-    def list_engine_tokens(self) -> list[dict[str, Any]]:
+    def list_engine_tokens(self) -> list[EngineTokenRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(
-                    T_TOKEN.c.name,
-                    T_TOKEN.c.engine_id,
-                    T_TOKEN.c.created,
-                    T_TOKEN.c.revoked,
-                    T_TOKEN.c.revoked_at,
-                ).order_by(T_TOKEN.c.name)
+                sa.select(*EngineTokenRow.columns(T_TOKEN)).order_by(T_TOKEN.c.name)
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [EngineTokenRow.from_row(r) for r in rows]
 
-    def revoke_engine_token(self, name: str) -> dict[str, Any] | None:
+    def revoke_engine_token(self, name: str) -> TokenState | None:
         """Revoke token `name`; its row before (None: no such token). Revoking twice is a no-op."""
         with self.engine.begin() as conn:
             row = conn.execute(
-                sa.select(T_TOKEN.c.name, T_TOKEN.c.engine_id, T_TOKEN.c.revoked).where(
-                    T_TOKEN.c.name == name
-                )
+                sa.select(*TokenState.columns(T_TOKEN)).where(T_TOKEN.c.name == name)
             ).first()
             if row is None:
                 return None
@@ -122,7 +114,7 @@ class Accounts:
                     .where(T_TOKEN.c.name == name)
                     .values(revoked=True, revoked_at=self._clock())
                 )
-        return dict(row._mapping)
+        return TokenState.from_row(row)
 
     def valid_engine_tokens(self, names: Collection[str]) -> set[str]:
         """Which of these token names are still valid: one query for every open engine link."""
@@ -161,10 +153,12 @@ class Accounts:
             conn.execute(T_USER.update().where(T_USER.c.name == name).values(full_name=full_name))
         return str(old)
 
-    def user_by_name(self, name: str) -> dict[str, Any] | None:
+    def user_by_name(self, name: str) -> UserRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(T_USER).where(T_USER.c.name == name)).first()
-        return None if row is None else dict(row._mapping)
+            row = conn.execute(
+                sa.select(*UserRow.columns(T_USER)).where(T_USER.c.name == name)
+            ).first()
+        return None if row is None else UserRow.from_row(row)
 
     def create_session(self, user_id: int, token_digest: str, lifetime: float) -> None:
         now = self._clock()
@@ -176,14 +170,14 @@ class Accounts:
                 )
             )
 
-    def session_user(self, token_digest: str) -> dict[str, Any] | None:
+    def session_user(self, token_digest: str) -> SessionUser | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(T_USER.c.id, T_USER.c.name, T_USER.c.role)
+                sa.select(*SessionUser.columns(T_USER))
                 .select_from(T_SESSION.join(T_USER, T_USER.c.id == T_SESSION.c.user_id))
                 .where(T_SESSION.c.token_hash == token_digest, T_SESSION.c.expires > self._clock())
             ).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else SessionUser.from_row(row)
 
     def live_sessions(self, token_digests: Collection[str]) -> dict[str, str]:
         """Of these sessions, those still valid (not logged out, not expired, user still

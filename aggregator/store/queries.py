@@ -16,6 +16,7 @@ from aggregator.chunks import Sample, decode_chunk
 from aggregator.decimate import decimate
 from aggregator.store import plot_plan
 from aggregator.store.plot_plan import ChunkSummary, Extremes, Plot
+from aggregator.store.rows import EngineRow, ErrorLogRow, RunListing, RunMethodRow, RunRow
 from aggregator.store.tables import (
     T_CHUNK,
     T_ENGINE,
@@ -194,38 +195,23 @@ class Queries:
             return None
         return min(lows), max(highs)
 
-    def run_by_id(self, run_id: str) -> dict[str, Any] | None:
+    def run_by_id(self, run_id: str) -> RunRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(T_RUN).where(T_RUN.c.run_id == run_id)).first()
-        return None if row is None else dict(row._mapping)
+            row = conn.execute(
+                sa.select(*RunRow.columns(T_RUN)).where(T_RUN.c.run_id == run_id)
+            ).first()
+        return None if row is None else RunRow.from_row(row)
 
-    def list_runs(
-        self, unit_id: str | None, before_pk: int | None, limit: int
-    ) -> list[dict[str, Any]]:
-        query = (
-            sa.select(
-                T_RUN.c.pk,
-                T_RUN.c.run_id,
-                T_RUN.c.engine_id,
-                T_RUN.c.started,
-                T_RUN.c.stopped,
-                T_RUN.c.stop_reason,
-                T_RUN.c.started_by,
-                T_RUN.c.method_version,
-                T_RUN.c.uod_name,
-                T_RUN.c.run_counter,
-            )
-            .order_by(T_RUN.c.pk.desc())
-            .limit(limit)
-        )
+    def list_runs(self, unit_id: str | None, before_pk: int | None, limit: int) -> list[RunListing]:
+        query = sa.select(*RunListing.columns(T_RUN)).order_by(T_RUN.c.pk.desc()).limit(limit)
         if unit_id is not None:
             query = query.where(T_RUN.c.engine_id == unit_id)
         if before_pk is not None:
             query = query.where(T_RUN.c.pk < before_pk)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [RunListing.from_row(r) for r in conn.execute(query)]
 
-    def list_engines(self) -> list[dict[str, Any]]:
+    def list_engines(self) -> list[EngineRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(T_ENGINE).order_by(T_ENGINE.c.id)).all()
             open_runs = {
@@ -234,14 +220,11 @@ class Queries:
                     sa.select(T_RUN.c.engine_id, T_RUN.c.run_id).where(T_RUN.c.stopped.is_(None))
                 )
             }
-        out = []
-        for r in rows:
-            d = dict(r._mapping)
-            d["open_run_id"] = open_runs.get(r.id)
-            out.append(d)
-        return out
+        return [EngineRow.from_row(r, open_run_id=open_runs.get(r.id)) for r in rows]
 
     def run_log(self, run_pk: int) -> list[dict[str, Any]]:
+        """The run's log lines as the JSON objects they were stored as (protocol RunLogLine, or
+        a line the aggregator wrote): callers validate them, an unreadable one is skipped."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(T_RUNLOG.c.data_json)
@@ -250,21 +233,21 @@ class Queries:
             ).all()
         return [json.loads(r.data_json) for r in rows]
 
-    def error_log(self, engine_id: str) -> list[dict[str, Any]]:
+    def error_log(self, engine_id: str) -> list[ErrorLogRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(T_ERRORS).where(T_ERRORS.c.engine_id == engine_id).order_by(T_ERRORS.c.id)
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [ErrorLogRow.from_row(r) for r in rows]
 
-    def run_methods(self, run_pk: int) -> list[dict[str, Any]]:
+    def run_methods(self, run_pk: int) -> list[RunMethodRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(T_RUN_METHOD)
                 .where(T_RUN_METHOD.c.run_pk == run_pk)
                 .order_by(T_RUN_METHOD.c.version)
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [RunMethodRow.from_row(r) for r in rows]
 
     def iter_run_rows(
         self, run_pk: int, tag_ids: Sequence[int], window: float = 3600.0

@@ -82,10 +82,10 @@ class RunContent:
             samples = self._samples(conn, run_pk)
         methods = [
             {
-                "version": x["version"],
-                "time": x["time"],
-                "user": x["user"],
-                "lines": x["lines_json"],
+                "version": x.version,
+                "time": x.time,
+                "user": x.user,
+                "lines": x.lines_json,
             }
             for x in self.queries.run_methods(run_pk)
         ]

@@ -32,6 +32,8 @@ T_TOKEN = _table(m.EngineToken)
 T_USER = _table(m.User)
 T_SESSION = _table(m.SessionToken)
 T_QUARANTINE = _table(m.QuarantinedMessage)
+T_CONTRIBUTOR = _table(m.Contributor)
+T_AUDIT = _table(m.AuditEntry)
 
 SampleRow = tuple[int, int, float, float | None, str | None, str]
 """(run_pk, tag_id, t, num, text, kind) of a `sample_recent` row: a tuple, inserted below

@@ -283,10 +283,10 @@ async def test_runs_survive_kill_9_of_the_aggregator(
 
         storage = Storage(create_db_engine(db_url))
         run = storage.run_by_id(run_id)
-        assert run is not None and run["stop_reason"] == "stop"
+        assert run is not None and run.stop_reason == "stop"
         with storage.engine.connect() as conn:
-            [(tag_id, _, _)] = [t for t in storage.run_tags(conn, run["pk"]) if t[1] == "FT01"]
-        samples, _ = storage.read_samples(run["pk"], tag_id, 0, 1e10)
+            [(tag_id, _, _)] = [t for t in storage.run_tags(conn, run.pk) if t[1] == "FT01"]
+        samples, _ = storage.read_samples(run.pk, tag_id, 0, 1e10)
         storage.engine.dispose()
         assert [v for _, v in samples] == [float(s) for s in range(2, 202)], (
             "complete, once, in order"
@@ -350,13 +350,13 @@ def test_passwd_sets_the_password_and_ends_sessions(main: InProcess, db_url: str
     store = Storage(engine)
     user = store.user_by_name(name)
     assert user is not None
-    store.create_session(user["id"], token_hash("s1"), 3600.0)
+    store.create_session(user.id, token_hash("s1"), 3600.0)
     result = main("user", "passwd", name, *storage, stdin="second phrase 2\n")
     assert result.returncode == 0, result.stderr
     assert store.session_user(token_hash("s1")) is None
     changed = store.user_by_name(name)
     engine.dispose()
-    assert changed is not None and changed["password_hash"] != user["password_hash"]
+    assert changed is not None and changed.password_hash != user.password_hash
     one_line_error(
         main("user", "passwd", "nobody-at-all", *storage, stdin="x phrase 12345\n"), "no user"
     )

@@ -42,13 +42,13 @@ def stored_seq(agg: Aggregator, engine_id: str) -> int:
 
 
 def errors(agg: Aggregator, engine_id: str) -> list[str]:
-    return [e["message"] for e in agg.ctx.storage.error_log(engine_id)]
+    return [e.message for e in agg.ctx.storage.error_log(engine_id)]
 
 
 def run_log_texts(agg: Aggregator, rid: str) -> list[str]:
     run = agg.ctx.storage.run_by_id(rid)
     assert run is not None
-    return [line["text"] for line in agg.ctx.storage.run_log(run["pk"])]
+    return [line["text"] for line in agg.ctx.storage.run_log(run.pk)]
 
 
 def ft01(agg: Aggregator, rid: str) -> list[float]:
@@ -56,8 +56,8 @@ def ft01(agg: Aggregator, rid: str) -> list[float]:
     run = storage.run_by_id(rid)
     assert run is not None
     with storage.engine.connect() as conn:
-        tag_ids = {name: tag_id for tag_id, name, _ in storage.run_tags(conn, run["pk"])}
-    samples, _ = storage.read_samples(run["pk"], tag_ids["FT01"], 0, 2e10)
+        tag_ids = {name: tag_id for tag_id, name, _ in storage.run_tags(conn, run.pk)}
+    samples, _ = storage.read_samples(run.pk, tag_ids["FT01"], 0, 2e10)
     return [v for _, v in samples]  # type: ignore[misc]
 
 
@@ -638,14 +638,14 @@ async def test_engine_restart_mid_run(aggregator: Aggregator, engine: RawEngine)
     assert registered.last_seq == 2
     await engine.send(tags(3, 1002.0, r1))
     await engine.wait_ack(3)
-    assert aggregator.ctx.storage.run_by_id(r1)["stopped"] is None  # type: ignore[index]
+    assert aggregator.ctx.storage.run_by_id(r1).stopped is None  # type: ignore[union-attr]
     await engine.close()
     # it restarts again and starts a new run without RunStopped for the old one
     await engine.register("session-3")
     await engine.send(p.RunStarted(seq=4, time=2000.0, run_id=r2, started=2000.0, method_version=1))
     await engine.wait_ack(4)
     old = aggregator.ctx.storage.run_by_id(r1)
-    assert old is not None and old["stop_reason"] == "engine restarted"
+    assert old is not None and old.stop_reason == "engine restarted"
     assert any("engine restarted" in text for text in run_log_texts(aggregator, r1))
     assert ft01(aggregator, r1) == [2.0, 3.0]
 
@@ -673,8 +673,8 @@ async def test_engine_restarted_without_the_run_closes_it(
     await engine.send(state)
     await engine.wait_ack(4)
     old = aggregator.ctx.storage.run_by_id(r1)
-    assert old is not None and old["stopped"] == 1500.0
-    assert old["stop_reason"] == "engine restarted" and old["stopped_by"] == "aggregator"
+    assert old is not None and old.stopped == 1500.0
+    assert old.stop_reason == "engine restarted" and old.stopped_by == "aggregator"
     assert any("engine restarted" in text for text in run_log_texts(aggregator, r1))
     assert any(
         f"run {r1} closed: engine restarted" in e for e in errors(aggregator, engine.engine_id)
@@ -683,7 +683,7 @@ async def test_engine_restarted_without_the_run_closes_it(
     # a later ControlState of the same session changes nothing more
     await engine.send(p.ControlState(seq=5, time=1600.0, run_id=None, state=p.SystemState.STOPPED))
     await engine.wait_ack(5)
-    assert aggregator.ctx.storage.run_by_id(r1)["stopped"] == 1500.0  # type: ignore[index]
+    assert aggregator.ctx.storage.run_by_id(r1).stopped == 1500.0  # type: ignore[union-attr]
 
 
 async def test_engine_restarted_still_running_the_run_keeps_it_open(
@@ -697,7 +697,7 @@ async def test_engine_restarted_still_running_the_run_keeps_it_open(
     await engine.register("session-2")
     await engine.send(p.ControlState(seq=2, time=1500.0, run_id=r1, state=p.SystemState.PAUSED))
     await engine.wait_ack(2)
-    assert aggregator.ctx.storage.run_by_id(r1)["stopped"] is None  # type: ignore[index]
+    assert aggregator.ctx.storage.run_by_id(r1).stopped is None  # type: ignore[union-attr]
     assert aggregator.ctx.live.engines[engine.engine_id].run_id == r1
 
 

@@ -32,7 +32,10 @@ def _new_series(storage: Storage, run_pk: int, engine_id: str) -> int:
 
 
 def _store(
-    storage: Storage, run_pk: int, tag: int, chunked: list[tuple[float, ScalarValue]],
+    storage: Storage,
+    run_pk: int,
+    tag: int,
+    chunked: list[tuple[float, ScalarValue]],
     recent: list[tuple[float, ScalarValue]],
 ) -> None:
     with storage.engine.begin() as conn:
@@ -83,7 +86,9 @@ def series(draw: st.DrawFn) -> tuple[list[tuple[float, ScalarValue]], int]:
 @given(
     data=series(),
     # few points (buckets wider than chunks) take the summary path, many the plain one
-    points=st.one_of(st.integers(min_value=2, max_value=12), st.integers(min_value=2, max_value=300)),
+    points=st.one_of(
+        st.integers(min_value=2, max_value=12), st.integers(min_value=2, max_value=300)
+    ),
     window=st.tuples(st.floats(0, 1), st.floats(0, 1)),
 )
 def test_summary_plot_equals_the_decoded_plot(
@@ -98,16 +103,16 @@ def test_summary_plot_equals_the_decoded_plot(
     f.send(started(r, 1_700_000_000.0))
     run = storage.run_by_id(r)
     assert run is not None
-    tag = _new_series(storage, run["pk"], f.engine_id)
+    tag = _new_series(storage, run.pk, f.engine_id)
     cut = len(samples) - recent
-    _store(storage, run["pk"], tag, samples[:cut], samples[cut:])
+    _store(storage, run.pk, tag, samples[:cut], samples[cut:])
     first, last = samples[0][0], samples[-1][0]
     a, b = sorted(window)
     for t0, t1 in ((first - 1, last + 1), (first + a * (last - first), first + b * (last - first))):
-        expected = _plain(storage, run["pk"], tag, t0, t1, points)
-        dt, dv, _ = storage.read_decimated(run["pk"], tag, t0, t1, points)
-        if _chunk_buckets(storage, run["pk"], tag, t0, t1, points, expected):
-            _assert_extremes_kept(storage, run["pk"], tag, t0, t1, points, dt, dv)
+        expected = _plain(storage, run.pk, tag, t0, t1, points)
+        dt, dv, _ = storage.read_decimated(run.pk, tag, t0, t1, points)
+        if _chunk_buckets(storage, run.pk, tag, t0, t1, points, expected):
+            _assert_extremes_kept(storage, run.pk, tag, t0, t1, points, dt, dv)
             continue
         assert (dt, dv) == expected
         assert [type(x) for x in dv] == [type(x) for x in expected[1]]
@@ -170,23 +175,23 @@ def test_wide_buckets_are_answered_from_summaries(storage: Storage) -> None:
     f.send(started(r, 0.0))
     run = storage.run_by_id(r)
     assert run is not None
-    tag = _new_series(storage, run["pk"], f.engine_id)
+    tag = _new_series(storage, run.pk, f.engine_id)
     # 100 chunks of 300 s; a spike and a dip inside chunks that are summarized
     values = [round((t % 600) / 60, 2) for t in range(30_000)]
     values[12_345] = 99.5
     values[20_001] = -42.25
-    _store(storage, run["pk"], tag, [(float(t), v) for t, v in enumerate(values)], [])
+    _store(storage, run.pk, tag, [(float(t), v) for t, v in enumerate(values)], [])
     points = 20  # 10 buckets of 3000 s: at most 9 chunks straddle an edge
-    dt, dv, decoded = storage.read_decimated(run["pk"], tag, 0.0, 1e9, points)
-    assert (dt, dv) == _plain(storage, run["pk"], tag, 0.0, 1e9, points)
+    dt, dv, decoded = storage.read_decimated(run.pk, tag, 0.0, 1e9, points)
+    assert (dt, dv) == _plain(storage, run.pk, tag, 0.0, 1e9, points)
     assert decoded <= 9
     assert (12_345.0, 99.5) in zip(dt, dv, strict=True)
     assert (20_001.0, -42.25) in zip(dt, dv, strict=True)
     # a zoom over a chunk (12000-12299) and part of the next: only the part is decoded
-    dt, dv, decoded = storage.read_decimated(run["pk"], tag, 12_000.0, 12_500.0, points)
+    dt, dv, decoded = storage.read_decimated(run.pk, tag, 12_000.0, 12_500.0, points)
     assert decoded == 1
     assert (12_345.0, 99.5) in zip(dt, dv, strict=True)
-    _assert_extremes_kept(storage, run["pk"], tag, 12_000.0, 12_500.0, points, dt, dv)
+    _assert_extremes_kept(storage, run.pk, tag, 12_000.0, 12_500.0, points, dt, dv)
 
 
 def test_chunks_are_the_buckets_when_fewer_than_half_the_points(storage: Storage) -> None:
@@ -198,13 +203,13 @@ def test_chunks_are_the_buckets_when_fewer_than_half_the_points(storage: Storage
     f.send(started(r, 0.0))
     run = storage.run_by_id(r)
     assert run is not None
-    tag = _new_series(storage, run["pk"], f.engine_id)
+    tag = _new_series(storage, run.pk, f.engine_id)
     rng = random.Random(7)
     samples: list[tuple[float, ScalarValue]] = [
         (float(t), round(rng.gauss(0, 10), 3)) for t in range(40 * 300)
     ]
-    _store(storage, run["pk"], tag, samples[:-100], samples[-100:])  # 39 chunks + recent rows
-    pk = run["pk"]
+    _store(storage, run.pk, tag, samples[:-100], samples[-100:])  # 39 chunks + recent rows
+    pk = run.pk
     dt, dv, decoded = storage.read_decimated(pk, tag, 0.0, 1e9, 100)  # 40 <= 50 buckets
     assert decoded == 0
     _assert_extremes_kept(storage, pk, tag, 0.0, 1e9, 100, dt, dv)
@@ -232,15 +237,24 @@ def test_migration_0003_summarizes_existing_chunks(tmp_path: Path) -> None:
                     "INSERT INTO sample_chunk (run_pk, tag_id, t_first, t_last, count, data) "
                     "VALUES (1, :tag, :a, :b, :n, :data)"
                 ),
-                {"tag": tag_id, "a": part[0][0], "b": part[-1][0], "n": len(part),
-                 "data": encode_chunk(part)},
+                {
+                    "tag": tag_id,
+                    "a": part[0][0],
+                    "b": part[-1][0],
+                    "n": len(part),
+                    "data": encode_chunk(part),
+                },
             )
     upgrade(engine)
     with engine.connect() as conn:
         rows = {r.tag_id: r for r in conn.execute(sa.select(T_CHUNK))}
     engine.dispose()
     assert (rows[1].v_kind, rows[1].v_min, rows[1].t_min, rows[1].v_max, rows[1].t_max) == (
-        "f", 1.0, 8.0, 5.0, 4.0
+        "f",
+        1.0,
+        8.0,
+        5.0,
+        4.0,
     )
     assert (rows[1].v_first, rows[1].v_last) == (2.0, 1.0)
     assert rows[2].v_kind is None and rows[2].v_min is None

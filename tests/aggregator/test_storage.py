@@ -96,20 +96,20 @@ def test_run_lifecycle_with_uod_and_method_versions(storage: Storage) -> None:
     f.send(stopped(r, 1010.0))
     run = storage.run_by_id(r)
     assert run is not None
-    assert run["stopped"] == 1010.0 and run["stop_reason"] == "stop" and run["started_by"] == "ann"
-    assert json.loads(run["uod_json"])["name"] == "Chromatography"
-    assert [m["version"] for m in storage.run_methods(run["pk"])] == [3, 4]
+    assert run.stopped == 1010.0 and run.stop_reason == "stop" and run.started_by == "ann"
+    assert json.loads(run.uod_json)["name"] == "Chromatography"
+    assert [m.version for m in storage.run_methods(run.pk)] == [3, 4]
     storage.maintain()
     with storage.engine.connect() as conn:
         recent = conn.execute(
             sa.select(sa.func.count())
             .select_from(tables.T_RECENT)
-            .where(tables.T_RECENT.c.run_pk == run["pk"])
+            .where(tables.T_RECENT.c.run_pk == run.pk)
         ).scalar()
     assert recent == 0, "a stopped run is compacted"
-    samples, chunks = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "Inlet"), 0, 2e9)
+    samples, chunks = storage.read_samples(run.pk, tag_id(storage, run.pk, "Inlet"), 0, 2e9)
     assert [v for _, v in samples] == ["VA01"] * 5 + ["VA02"] * 5 and chunks == 1
-    samples, _ = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "FT01"), 1002.0, 1004.0)
+    samples, _ = storage.read_samples(run.pk, tag_id(storage, run.pk, "FT01"), 1002.0, 1004.0)
     assert samples == [(1002.0, 2.0), (1003.0, 3.0), (1004.0, 4.0)]
 
 
@@ -121,11 +121,11 @@ def test_values_of_every_type_survive_recent_rows_and_compaction(storage: Storag
     f.send(*[sample(r, 1000.0 + i, X=v) for i, v in enumerate(values)])
     run = storage.run_by_id(r)
     assert run is not None
-    x = tag_id(storage, run["pk"], "X")
-    before, _ = storage.read_samples(run["pk"], x, 0, 2e9)
+    x = tag_id(storage, run.pk, "X")
+    before, _ = storage.read_samples(run.pk, x, 0, 2e9)
     f.send(stopped(r, 1100.0))
     storage.maintain()
-    after, chunks = storage.read_samples(run["pk"], x, 0, 2e9)
+    after, chunks = storage.read_samples(run.pk, x, 0, 2e9)
     assert [v for _, v in before] == values
     assert after == before and chunks == 1
     assert [type(v) for _, v in after] == [float, int, bool, str, type(None), int]
@@ -144,19 +144,17 @@ def test_samples_compact_every_300_per_tag(storage: Storage) -> None:
     assert run is not None
     with storage.engine.connect() as conn:
         chunks = (
-            conn.execute(
-                sa.select(tables.T_CHUNK.c.count).where(tables.T_CHUNK.c.run_pk == run["pk"])
-            )
+            conn.execute(sa.select(tables.T_CHUNK.c.count).where(tables.T_CHUNK.c.run_pk == run.pk))
             .scalars()
             .all()
         )
         recent = conn.execute(
             sa.select(sa.func.count())
             .select_from(tables.T_RECENT)
-            .where(tables.T_RECENT.c.run_pk == run["pk"])
+            .where(tables.T_RECENT.c.run_pk == run.pk)
         ).scalar()
     assert sorted(chunks) == [300, 300] and recent == 100
-    samples, _ = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "FT01"), 0, 2e9)
+    samples, _ = storage.read_samples(run.pk, tag_id(storage, run.pk, "FT01"), 0, 2e9)
     assert [v for _, v in samples] == [float(i) for i in range(700)], (
         "chunks and recent rows read as one"
     )
@@ -171,7 +169,7 @@ def test_sample_false_and_samples_outside_runs_are_not_stored(storage: Storage) 
     f.send(sample(r, 1000.0, FT01=2.0), live_only)
     run = storage.run_by_id(r)
     assert run is not None
-    samples, _ = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "FT01"), 0, 2e9)
+    samples, _ = storage.read_samples(run.pk, tag_id(storage, run.pk, "FT01"), 0, 2e9)
     assert samples == [(1000.0, 2.0)]
 
 
@@ -187,7 +185,7 @@ def test_run_log_lines_are_upserted_by_id(storage: Storage) -> None:
     f.send(p.RunLog(seq=1, time=1006.0, run_id=r, lines=[done, other]))
     run = storage.run_by_id(r)
     assert run is not None
-    log = storage.run_log(run["pk"])
+    log = storage.run_log(run.pk)
     assert [(x["id"], x["state"], x["progress"]) for x in log] == [
         ("l1", "completed", 1.0),
         ("l2", "completed", None),
@@ -210,9 +208,9 @@ def test_error_log_and_control_state(storage: Storage) -> None:
     )
     f.send(p.ControlState(seq=1, time=1003.0, run_id=r, state=p.SystemState.PAUSED, block="Load"))
     [entry] = storage.error_log(f.engine_id)
-    assert entry["message"] == "pump fault" and entry["run_pk"] == storage.run_by_id(r)["pk"]  # type: ignore[index]
-    [engine] = [e for e in storage.list_engines() if e["id"] == f.engine_id]
-    assert json.loads(engine["control_json"])["state"] == "Paused"
+    assert entry.message == "pump fault" and entry.run_pk == storage.run_by_id(r).pk  # type: ignore[union-attr]
+    [engine] = [e for e in storage.list_engines() if e.id == f.engine_id]
+    assert json.loads(engine.control_json)["state"] == "Paused"
 
 
 def test_engine_restart_continuing_the_run_keeps_it_open(storage: Storage) -> None:
@@ -222,9 +220,9 @@ def test_engine_restart_continuing_the_run_keeps_it_open(storage: Storage) -> No
     f.restart("s2")
     f.send(sample(r, 1001.0, FT01=2.0))
     run = storage.run_by_id(r)
-    assert run is not None and run["stopped"] is None
+    assert run is not None and run.stopped is None
     f.send(stopped(r, 1002.0))
-    assert storage.run_by_id(r)["stop_reason"] == "stop"  # type: ignore[index]
+    assert storage.run_by_id(r).stop_reason == "stop"  # type: ignore[union-attr]
 
 
 def test_engine_restart_starting_a_new_run_closes_the_old(storage: Storage) -> None:
@@ -234,20 +232,20 @@ def test_engine_restart_starting_a_new_run_closes_the_old(storage: Storage) -> N
     f.restart("s2")
     f.send(started(r2, 2000.0))
     old = storage.run_by_id(r1)
-    assert old is not None and old["stopped"] == 2000.0 and old["stop_reason"] == "engine restarted"
-    assert any("engine restarted" in x["text"] for x in storage.run_log(old["pk"]))
-    assert any("engine restarted" in e["message"] for e in storage.error_log(f.engine_id))
-    assert storage.run_by_id(r2)["stopped"] is None  # type: ignore[index]
+    assert old is not None and old.stopped == 2000.0 and old.stop_reason == "engine restarted"
+    assert any("engine restarted" in x["text"] for x in storage.run_log(old.pk))
+    assert any("engine restarted" in e.message for e in storage.error_log(f.engine_id))
+    assert storage.run_by_id(r2).stopped is None  # type: ignore[union-attr]
 
 
 def test_late_run_stopped_replaces_the_aggregators_close(storage: Storage) -> None:
     f = Feeder(storage, "s1")
     r1, r2 = rid(), rid()
     f.send(started(r1), started(r2, 2000.0))
-    assert storage.run_by_id(r1)["stop_reason"] == f"superseded by run {r2}"  # type: ignore[index]
+    assert storage.run_by_id(r1).stop_reason == f"superseded by run {r2}"  # type: ignore[union-attr]
     f.send(stopped(r1, 1500.0))
-    assert storage.run_by_id(r1)["stop_reason"] == "stop"  # type: ignore[index]
-    assert storage.run_by_id(r1)["stopped"] == 1500.0  # type: ignore[index]
+    assert storage.run_by_id(r1).stop_reason == "stop"  # type: ignore[union-attr]
+    assert storage.run_by_id(r1).stopped == 1500.0  # type: ignore[union-attr]
 
 
 def test_data_of_a_run_whose_start_was_lost_opens_it(storage: Storage) -> None:
@@ -255,8 +253,8 @@ def test_data_of_a_run_whose_start_was_lost_opens_it(storage: Storage) -> None:
     r = rid()
     f.send(sample(r, 1000.0, FT01=1.0))
     run = storage.run_by_id(r)
-    assert run is not None and run["stopped"] is None
-    assert any("never arrived" in e["message"] for e in storage.error_log(f.engine_id))
+    assert run is not None and run.stopped is None
+    assert any("never arrived" in e.message for e in storage.error_log(f.engine_id))
 
 
 def test_gap_goes_into_the_open_runs_log(storage: Storage) -> None:
@@ -266,7 +264,7 @@ def test_gap_goes_into_the_open_runs_log(storage: Storage) -> None:
     storage.apply_batch([BatchOp(f.engine_id, "s1", RecordGap(2, 4, "test"))])
     run = storage.run_by_id(r)
     assert run is not None
-    assert any("seq 2..4" in x["text"] for x in storage.run_log(run["pk"]))
+    assert any("seq 2..4" in x["text"] for x in storage.run_log(run.pk))
     assert storage.last_seq(f.engine_id) == 4
 
 
@@ -284,8 +282,8 @@ def test_state_survives_a_new_storage_instance(db_url: str) -> None:
     g.send(sample(r, 1005.0, FT01=5.0), stopped(r, 1006.0))
     second.maintain()
     run = second.run_by_id(r)
-    assert run is not None and run["stop_reason"] == "stop"
-    samples, _ = second.read_samples(run["pk"], tag_id(second, run["pk"], "FT01"), 0, 2e9)
+    assert run is not None and run.stop_reason == "stop"
+    samples, _ = second.read_samples(run.pk, tag_id(second, run.pk, "FT01"), 0, 2e9)
     assert [v for _, v in samples] == [float(i) for i in range(6)]
     engine.dispose()
 
@@ -298,13 +296,13 @@ def test_windowed_read_touches_only_overlapping_chunks(storage: Storage) -> None
     assert run is not None
     with storage.engine.begin() as conn:
         tid = storage.ingest.registry.tag_id(conn, f.engine_id, "FT01", "L/h")
-        storage.write_chunks(conn, run["pk"], tid, [(float(t), float(t)) for t in range(30_000)])
+        storage.write_chunks(conn, run.pk, tid, [(float(t), float(t)) for t in range(30_000)])
     # 100 chunks of 300 s; a 250 s window inside one chunk, and one spanning two
-    samples, chunks = storage.read_samples(run["pk"], tid, 15_010.0, 15_260.0)
+    samples, chunks = storage.read_samples(run.pk, tid, 15_010.0, 15_260.0)
     assert chunks == 1 and samples[0] == (15_010.0, 15_010.0) and len(samples) == 251
-    samples, chunks = storage.read_samples(run["pk"], tid, 14_950.0, 15_050.0)
+    samples, chunks = storage.read_samples(run.pk, tid, 14_950.0, 15_050.0)
     assert chunks == 2 and len(samples) == 101
-    samples, chunks = storage.read_samples(run["pk"], tid, 29_999.5, 40_000.0)
+    samples, chunks = storage.read_samples(run.pk, tid, 29_999.5, 40_000.0)
     assert chunks == 0 and samples == []
 
 
@@ -338,7 +336,7 @@ def _bytes_per_value(tmp_path: Path, hours: float, tags: int) -> float:
         with engine.begin() as conn:
             tid = storage.ingest.registry.tag_id(conn, f.engine_id, f"T{tag:03d}", "bar")
             storage.write_chunks(
-                conn, run["pk"], tid, [(1.7e9 + i + 0.0123, v) for i, v in enumerate(values)]
+                conn, run.pk, tid, [(1.7e9 + i + 0.0123, v) for i, v in enumerate(values)]
             )
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -378,11 +376,11 @@ def test_ingest_path_bytes_per_value(storage: Storage) -> None:
     with storage.engine.connect() as conn:
         blob_bytes = conn.execute(
             sa.select(sa.func.sum(sa.func.length(tables.T_CHUNK.c.data))).where(
-                tables.T_CHUNK.c.run_pk == run["pk"]
+                tables.T_CHUNK.c.run_pk == run.pk
             )
         ).scalar()
     assert blob_bytes / 12_000 < 8.0
-    samples, _ = storage.read_samples(run["pk"], tag_id(storage, run["pk"], "T07"), 0, 2e10)
+    samples, _ = storage.read_samples(run.pk, tag_id(storage, run.pk, "T07"), 0, 2e10)
     assert [v for _, v in samples] == series[7]
     assert not math.isnan(samples[0][1])  # type: ignore[arg-type]
 
@@ -398,12 +396,12 @@ def test_sub_microsecond_ticks_are_read_back_at_the_window_edges(storage: Storag
     f.send(started(r, t0), *[sample(r, t0 + n * 0.1, Counter=n) for n in range(1, 4)])
     run = storage.run_by_id(r)
     assert run is not None
-    counter = tag_id(storage, run["pk"], "Counter")
-    rows = [values for _, values in storage.iter_run_rows(run["pk"], [counter])]
+    counter = tag_id(storage, run.pk, "Counter")
+    rows = [values for _, values in storage.iter_run_rows(run.pk, [counter])]
     assert rows == [[1], [2], [3]]
     f.send(stopped(r, t0 + 1))
     storage.maintain()
-    rows = [values for _, values in storage.iter_run_rows(run["pk"], [counter])]
+    rows = [values for _, values in storage.iter_run_rows(run.pk, [counter])]
     assert rows == [[1], [2], [3]]
 
 
@@ -418,8 +416,8 @@ def test_method_sent_before_an_aggregator_restart_is_recorded_with_the_run(db_ur
     g.send(started(r, version=7))
     run = g.storage.run_by_id(r)
     assert run is not None
-    [recorded] = g.storage.run_methods(run["pk"])
-    assert recorded["version"] == 7 and "Mark: A" in recorded["lines_json"]
+    [recorded] = g.storage.run_methods(run.pk)
+    assert recorded.version == 7 and "Mark: A" in recorded.lines_json
     engine.dispose()
 
 
@@ -455,5 +453,5 @@ def test_resend_compared_with_a_digest_stored_by_an_older_aggregator(storage: St
         storage.apply_batch(
             [BatchOp(f.engine_id, "s2", CompareStored(message, message_digest(message)))]
         )
-    integrity = [e for e in storage.error_log(f.engine_id) if "integrity" in e["message"]]
-    assert len(integrity) == 1 and f"seq {f.seq}" in integrity[0]["message"]
+    integrity = [e for e in storage.error_log(f.engine_id) if "integrity" in e.message]
+    assert len(integrity) == 1 and f"seq {f.seq}" in integrity[0].message

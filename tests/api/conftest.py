@@ -121,7 +121,7 @@ async def api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIterator[
             token = new_token()
             user = storage.user_by_name(name)
             assert user is not None
-            storage.create_session(user["id"], token_hash(token), 3600.0)
+            storage.create_session(user.id, token_hash(token), 3600.0)
             result.tokens[role] = token
         yield result
     finally:

@@ -264,7 +264,7 @@ async def start_api(db_url: str, tmp_path: Path, password_hash: str, notify: Not
         token = new_token()
         user = storage.user_by_name(name)
         assert user is not None
-        storage.create_session(user["id"], token_hash(token), 3600.0)
+        storage.create_session(user.id, token_hash(token), 3600.0)
         result.tokens[role] = token
     return result
 

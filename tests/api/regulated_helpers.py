@@ -22,7 +22,7 @@ def add_signers(api: Api, password_hash: str) -> Api:
     user = storage.user_by_name(name)
     assert user is not None
     token = new_token()
-    storage.create_session(user["id"], token_hash(token), 3600.0)
+    storage.create_session(user.id, token_hash(token), 3600.0)
     api.names["approver"] = name
     api.tokens["approver"] = token
     return api

@@ -149,7 +149,7 @@ async def test_runs_are_released_once_stopped_and_verify(signers: Api, engine: F
     assert got == 409 and "still running" in body["error"]  # type: ignore[index]
     await engine.tags("run-r", started + 1, FT01=1.5, PT01=0.2)
     await engine.run_stopped("run-r", started + 2)
-    await until(lambda: (storage.run_by_id("run-r") or {}).get("stopped"), 5, "run stopped")
+    await until(lambda: getattr(storage.run_by_id("run-r"), "stopped", None), 5, "run stopped")
 
     got, reviewed = await sign(api, "operator", "run", "run-r", "reviewed")
     assert got == 201, reviewed

@@ -42,7 +42,7 @@ async def _released_run(api: Api, engine: FakeEngine) -> dict[str, object]:
         await engine.tags("run-rep", started + i, FT01=float(i), PT01=0.1 * i)
     await engine.run_stopped("run-rep", started + 30)
     storage = api.agg.ctx.storage
-    await until(lambda: (storage.run_by_id("run-rep") or {}).get("stopped"), 5, "run stopped")
+    await until(lambda: getattr(storage.run_by_id("run-rep"), "stopped", None), 5, "run stopped")
     status, released = await sign(api, "admin", "run", "run-rep", "released")
     assert status == 201, released
     assert isinstance(released, dict)

@@ -55,8 +55,8 @@ def _ft01(api: Api, run_id: str) -> list[object]:
     run = storage.run_by_id(run_id)
     assert run is not None
     with storage.engine.connect() as conn:
-        tag_ids = {name: tag_id for tag_id, name, _ in storage.run_tags(conn, run["pk"])}
-    samples, _ = storage.read_samples(run["pk"], tag_ids["FT01"], 0, 2e10)
+        tag_ids = {name: tag_id for tag_id, name, _ in storage.run_tags(conn, run.pk)}
+    samples, _ = storage.read_samples(run.pk, tag_ids["FT01"], 0, 2e10)
     return [v for _, v in samples]
 
 
@@ -159,8 +159,8 @@ async def test_a_superseded_state_is_not_rolled_back_by_its_replay(
     assert item["type"] == "ControlState"
     status, done = await api.call("POST", f"/api/quarantine/{item['id']}/replay", "admin")
     assert status == 200 and done["outcome"] == "superseded"  # type: ignore[index]
-    stored = {row["id"]: row for row in api.agg.ctx.storage.list_engines()}[engine.engine_id]
-    assert '"Stopped"' in stored["control_json"]
+    stored = {row.id: row for row in api.agg.ctx.storage.list_engines()}[engine.engine_id]
+    assert '"Stopped"' in stored.control_json
     assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 0  # type: ignore[index]
 
 

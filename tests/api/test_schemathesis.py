@@ -77,11 +77,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         user = storage.user_by_name("root")
         assert user is not None
         token = new_token()
-        storage.create_session(user["id"], token_hash(token), 3600.0)
+        storage.create_session(user.id, token_hash(token), 3600.0)
         fake = FakeEngine(agg)
         await fake.start()
         await wait_online(agg, fake.engine_id)
-        state.update(agg=agg, engine=fake, token=token, user_id=user["id"])
+        state.update(agg=agg, engine=fake, token=token, user_id=user.id)
 
     async def stop() -> None:
         await state["engine"].aclose()
