@@ -8,6 +8,9 @@ import { RunsView } from "./views/RunsView";
 import { RunView } from "./views/RunView";
 import { AlarmsView } from "./views/AlarmsView";
 import { SettingsView } from "./views/SettingsView";
+import { MethodsView } from "./views/MethodsView";
+import { LibraryMethodView } from "./views/LibraryMethodView";
+import { AuditView } from "./views/AuditView";
 import { AlarmBanner } from "./components/AlarmBanner";
 import { createAlarmStore } from "./state/alarms";
 import { useEffect, useMemo } from "preact/hooks";
@@ -50,12 +53,20 @@ function LoggedIn() {
           <a href="#/runs" aria-current={route.name === "runs" || route.name === "run" ? "page" : undefined}>
             Run history
           </a>
+          <a href="#/methods" aria-current={route.name === "methods" || route.name === "method" ? "page" : undefined}>
+            Methods
+          </a>
           <a href="#/alarms" aria-current={route.name === "alarms" ? "page" : undefined}>
             Alarms
           </a>
           <a href="#/settings" aria-current={route.name === "settings" ? "page" : undefined}>
             Notifications
           </a>
+          {user.role === "admin" && (
+            <a href="#/audit" aria-current={route.name === "audit" ? "page" : undefined}>
+              Audit
+            </a>
+          )}
         </nav>
         <div class="who">
           <span data-testid="user-name">
@@ -75,6 +86,9 @@ function LoggedIn() {
         {route.name === "run" && <RunView key={route.id} id={route.id} />}
         {route.name === "alarms" && <AlarmsView store={alarms} />}
         {route.name === "settings" && <SettingsView />}
+        {route.name === "methods" && <MethodsView />}
+        {route.name === "method" && <LibraryMethodView key={route.id} id={route.id} />}
+        {route.name === "audit" && <AuditView />}
         {route.name === "notFound" && (
           <section class="panel">
             <h1>Page not found</h1>

@@ -7,6 +7,9 @@ export type Route =
   | { name: "run"; id: string }
   | { name: "alarms" }
   | { name: "settings" }
+  | { name: "methods" }
+  | { name: "method"; id: string }
+  | { name: "audit" }
   | { name: "notFound"; path: string };
 
 export function parseRoute(hash: string): Route {
@@ -21,6 +24,9 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === "runs" && parts.length === 2) return { name: "run", id: parts[1]! };
   if (parts[0] === "alarms" && parts.length === 1) return { name: "alarms" };
   if (parts[0] === "settings" && parts.length === 1) return { name: "settings" };
+  if (parts[0] === "methods" && parts.length === 1) return { name: "methods" };
+  if (parts[0] === "methods" && parts.length === 2) return { name: "method", id: parts[1]! };
+  if (parts[0] === "audit" && parts.length === 1) return { name: "audit" };
   return { name: "notFound", path };
 }
 
@@ -43,6 +49,12 @@ export function href(route: Route): string {
       return "#/alarms";
     case "settings":
       return "#/settings";
+    case "methods":
+      return "#/methods";
+    case "method":
+      return `#/methods/${encodeURIComponent(route.id)}`;
+    case "audit":
+      return "#/audit";
     case "notFound":
       return `#${route.path}`;
   }

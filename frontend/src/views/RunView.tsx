@@ -14,6 +14,7 @@ import { formatDateTime, formatDuration } from "../lib/format";
 import type { RunDetail } from "../types";
 import { alarmMarks } from "../lib/alarms";
 import { journal } from "../lib/alarmsApi";
+import { RunRecord } from "../components/RunRecord";
 
 export function RunView({ id }: { id: string }) {
   const app = useApp();
@@ -82,6 +83,7 @@ export function RunView({ id }: { id: string }) {
           </a>
         </CsvDownload>
       </div>
+      <RunRecord runId={run.id} stopped={run.stopped != null} />
       <div class="unit-grid run-grid">
         <section class="panel area-plot" aria-labelledby="rplot-title">
           <h2 id="rplot-title">Plot</h2>

@@ -11,6 +11,7 @@ import { ProcessValues } from "../components/ProcessValues";
 import { RunLogTable } from "../components/RunLog";
 import { ErrorLogList } from "../components/ErrorLog";
 import { MethodPanel } from "../components/MethodPanel";
+import { MethodSource } from "../components/MethodSource";
 import { PlotPanel, plotConfigOf, plotStartTags, plotTags } from "../components/PlotPanel";
 import { formatDateTime, formatDuration } from "../lib/format";
 import { fetchPlotTolerant } from "../lib/plotfetch";
@@ -206,6 +207,7 @@ export function UnitView({ id }: { id: string }) {
         </section>
         <section class="panel area-method" aria-labelledby="method-title">
           <h2 id="method-title">Method</h2>
+          <MethodSource unitId={id} method={live.method} />
           <FailedLines live={live} unitId={id} canOperate={canOperate && online} paused={summary.state === "Paused"} />
           <MethodPanel unitId={id} method={live.method} commands={commands} canEdit={canOperate} active={!!summary.state && summary.state !== "Stopped"} uod={detail.uod} tags={live.tags} />
         </section>
