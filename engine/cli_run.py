@@ -70,8 +70,7 @@ def _new_link(args: argparse.Namespace, token: str, engine: Engine) -> Any:
             "--aggregator needs an engine token in SETPOINT_ENGINE_TOKEN or a --token-file; "
             "create one on the aggregator with `setpoint-aggregator engine-token create NAME`"
         )
-    if not args.aggregator.startswith(("ws://", "wss://")):
-        raise CliError(f"--aggregator must look like ws://HOST:PORT, not {args.aggregator!r}")
+    urls = aggregator_urls(args.aggregator)
     from engine.link.client import EngineLink
 
     data_dir = Path(args.data_dir)
@@ -79,7 +78,19 @@ def _new_link(args: argparse.Namespace, token: str, engine: Engine) -> Any:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--data-dir {data_dir}: {exc}") from None
-    return EngineLink(url=args.aggregator, token=token, data_dir=data_dir, control=engine)
+    return EngineLink(url=urls, token=token, data_dir=data_dir, control=engine)
+
+
+def aggregator_urls(values: list[str]) -> list[str]:
+    """The --aggregator URLs in failover order: repeated options and comma lists alike."""
+    urls = [url.strip() for value in values for url in value.split(",")]
+    for url in urls:
+        if not url.startswith(("ws://", "wss://")) or url in ("ws://", "wss://"):
+            raise CliError(f"--aggregator must look like ws://HOST:PORT, not {url!r}")
+    for url in urls:
+        if urls.count(url) > 1:
+            raise CliError(f"--aggregator {url} is given twice; name each aggregator once")
+    return urls
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -172,7 +183,11 @@ async def _serve(
     if link is not None:
         await link.start()
         link.on_failure(lambda exc: session.request(f"link error: {describe(exc)}", True))
-    where = f", reporting to {args.aggregator}" if link is not None else " standalone"
+    where = (
+        f", reporting to {' or '.join(aggregator_urls(args.aggregator))}"
+        if link is not None
+        else " standalone"
+    )
     _say(f"{engine.uod.name} running{where} (Ctrl+C stops; outputs go to their safe values)")
     advice = asyncio.create_task(
         HardwareAdvice(engine.hardware, sys.stderr).watch(), name="hardware-advice"

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -89,7 +89,7 @@ class EngineLink:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str,
         data_dir: Path,
         control: EngineControl,
@@ -102,7 +102,12 @@ class EngineLink:
         session_id: str | None = None,
         connect_timeout: float = 10.0,
     ) -> None:
-        self.url = _endpoint(url)
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("EngineLink needs at least one aggregator URL")
+        self.urls = [_endpoint(u) for u in urls]
+        self._url_index = 0
+        self.url = self.urls[0]
         self._token = token
         self._control = control
         self._clock = clock
@@ -307,8 +312,18 @@ class EngineLink:
         while True:
             actions = await self._connect_once()
             delay = next((a.delay for a in actions if isinstance(a, ScheduleReconnect)), 1.0)
+            self._fail_over()
             log.debug("reconnecting to %s in %.2f s", self.url, delay)
             await asyncio.sleep(delay)
+
+    def _fail_over(self) -> None:
+        """After a failed attempt or a lost link, the next aggregator in order (wrapping round),
+        with the machine's back-off. The aggregators share one database, and an engine resends
+        from the last seq stored there (Registered.last_seq): a switch loses and duplicates
+        nothing. A link that is up stays where it is: no switching back."""
+        if len(self.urls) > 1:
+            self._url_index = (self._url_index + 1) % len(self.urls)
+            self.url = self.urls[self._url_index]
 
     async def _connect_once(self) -> list[Action]:
         assert self._session is not None

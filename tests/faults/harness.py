@@ -249,7 +249,9 @@ def sample(n: int, run_id: str, t0: float, period: float) -> dict[str, Any]:
 class ScriptedEngine:
     """A stand-in for the engine: one run of numbered `Counter` samples at a fixed rate."""
 
-    def __init__(self, url: str, token: str, data_dir: Path, rate: float = 20.0) -> None:
+    def __init__(
+        self, url: str | list[str], token: str, data_dir: Path, rate: float = 20.0
+    ) -> None:
         self.control = FakeControl()
         self.link = EngineLink(
             url,
