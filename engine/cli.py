@@ -111,9 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--aggregator",
+        action="append",
         metavar="ws://HOST:PORT",
         help="aggregator to report to, e.g. ws://127.0.0.1:9800 (default: standalone, no "
-        "aggregator)",
+        "aggregator). Several aggregators of one site (repeat the option or give a comma list): "
+        "the engine fails over to the next in order when its link is lost",
     )
     run.add_argument(
         "--token-file",
