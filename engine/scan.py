@@ -16,7 +16,14 @@ from typing import Any
 from engine.alarms.layer import AlarmLayer
 from engine.commands import CommandManager, RunningCommand, TagAccess
 from engine.describe import describe as _describe
-from engine.hw.base import UNSET, ConnectionChanged, ConnectionState, Hardware, WriteRejected
+from engine.hw.base import (
+    UNSET,
+    ConnectionChanged,
+    ConnectionState,
+    Hardware,
+    SafeWriter,
+    WriteRejected,
+)
 from engine.hw.base import Quality as HwQuality
 from engine.hw.base import ScalarValue as HwValue
 from engine.lang.api import INTERPRETER_TAGS, SystemState
@@ -90,14 +97,28 @@ class ScanPipeline(AlarmLayer):
             safe = self._specs[name].safe_value
             if safe is not None:
                 self.store.update(name, safe, wall)
-        try:
-            self._write_outputs(force=True)
-        except Exception as exc:
-            self._error(wall, f"writing safe values failed: {_describe(exc)}", "hardware")
+        for write in (self._write_safe_codes, self._write_outputs):
+            try:
+                write()
+            except Exception as exc:
+                self._error(wall, f"writing safe values failed: {_describe(exc)}", "hardware")
         try:
             self.hardware.write_safe_values()
         except Exception as exc:  # a driver bug must not keep the rest of the outputs unsafe
             self._error(wall, f"writing safe values failed: {_describe(exc)}", "hardware")
+
+    def _write_safe_codes(self) -> None:
+        """The tags' safe values, forced past the driver's de-duplication: the device may no
+        longer hold what the engine last asked for (another master, its own watchdog)."""
+        codes = self.safe_output_codes()
+        if not codes:
+            return
+        if isinstance(self.hardware, SafeWriter):
+            self.hardware.write_safe(codes)
+        else:
+            self.hardware.write(codes)
+        for name in codes:
+            self._written[name] = self.store[name].value
 
     def make_outputs_safe(self) -> None:
         """Shutdown: cancels every command (a manual one could set an output again) and writes
@@ -348,10 +369,10 @@ class ScanPipeline(AlarmLayer):
         store.update("Clock", round(wall, 3), wall)
         self._update_block_amounts(wall)
 
-    def _write_outputs(self, force: bool = False) -> None:
+    def _write_outputs(self) -> None:
         """Writes outputs that changed since they were last written, and those a command set
         (drivers drop repeated values themselves, except where repeating is the point, such as
-        a tare). `force` rewrites every output that has a safe value."""
+        a tare)."""
         changes: dict[str, ScalarValue] = {}
         dirty, self._dirty_outputs = self._dirty_outputs, set()
         for name in self._outputs:
@@ -360,12 +381,7 @@ class ScanPipeline(AlarmLayer):
             value = self.store[name].value
             if value is None:
                 continue
-            spec = self._specs[name]
-            if (
-                name in dirty
-                or (force and spec.safe_value is not None)
-                or self._written.get(name, UNSET) != value
-            ):
+            if name in dirty or self._written.get(name, UNSET) != value:
                 changes[name] = value
         if changes:
             encoded: dict[str, HwValue] = {}

@@ -125,6 +125,17 @@ class Hardware(Protocol):
     def connection_state(self) -> ConnectionState: ...
 
 
+@runtime_checkable
+class SafeWriter(Protocol):
+    """What a driver offers beyond `Hardware` so that safe values declared on tags reach the
+    device as surely as its own: `write_safe` never de-duplicates (the device may no longer hold
+    what was last asked for) and queues each value on its own, so one it cannot take (unknown,
+    read-only) does not hold back the rest; it raises for those afterwards. A driver without it
+    gets the tag safe values through `write`."""
+
+    def write_safe(self, values: Mapping[str, ScalarValue]) -> None: ...
+
+
 def masked_quality(state: ConnectionState, quality: Quality) -> Quality:
     """Quality as the scan must see it: live values become stale during an outage, bad on Error."""
     if quality is Quality.BAD or state is ConnectionState.OK:

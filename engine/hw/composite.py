@@ -12,6 +12,7 @@ from engine.hw.base import (
     HardwareEvent,
     OutputResult,
     Reading,
+    SafeWriter,
     ScalarValue,
 )
 
@@ -58,20 +59,36 @@ class CompositeHardware:
         return MappingProxyType(merged)
 
     def write(self, values: Mapping[str, ScalarValue]) -> None:
+        self._route(values, safe=False)
+
+    def write_safe(self, values: Mapping[str, ScalarValue]) -> None:
+        """Tag safe values, forced in each part that can (see `SafeWriter`)."""
+        self._route(values, safe=True)
+
+    def _route(self, values: Mapping[str, ScalarValue], *, safe: bool) -> None:
+        """Every part gets its values even if a tag is unknown or another part fails."""
         per_part: dict[int, dict[str, ScalarValue]] = {}
+        errors: list[str] = []
+        unknown = [
+            f"no hardware part declares tag {tag!r}" for tag in values if tag not in self._owner
+        ]
         for tag, value in values.items():
             part = self._owner.get(tag)
             if part is None:
-                raise KeyError(f"no hardware part declares tag {tag!r}")
+                continue
             per_part.setdefault(id(part), {})[tag] = value
-        errors: list[str] = []
         for part in self.parts:
             if id(part) in per_part:
                 try:
-                    part.write(per_part[id(part)])
+                    if safe and isinstance(part, SafeWriter):
+                        part.write_safe(per_part[id(part)])
+                    else:
+                        part.write(per_part[id(part)])
                 except Exception as exc:
                     errors.append(_failure(part, exc))
-        _raise_combined("write", errors)
+        if unknown and not errors:
+            raise KeyError("; ".join(unknown))
+        _raise_combined("writing safe values" if safe else "write", [*unknown, *errors])
 
     def write_safe_values(self) -> None:
         """Every part gets its safe values even if another part fails: one broken driver must

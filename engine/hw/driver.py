@@ -55,6 +55,7 @@ class OutputLedger:
         self._asked: dict[str, QueuedWrite] = {}  # the last value asked for, per tag
         self._refused: dict[str, tuple[int, str]] = {}  # tag -> (seq, the device's refusal)
         self._read_after: dict[str, int] = {}  # tag -> last seq sent before a read-back of it
+        self._epoch = 0  # read-backs taken before the last `begin_settle` do not count
 
     def queue(self, tag: str, value: ScalarValue, *, force: bool) -> bool:
         """`force` skips the de-duplication: safe values must reach the device even when they
@@ -92,10 +93,24 @@ class OutputLedger:
     def sent(self) -> int:
         return self._sent
 
-    def mark_read(self, tags: Iterable[str], sent_before: int) -> None:
-        """`tags` were read back from the device after every write up to `sent_before`."""
+    def read_mark(self) -> tuple[int, int]:
+        """Taken just before a read: what `mark_read` needs to place the read in time."""
+        return self._sent, self._epoch
+
+    def mark_read(self, tags: Iterable[str], mark: tuple[int, int]) -> None:
+        """`tags` were read back from the device by a read that started at `mark` (after every
+        write up to its seq was answered). A read that started before the settling began
+        does not count: the device may have changed since (another master, its watchdog)."""
+        sent_before, epoch = mark
+        if epoch != self._epoch:
+            return
         for tag in tags:
             self._read_after[tag] = max(self._read_after.get(tag, 0), sent_before)
+
+    def begin_settle(self) -> None:
+        """From now on only read-backs that start later confirm an output."""
+        self._epoch += 1
+        self._read_after.clear()
 
     def settled(self, readable: Iterable[str]) -> bool:
         """Nothing queued, and each accepted write of a `readable` tag has been read back."""
@@ -178,6 +193,13 @@ class OutputLedger:
         if same(tag, value, reading.value):
             return OutputResult(tag, value, OutputCheck.CONFIRMED)
         return OutputResult(tag, value, OutputCheck.MISMATCH, f"the device holds {reading.value!r}")
+
+
+def _message(exc: Exception) -> str:
+    """A KeyError's text without the quotes str() puts around it."""
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)
 
 
 def close_enough(asked: ScalarValue, held: ScalarValue) -> bool:
@@ -292,18 +314,34 @@ class PollingDriver(ABC):
     def write(self, values: Mapping[str, ScalarValue]) -> None:
         self._queue(values, force=False)
 
+    def write_safe(self, values: Mapping[str, ScalarValue]) -> None:
+        """Safe values declared on tags (see `SafeWriter`): forced, like the driver's own."""
+        self._queue(values, force=True)
+
     def write_safe_values(self) -> None:
         self._queue(self._safe_values(), force=True)
 
     def _queue(self, values: Mapping[str, ScalarValue], *, force: bool) -> None:
-        """All values are checked before any is queued, so a bad one queues nothing."""
+        """Each value on its own: the good ones are queued, then the first bad one (unknown tag,
+        read-only, cannot be encoded) raises, naming every bad one if there are several."""
+        good: list[tuple[str, ScalarValue]] = []
+        problems: list[Exception] = []
         for tag, value in values.items():
-            self._check_write(tag, value)
+            try:
+                self._check_write(tag, value)
+            except Exception as exc:
+                problems.append(exc)
+            else:
+                good.append((tag, value))
         with self._lock:
-            for tag, value in values.items():
+            for tag, value in good:
                 self._ledger.queue(tag, value, force=force or self._always_send(tag))
-        if values:
+        if good:
             self._wake_io()
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise ValueError("; ".join(_message(p) for p in problems))
 
     def drain_events(self) -> list[HardwareEvent]:
         with self._lock:
@@ -367,6 +405,7 @@ class PollingDriver(ABC):
             await self.start()
         confirmable = self._confirmable()
         with self._lock:
+            self._ledger.begin_settle()
             self._before_settle()
         self._wake_io()
 

@@ -289,7 +289,7 @@ class ModbusHardware(PollingDriver):
         """Writes first: nothing about the heartbeat may keep an output (a safe value above all)
         from reaching the device."""
         await self._flush_writes()
-        sent = self._ledger.sent
+        mark = self._ledger.read_mark()
         device_errors: list[str] = []
         for req in self.plan:
             response = await self._call(
@@ -312,7 +312,7 @@ class ModbusHardware(PollingDriver):
                     self._readings[reg.tag] = Reading(old.value, Quality.BAD, now)
             else:
                 self._store(req, response, now)
-            self._ledger.mark_read((r.tag for r in req.registers), sent)
+            self._ledger.mark_read((r.tag for r in req.registers), mark)
         self.cycles += 1
         await self._beat()
         if device_errors:

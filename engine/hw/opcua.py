@@ -119,6 +119,11 @@ class OpcUaHardware(PollingDriver):
     def _read_back(self, tag: str) -> Reading | None:
         return self._read_backs.get(tag) or Reading(None, Quality.BAD, 0.0)
 
+    def _before_settle(self) -> None:
+        """Every node read back before is read again: only a read-back after the settling
+        began confirms an output."""
+        self._due |= set(self._read_backs)
+
     def _same(self, tag: str, asked: ScalarValue, held: ScalarValue) -> bool:
         """Compared as the node holds them, so a Float node's rounding does not count."""
         info = self._info.get(tag)
@@ -276,13 +281,13 @@ class OpcUaHardware(PollingDriver):
                 )
             self._report(None)
         if self._due:
-            sent = self._ledger.sent
+            mark = self._ledger.read_mark()
             tags = sorted(self._due)
             values = await link.read(tags)
             now = self._clock()
             for tag, (value, status) in values.items():
                 self._read_backs[tag] = Reading(plain(value), quality_of(status), now)
-            self._ledger.mark_read(tags, sent)
+            self._ledger.mark_read(tags, mark)
             self._due.clear()
             self._report(None)
 

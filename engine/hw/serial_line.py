@@ -306,7 +306,7 @@ class SerialHardware(PollingDriver):
     def _read(self, ex: SerialExchange) -> None:
         what = f"{ex.tag} ({ex.request!r})"
         with self._lock:
-            sent = self._ledger.sent
+            mark = self._ledger.read_mark()
         text = self._transact(ex.request, ex.terminator, what)
         match = ex.regex.search(text)
         if match is None:
@@ -318,7 +318,7 @@ class SerialHardware(PollingDriver):
         unit = match.groupdict().get("unit") or ex.unit
         with self._lock:
             self._readings[ex.tag] = Reading(value, Quality.GOOD, self._clock(), unit)
-            self._ledger.mark_read(self._confirms.get(ex.tag, ()), sent)
+            self._ledger.mark_read(self._confirms.get(ex.tag, ()), mark)
 
     def _write(self, ex: SerialExchange, value: ScalarValue) -> None:
         command = ex.command_for(value)

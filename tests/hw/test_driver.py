@@ -50,12 +50,12 @@ def test_read_back_must_come_after_the_write() -> None:
     ledger.queue("pump", 0.0, force=True)
     ledger.queue("valve", False, force=True)
     assert not ledger.settled(["pump"])
-    ledger.mark_read(["pump"], ledger.sent)  # a read before the write: does not count
+    ledger.mark_read(["pump"], ledger.read_mark())  # a read before the write: does not count
     for _ in range(2):
         ledger.done(ledger.pending[0])
     assert not ledger.settled(["pump"])
     assert results(ledger, {"pump": 0.0})["pump"][1] is OutputCheck.WRITTEN
-    ledger.mark_read(["pump"], ledger.sent)
+    ledger.mark_read(["pump"], ledger.read_mark())
     assert ledger.settled(["pump"])
     got = results(ledger, {"pump": 0.0})
     assert got == {
