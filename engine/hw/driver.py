@@ -161,15 +161,7 @@ class OutputLedger:
                     OutputResult(tag, write.value, OutputCheck.FAILED, f"refused: {refused[1]}")
                 )
                 continue
-            result = self._checked(write, read_back(tag), same, timeout, link_problem)
-            if link_down and result.check is not OutputCheck.WRITTEN:
-                result = OutputResult(
-                    tag,
-                    write.value,
-                    OutputCheck.WRITTEN,
-                    f"read back before the connection was lost ({link_problem})",
-                )
-            out.append(result)
+            out.append(self._checked(write, read_back(tag), same, timeout, link_problem, link_down))
         return out
 
     def _checked(
@@ -179,20 +171,35 @@ class OutputLedger:
         same: Callable[[str, ScalarValue, ScalarValue], bool],
         timeout: float,
         link_problem: str | None,
+        link_down: bool,
     ) -> OutputResult:
+        """While `link_down` a read-back is history: it may confirm no more than an accepted
+        write, and the last value seen that differs keeps the output unsafe (state unknown)."""
         tag, value = write.tag, write.value
         if reading is None:
             return OutputResult(tag, value, OutputCheck.WRITTEN)
+        seen = reading.value if reading.quality is Quality.GOOD else None
+        differs = seen is not None and not same(tag, value, seen)
+        if link_down and differs:
+            return OutputResult(
+                tag,
+                value,
+                OutputCheck.MISMATCH,
+                f"state unknown: last seen {seen!r}; connection {link_problem}",
+            )
         if self._read_after.get(tag, 0) < write.seq:
             why = f"not read back within {timeout:g} s"
             if link_problem:
                 why += f"; connection {link_problem}"
             return OutputResult(tag, value, OutputCheck.WRITTEN, why)
-        if reading.quality is not Quality.GOOD or reading.value is None:
+        if seen is None:
             return OutputResult(tag, value, OutputCheck.WRITTEN, "the device refused the read-back")
-        if same(tag, value, reading.value):
-            return OutputResult(tag, value, OutputCheck.CONFIRMED)
-        return OutputResult(tag, value, OutputCheck.MISMATCH, f"the device holds {reading.value!r}")
+        if differs:
+            return OutputResult(tag, value, OutputCheck.MISMATCH, f"the device holds {seen!r}")
+        if link_down:
+            why = f"read back before the connection was lost ({link_problem})"
+            return OutputResult(tag, value, OutputCheck.WRITTEN, why)
+        return OutputResult(tag, value, OutputCheck.CONFIRMED)
 
 
 def _message(exc: Exception) -> str:

@@ -11,9 +11,9 @@ import pytest
 
 from engine.clock import RealClock
 from engine.engine import Engine
-from engine.hw.base import OutputCheck
+from engine.hw.base import ConnectionState, OutputCheck
 from engine.hw.modbus import ModbusHardware, ModbusTcp
-from engine.shutdown import EXIT_OK, ShutdownControl, shut_down
+from engine.shutdown import EXIT_OK, ShutdownControl, assess, shut_down
 from engine.simdev import chromatography_map as chrom
 from engine.simdev.modbus_server import serve_tcp, stop_server
 from engine.simdev.modbus_sim import ModbusModelDevice, _chromatography
@@ -101,3 +101,32 @@ async def test_only_a_read_back_after_the_settling_began_confirms(peer: Peer) ->
     results = await hw.settle_outputs(2.0)
     assert checks(results)["trim"] == (3, OutputCheck.MISMATCH)
     assert peer.store.get_value(TRIM) == 5
+
+
+async def test_a_mismatch_stays_unsafe_when_the_link_is_lost(peer: Peer) -> None:
+    """An interlock holds the pump at 100 % whatever is written; then the link drops. The
+    output is not safe, and settling again must not call it so from the old read-back."""
+    hw = modbus(peer, stop_grace=0.0)
+    await hw.start()
+    try:
+        hw.write({"pump": 100.0})
+        await wait_until(lambda: peer.store.get_value(PUMP) == 100.0, what="pump running")
+
+        def interlock(dev: int, table: str, address: int, values: object) -> None:
+            if table == "holding" and address == PUMP.address:
+                peer.store.define(PUMP, 100.0)
+
+        peer.store.on_write = interlock
+        hw.write_safe_values()
+        first = checks(await hw.settle_outputs(2.0))["pump"]
+        await peer.stop()
+        await wait_until(lambda: hw.connection_state is not ConnectionState.OK, what="link lost")
+        results = await hw.settle_outputs(0.3)
+    finally:
+        await hw.stop()
+    assert first == (0, OutputCheck.MISMATCH)
+    pump = next(r for r in results if r.tag == "pump")
+    assert pump.check is OutputCheck.MISMATCH
+    assert pump.detail.startswith("state unknown: last seen 100.0; connection Reconnect")
+    assert peer.store.get_value(PUMP) == 100.0
+    assert assess(results, {"pump": 0}).unsafe
