@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   auditCsvUrl,
   auditQuery,
+  calledNames,
   diffCounts,
   lineDiff,
   localInputToEpoch,
@@ -113,5 +114,15 @@ describe("runs and audit", () => {
     expect(localInputToEpoch("")).toBeNull();
     expect(localInputToEpoch("not a date")).toBeNull();
     expect(localInputToEpoch("2024-03-01T12:30")).toBe(new Date(2024, 2, 1, 12, 30).getTime() / 1000);
+  });
+});
+
+describe("library text", () => {
+  it("collects the names a text calls that are not built-ins", () => {
+    const names = calledNames("Block: A\n    Flow: 60 L/h\n    Inlet: VA01\n    Mark: x\n    1 End block\n");
+    expect(names.has("Flow")).toBe(true);
+    expect(names.has("Inlet")).toBe(true);
+    expect(names.has("Mark")).toBe(false);
+    expect(names.has("Block")).toBe(false);
   });
 });

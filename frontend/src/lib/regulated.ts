@@ -4,6 +4,7 @@
 
 import { diffLines } from "diff";
 import type { Api } from "../api";
+import { tokenizeLine } from "./pcode";
 import type { Role } from "../types";
 
 const enc = encodeURIComponent;
@@ -226,4 +227,15 @@ export function diffCounts(lines: DiffLine[]): { added: number; removed: number 
     else if (l.kind === "removed") removed++;
   }
   return { added, removed };
+}
+
+/**
+ * The names a library text calls that are not built-ins: a library method belongs to no unit,
+ * so its UOD commands cannot be checked here and are shown as commands, not as unknown.
+ */
+export function calledNames(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split("\n"))
+    for (const t of tokenizeLine(line)) if (t.type === "instruction") names.add(line.slice(t.from, t.to));
+  return names;
 }

@@ -13,6 +13,7 @@ import {
   MEANING_LABEL,
   STATE_LABEL,
   addVersion,
+  calledNames,
   getMethod,
   loadOntoUnit,
   signableMeanings,
@@ -21,8 +22,6 @@ import {
   type LibraryVersion,
   type Meaning,
 } from "../lib/regulated";
-
-const NO_COMMANDS: ReadonlySet<string> = new Set();
 
 export function LibraryMethodView({ id }: { id: string }) {
   const app = useApp();
@@ -104,7 +103,7 @@ export function LibraryMethodView({ id }: { id: string }) {
             Version {current.version} <span class={stateClass(current.state)}>{STATE_LABEL[current.state]}</span>
           </h2>
           <p class="small muted mono">SHA-256 {current.sha256}</p>
-          <HighlightedCode text={current.text} commands={NO_COMMANDS} />
+          <HighlightedCode text={current.text} commands={calledNames(current.text)} />
         </section>
       )}
       {versions.length > 1 && <CompareVersions versions={versions} />}
@@ -167,7 +166,7 @@ function VersionRow({ v, meanings, onShow, onSign }: RowProps) {
             key={m}
             type="button"
             class="btn btn-small btn-primary"
-            aria-label={`Sign version ${v.version} as ${MEANING_LABEL[m]}`}
+            aria-label={`Sign as ${MEANING_LABEL[m]}, version ${v.version}`}
             onClick={() => onSign(m)}
           >
             Sign as {MEANING_LABEL[m]}
