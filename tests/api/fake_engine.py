@@ -24,6 +24,8 @@ Request = (
     | p.ForceLine
     | p.ResumeLine
     | p.AlarmCommand
+    | p.RunModel
+    | p.CancelModel
 )
 Answer = Callable[[Any], tuple[bool, str | None, JsonValue] | None]
 
@@ -61,6 +63,14 @@ class FakeEngine(RawEngine):
                 await self.send(
                     p.CommandResult(id=message.id, seq=self.seq, ok=good, error=error, data=data)
                 )
+                if isinstance(message, p.RunModel) and good:
+                    await self.send(
+                        p.ModelProgress(
+                            model_id=message.id,
+                            status="exception",
+                            data={"reason": "the fake engine has no process model"},
+                        )
+                    )
             elif isinstance(message, p.Ping):
                 await self.send(p.CommandResult(id=message.id, seq=self.seq, ok=True))
         self.closed.set()
