@@ -199,7 +199,17 @@ class SerialHardware(PollingDriver):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._scanned = False  # the scan read a snapshot since the last poll (see `snapshot`)
+        self._settling = False
         self.exchanges_done = 0
+
+    def snapshot(self) -> Mapping[str, Reading]:
+        """Also lets the next poll go out. An instrument's own communication-loss watchdog
+        sees the polls as the engine's heartbeat, so they stop when the scan stops: at most one
+        poll per scan, none while the scan hangs. Writes are never held back."""
+        with self._lock:
+            self._scanned = True
+        return super().snapshot()
 
     # ---- what the base needs ----
 
@@ -230,6 +240,8 @@ class SerialHardware(PollingDriver):
         return self._readings.get(ex.confirm_with)
 
     def _before_settle(self) -> None:
+        """The shutdown reads back without a scan."""
+        self._settling = True
         for tag in self._confirms:
             self._due[tag] = float("-inf")
 
@@ -377,20 +389,30 @@ class SerialHardware(PollingDriver):
                 wait = 0.05 if deadline is None else max(0.0, deadline - self._clock())
                 self._stop.wait(min(wait, 0.05))
                 continue
-            now = self._clock()
-            due = [ex for ex in self._reads if self._due[ex.tag] <= now]
-            done = self.exchanges_done
-            try:
-                self._cycle(due)
-            except _LinkError as exc:
-                self._report(str(exc), lost=self._serial is None)
-                continue
-            if self.exchanges_done > done:
-                self._report(None)
-            self._wake.clear()
-            with self._lock:
-                pending = bool(self._ledger.pending)
-            if not pending:
-                next_due = min(self._due.values(), default=now + 0.1)
-                self._wake.wait(max(0.0, min(next_due - self._clock(), 0.1)))
+            self._poll_once()
         self._close()
+
+    def _poll_once(self) -> None:
+        now = self._clock()
+        with self._lock:
+            may_read = self._scanned or self._settling
+        due = [ex for ex in self._reads if self._due[ex.tag] <= now] if may_read else []
+        done = self.exchanges_done
+        try:
+            self._cycle(due)
+        except _LinkError as exc:
+            self._report(str(exc), lost=self._serial is None)
+            return
+        finally:
+            if due:
+                with self._lock:
+                    self._scanned = False
+        if self.exchanges_done > done:
+            self._report(None)
+        self._wake.clear()
+        with self._lock:
+            pending = bool(self._ledger.pending)
+        if not pending:
+            next_due = min(self._due.values(), default=now + 0.1)
+            wait = min(next_due - self._clock(), 0.1)
+            self._wake.wait(max(wait, 0.0 if may_read else 0.02))

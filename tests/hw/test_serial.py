@@ -311,7 +311,9 @@ async def test_outputs_are_rewritten_after_the_instrument_comes_back(
         hw.write({"Pump Speed": 50.0})
         await wait_until(lambda: sim.speed_rpm == 50.0, what="first write")
         peer.mode = "silent"
-        await wait_until(lambda: hw.connection_state is ConnectionState.RECONNECT)
+        await wait_until(  # scanning: the polls find the silence
+            lambda: hw.snapshot() is not None and hw.connection_state is ConnectionState.RECONNECT
+        )
         sim.speed_rpm = 0.0  # power cycle: the default speed
         peer.mode = "answer"
         await wait_until(lambda: hw.connection_state is ConnectionState.OK, what="recovery")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +12,11 @@ from pymodbus.constants import ExcCodes
 from engine.hw.base import ConnectionState, OutputCheck, WriteRejected
 from engine.hw.modbus import Heartbeat, ModbusHardware, ModbusRegister, ModbusTcp
 from engine.hw.recovery import RecoveryPolicy
+from engine.hw.serial_line import SerialHardware, SerialPort
 from engine.hw.watchdog import HeartbeatState
+from engine.simdev.instruments import PumpSim
+from engine.simdev.profiles import PUMP_EXCHANGES
+from engine.simdev.serial_server import PtyDevice
 from tests.hw.conftest import Peer, wait_until
 
 FAST = RecoveryPolicy(reconnect_after=0.1, error_after=30.0, backoff_initial=0.05, backoff_max=0.2)
@@ -155,3 +160,31 @@ async def test_refused_heartbeat_never_holds_back_the_outputs(
         assert "illegal data address" in rejected[0].message
     finally:
         await hw.stop()
+
+
+async def test_a_hung_scan_lets_the_serial_pump_s_own_watchdog_trip() -> None:
+    """The serial worker thread polls on its own; it must not feed the instrument's
+    communication-loss watchdog while the scan reads no snapshots."""
+    said: list[str] = []
+    pump = PumpSim(clock=time.monotonic, comm_timeout=0.5)
+
+    def tick() -> None:
+        if (news := pump.watch()) is not None:
+            said.append(news)
+
+    dev = PtyDevice(pump.handle, tick=tick)
+    thread = dev.start_thread()
+    hw = SerialHardware(SerialPort(url=dev.path, timeout=0.2), PUMP_EXCHANGES)
+    try:
+        await hw.start()
+        hw.write({"Pump Speed": 100.0, "Pump Command": "Run"})
+        await wait_until(lambda: hw.snapshot()["Pump State"].value == "RUN", what="running")
+        hung = time.monotonic()
+        await wait_until(lambda: not pump.running, timeout=3.0, what="the pump's watchdog")
+        assert time.monotonic() - hung >= 0.4
+        assert hw._io_alive() and said and "pump stopped" in said[0]
+        await wait_until(lambda: hw.snapshot()["Pump State"].value == "STOP", what="seen")
+    finally:
+        await hw.stop()
+        dev.close()
+        thread.join(2)

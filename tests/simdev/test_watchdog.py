@@ -203,7 +203,8 @@ async def test_serial_pump_stops_when_the_engine_goes_quiet() -> None:
         hw.write({"Pump Speed": 100.0, "Pump Command": "Run"})
         await wait_until(lambda: hw.snapshot()["Pump State"].value == "RUN", what="running")
         began = time.monotonic()
-        await wait_until(lambda: time.monotonic() - began > 1.5)  # polled: keeps running
+        # Scanning (each snapshot lets a poll go out): the polls keep the pump running.
+        await wait_until(lambda: hw.snapshot() is not None and time.monotonic() - began > 1.5)
         assert pump.running
         await hw.stop()  # abrupt: no safe values
         stopped = time.monotonic()
