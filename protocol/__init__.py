@@ -1,4 +1,8 @@
-"""The wire contract between engine and aggregator: messages, codec and version rules."""
+"""The wire contract between engine and aggregator: messages, codec and version rules.
+
+Who may import it: engine and aggregator, each through this package; it imports neither of them
+(engine -> protocol <- aggregator). README.md describes the contract.
+"""
 
 from protocol.codec import MAX_FRAME_SIZE, decode, encode
 from protocol.errors import ProtocolError

@@ -7,6 +7,9 @@ e-mail and web push, even when nobody has the page open.
 - mail, webpush: the two channels;
 - service: all of it together, fed from the app's LiveHub; the API (aggregator/api/notify_api.py)
   gives it the rules of who may see which unit.
+
+Who may import it: aggregator.app (which starts the service), aggregator.api.notify_api and
+aggregator.cli. It imports the store and protocol, never engine (engine -> protocol <- aggregator).
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Only the configuration lives here, so that `create_app` and the CLI can name it without
 importing asyncua: `serve` without --opcua-port never loads the OPC UA stack.
+
+The server itself (server.py, space.py, values.py, users.py, access.py, certs.py) imports
+asyncua. Who may import it: aggregator.app and aggregator.cli (this configuration module only),
+and tests. It reads the store, security and the API's roles, never engine.
 """
 
 from __future__ import annotations

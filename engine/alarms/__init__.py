@@ -6,6 +6,10 @@
 - layer.py: the engine layer that scans them and reports their transitions.
 
 docs/alarms.md describes the states and how to declare alarms.
+
+Who may import it: the engine's scan and engine.uod (declaring and checking alarms), and tests.
+It imports engine.lang, engine.tags, engine.ports, engine.reporting and protocol, never the
+aggregator.
 """
 
 from engine.alarms.evaluator import AlarmEvaluator, CompiledAlarm, compile_alarm, tag_info_of

@@ -1,4 +1,9 @@
-"""Hardware layer: the driver contract, Modbus and serial drivers, recovery and composition."""
+"""Hardware layer: the driver contract, Modbus and serial drivers, recovery and composition.
+
+README.md describes the drivers. Who may import it: UOD files, the rest of engine (scan, uod,
+sim, simdev, CLI, shutdown) and tests. It imports only engine.lang (units), never the engine's scan,
+protocol or the aggregator.
+"""
 
 from engine.hw.base import (
     Clock,

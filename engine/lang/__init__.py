@@ -7,6 +7,8 @@ Layout: parser.py -> analyzer.py (findings, shared argument checks in instructio
 conditions.py) -> interpreter.py, which assembles core.py (shared state) with run_control.py,
 timing.py, editing.py, handlers.py and scan.py. Beyond pint it imports only protocol.models from
 outside engine/lang; the engine imports the interpreter, never the other way round.
+
+Who may import it: the rest of engine (scan, operator interface, uod, alarms, CLI) and tests.
 """
 
 from engine.lang import runlog as _runlog
