@@ -256,6 +256,7 @@ class PollingDriver(ABC):
         self._ledger = OutputLedger()
         self._events: list[HardwareEvent] = []
         self._started = False
+        self._dead = False  # the worker was found ended while the driver runs
 
     # ---- what a driver provides ----
 
@@ -306,6 +307,9 @@ class PollingDriver(ABC):
         return self._recovery.state
 
     def snapshot(self) -> Mapping[str, Reading]:
+        if self._started and not self._io_alive() and not self._dead:
+            self._dead = True
+            self._fault(RuntimeError("the I/O worker ended"))
         with self._lock:
             state = self._recovery.state
             readings = dict(self._readings)
@@ -377,12 +381,21 @@ class PollingDriver(ABC):
             else:
                 self._recovery.on_error(now, error)
 
+    def _fault(self, exc: BaseException) -> None:
+        """An unexpected exception in the worker: a driver bug, not a device answer. The link
+        counts as lost (Error: readings BAD, the run pauses) and the worker carries on with a
+        reconnect, so a one-off bug does not leave old values looking live."""
+        _log.error("%s: driver error", self.name, exc_info=exc)
+        with self._lock:
+            self._recovery.on_fault(self._clock(), f"driver error: {type(exc).__name__}: {exc}")
+
     # ---- lifecycle ----
 
     async def start(self) -> None:
         if self._started:
             return
         self._started = True
+        self._dead = False
         await self._start_io()
 
     async def stop(self) -> None:

@@ -249,23 +249,31 @@ class ModbusHardware(PollingDriver):
         except _LinkError as exc:
             self._report(str(exc), lost=True)
         while self._running:
-            rec = self._recovery
-            action = rec.poll(self._clock())
-            if rec.link_down:
-                if action is Action.RECONNECT:
-                    await self._attempt_reconnect()
-                    continue
-                deadline = rec.next_deadline()
-                delay = self.connection.poll_interval
-                if deadline is not None:
-                    delay = min(delay, max(0.0, deadline - self._clock()))
-                await asyncio.sleep(delay)
-                continue
-            await self._cycle_reporting()
-            self._wake.clear()
-            if not self._ledger.pending:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.connection.poll_interval)
+            try:
+                await self._step()
+            except Exception as exc:
+                self._close()
+                self._fault(exc)
+
+    async def _step(self) -> None:
+        assert self._wake is not None
+        rec = self._recovery
+        action = rec.poll(self._clock())
+        if rec.link_down:
+            if action is Action.RECONNECT:
+                await self._attempt_reconnect()
+                return
+            deadline = rec.next_deadline()
+            delay = self.connection.poll_interval
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - self._clock()))
+            await asyncio.sleep(delay)
+            return
+        await self._cycle_reporting()
+        self._wake.clear()
+        if not self._ledger.pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.connection.poll_interval)
 
     async def _attempt_reconnect(self) -> None:
         try:

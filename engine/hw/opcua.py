@@ -80,6 +80,7 @@ class OpcUaHardware(PollingDriver):
         self._wake: asyncio.Event | None = None
         self._first: asyncio.Future[str | None] | None = None
         self._running = False
+        self._attempt_now = True
         self._due: set[str] = set()  # written tags not yet read back
         self._read_backs: dict[str, Reading] = {}
         self._same_unit: Callable[[str, str], bool] | None = None
@@ -174,40 +175,46 @@ class OpcUaHardware(PollingDriver):
     # ---- the I/O task ---------------------------------------------------------------------
 
     async def _run(self) -> None:
-        assert self._wake is not None
-        attempt_now = True
+        self._attempt_now = True
         while self._running:
-            rec = self._recovery
-            if self._link is None:
-                if attempt_now or rec.poll(self._clock()) is Action.RECONNECT:
-                    attempt_now = False
-                    await self._connect()
-                else:
-                    await self._idle(rec.next_deadline())
-                continue
-            broken = self._link.broken
-            if broken is not None:
-                await self._drop(broken)
-                continue
             try:
-                await self._flush()
-            except Exception as exc:
-                from engine.hw.opcua_link import LinkError
-
-                if not isinstance(exc, LinkError):
-                    raise
-                lost = self._link.broken is not None
-                self._report(str(exc), lost=lost)
-                if lost:
+                await self._step()
+            except Exception as exc:  # a driver or library bug (a plain UaError, ...)
+                self._fault(exc)
+                with contextlib.suppress(Exception):
                     await self._close_link()
-                continue
-            rec.poll(self._clock())
-            if rec.link_down:  # the recovery machine wants the link rebuilt
-                await self._close_link()
-                continue
-            self._wake.clear()
-            if not self._ledger.pending:
+
+    async def _step(self) -> None:
+        from engine.hw.opcua_link import LinkError
+
+        assert self._wake is not None
+        rec = self._recovery
+        if self._link is None:
+            if self._attempt_now or rec.poll(self._clock()) is Action.RECONNECT:
+                self._attempt_now = False
+                await self._connect()
+            else:
                 await self._idle(rec.next_deadline())
+            return
+        broken = self._link.broken
+        if broken is not None:
+            await self._drop(broken)
+            return
+        try:
+            await self._flush()
+        except LinkError as exc:
+            lost = self._link.broken is not None
+            self._report(str(exc), lost=lost)
+            if lost:
+                await self._close_link()
+            return
+        rec.poll(self._clock())
+        if rec.link_down:  # the recovery machine wants the link rebuilt
+            await self._close_link()
+            return
+        self._wake.clear()
+        if not self._ledger.pending:
+            await self._idle(rec.next_deadline())
 
     async def _idle(self, deadline: float | None) -> None:
         assert self._wake is not None

@@ -114,6 +114,16 @@ class RecoveryMachine:
         if self.state is ConnectionState.ISSUE:
             self._start_reconnect(now)
 
+    def on_fault(self, now: float, message: str) -> None:
+        """The driver itself failed (an unexpected exception in its worker): nothing it read
+        can be trusted, so straight to Error (the run pauses); reconnect after the backoff."""
+        self.last_message = message
+        if self.first_failure is None:
+            self.first_failure = now
+        self.next_attempt = now + self.policy.backoff(self.attempt)
+        self.attempt += 1
+        self._go(ConnectionState.ERROR, now, message)
+
     def _start_reconnect(self, now: float) -> None:
         self.attempt = 0
         self.next_attempt = now

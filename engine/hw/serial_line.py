@@ -371,26 +371,32 @@ class SerialHardware(PollingDriver):
         except _LinkError as exc:
             self._report(str(exc), lost=True)
         while not self._stop.is_set():
-            with self._lock:
-                action = self._recovery.poll(self._clock())
-                link_down = self._recovery.link_down
-                deadline = self._recovery.next_deadline()
-            if link_down:
-                if action is Action.RECONNECT:
-                    try:
-                        self._open()
-                        self._cycle(self._reads[:1])
-                    except _LinkError as exc:
-                        self._close()
-                        self._report(str(exc))
-                        continue
-                    self._report(None)
-                    continue
-                wait = 0.05 if deadline is None else max(0.0, deadline - self._clock())
-                self._stop.wait(min(wait, 0.05))
-                continue
-            self._poll_once()
+            try:
+                self._step()
+            except Exception as exc:
+                self._close()
+                self._fault(exc)
         self._close()
+
+    def _step(self) -> None:
+        with self._lock:
+            action = self._recovery.poll(self._clock())
+            link_down = self._recovery.link_down
+            deadline = self._recovery.next_deadline()
+        if not link_down:
+            self._poll_once()
+        elif action is Action.RECONNECT:
+            try:
+                self._open()
+                self._cycle(self._reads[:1])
+            except _LinkError as exc:
+                self._close()
+                self._report(str(exc))
+                return
+            self._report(None)
+        else:
+            wait = 0.05 if deadline is None else max(0.0, deadline - self._clock())
+            self._stop.wait(min(wait, 0.05))
 
     def _poll_once(self) -> None:
         now = self._clock()

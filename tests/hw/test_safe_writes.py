@@ -11,7 +11,7 @@ import pytest
 
 from engine.clock import RealClock
 from engine.engine import Engine
-from engine.hw.base import ConnectionState, OutputCheck
+from engine.hw.base import ConnectionState, OutputCheck, Quality
 from engine.hw.modbus import ModbusHardware, ModbusTcp
 from engine.shutdown import EXIT_OK, ShutdownControl, assess, shut_down
 from engine.simdev import chromatography_map as chrom
@@ -130,3 +130,53 @@ async def test_a_mismatch_stays_unsafe_when_the_link_is_lost(peer: Peer) -> None
     assert pump.detail.startswith("state unknown: last seen 100.0; connection Reconnect")
     assert peer.store.get_value(PUMP) == 100.0
     assert assess(results, {"pump": 0}).unsafe
+
+
+async def test_an_unexpected_driver_error_is_a_lost_link_and_the_worker_carries_on(
+    peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the poll task (here: storing a read fails once) must not leave old values
+    looking live and writes unsent: Error at once (the run pauses), then a reconnect."""
+    hw = modbus(peer)
+    await hw.start()
+    store = hw._store
+    failures = [RuntimeError("odd bytes from the device")]
+
+    def buggy(*args: object) -> None:
+        if failures:
+            raise failures.pop()
+        store(*args)  # type: ignore[arg-type]
+
+    try:
+        await wait_until(lambda: hw.snapshot()[PV.tag].quality is Quality.GOOD)
+        monkeypatch.setattr(hw, "_store", buggy)
+        events: list[object] = []
+
+        def state_after_fault() -> bool:
+            events.extend(hw.drain_events())
+            return any(getattr(e, "new", None) is ConnectionState.ERROR for e in events)
+
+        await wait_until(state_after_fault, what="Error reported")
+        assert "driver error: RuntimeError: odd bytes from the device" in str(events)
+        await wait_until(lambda: hw.connection_state is ConnectionState.OK, what="recovered")
+        hw.write({"pump": 42.0})
+        await wait_until(lambda: peer.store.get_value(PUMP) == 42.0, what="write after recovery")
+        assert hw.snapshot()[PV.tag].quality is Quality.GOOD
+    finally:
+        await hw.stop()
+
+
+async def test_a_worker_found_dead_turns_every_reading_bad(peer: Peer) -> None:
+    hw = modbus(peer)
+    await hw.start()
+    try:
+        await wait_until(lambda: hw.snapshot()[PV.tag].quality is Quality.GOOD)
+        task = hw._task
+        assert task is not None
+        task.cancel()
+        await wait_until(task.done)
+        assert hw.snapshot()[PV.tag].quality is Quality.BAD
+        assert hw.connection_state is ConnectionState.ERROR
+        assert "the I/O worker ended" in str(hw.drain_events())
+    finally:
+        await hw.stop()
