@@ -7,10 +7,12 @@ plays the engine (raw protocol frames) and the browsers (/ws clients), over loop
   100 clients subscribed to `unit/<id>/tags` note when each change arrives -> p50/p99 of
   (arrival - send) over every client and update;
 - plot: a stored 24-hour run of 100 tags at 1 s (8.64 M values, written as the store's chunks)
-  -> time to answer GET /api/runs/{id}/plot (1000 points per series) for 1, 5 and 100 tags, and
-  a 1-hour zoom of 5 tags.
+  -> time to answer GET /api/runs/{id}/plot (1000 and 100 points per series) for 1, 5 and 100
+  tags, and a 1-hour zoom of 5 tags: wall time, and the server process's CPU time per request
+  (/proc/PID/stat, 10 ms ticks: a median over several requests), with the load average.
 
     .venv/bin/python bench/bench_api.py [--updates 200] [--clients 1,10,100] [--skip-plot]
+        [--repeats 5]    (--clients "" skips the live cases)
 """
 
 from __future__ import annotations
@@ -221,7 +223,16 @@ async def live_latency(url: str, info: dict[str, Any], clients: int, updates: in
     }
 
 
-async def plot_times(url: str, info: dict[str, Any], repeats: int = 5) -> list[dict[str, Any]]:
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat, clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def plot_times(
+    url: str, info: dict[str, Any], pid: int, repeats: int = 5
+) -> list[dict[str, Any]]:
     auth = {"Authorization": f"Bearer {info['session']}"}
     run = info["plot_run"]
     t0 = 1_700_000_000.0
@@ -241,9 +252,11 @@ async def plot_times(url: str, info: dict[str, Any], repeats: int = 5) -> list[d
     async with aiohttp.ClientSession() as http:
         for name, tags, window in cases:
             times = []
+            cpu = []
             points = 0
-            for _ in range(repeats if not name.startswith("100") else 2):
+            for _ in range(repeats):
                 began = time.perf_counter()
+                cpu_before = process_cpu(pid)
                 async with http.get(
                     f"{url}/api/runs/{run}/plot?tags={tags}"
                     + ("" if "points" in window else "&points=1000")
@@ -253,12 +266,16 @@ async def plot_times(url: str, info: dict[str, Any], repeats: int = 5) -> list[d
                     body = await response.json()
                     assert response.status == 200, body
                 times.append((time.perf_counter() - began) * 1000)
+                cpu.append((process_cpu(pid) - cpu_before) * 1000)
                 points = max(len(s["t"]) for s in body["series"])
             results.append({
                 "case": name,
                 "median_ms": round(statistics.median(times), 1),
                 "min_ms": round(min(times), 1),
+                "server_cpu_median_ms": round(statistics.median(cpu), 1),
+                "server_cpu_min_ms": round(min(cpu), 1),
                 "points_per_series": points,
+                "load_average": [round(x, 2) for x in os.getloadavg()],
             })
     return results
 
@@ -271,11 +288,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         process, url = start_server(db_url)
         try:
             out: dict[str, Any] = {"database": "sqlite", "live_latency": []}
-            for clients in [int(c) for c in args.clients.split(",")]:
+            for clients in [int(c) for c in args.clients.split(",") if c]:
                 out["live_latency"].append(await live_latency(url, info, clients, args.updates))
             if not args.skip_plot:
                 out["plot_fill_seconds"] = round(info["fill_seconds"], 1)
-                out["plot"] = await plot_times(url, info)
+                out["plot"] = await plot_times(url, info, process.pid, args.repeats)
             return out
         finally:
             process.terminate()
@@ -292,6 +309,7 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--clients", default="1,10,100")
     parser.add_argument("--skip-plot", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5, help="requests per plot case")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
 

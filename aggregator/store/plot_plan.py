@@ -2,20 +2,20 @@
 
 Decoding chunks is what makes a plot slow (~0.4 ms each, 288 per tag-day), so:
 
-- when the window holds between points/8 and points/2 chunks (with the recent rows counting as
-  one more), the chunks themselves are the buckets (`chunk_buckets`): each gives its stored
-  minimum and maximum, and only the chunks cut by the window's edges, chunks without a summary
-  and the recent rows (given the buckets left over) are decoded. Equal-width buckets would be
-  narrower than a chunk here, so every chunk would straddle an edge and be decoded. Fewer chunks
-  than points/8 (a zoom) are decoded: that is cheap, and chunk buckets would show a zoomed-in
-  window at a fraction of the asked resolution.
-- otherwise equal-width buckets are wider than a chunk and the answer is exactly
-  `decimate(samples in the window)`, with most chunks answered by their summary
-  (`summary_plan`).
+- when the window holds at least points/8 chunks (with the recent rows counting as one more),
+  the buckets lie on chunk boundaries (`chunk_buckets`): one chunk per bucket while there are
+  no more than points/2, else consecutive chunks grouped by time into points/2 buckets. Each
+  bucket keeps the minimum and maximum its chunks' stored summaries give; only the chunks cut
+  by the window's edges, chunks without a summary and the recent rows (given their share of the
+  buckets) are decoded. Equal-width buckets would cut chunks at nearly every edge, and each cut
+  chunk would have to be decoded. Fewer chunks than points/8 (a zoom) are decoded: that is
+  cheap, and chunk buckets would show a zoomed-in window at a fraction of the asked resolution.
+- otherwise `summary_plan` tries equal-width buckets wider than a chunk, where the answer is
+  exactly `decimate(samples in the window)` with most chunks answered by their summary.
 
-Anything unusual (a text series, few samples) gets None: the caller takes the plain path,
-decimating every sample, which is the definition. Pure functions over summary rows; the only
-reads are through the `decode` callable the caller passes.
+Anything unusual (a text series, few samples, overlapping chunks, NaN) gets None: the caller
+takes the plain path, decimating every sample, which is the definition. Pure functions over
+summary rows; the only reads are through the `decode` callable the caller passes.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def plan(
         return None
     if sum(c.size for c in chunks) + len(recent) <= points:
         return None  # every sample is kept: nothing to save
-    if max(points, 2) // 8 <= len(chunks) + (1 if recent else 0) <= max(points, 2) // 2:
+    if len(chunks) + (1 if recent else 0) >= max(points, 2) // 8:
         return chunk_buckets(chunks, recent, t0, t1, points, decode)
     return summary_plan(chunks, recent, t0, t1, points, decode)
 
@@ -92,34 +92,108 @@ def chunk_buckets(
     points: int,
     decode: Decode,
 ) -> Plot | None:
-    """One bucket per chunk, each keeping its minimum and maximum; None when the series is not
-    numeric or the window holds no more than `points` samples."""
+    """Buckets on chunk boundaries, each keeping its minimum and maximum; None when the series
+    is not numeric, the window holds no more than `points` samples, or stretches overlap.
+
+    With no more than `points / 2` chunks each chunk is a bucket; with more, consecutive chunks
+    are grouped by time into `points / 2` buckets (less the recent rows' share) and a group's
+    extremes are the least and greatest of its chunks' stored ones, the earliest on a tie: the
+    same samples `decimate_numeric` keeps for a bucket of exactly those chunks. So a day plotted
+    at 100 points decodes only the chunks the window cuts, like one at 1000."""
     if all(c.extremes is None for c in chunks):
         return None  # text or gaps throughout: decoded anyway, and maybe categorical
+    if recent and max(points, 2) // 2 < 2:
+        return None  # one bucket cannot be shared between the chunks and the recent rows
+    if any(a.t_last >= b.t_first for a, b in itertools.pairwise(chunks)):
+        return None  # a late replay stored a chunk over others: only a full sort gives the order
     decoded: dict[int, list[Sample]] = {}
     _decode_into(decode, [c.id for c in chunks if _cut_or_bare(c, t0, t1)], decoded)
     values = [v for part in decoded.values() for _, v in part] + [v for _, v in recent]
-    if not set(map(type, values)) <= NUMERIC_TYPES:
-        return None  # text (or booleans) keep every change: the plain path decides
+    if not set(map(type, values)) <= NUMERIC_TYPES or any(v != v for v in values):
+        return None  # text (or booleans) keep every change; NaN makes min/max order-dependent
     total = len(values) + sum(c.size for c in chunks if c.id not in decoded)
     if total <= points:
         return None  # the window cut the chunks down to few samples: keep every one
+    if recent and chunks[-1].t_last >= recent[0][0]:
+        return None  # recent rows among compacted ones (a late replay)
+    groups, left = chunk_groups(chunks, len(recent), total, points)
     picks: list[Sample] = []
-    for c in chunks:
-        part = decoded.get(c.id)
-        if part is not None:
-            keep = decimate_numeric([s[0] for s in part], _numbers(part), 2)
-            picks.extend(part[i] for i in keep)
-            continue
-        assert c.extremes is not None  # every chunk without a summary was decoded above
-        picks.extend(_extreme_samples(c.extremes))
+    for group in groups:
+        group_picks = _group_extremes(group, decoded)
+        if group_picks is None:
+            return None  # a minimum and maximum at one time: their order is in the blob only
+        picks.extend(group_picks)
     if recent:
-        left = max(points, 2) // 2 - len(chunks)  # >= 1: plan() chose this path so
         keep = decimate_numeric([s[0] for s in recent], _numbers(recent), 2 * left)
         picks.extend(recent[i] for i in keep)
-    if any(a[0] > b[0] for a, b in itertools.pairwise(picks)):
-        picks.sort(key=lambda s: s[0])  # overlapping chunks (a late replay): time order
     return [s[0] for s in picks], [s[1] for s in picks], len(decoded)
+
+
+def chunk_groups(
+    chunks: Sequence[ChunkSummary], recent: int, total: int, points: int
+) -> tuple[list[list[ChunkSummary]], int]:
+    """The chunks (time order) cut into consecutive groups, one per bucket, and how many
+    buckets are left for the `recent` rows.
+
+    One chunk per bucket while they fit beside the recent rows; otherwise the recent rows get
+    buckets in proportion to their share of the `total` samples (at least one) and the chunks
+    are grouped by where their first sample falls among equal stretches of their time span."""
+    buckets = max(points, 2) // 2
+    if len(chunks) + (1 if recent else 0) <= buckets:
+        return [[c] for c in chunks], buckets - len(chunks)
+    left = min(buckets - 1, max(1, buckets * recent // total)) if recent else 0
+    wanted = buckets - left
+    low, span = chunks[0].t_first, chunks[-1].t_first - chunks[0].t_first
+    groups: list[list[ChunkSummary]] = []
+    current = -1
+    for c in chunks:
+        index = min(wanted - 1, int((c.t_first - low) * wanted / span)) if span > 0 else 0
+        if index != current:
+            groups.append([])
+            current = index
+        groups[-1].append(c)
+    return groups, left
+
+
+def _group_extremes(
+    group: Sequence[ChunkSummary], decoded: Mapping[int, list[Sample]]
+) -> list[Sample] | None:
+    """A bucket's first minimum and first maximum in time order (one if the same sample), from
+    its chunks' summaries or decoded parts; a bucket without numbers keeps its first sample (a
+    gap marker), as `decimate_numeric` does. None: the order of two picks is unknown."""
+    low: Sample | None = None
+    high: Sample | None = None
+    gap: Sample | None = None
+    for c in group:
+        part = decoded.get(c.id)
+        e = c.extremes
+        if part is None:
+            assert e is not None  # every chunk without a summary was decoded
+            # Strictly less / greater: on a tie the earlier chunk's sample stays, as in min().
+            if low is None or e.v_min < low[1]:  # type: ignore[operator]
+                low = (e.t_min, int(e.v_min) if e.kind == "i" else e.v_min)
+            if high is None or e.v_max > high[1]:  # type: ignore[operator]
+                high = (e.t_max, int(e.v_max) if e.kind == "i" else e.v_max)
+            continue
+        numbers = [s for s in part if s[1] is not None]
+        if not numbers:
+            gap = gap or (part[0] if part else None)
+            continue
+        c_low = min(numbers, key=_value)  # the first of equal values, as decimation keeps
+        c_high = max(numbers, key=_value)
+        if low is None or _value(c_low) < _value(low):
+            low = c_low
+        if high is None or _value(c_high) > _value(high):
+            high = c_high
+    if low is None or high is None:
+        return [] if gap is None else [gap]
+    if low[0] == high[0]:
+        return [low] if low[1] == high[1] else None
+    return [low, high] if low[0] < high[0] else [high, low]
+
+
+def _value(sample: Sample) -> float:
+    return cast(float, sample[1])
 
 
 def summary_plan(
@@ -196,17 +270,6 @@ def _decode_into(decode: Decode, ids: Sequence[int], out: dict[int, list[Sample]
 def _numbers(samples: Sequence[Sample]) -> list[float | None]:
     # Only called once the values were checked against NUMERIC_TYPES (int, float, None).
     return cast(list[float | None], [s[1] for s in samples])
-
-
-def _extreme_samples(e: Extremes) -> list[Sample]:
-    """A summarized chunk's bucket: its minimum and maximum in time order, one if flat."""
-    v_min: float = int(e.v_min) if e.kind == "i" else e.v_min
-    v_max: float = int(e.v_max) if e.kind == "i" else e.v_max
-    if e.t_min == e.t_max and v_min == v_max:
-        return [(e.t_min, v_min)]  # a flat chunk: one value
-    if e.t_min <= e.t_max:
-        return [(e.t_min, v_min), (e.t_max, v_max)]
-    return [(e.t_max, v_max), (e.t_min, v_min)]
 
 
 def _segments(

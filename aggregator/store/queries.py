@@ -34,7 +34,8 @@ from protocol import ScalarValue
 _SUMMARY_COLUMNS = (
     T_CHUNK.c.id,
     T_CHUNK.c.t_first,
-    T_CHUNK.c.count.label("n"),
+    T_CHUNK.c.t_last,
+    T_CHUNK.c.count,
     T_CHUNK.c.v_kind,
     T_CHUNK.c.v_min,
     T_CHUNK.c.t_min,
@@ -43,11 +44,53 @@ _SUMMARY_COLUMNS = (
     T_CHUNK.c.v_first,
     T_CHUNK.c.v_last,
 )
-"""What a plot reads of a chunk row instead of its blob (after the t_last _window_chunks adds)."""
 
 
-def _chunk_summary(row: sa.Row[Any]) -> ChunkSummary:
-    t_last, chunk_id, t_first, size, kind, *extremes = tuple(row)
+def _window_summaries_statement() -> sa.Select[Any]:
+    """The chunks of one tag reaching into [t0, t1] (bound parameters), as summary columns.
+
+    One statement with a subquery standing in for the two seeks of `Queries.window_chunks`
+    (the last chunk starting at or before t0, then those starting inside the window): built
+    once, because building and compiling SQL per tag cost more than reading its rows."""
+    tag = (T_CHUNK.c.run_pk == sa.bindparam("run_pk"), T_CHUNK.c.tag_id == sa.bindparam("tag_id"))
+    t0: sa.BindParameter[float] = sa.bindparam("t0", type_=sa.Float)
+    t1: sa.BindParameter[float] = sa.bindparam("t1", type_=sa.Float)
+    before = (
+        sa.select(T_CHUNK.c.t_first)
+        .where(*tag, T_CHUNK.c.t_first <= t0)
+        .order_by(T_CHUNK.c.t_first.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(*_SUMMARY_COLUMNS)
+        .where(
+            *tag,
+            T_CHUNK.c.t_first >= sa.func.coalesce(before, t0),
+            T_CHUNK.c.t_first <= t1,
+            T_CHUNK.c.t_last >= t0,
+        )
+        .order_by(T_CHUNK.c.t_first)
+    )
+
+
+_WINDOW_SUMMARIES = _window_summaries_statement()
+
+_RECENT = (
+    sa.select(T_RECENT.c.t, T_RECENT.c.num, T_RECENT.c.text, T_RECENT.c.kind)
+    .where(
+        T_RECENT.c.run_pk == sa.bindparam("run_pk"),
+        T_RECENT.c.tag_id == sa.bindparam("tag_id"),
+        T_RECENT.c.t >= sa.bindparam("t0"),
+        T_RECENT.c.t <= sa.bindparam("t1"),
+    )
+    .order_by(T_RECENT.c.t, T_RECENT.c.id)
+)
+
+
+def _chunk_summary(
+    chunk_id: int, t_first: float, t_last: float, size: int, kind: str | None, *extremes: float
+) -> ChunkSummary:
     summary = None if kind is None else Extremes(kind, *extremes)
     return ChunkSummary(chunk_id, t_first, t_last, size, summary)
 
@@ -93,19 +136,9 @@ class Queries:
         self, conn: Connection, run_pk: int, tag_id: int, t0: float, t1: float
     ) -> list[Sample]:
         """The not yet compacted samples of one tag in [t0, t1], in time (then arrival) order."""
-        return [
-            (r[0], row_value(r[3], r[1], r[2]))
-            for r in conn.execute(
-                sa.select(T_RECENT.c.t, T_RECENT.c.num, T_RECENT.c.text, T_RECENT.c.kind)
-                .where(
-                    T_RECENT.c.run_pk == run_pk,
-                    T_RECENT.c.tag_id == tag_id,
-                    T_RECENT.c.t >= t0,
-                    T_RECENT.c.t <= t1,
-                )
-                .order_by(T_RECENT.c.t, T_RECENT.c.id)
-            )
-        ]
+        window = {"run_pk": run_pk, "tag_id": tag_id, "t0": t0, "t1": t1}
+        rows = conn.execute(_RECENT, window).all()
+        return [(r[0], row_value(r[3], r[1], r[2])) for r in rows]
 
     def read_samples(
         self, run_pk: int, tag_id: int, t0: float, t1: float, conn: Connection | None = None
@@ -137,10 +170,10 @@ class Queries:
         if conn is None:
             with self.engine.connect() as own:
                 return self.read_decimated(run_pk, tag_id, t0, t1, points, own)
-        rows = self.window_chunks(conn, run_pk, tag_id, t0, t1, *_SUMMARY_COLUMNS)
+        window = {"run_pk": run_pk, "tag_id": tag_id, "t0": t0, "t1": t1}
+        chunks = [_chunk_summary(*row) for row in conn.execute(_WINDOW_SUMMARIES, window).all()]
         plot = None
-        if rows:
-            chunks = [_chunk_summary(row) for row in rows]
+        if chunks:
             recent = self.recent_samples(conn, run_pk, tag_id, t0, t1)
             plot = plot_plan.plan(
                 chunks, recent, t0, t1, points, lambda ids: self._decode(conn, ids, t0, t1)

@@ -1,24 +1,26 @@
 """The plot planner without a database: chunks are summarized in memory the way they are
 stored, and `decode` reads them from a dict. Wherever the planner answers with equal-width
-buckets it must give exactly the plot of every sample; with one bucket per chunk it must keep
-every chunk's extremes; and it decodes only the chunks it has to."""
+buckets it must give exactly the plot of every sample; with buckets on chunk boundaries (one
+chunk or a group of chunks each) exactly what decimating every sample of each bucket gives; and
+it decodes only the chunks it has to."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from aggregator.chunks import Sample, chunk_summary
-from aggregator.decimate import decimate
+from aggregator.decimate import decimate, decimate_numeric
 from aggregator.store.plot_plan import (
     ChunkSummary,
     Extremes,
     Plot,
     bucket_edges,
+    chunk_groups,
     plan,
     straddling,
     summary_plan,
@@ -50,7 +52,12 @@ class Chunks:
         return [c for c in self.summaries if c.t_last >= t0 and c.t_first <= t1]
 
     def plot(
-        self, recent: Sequence[Sample], t0: float, t1: float, points: int
+        self,
+        recent: Sequence[Sample],
+        t0: float,
+        t1: float,
+        points: int,
+        planner: Callable[..., Plot | None] = plan,
     ) -> tuple[Plot | None, list[Sample]]:
         """The planner's answer for [t0, t1] and every sample in it (the plain path's input)."""
 
@@ -61,7 +68,7 @@ class Chunks:
         chunks = self.window(t0, t1)
         recent = [s for s in recent if t0 <= s[0] <= t1]
         everything = [s for c in chunks for s in self.parts[c.id] if t0 <= s[0] <= t1]
-        result = plan(chunks, recent, t0, t1, points, decode)
+        result = planner(chunks, recent, t0, t1, points, decode)
         assert len(self.asked) == len(set(self.asked)), "a chunk was decoded twice"
         if result is not None:
             assert result[2] == len(self.asked)
@@ -83,7 +90,30 @@ def _plain(samples: Sequence[Sample], points: int) -> tuple[list[float], list[Sc
 
 
 def _chunk_path(chunks: int, recent: bool, points: int) -> bool:
-    return max(points, 2) // 8 <= chunks + (1 if recent else 0) <= max(points, 2) // 2
+    return chunks + (1 if recent else 0) >= max(points, 2) // 8
+
+
+def _grouped(
+    store: Chunks, recent: Sequence[Sample], t0: float, t1: float, points: int
+) -> tuple[list[float], list[ScalarValue]]:
+    """Buckets on chunk boundaries decimated from every sample: each group of chunks as one
+    bucket of `decimate_numeric`, the recent rows in the buckets left to them."""
+    chunks = store.window(t0, t1)
+    inside = [s for s in recent if t0 <= s[0] <= t1]
+    parts = [[s for s in store.parts[c.id] if t0 <= s[0] <= t1] for c in chunks]
+    total = sum(map(len, parts)) + len(inside)
+    groups, left = chunk_groups(chunks, len(inside), total, points)
+    by_id = {c.id: part for c, part in zip(chunks, parts, strict=True)}
+    picks: list[Sample] = []
+    for group in groups:
+        bucket = [s for c in group for s in by_id[c.id]]
+        if bucket:
+            keep = decimate_numeric([s[0] for s in bucket], [s[1] for s in bucket], 2)  # type: ignore[misc]
+            picks.extend(bucket[i] for i in keep)
+    if inside:
+        keep = decimate_numeric([s[0] for s in inside], [s[1] for s in inside], 2 * left)  # type: ignore[misc]
+        picks.extend(inside[i] for i in keep)
+    return [s[0] for s in picks], [s[1] for s in picks]
 
 
 def _assert_extremes_kept(
@@ -118,8 +148,10 @@ CASES = [
     ("no chunk in the window", 3, 0, 10, (5e5, 6e5), "plain", 0),
     ("a 24 h plot: one bucket per chunk", 39, 100, 100, (0.0, 1e9), "chunks", 0),
     ("the window cuts the first and last chunk", 39, 100, 100, (150.0, 11_000.0), "chunks", 2),
-    ("more chunks than buckets: exact", 40, 0, 20, (0.0, 1e9), "exact", 0),
-    ("edges cut six chunks: exact", 40, 0, 14, (0.0, 1e9), "exact", 6),
+    ("more chunks than buckets: grouped", 40, 0, 20, (0.0, 1e9), "chunks", 0),
+    ("groups of uneven size, nothing decoded", 40, 0, 14, (0.0, 1e9), "chunks", 0),
+    ("a day at 100 points: groups of chunks", 288, 0, 100, (0.0, 1e9), "chunks", 0),
+    ("a day at 100 points, cut at both ends", 288, 250, 100, (150.0, 86_000.0), "chunks", 2),
     ("a zoom: buckets narrower than chunks", 4, 0, 100, (0.0, 1e9), "plain", 0),
 ]
 
@@ -147,15 +179,14 @@ def test_the_plan_for_each_window(
     assert result is not None
     if decoded is not None:
         assert result[2] == decoded
-    if path == "exact":
-        assert (result[0], result[1]) == _plain(everything, points)
-        return
+    recent_part = samples[chunks * 300 :]
+    assert (result[0], result[1]) == _grouped(store, recent_part, *window, points)
     parts = [
         [s for s in store.parts[c.id] if window[0] <= s[0] <= window[1]]
         for c in store.window(*window)
     ]
-    _assert_extremes_kept(result, parts, everything, points)
-    assert len(result[0]) >= 2 * len(parts)  # every chunk gave its minimum and maximum
+    _assert_extremes_kept(result, parts if len(parts) <= points // 2 else [], everything, points)
+    assert len(result[0]) >= min(2 * len(parts), points - 2)  # each bucket: minimum, maximum
 
 
 def test_text_takes_the_plain_path() -> None:
@@ -216,7 +247,7 @@ def test_a_chunk_ending_on_a_bucket_edge_is_decoded() -> None:
         (151.0, 199.0),
         (200.0, 249.0),
     ]
-    result, everything = store.plot([], -1.0, 1e9, 8)
+    result, everything = store.plot([], -1.0, 1e9, 8, summary_plan)
     assert result is not None
     assert store.asked == [2]
     assert (result[0], result[1]) == _plain(everything, 8)
@@ -244,10 +275,9 @@ def test_chunks_ending_on_bucket_edges_give_the_exact_plot(
     ]
     cut = max(1, len(samples) - recent)
     store = Chunks(samples[:cut], [*sizes, len(samples)])
-    result, everything = store.plot(samples[cut:], -1.0, 1e9, 2 * buckets)
-    if result is None or _chunk_path(len(store.summaries), cut < len(samples), 2 * buckets):
-        return
-    assert (result[0], result[1]) == _plain(everything, 2 * buckets)
+    result, everything = store.plot(samples[cut:], -1.0, 1e9, 2 * buckets, summary_plan)
+    if result is not None:
+        assert (result[0], result[1]) == _plain(everything, 2 * buckets)
 
 
 # --- any series --------------------------------------------------------------------------------
@@ -301,12 +331,18 @@ def test_the_plan_is_the_plot_of_every_sample(
     for t0, t1 in ((first - 1, last + 1), (first + a * (last - first), first + b * (last - first))):
         store = Chunks(samples[:cut], sizes)
         result, everything = store.plot(samples[cut:], t0, t1, points)
+        chunks = store.window(t0, t1)
+        event("plain" if result is None else "groups" if len(chunks) > points // 2 else "chunks")
         if result is None:
             continue  # the plain path: decimate(everything) by definition
-        chunks = store.window(t0, t1)
         if _chunk_path(len(chunks), any(t0 <= s[0] <= t1 for s in samples[cut:]), points):
+            expected = _grouped(store, samples[cut:], t0, t1, points)
+            assert (result[0], result[1]) == expected
+            assert [type(x) for x in result[1]] == [type(x) for x in expected[1]]
             parts = [[s for s in store.parts[c.id] if t0 <= s[0] <= t1] for c in chunks]
-            _assert_extremes_kept(result, parts, everything, points)
+            _assert_extremes_kept(
+                result, parts if len(parts) <= points // 2 else [], everything, points
+            )
         else:
             assert (result[0], result[1]) == _plain(everything, points)
             assert [type(x) for x in result[1]] == [type(x) for x in _plain(everything, points)[1]]
