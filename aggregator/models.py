@@ -446,3 +446,16 @@ class RunClockOffset(SQLModel, table=True):
     time: float
     offset: float
     source: str = Field(max_length=16)
+
+
+class RunPrediction(SQLModel, table=True):
+    """What run_model predicted for a run's method when the run started (issue 18): the final
+    result as JSON, or why there is none (no process model, the method failed, timed out)."""
+
+    __tablename__ = "run_prediction"
+
+    run_pk: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    requested: float
+    status: str = Field(max_length=16)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    result_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))

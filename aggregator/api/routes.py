@@ -21,6 +21,7 @@ from aggregator.api import (
     health_api,
     methods_api,
     notify_api,
+    predictions,
     quarantine_api,
     report,
     runs_api,
@@ -84,6 +85,7 @@ def setup_api_routes(
     methods_api.setup(app, routes)
     signatures_api.setup(app, routes)
     simulate_api.setup(app, routes)
+    predictions.setup(app, routes)
     report.setup(app, routes)
     audit_api.setup(app, routes)
     health_api.setup(app, routes)
