@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,6 +18,9 @@ from aggregator.live import LiveHub, LiveState
 from aggregator.notify import NotifyConfig
 from aggregator.opcua import OpcUaConfig, setup_opcua
 from aggregator.store import BatchResult, Storage
+
+if TYPE_CHECKING:
+    from aggregator.cluster import ClusterConfig
 from aggregator.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ def create_app(
     hub: LiveHub | None = None,
     opcua: OpcUaConfig | None = None,
     notify: NotifyConfig | None = None,
+    cluster: ClusterConfig | None = None,
 ) -> web.Application:
     settings = settings or Settings()
     engine = create_db_engine(database_url)
@@ -64,6 +69,10 @@ def create_app(
     app.on_cleanup.append(_cleanup)
     if opcua is not None:
         setup_opcua(app, opcua)  # imports asyncua only now
+    if cluster is not None:
+        from aggregator.cluster import setup_cluster  # imports nats only now
+
+        setup_cluster(app, cluster)
     return app
 
 

@@ -43,6 +43,7 @@ class Metrics:
     )
     ingest_latency: Histogram = field(init=False)
     database_errors: Counter = field(init=False)
+    nats_errors: Counter = field(init=False)
     _read: Callable[[], Reading] = field(default=Reading)
 
     def __post_init__(self) -> None:
@@ -55,6 +56,11 @@ class Metrics:
         self.database_errors = Counter(
             "setpoint_database_errors",
             "Database calls outside ingest that failed (readiness checks)",
+            registry=self.registry,
+        )
+        self.nats_errors = Counter(
+            "setpoint_nats_errors",
+            "NATS failures: connection errors, publishes dropped or failed, failed requests",
             registry=self.registry,
         )
         self.registry.register(_Live(self))

@@ -28,6 +28,8 @@ LATE_LIMIT = 1000
 """Timed-out requests whose late answer is still recognised (the oldest are forgotten)."""
 
 Late = Callable[[CommandResult], Coroutine[Any, Any, None]]
+Remote = Callable[[str, Any, float], Coroutine[Any, Any, CommandResult]]
+"""How a request for a unit held by another node of the site gets there (aggregator/cluster)."""
 """What to do with the answer to a request that timed out, should it come after all."""
 
 
@@ -58,6 +60,7 @@ class EngineCommands:
 
     connection: Callable[[str], Sender | None]
     timeout: float = 10.0
+    remote: Remote | None = None
     _pending: dict[str, tuple[str, asyncio.Future[CommandResult]]] = field(default_factory=dict)
     _late: dict[str, tuple[str, Late]] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -76,6 +79,11 @@ class EngineCommands:
         timeout, an answer that still comes is handed to `on_late` (for a request whose effect
         the aggregator must not miss, such as a method edit)."""
         sender = self.connection(engine_id)
+        if sender is None and self.remote is not None:
+            result = await self.remote(engine_id, build(uuid.uuid4().hex), timeout or self.timeout)
+            if not result.ok:
+                raise EngineRefused(result.error or "refused by the engine", result.data)
+            return result
         if sender is None:
             raise EngineOffline(f"unit {engine_id!r} is offline")
         correlation = uuid.uuid4().hex

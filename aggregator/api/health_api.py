@@ -81,18 +81,33 @@ async def ready(call: Call[None, None]) -> Readiness:
         reason = f"no answer within {READY_TIMEOUT:g} s" if isinstance(exc, TimeoutError) else exc
         database = Check(status="failing", detail=_one_line(reason))
         migrations = Check(status="failing", detail="unknown: the database did not answer")
+    nats = _nats_check(call.app)
     result = Readiness(
-        ready=database.status == "ok" and migrations.status == "ok",
+        ready=database.status == "ok" and migrations.status == "ok" and nats.status != "failing",
         database=database,
         migrations=migrations,
-        nats=Check(status="not configured"),
+        nats=nats,
     )
     if not result.ready:
-        failing = [name for name in ("database", "migrations") if not _ok(result, name)]
+        failing = [name for name in ("database", "migrations", "nats") if not _ok(result, name)]
         raise ApiError(
             503, "not ready: " + ", ".join(failing), extra={"checks": result.model_dump()}
         )
     return result
+
+
+def _nats_check(app: web.Application) -> Check:
+    """The site's NATS, for a node started with --nats (the client reconnects by itself; while
+    it does, this node cannot route commands or see the other nodes' units)."""
+    from aggregator.cluster import CLUSTER_KEY  # nats itself is imported only by a joined node
+
+    cluster = app.get(CLUSTER_KEY)
+    if cluster is None:
+        return Check(status="not configured")
+    url = cluster.config.url
+    if cluster.connected:
+        return Check(status="ok", detail=url)
+    return Check(status="failing", detail=f"not connected to NATS at {url}")
 
 
 def _ok(result: Readiness, name: str) -> bool:

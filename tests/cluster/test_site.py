@@ -1,0 +1,115 @@
+"""Two nodes of a site (issue 21 item 1): a browser on node B sees node A's engine live, a
+command sent to B reaches the engine on A and is audited once, 503 when no node holds the unit."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from aggregator.cluster import CLUSTER_KEY
+from tests.aggregator.helpers import until
+from tests.api.fake_engine import FakeEngine
+from tests.cluster.conftest import Site
+from tests.live.conftest import WsClient
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
+
+
+def control_path(engine: FakeEngine) -> str:
+    return f"/api/units/{quote(engine.engine_id, safe='')}/control"
+
+
+async def held_on_a(site: Site) -> FakeEngine:
+    engine = await site.a.engine()
+    cluster_b = site.b.agg.app[CLUSTER_KEY]
+    await until(lambda: cluster_b.holders.get(engine.engine_id) == "a", 5.0, "B learns A holds it")
+    return engine
+
+
+async def test_browser_on_b_sees_tags_of_engine_on_a(site: Site) -> None:
+    engine = await held_on_a(site)
+    try:
+        await engine.tags(None, time.time(), sample=False, FT01=1.0, PT01=2.0)
+        live_b = site.b.agg.ctx.live
+        await until(
+            lambda: "PT01" in live_b.engines[engine.engine_id].tags, 5.0, "B's cache has PT01"
+        )
+        client = await WsClient(site.b, "viewer").connect()
+        topic = f"unit/{engine.engine_id}/tags"
+        await client.send({"action": "subscribe", "topic": topic})
+        snapshot = await client.wait(lambda f: f.get("topic") == topic, what="snapshot on B")
+        assert snapshot["kind"] == "snapshot"
+        assert {t["name"]: t["value"] for t in snapshot["data"]} == {"FT01": 1.0, "PT01": 2.0}
+        await engine.tags(None, time.time(), sample=False, FT01=3.0)
+        change = await client.wait(lambda f: f.get("kind") == "change", what="change on B")
+        assert change["topic"] == topic
+        assert change["data"][0]["name"] == "FT01" and change["data"][0]["value"] == 3.0
+        await client.send({"action": "subscribe", "topic": "units"})
+        units = await client.wait(lambda f: f.get("topic") == "units", what="units on B")
+        mine = [u for u in units["data"] if u["id"] == engine.engine_id]
+        assert mine and mine[0]["online"] is True
+        await client.close()
+    finally:
+        await engine.aclose()
+    live_b = site.b.agg.ctx.live
+    await until(lambda: not live_b.engines[engine.engine_id].online, 5.0, "offline on B too")
+    assert all(t.quality == "stale" for t in live_b.engines[engine.engine_id].tags.values())
+
+
+def audit_count(site: Site, unit_id: str) -> int:
+    with site.a.agg.ctx.storage.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT count(*) FROM audit WHERE action = 'control' AND unit_id = :u"),
+                {"u": unit_id},
+            ).scalar_one()
+        )
+
+
+async def test_command_on_b_reaches_engine_on_a_audited_once(site: Site) -> None:
+    engine = await held_on_a(site)
+    try:
+        status, body = await site.b.call("POST", control_path(engine), json={"action": "Pause"})
+        assert status == 200, body
+        assert [type(r).__name__ for r in engine.requests] == ["ControlCommand"]
+        assert engine.requests[0].command == "Pause"
+        assert engine.requests[0].user == site.b.names["operator"]
+        assert audit_count(site, engine.engine_id) == 1
+
+        engine.answer = lambda _: (False, "not now", {"why": "test"})
+        status, body = await site.b.call("POST", control_path(engine), json={"action": "Stop"})
+        assert status == 409 and "not now" in str(body), body
+        assert audit_count(site, engine.engine_id) == 2
+    finally:
+        await engine.aclose()
+
+
+async def test_503_when_no_node_holds_the_unit(site: Site) -> None:
+    engine = await held_on_a(site)
+    await engine.aclose()
+    cluster_b = site.b.agg.app[CLUSTER_KEY]
+    await until(lambda: engine.engine_id not in cluster_b.holders, 5.0, "B: nobody holds it")
+    started = time.monotonic()
+    status, body = await site.b.call("POST", control_path(engine), json={"action": "Pause"})
+    assert status == 503, body
+    assert "no node" in str(body)
+    assert time.monotonic() - started < 1.0  # refused at once, not after a timeout
+
+
+async def test_engine_silent_behind_a_times_out_as_503(site: Site) -> None:
+    engine = await held_on_a(site)
+    engine.answer = lambda _: None
+    try:
+        status, body = await site.b.call("POST", control_path(engine), json={"action": "Pause"})
+        assert status == 503 and "did not answer" in str(body), body
+    finally:
+        await engine.aclose()
+
+
+async def test_ready_reports_nats(site: Site) -> None:
+    status, body = await site.b.call("GET", "/api/ready", role=None)
+    assert status == 200, body
+    assert isinstance(body, dict) and body["nats"]["status"] == "ok"
