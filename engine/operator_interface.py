@@ -40,6 +40,17 @@ class OperatorInterface(ScanPipeline):
         if self._refusal is not None:
             raise EngineCommandError(self._refusal)
 
+    def scan_now(self) -> None:
+        """One scan at once, between the grid's, after an operator request: the line it queued
+        runs, what it set is written to the hardware and every changed value is reported now,
+        instead of waiting up to a scan interval for the next grid point and another for the
+        report. The link calls it on the thread that runs the grid scans (the event loop), so
+        it never overlaps a scan. Nothing before the first scan (the engine is not running
+        yet) nor once shutting down (the outputs were made safe and must stay so)."""
+        if self._refusal is not None or self._last_scan is None:
+            return
+        self.scan(max(self.clock.monotonic(), self._last_scan))
+
     def _now(self) -> tuple[float, float]:
         now = self.clock.monotonic()
         return now, self.clock.wall(now)

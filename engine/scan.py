@@ -168,8 +168,10 @@ class ScanPipeline(AlarmLayer):
 
     def scan(self, now: float) -> None:
         """One cycle: read -> tags -> interpreter -> commands -> write -> report."""
+        if self._last_scan is not None and now < self._last_scan:
+            now = self._last_scan  # a late grid point after a scan_now: time never goes back
         wall = self.clock.wall(now)
-        dt = 0.0 if self._last_scan is None else max(0.0, now - self._last_scan)
+        dt = 0.0 if self._last_scan is None else now - self._last_scan
         self._last_scan = now
         self.scans += 1
         self._guard("reading hardware", wall, lambda: self._read_hardware(wall))

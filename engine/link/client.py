@@ -66,6 +66,18 @@ ERROR_CHARS = 2000
 """A refusal's text is cut to this, so a CommandResult stays far below the frame limit."""
 
 
+_ACTS_ON_UNIT = (
+    ControlCommand,
+    InvokeCommand,
+    SetMethod,
+    CancelLine,
+    ForceLine,
+    ResumeLine,
+    AlarmCommand,
+)
+"""Requests after which the engine scans at once (EngineLink._execute)."""
+
+
 def _engine_version() -> str:
     try:
         return metadata.version("setpoint")
@@ -502,7 +514,20 @@ class EngineLink:
             return [Close(f"outbox error: {type(exc).__name__}")]
 
     def _execute(self, command: Command) -> tuple[bool, str | None, JsonValue]:
-        """Run one aggregator request against the engine; never lets an exception escape."""
+        """Run one aggregator request, then (for one that acts on the unit) a scan at once so
+        that its effect is written and reported now, not at the next grid scan; never lets an
+        exception escape."""
+        result = self._request(command)
+        scan_now = getattr(self._control, "scan_now", None)
+        dry_run = isinstance(command, SetMethod) and command.dry_run
+        if scan_now is not None and isinstance(command, _ACTS_ON_UNIT) and not dry_run:
+            try:
+                scan_now()
+            except Exception:
+                log.exception("the scan after %s %s failed", command.type, command.id)
+        return result
+
+    def _request(self, command: Command) -> tuple[bool, str | None, JsonValue]:
         control = self._control
         try:
             data: JsonValue = None
