@@ -13,9 +13,11 @@ import asyncio
 import getpass
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,6 +28,11 @@ from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, 
 from aggregator.notify import MailConfigError, NotifyConfig, parse_mail_url
 from aggregator.opcua import OpcUaConfig, OpcUaStartError, opcua_endpoint
 from aggregator.security import ROLES, hash_password, password_problem
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from aggregator.cluster.node import ClusterConfig
 
 DEFAULT_PORT = 9800
 DEFAULT_DATA_DIR = "data"
@@ -155,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="make GET /metrics (Prometheus) require 'Authorization: Bearer <the file's first "
         "line>' (default: open; keep it to the internal network). See docs/site.md",
     )
+    _add_site_options(serve)
     _add_storage_options(serve)
 
     user = sub.add_parser("user", help="manage users")
@@ -398,50 +406,84 @@ def _metrics_token(path: str | None) -> str | None:
     return token
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from aggregator.app import create_app
-    from aggregator.context import Settings
-
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def _add_site_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--nats",
+        metavar="URL",
+        help="join a site of several aggregator nodes through the NATS server at URL "
+        "(nats://host:4222); needs a PostgreSQL --database shared by the nodes and --node. "
+        "See docs/site.md (default: a single node)",
     )
+    serve.add_argument(
+        "--node", metavar="NAME", help="this node's name in the site (letters, digits, - and _)"
+    )
+    serve.add_argument(
+        "--site",
+        default="site",
+        metavar="NAME",
+        help="the site's name: nodes with the same NATS server and site name share their units "
+        "(default: site)",
+    )
+
+
+def _cluster_config(args: argparse.Namespace, database: str) -> ClusterConfig | None:
+    from aggregator.cluster.node import ClusterConfig
+
+    if args.nats is None:
+        if args.node is not None:
+            raise UsageError("--node names this node in a site; it needs --nats")
+        return None
+    if not args.nats.startswith(("nats://", "tls://")):
+        raise UsageError(f"--nats {args.nats!r}: use nats://host:port or tls://host:port")
+    if not args.node or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", args.node):
+        raise UsageError("--nats needs --node NAME (letters, digits, - and _; unique in the site)")
+    if not database.startswith("postgresql"):
+        raise UsageError("--nats needs a PostgreSQL --database that every node of the site shares")
+    return ClusterConfig(url=args.nats, node=args.node, site=args.site)
+
+
+def _check_serve_options(args: argparse.Namespace) -> None:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"port {args.port} is out of range 0..65535")
     if args.heartbeat <= 0:
         raise UsageError("--heartbeat must be positive")
     if args.opcua_port is not None and not 0 <= args.opcua_port <= 65535:
         raise UsageError(f"--opcua-port {args.opcua_port} is out of range 0..65535")
-    for chatty in ("alembic", "asyncua"):
-        logging.getLogger(chatty).setLevel(
-            logging.DEBUG if args.log_level == "debug" else logging.WARNING
-        )
+
+
+def _allowed_origins(urls: list[str]) -> tuple[str, ...]:
     origins: list[str] = []
-    for url in args.allowed_origin:
+    for url in urls:
         try:
             origins.append(normalize_origin(url))
         except OriginError as exc:
             raise UsageError(f"--allowed-origin: {exc}") from None
+    return tuple(origins)
+
+
+def _serve_app(args: argparse.Namespace, opcua: OpcUaConfig | None) -> web.Application:
+    """Everything that can be refused (options, files, the database) is checked here, before
+    anything listens."""
+    from aggregator.app import create_app
+    from aggregator.context import Settings
+
+    origins = _allowed_origins(args.allowed_origin)
     notify = _notify_config(args)
     metrics_token = _metrics_token(args.metrics_token_file)
-    opcua = None
-    if args.opcua_port is not None:
-        opcua = OpcUaConfig(port=args.opcua_port, host=args.host, data_dir=Path(args.data_dir))
     url = database_url(args)
+    cluster = _cluster_config(args, url)
     engine = open_database(url)
     try:
         key = audit_key_for_serving(Path(args.data_dir), engine)
     finally:
         engine.dispose()
-    app = create_app(
+    return create_app(
         url,
         Settings(
             heartbeat_interval=args.heartbeat,
             static_dir=args.static_dir,
             secure_cookies=args.secure_cookies,
-            allowed_origins=tuple(origins),
+            allowed_origins=origins,
             trust_forwarded_for=args.trust_forwarded_for,
             audit_key=key,
             metrics_token=metrics_token,
@@ -449,43 +491,66 @@ def cmd_serve(args: argparse.Namespace) -> int:
         migrate=False,
         opcua=opcua,
         notify=notify,
+        cluster=cluster,
     )
 
-    async def run() -> None:
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        try:
-            await runner.setup()
-        except OpcUaStartError as exc:
-            await runner.cleanup()
-            raise UsageError(str(exc)) from None
-        site = web.TCPSite(runner, args.host, args.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            if exc.errno in (98, 48):
-                raise UsageError(
-                    f"port {args.port} on {args.host} is already in use (another aggregator or "
-                    "`make demo`?); stop that or choose another port with --port"
-                ) from None
-            raise UsageError(
-                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
-            ) from None
-        port = args.port
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            port = server.sockets[0].getsockname()[1]
-        print(f"setpoint-aggregator listening on http://{args.host}:{port}", flush=True)
-        if opcua is not None:
-            print(f"setpoint-aggregator OPC UA at {opcua_endpoint(app)}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        await runner.cleanup()
 
-    asyncio.run(run())
+async def _serve_until_signalled(
+    app: web.Application, args: argparse.Namespace, opcua: OpcUaConfig | None
+) -> None:
+    from aiohttp import web
+
+    from aggregator.cluster.node import ClusterStartError
+
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    try:
+        await runner.setup()
+    except (OpcUaStartError, ClusterStartError) as exc:
+        await runner.cleanup()
+        raise UsageError(str(exc)) from None
+    site = web.TCPSite(runner, args.host, args.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno in (98, 48):
+            raise UsageError(
+                f"port {args.port} on {args.host} is already in use (another aggregator or "
+                "`make demo`?); stop that or choose another port with --port"
+            ) from None
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    port = args.port
+    server = getattr(site, "_server", None)
+    if server is not None and server.sockets:
+        port = server.sockets[0].getsockname()[1]
+    print(f"setpoint-aggregator listening on http://{args.host}:{port}", flush=True)
+    if opcua is not None:
+        print(f"setpoint-aggregator OPC UA at {opcua_endpoint(app)}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _check_serve_options(args)
+    for chatty in ("alembic", "asyncua"):
+        logging.getLogger(chatty).setLevel(
+            logging.DEBUG if args.log_level == "debug" else logging.WARNING
+        )
+    opcua = None
+    if args.opcua_port is not None:
+        opcua = OpcUaConfig(port=args.opcua_port, host=args.host, data_dir=Path(args.data_dir))
+    app = _serve_app(args, opcua)
+    asyncio.run(_serve_until_signalled(app, args, opcua))
     return 0
 
 
