@@ -74,6 +74,7 @@ class Cluster:
     _outbox: deque[tuple[str, bytes]] = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _replaying: bool = False
+    _stopping: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _unsubscribe: Callable[[], None] | None = None
 
@@ -99,7 +100,12 @@ class Cluster:
         async def error(exc: Exception) -> None:
             self.ctx.metrics.nats_errors.inc()
             last_error[:] = [str(exc) or type(exc).__name__]
-            log.warning("NATS: %s", last_error[0])
+            if self.nc is not None:  # before the first connection, start() reports it once
+                log.warning("NATS: %s", last_error[0])
+
+        async def disconnected() -> None:
+            if self.nc is not None and not self._stopping:
+                log.warning("NATS: disconnected from %s; reconnecting", self.config.url)
 
         async def reconnected() -> None:
             log.info("NATS: reconnected; exchanging unit states")
@@ -116,6 +122,7 @@ class Cluster:
                     max_reconnect_attempts=-1,
                     error_cb=error,
                     reconnected_cb=reconnected,
+                    disconnected_cb=disconnected,
                 ),
                 self.config.connect_timeout,
             )
@@ -141,6 +148,7 @@ class Cluster:
         )
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._unsubscribe is not None:
             self._unsubscribe()
         for task in self._tasks:

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,22 +47,19 @@ class Site:
         return node.agg.app[CLUSTER_KEY]
 
 
-def node_app(db: str, key: bytes, node: str, site: str) -> Aggregator:
+def node_app(db: str, key: bytes, node: str, site: str, url: str = NATS_URL) -> Aggregator:
     settings = Settings(batch_window=0.005, static_dir="/nonexistent", audit_key=key)
-    config = ClusterConfig(url=NATS_URL, node=node, site=site, heartbeat=0.3)
+    config = ClusterConfig(url=url, node=node, site=site, heartbeat=0.3)
     app = create_app(db, settings, cluster=config)
     app[API_STATE_KEY].command_timeout = 2.0
     return Aggregator(app)
 
 
-@pytest.fixture
-async def site(pg_database: str, tmp_path: Path) -> AsyncIterator[Site]:  # noqa: F811
-    problem = nats_problem()
-    if problem:
-        pytest.fail(problem)
+@contextlib.asynccontextmanager
+async def two_nodes(db: str, tmp_path: Path, url: str = NATS_URL) -> AsyncIterator[Site]:
     name = "t" + uuid.uuid4().hex[:10]
     key = new_key_file(tmp_path / KEY_FILE)
-    a, b = node_app(pg_database, key, "a", name), node_app(pg_database, key, "b", name)
+    a, b = node_app(db, key, "a", name, url), node_app(db, key, "b", name, url)
     await a.start()
     await b.start()
     a.token = new_token()
@@ -84,3 +85,67 @@ async def site(pg_database: str, tmp_path: Path) -> AsyncIterator[Site]:  # noqa
         await http.close()
         await b.stop()
         await a.stop()
+
+
+@pytest.fixture
+async def site(pg_database: str, tmp_path: Path) -> AsyncIterator[Site]:  # noqa: F811
+    problem = nats_problem()
+    if problem:
+        pytest.fail(problem)
+    async with two_nodes(pg_database, tmp_path) as result:
+        yield result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateNats:
+    """A nats-server of this test's own on a free loopback port, to stop and start at will
+    (the shared one on 4222 must never be restarted by a test)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.tmp_path = tmp_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = shutil.which("nats-server")
+        if binary is None:
+            pytest.fail("nats-server is not installed (it runs the site tests' private server)")
+        self.proc = subprocess.Popen(
+            [binary, "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("private nats-server did not start in 10 s") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10.0)
+        self.proc = None
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[PrivateNats]:
+    server = PrivateNats(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
