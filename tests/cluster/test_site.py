@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
+import protocol as p
 from aggregator.cluster import CLUSTER_KEY
 from tests.aggregator.helpers import until
 from tests.api.fake_engine import FakeEngine
@@ -113,3 +114,37 @@ async def test_ready_reports_nats(site: Site) -> None:
     status, body = await site.b.call("GET", "/api/ready", role=None)
     assert status == 200, body
     assert isinstance(body, dict) and body["nats"]["status"] == "ok"
+
+
+async def test_method_edit_and_ws_action_on_b_reach_engine_on_a(site: Site) -> None:
+    engine = await held_on_a(site)
+    unit = engine.engine_id
+    engine.answer = lambda m: (True, None, {"version": 1, "findings": []})
+    try:
+        path = f"/api/units/{quote(unit, safe='')}/method"
+        body = {"text": "Mark: a", "expected_version": 0}
+        status, saved = await site.b.call("PUT", path, json=body)
+        assert status == 200, saved
+        (edit,) = engine.requests
+        assert isinstance(edit, p.SetMethod) and edit.text == "Mark: a" and not edit.dry_run
+        assert edit.user == site.b.names["operator"]
+
+        client = await WsClient(site.b, "operator").connect()
+        topic = f"unit/{unit}/method"
+        await client.send({"action": "subscribe", "topic": topic})
+        await client.wait(lambda f: f.get("topic") == topic, what="method snapshot on B")
+        await engine.method(1, [("l1", "Mark: a")])  # the engine reports its new method
+        change = await client.wait(
+            lambda f: f.get("topic") == topic and f.get("kind") == "change", what="method on B"
+        )
+        assert change["data"]["version"] == 1 and change["data"]["text"] == "Mark: a"
+
+        engine.answer = lambda _: (True, None, None)
+        await client.send({"action": "stop", "id": "s1", "unit": unit})
+        end = await client.task_end("s1")
+        assert end["status"] == "finished", end
+        stop = engine.requests[-1]
+        assert isinstance(stop, p.ControlCommand) and stop.command == "Stop"
+        await client.close()
+    finally:
+        await engine.aclose()
