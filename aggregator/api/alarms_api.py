@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -25,6 +24,7 @@ from aggregator.api.service import (
     ctx_of,
     engine_request,
     require_control,
+    require_engine_protocol,
     require_run,
     require_unit,
     state_of,
@@ -32,9 +32,7 @@ from aggregator.api.service import (
     uod_of,
 )
 from aggregator.store.alarms import AlarmChange, AlarmQueries
-from aggregator.store.tables import T_ENGINE
 from protocol import AlarmAction, AlarmCommand
-from protocol.version import parse_version
 
 ALARMS_SINCE = (1, 2)
 """The protocol version that brought AlarmCommand: older engines would never answer it."""
@@ -149,14 +147,6 @@ async def journal(call: Call[None, JournalQuery]) -> JournalPage:
 # --- actions -------------------------------------------------------------------------------------
 
 
-def _protocol_of(db: Any, unit_id: str) -> str:
-    with db.connect() as conn:
-        found = conn.execute(
-            sa.select(T_ENGINE.c.protocol_version).where(T_ENGINE.c.id == unit_id)
-        ).scalar_one_or_none()
-    return str(found or "")
-
-
 async def alarm_action(
     app: web.Application,
     user: ApiUser,
@@ -182,12 +172,7 @@ async def alarm_action(
                 f"alarm {name!r} may be shelved for at most {view.max_shelve_minutes:g} minutes",
                 "minutes",
             )
-    ctx = ctx_of(app)
-    version = await ctx.read(_protocol_of, ctx.storage.engine, unit_id)
-    if version and parse_version(version) < ALARMS_SINCE:
-        raise ApiError(
-            409, f"the unit's engine speaks protocol {version}; alarm actions need 1.2 or later"
-        )
+    await require_engine_protocol(app, unit_id, ALARMS_SINCE, "alarm actions need 1.2 or later")
     new: dict[str, Any] = {"alarm": name, "state": view.state}
     for key, value in (("comment", comment), ("minutes", minutes), ("reason", reason)):
         if value is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -22,23 +21,20 @@ from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.roles import ApiUser
 from aggregator.api.schemas import CommandOutcome, Query, Request
 from aggregator.api.service import (
-    ctx_of,
     current_method,
     engine_request,
     require_control,
+    require_engine_protocol,
     require_unit,
     uod_of,
 )
-from aggregator.models import Engine as EngineRow
 from protocol import ResumeLine
-from protocol.version import parse_version
 
 TAGS = ("units",)
 RESUME_SINCE = (1, 1)
 """The protocol version that brought ResumeLine: older engines would never answer it."""
 
 Mode = Literal["method", "inject"]
-T_ENGINE: sa.Table = EngineRow.__table__  # type: ignore[attr-defined]
 
 
 class CompletionQuery(Query):
@@ -104,27 +100,17 @@ async def completions_post(call: Call[CompletionRequest, None]) -> CompletionsVi
     return await _completions(call, b.text, b.line, b.col, b.mode)
 
 
-def _protocol_of(db: sa.Engine, unit_id: str) -> str:
-    """The protocol version the unit's engine registered with (stored at registration)."""
-    with db.connect() as conn:
-        found = conn.execute(
-            sa.select(T_ENGINE.c.protocol_version).where(T_ENGINE.c.id == unit_id)
-        ).scalar_one_or_none()
-    return str(found or "")
-
-
 async def resume_line(
     app: web.Application, user: ApiUser, unit_id: str, run_log_id: str, *, skip: bool
 ) -> CommandOutcome:
     live = require_control(app, user, unit_id)
-    ctx = ctx_of(app)
-    version = await ctx.read(_protocol_of, ctx.storage.engine, unit_id)
-    if version and parse_version(version) < RESUME_SINCE:
-        raise ApiError(
-            409,
-            f"the unit's engine speaks protocol {version}; Resume and Skip need 1.1 or later: "
-            "upgrade the engine (Unpause retries a line that failed at once)",
-        )
+    await require_engine_protocol(
+        app,
+        unit_id,
+        RESUME_SINCE,
+        "Resume and Skip need 1.1 or later: upgrade the engine (Unpause retries a line that "
+        "failed at once)",
+    )
     method = await current_method(app, unit_id)
     action = "skip" if skip else "resume"
     entry: dict[str, Any] = {

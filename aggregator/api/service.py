@@ -31,6 +31,7 @@ from aggregator.store.rows import RunRow
 from aggregator.store.tables import T_CONTRIBUTOR, T_ENGINE, T_RUN, T_RUN_METHOD
 from aggregator.ws.hub import Hub, Viewer
 from protocol import CommandResult, Method, MethodLine, UodDescription
+from protocol.version import parse_version
 
 
 @dataclass
@@ -113,6 +114,26 @@ def require_control(app: web.Application, user: ApiUser, unit_id: str) -> LiveEn
             403, f"unit {unit_id!r} may be controlled only with one of the roles {roles}"
         )
     return live
+
+
+def _protocol_of(db: sa.Engine, unit_id: str) -> str:
+    """The protocol version the unit's engine registered with (stored at registration)."""
+    with db.connect() as conn:
+        found = conn.execute(
+            sa.select(T_ENGINE.c.protocol_version).where(T_ENGINE.c.id == unit_id)
+        ).scalar_one_or_none()
+    return str(found or "")
+
+
+async def require_engine_protocol(
+    app: web.Application, unit_id: str, since: tuple[int, int], needs: str
+) -> None:
+    """409 when the unit's engine registered with a protocol older than `since`; `needs` says
+    what needs the newer one. An engine that never said its version is let through."""
+    ctx = ctx_of(app)
+    version = await ctx.read(_protocol_of, ctx.storage.engine, unit_id)
+    if version and parse_version(version) < since:
+        raise ApiError(409, f"the unit's engine speaks protocol {version}; {needs}")
 
 
 def run_uod(run: RunRow) -> UodDescription | None:

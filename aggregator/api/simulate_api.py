@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field, JsonValue
 
@@ -26,13 +25,17 @@ from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.roles import ApiUser
 from aggregator.api.schemas import Request
-from aggregator.api.service import ctx_of, engine_request, require_unit, state_of
-from aggregator.models import Engine as EngineRow
+from aggregator.api.service import (
+    ctx_of,
+    engine_request,
+    require_engine_protocol,
+    require_unit,
+    state_of,
+)
 from aggregator.ws.handler import ActionFailed
 from aggregator.ws.messages import RunModelAction
 from aggregator.ws.tasks import Task
 from protocol import CancelModel, ModelProgress, RunModel
-from protocol.version import parse_version
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,6 @@ MODEL_SINCE = (1, 3)
 """The protocol version that brought RunModel: an older engine would never answer it."""
 SILENCE_CHECK = 1.0  # s between checks that the engine is still connected
 TERMINAL = frozenset({"finished", "exception", "interrupted"})
-T_ENGINE: sa.Table = EngineRow.__table__  # type: ignore[attr-defined]
 MODEL_WATCH_KEY: web.AppKey[ModelWatch] = web.AppKey("setpoint_model_watch")
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -154,23 +156,10 @@ class ModelWatch:
         task.add_done_callback(self._cancels.discard)
 
 
-def _protocol_of(db: sa.Engine, unit_id: str) -> str:
-    with db.connect() as conn:
-        found = conn.execute(
-            sa.select(T_ENGINE.c.protocol_version).where(T_ENGINE.c.id == unit_id)
-        ).scalar_one_or_none()
-    return str(found or "")
-
-
 async def _check_version(app: web.Application, unit_id: str) -> None:
-    ctx = ctx_of(app)
-    version = await ctx.read(_protocol_of, ctx.storage.engine, unit_id)
-    if version and parse_version(version) < MODEL_SINCE:
-        raise ApiError(
-            409,
-            f"the unit's engine speaks protocol {version}; run_model needs 1.3 or later: "
-            "upgrade the engine",
-        )
+    await require_engine_protocol(
+        app, unit_id, MODEL_SINCE, "run_model needs 1.3 or later: upgrade the engine"
+    )
 
 
 def model_watch(app: web.Application) -> ModelWatch:
