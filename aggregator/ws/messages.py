@@ -116,18 +116,7 @@ TaskAction = (
 )
 
 ClientMessage = Annotated[
-    Subscribe
-    | Unsubscribe
-    | PingAction
-    | PongAction
-    | RunAction
-    | StopAction
-    | StatusAction
-    | CommandAction
-    | GetTagAction
-    | GetStatsAction
-    | RunModelAction
-    | CancelAction,
+    Subscribe | Unsubscribe | PingAction | PongAction | TaskAction | CancelAction,
     Field(discriminator="action"),
 ]
 
