@@ -45,7 +45,11 @@ def _table(table: Table) -> str:
     return f"<h2>{escape(table.title)}</h2><table><tr>{head}</tr>{body}</table>{more}"
 
 
-def _signatures(title: str, signatures: list[SignatureView]) -> str:
+def signature_table(
+    title: str, signatures: list[SignatureView], *, sha256_chars: int | None = None
+) -> Table:
+    """The signatures as the report shows them, HTML and PDF alike; the PDF's narrow column
+    shows only the start of each SHA-256 (`sha256_chars`)."""
     rows = [
         [
             s.meaning,
@@ -53,14 +57,18 @@ def _signatures(title: str, signatures: list[SignatureView]) -> str:
             s.user,
             s.time_utc,
             s.comment,
-            s.sha256,
+            s.sha256 if sha256_chars is None else s.sha256[:sha256_chars] + "...",
             "valid" if s.valid else f"INVALID: {s.reason}",
         ]
         for s in signatures
     ]
-    return _table(
-        Table(title, ["Meaning", "Printed name", "User", "UTC", "Comment", "SHA-256", "Now"], rows)
+    return Table(
+        title, ["Meaning", "Printed name", "User", "UTC", "Comment", "SHA-256", "Now"], rows
     )
+
+
+def _signatures(title: str, signatures: list[SignatureView]) -> str:
+    return _table(signature_table(title, signatures))
 
 
 def numeric(series: PlotSeries) -> list[tuple[float, float]]:

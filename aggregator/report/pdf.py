@@ -7,7 +7,7 @@ from typing import Any
 
 from aggregator.api.records_schemas import SignatureView
 from aggregator.report.content import Report, Table, utc
-from aggregator.report.html import COLORS, manifestation, numeric, release_line
+from aggregator.report.html import COLORS, manifestation, numeric, release_line, signature_table
 
 FONT = "Helvetica"
 
@@ -67,23 +67,8 @@ class _Doc:
             self.text(f"{table.omitted} more rows not shown.")
 
     def signatures(self, title: str, signatures: list[SignatureView]) -> None:
-        rows = [
-            [
-                s.meaning,
-                s.full_name,
-                s.user,
-                s.time_utc,
-                s.comment,
-                s.sha256[:16] + "...",
-                "valid" if s.valid else f"INVALID: {s.reason}",
-            ]
-            for s in signatures
-        ]
         self.table(
-            Table(
-                title, ["Meaning", "Printed name", "User", "UTC", "Comment", "SHA-256", "Now"], rows
-            ),
-            (14, 22, 18, 26, 22, 20, 28),
+            signature_table(title, signatures, sha256_chars=16), (14, 22, 18, 26, 22, 20, 28)
         )
         for s in signatures:
             self.text(f"Signed: {manifestation(s)}", size=8)
