@@ -29,7 +29,7 @@ from aiohttp import web
 from aggregator.api.commands import EngineOffline, EngineRefused, EngineTimeout
 from aggregator.cluster import wire
 from aggregator.context import CONTEXT_KEY, AppContext
-from protocol import CommandResult, ProtocolError, decode
+from protocol import CommandResult, ProtocolError, RunModel, decode
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
@@ -316,6 +316,10 @@ class Cluster:
         holder = self.holders.get(unit_id)
         if holder is None:
             raise EngineOffline(f"unit {unit_id!r} is offline (no node of the site holds it)")
+        if isinstance(message, RunModel):  # its progress stays on the holder (wire.FORWARDED)
+            raise EngineOffline(
+                f"unit {unit_id!r} is held by node {holder!r}: simulate it on that node"
+            )
         if self.nc is None or not self.nc.is_connected:
             raise EngineOffline(
                 f"unit {unit_id!r} is held by node {holder!r}, which cannot be reached: "

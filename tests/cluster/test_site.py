@@ -148,3 +148,14 @@ async def test_method_edit_and_ws_action_on_b_reach_engine_on_a(site: Site) -> N
         await client.close()
     finally:
         await engine.aclose()
+
+
+async def test_simulation_on_b_names_the_holding_node(site: Site) -> None:
+    engine = await held_on_a(site)
+    try:
+        path = f"/api/units/{quote(engine.engine_id, safe='')}/simulate"
+        status, body = await site.b.call("POST", path, json={"method": "Mark: a"})
+        assert status == 503 and "node 'a'" in str(body), body
+        assert not [r for r in engine.requests if isinstance(r, p.RunModel)]
+    finally:
+        await engine.aclose()
