@@ -19,6 +19,7 @@ from aggregator.api.schemas import PlotData
 from aggregator.api.signatures_api import record_signatures, verified
 from aggregator.context import AppContext
 from aggregator.models import AuditEntry, ErrorLogEntry, RunClockOffset
+from aggregator.report import prediction
 from aggregator.store.methods import text_sha256
 from aggregator.store.rows import RunRow
 from aggregator.store.signatures import method_version_parts
@@ -215,6 +216,11 @@ def gather(ctx: AppContext, run: RunRow, now: float) -> Report:
     plot, groups = _plot(ctx, run, uod)
     marks = [[utc(a.t), f"{a.run_time:.1f} s", a.tag, a.text] for a in plot.annotations]
     tables.insert(2, Table("Marks", ["UTC", "Run time", "Tag", "Text"], marks))
+    predicted = prediction.prediction_rows(
+        ctx, run, [(a.text, a.run_time) for a in plot.annotations]
+    )
+    if predicted is not None:
+        tables.insert(3, Table(prediction.TITLE, prediction.COLUMNS, predicted))
     signatures = record_signatures(ctx, "run", pk)
     facts = [
         ("Run", run.run_id),

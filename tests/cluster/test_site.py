@@ -156,6 +156,33 @@ async def test_simulation_on_b_names_the_holding_node(site: Site) -> None:
         path = f"/api/units/{quote(engine.engine_id, safe='')}/simulate"
         status, body = await site.b.call("POST", path, json={"method": "Mark: a"})
         assert status == 503 and "node 'a'" in str(body), body
-        assert not [r for r in engine.requests if isinstance(r, p.RunModel)]
+        assert not [r for r in engine.model_requests if isinstance(r, p.RunModel)]
     finally:
         await engine.aclose()
+
+
+async def test_engine_registering_on_b_ends_its_stale_link_on_a(site: Site) -> None:
+    old = await held_on_a(site)
+    unit = old.engine_id
+    new = FakeEngine(site.b.agg, unit)  # the same engine, now linked to B (A did not notice)
+    try:
+        await new.start()
+        await until(lambda: old.closed.is_set(), 5.0, "A ends its stale link")
+        await until(lambda: unit not in site.a.agg.ctx.connections, 5.0, "A lets go")
+        cluster_a = site.a.agg.app[CLUSTER_KEY]
+        await until(lambda: cluster_a.holders.get(unit) == "b", 5.0, "A learns B holds it")
+        live_a = site.a.agg.ctx.live
+        await until(lambda: live_a.engines[unit].online, 5.0, "online again as seen on A")
+        await new.tags(None, time.time(), sample=False, FT01=4.0)
+        await until(
+            lambda: getattr(live_a.engines[unit].tags.get("FT01"), "value", None) == 4.0,
+            5.0,
+            "B's engine live on A",
+        )
+        status, body = await site.a.call("POST", control_path(new), json={"action": "Pause"})
+        assert status == 200, body
+        assert isinstance(new.requests[-1], p.ControlCommand)
+        assert unit in site.b.agg.ctx.connections  # A's end did not disturb B's link
+    finally:
+        await new.aclose()
+        await old.aclose()

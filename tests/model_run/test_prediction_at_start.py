@@ -73,6 +73,23 @@ def test_start_stores_the_prediction_and_get_returns_it(live: Live) -> None:
         assert 0 < len(series["run_time"]) == len(series["v"]) <= 1000
     # kept once: stopping (and the unit list changing again) does not replace it
     assert _prediction(live, run_id) == (200, found)
+    # the batch report sets it beside the run: predicted duration and marks vs actual
+    request = urllib.request.Request(
+        f"{live.http}/api/runs/{run_id}/report",
+        headers={"Authorization": f"Bearer {live.bearer}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        page = response.read().decode()
+    assert "Prediction made at Start vs actual" in page
+    assert f"{predicted['duration']:.1f} s" in page
+    for mark in predicted["marks"]:
+        assert f"Mark: {mark['text']}" in page
+        assert f"{mark['run_time']:.1f} s" in page
+    pdf = urllib.request.Request(
+        f"{live.http}/api/runs/{run_id}/report.pdf", headers=request.headers
+    )
+    with urllib.request.urlopen(pdf, timeout=60) as response:
+        assert response.read().startswith(b"%PDF")
 
 
 def test_a_run_without_a_prediction_is_404_with_the_reason(live: Live) -> None:
