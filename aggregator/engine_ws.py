@@ -43,12 +43,12 @@ from protocol import (
     STORED_MESSAGE_TYPES,
     Ack,
     CommandResult,
-    ModelProgress,
     ControlState,
     ErrorLog,
     Heartbeat,
     Method,
     MethodState,
+    ModelProgress,
     Ping,
     ProtocolError,
     ProtocolErrorMessage,
@@ -247,36 +247,8 @@ class EngineConnection:
             return False
         self.engine_id = message.engine_id
         self.session_id = message.session_id
-        previous = self.ctx.connections.get(self.engine_id)
-        self.ctx.connections[self.engine_id] = self
-        if previous is not None and previous is not self:
-            previous.close("replaced by a new connection of the same engine")
-            timeout = self.ctx.settings.takeover_timeout
-            try:
-                # its frames are committed before we read last_seq
-                await asyncio.wait_for(previous.done.wait(), timeout)
-            except TimeoutError:
-                # Waiting longer would lock the engine out for good. The old connection is no
-                # longer in `connections`, so the engine's retry registers at once; anything it
-                # still commits later is below the seq the engine resends from, or is refused
-                # as a duplicate and fixed by the reconnect that follows.
-                log.error(
-                    "engine %s: its previous connection did not end within %g s; refusing this "
-                    "one so the engine retries",
-                    self.engine_id,
-                    timeout,
-                )
-                self._protocol_error(
-                    ProtocolError(
-                        f"the previous connection of this engine did not end within {timeout:g} s;"
-                        " retry",
-                        rule=2,
-                    ),
-                    fatal=True,
-                )
-                return False
-            if self.ctx.connections.get(self.engine_id) is not self or self._closing:
-                return False  # an even newer connection took over while we waited
+        if not await self._take_over():
+            return False
         try:
             last_seq, open_run = await self.ctx.writer.call(
                 self.ctx.storage.register_engine, message, self.token_name
@@ -309,6 +281,48 @@ class EngineConnection:
                 heartbeat_interval=settings.heartbeat_interval,
             )
         )
+        self._go_live(message, open_run, last_seq, offset)
+        return True
+
+    async def _take_over(self) -> bool:
+        """Become this engine's connection; a previous one is closed first and waited for, so
+        its frames are committed before we read last_seq (rule 2)."""
+        previous = self.ctx.connections.get(self.engine_id)
+        self.ctx.connections[self.engine_id] = self
+        if previous is not None and previous is not self:
+            previous.close("replaced by a new connection of the same engine")
+            timeout = self.ctx.settings.takeover_timeout
+            try:
+                # its frames are committed before we read last_seq
+                await asyncio.wait_for(previous.done.wait(), timeout)
+            except TimeoutError:
+                # Waiting longer would lock the engine out for good. The old connection is no
+                # longer in `connections`, so the engine's retry registers at once; anything it
+                # still commits later is below the seq the engine resends from, or is refused
+                # as a duplicate and fixed by the reconnect that follows.
+                log.error(
+                    "engine %s: its previous connection did not end within %g s; refusing this "
+                    "one so the engine retries",
+                    self.engine_id,
+                    timeout,
+                )
+                self._protocol_error(
+                    ProtocolError(
+                        f"the previous connection of this engine did not end within {timeout:g} s;"
+                        " retry",
+                        rule=2,
+                    ),
+                    fatal=True,
+                )
+                return False
+            if self.ctx.connections.get(self.engine_id) is not self or self._closing:
+                return False  # an even newer connection took over while we waited
+        return True
+
+    def _go_live(
+        self, message: RegisterEngine, open_run: str | None, last_seq: int, offset: float
+    ) -> None:
+        """The registered engine's live state, clock offset and log line, and the news to /ws."""
         live = self.ctx.live.engine(self.engine_id, message.uod_name)
         live.name = message.uod_name
         live.online = True
@@ -330,7 +344,6 @@ class EngineConnection:
             f"unit/{self.engine_id}/registration", message.uod.model_dump(mode="json")
         )
         self.ctx.live.publish_units(self.engine_id)
-        return True
 
     async def _identity_ok(self, message: RegisterEngine) -> bool:
         """The token may register only the engine id it is bound to (rule 1). Checked before
