@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as Nats
     from nats.aio.msg import Msg
 
+    from aggregator.engine_ws import EngineConnection
+
 log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 100_000
@@ -69,7 +71,11 @@ class Cluster:
     nc: Nats | None = None
     holders: dict[str, str] = field(default_factory=dict)
     """Remote unit id -> the node that last said it holds it."""
-    _held: set[str] = field(default_factory=set)
+    holder_since: dict[str, float] = field(default_factory=dict)
+    """Remote unit id -> `since` of the newest holder heard of (older holders are ignored)."""
+    _since: dict[str, float] = field(default_factory=dict)
+    _leaving: set[EngineConnection] = field(default_factory=set)
+    """Unit held here -> when its link registered."""
     _nodes: dict[str, float] = field(default_factory=dict)
     _outbox: deque[tuple[str, bytes]] = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -190,9 +196,9 @@ class Cluster:
                     log.debug("NATS publish failed: %s", exc)
 
     def _forward(self, unit_id: str, kind: str, data: Any) -> None:
-        self._send(
-            self.subjects.unit(unit_id, kind), wire.encode(self.config.node, unit_id, kind, data)
-        )
+        since = self._since.setdefault(unit_id, time.time())
+        payload = wire.encode(self.config.node, unit_id, kind, data, since)
+        self._send(self.subjects.unit(unit_id, kind), payload)
 
     def _on_hub(self, topic: str, data: Any) -> None:
         """Synchronous, inside ingest: only encode and queue."""
@@ -202,16 +208,18 @@ class Cluster:
             unit_id = data.get("id") if isinstance(data, dict) else None
             if not isinstance(unit_id, str):
                 return
-            if unit_id in self.ctx.connections or unit_id in self._held:
-                self._held.add(unit_id)
-                if not data.get("online", True) and unit_id not in self.ctx.connections:
-                    self._held.discard(unit_id)
+            if unit_id in self.ctx.connections:
                 self._forward(unit_id, "units", data)
+            elif unit_id in self._since:  # the link just ended: say so, once
+                self._forward(unit_id, "units", data)
+                if not data.get("online", True):
+                    del self._since[unit_id]
             return
         parsed = wire.parse_topic(topic)
         if parsed is None or parsed[0] not in self.ctx.connections:
             return
-        self._held.add(parsed[0])
+        if parsed[1] == "registration":
+            self._since[parsed[0]] = time.time()  # a new link: a newer holder than any before
         if parsed[1] == "tags" and isinstance(data, dict):
             data = {"tags": data.get("tags", []), "sample": data.get("sample")}
         self._forward(parsed[0], parsed[1], data)
@@ -223,7 +231,6 @@ class Cluster:
         live = self.ctx.live.engines.get(unit_id)
         if live is None:
             return
-        self._held.add(unit_id)
         if live.uod is not None:
             self._forward(unit_id, "registration", live.uod)
         method = self.app[API_STATE_KEY].methods.get(unit_id) if API_STATE_KEY in self.app else None
@@ -258,20 +265,49 @@ class Cluster:
         change = wire.decode(msg.data)
         if change is None or change.node == self.config.node:
             return
-        if change.unit_id in self.ctx.connections:
-            return  # ours: another node's view of it is older news
-        holder = self.holders.get(change.unit_id)
+        self._nodes[change.node] = time.monotonic()
+        unit_id = change.unit_id
+        connection = self.ctx.connections.get(unit_id)
+        if connection is not None:
+            if change.since > self._since.get(unit_id, 0.0):
+                self._taken_over(unit_id, change.node)
+            return  # else: an older holder's news
+        if change.since < self.holder_since.get(unit_id, 0.0):
+            return  # an old holder (still) talking after the unit moved on
+        self.holder_since[unit_id] = change.since
         going = change.kind == "units" and not (
             isinstance(change.data, dict) and change.data.get("online")
         )
-        if going and holder is not None and holder != change.node:
-            return  # an old holder letting go after the unit moved on
         if going:
-            self.holders.pop(change.unit_id, None)
+            self.holders.pop(unit_id, None)
         else:
-            self.holders[change.unit_id] = change.node
-        self._nodes[change.node] = time.monotonic()
+            self.holders[unit_id] = change.node
         self._replay(lambda: wire.apply(self.ctx.live, change))
+
+    def _taken_over(self, unit_id: str, node: str) -> None:
+        """The engine registered on `node` after it did here: this link is stale (the engine
+        lost it without our noticing); end it, then ask for the new holder's full state."""
+        connection = self.ctx.connections[unit_id]
+        if connection in self._leaving:
+            return
+        self._leaving.add(connection)
+        log.warning("engine %s: taken over by node %r; closing the link here", unit_id, node)
+        connection.close(f"taken over by node {node!r}")
+
+        async def resync() -> None:
+            try:
+                await connection.done.wait()
+            finally:
+                self._leaving.discard(connection)
+            self._send(self.subjects.sync, json.dumps({"node": self.config.node}).encode())
+
+        task = asyncio.ensure_future(resync())
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
 
     def _replay(self, apply: Callable[[], tuple[str, Any] | None]) -> None:
         self._replaying = True

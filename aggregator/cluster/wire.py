@@ -68,10 +68,11 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def encode(node: str, unit_id: str, kind: str, data: Any) -> bytes:
-    return json.dumps(
-        {"node": node, "unit": unit_id, "kind": kind, "data": data}, default=_default
-    ).encode()
+def encode(node: str, unit_id: str, kind: str, data: Any, since: float) -> bytes:
+    """`since`: when the holder's link to the engine registered (its wall clock), so that the
+    newest holder wins whatever order the nodes' messages arrive in."""
+    envelope = {"node": node, "unit": unit_id, "kind": kind, "since": since, "data": data}
+    return json.dumps(envelope, default=_default).encode()
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Change:
     unit_id: str
     kind: str
     data: Any
+    since: float = 0.0
 
 
 def decode(payload: bytes) -> Change | None:
@@ -95,7 +97,10 @@ def decode(payload: bytes) -> Change | None:
         return None
     if kind not in (*FORWARDED, "units"):
         return None
-    return Change(node, unit_id, kind, raw.get("data"))
+    since = raw.get("since", 0.0)
+    if not isinstance(since, int | float):
+        return None
+    return Change(node, unit_id, kind, raw.get("data"), float(since))
 
 
 def apply(live: LiveState, change: Change) -> tuple[str, Any] | None:
