@@ -21,6 +21,7 @@ from engine.hw.base import (
     ConnectionChanged,
     ConnectionState,
     Hardware,
+    OutputChanged,
     SafeWriter,
     WriteRejected,
 )
@@ -305,6 +306,10 @@ class ScanPipeline(AlarmLayer):
                 f"write of {event.value!r} to {event.tag} refused: {event.message}",
                 "hardware",
             )
+        elif isinstance(event, OutputChanged):
+            # The engine's idea of the outputs is wrong: pause with safe outputs (forced), so a
+            # later write cannot silently restart what the device stopped.
+            self._fault(wall, f"output {event.tag}: {event.message}", "hardware")
 
     def _update_accumulators(self, dt: float, wall: float) -> None:
         for acc in self.uod.accumulators:

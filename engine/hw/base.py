@@ -72,7 +72,21 @@ class WriteRejected:
     source: str = ""
 
 
-HardwareEvent = ConnectionChanged | WriteRejected
+@dataclass(frozen=True)
+class OutputChanged:
+    """An output read back, after the engine's last write to it was accepted, holds another
+    value: the device changed it (its own watchdog, a local panel, another master). The engine
+    pauses the run with safe outputs: its idea of the outputs is wrong."""
+
+    tag: str
+    asked: ScalarValue
+    held: ScalarValue
+    message: str
+    timestamp: float
+    source: str = ""
+
+
+HardwareEvent = ConnectionChanged | WriteRejected | OutputChanged
 
 
 class OutputCheck(StrEnum):

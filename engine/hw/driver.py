@@ -23,6 +23,7 @@ from engine.hw.base import (
     Clock,
     ConnectionState,
     HardwareEvent,
+    OutputChanged,
     OutputCheck,
     OutputResult,
     Quality,
@@ -56,6 +57,8 @@ class OutputLedger:
         self._refused: dict[str, tuple[int, str]] = {}  # tag -> (seq, the device's refusal)
         self._read_after: dict[str, int] = {}  # tag -> last seq sent before a read-back of it
         self._epoch = 0  # read-backs taken before the last `begin_settle` do not count
+        self._since_reconnect = 0  # writes up to this seq may predate a device restart
+        self._told: dict[str, int] = {}  # tag -> seq of the write a mismatch was reported for
 
     def queue(self, tag: str, value: ScalarValue, *, force: bool) -> bool:
         """`force` skips the de-duplication: safe values must reach the device even when they
@@ -86,8 +89,10 @@ class OutputLedger:
 
     def forget_requested(self) -> None:
         """After a reconnect the device may have been power-cycled and hold its defaults: the
-        next write of an unchanged value must be sent again."""
+        next write of an unchanged value must be sent again (and the values asked for before
+        are no longer expected back)."""
         self._requested.clear()
+        self._since_reconnect = self._seq
 
     @property
     def sent(self) -> int:
@@ -106,6 +111,25 @@ class OutputLedger:
             return
         for tag in tags:
             self._read_after[tag] = max(self._read_after.get(tag, 0), sent_before)
+
+    def read_back_due(self, tag: str) -> QueuedWrite | None:
+        """The last write of `tag` if the device accepted it, no newer one is queued, a read
+        since then has come back, it was asked for after the last reconnect, and no mismatch
+        was reported for it yet: the write a read-back must now equal."""
+        write = self._asked.get(tag)
+        if (
+            write is None
+            or write.seq > self._sent
+            or write.seq <= self._since_reconnect
+            or tag in self._refused
+            or self._read_after.get(tag, 0) < write.seq
+            or self._told.get(tag) == write.seq
+        ):
+            return None
+        return write
+
+    def mismatch_told(self, write: QueuedWrite) -> None:
+        self._told[write.tag] = write.seq
 
     def begin_settle(self) -> None:
         """From now on only read-backs that start later confirm an output."""
@@ -380,6 +404,27 @@ class PollingDriver(ABC):
                 self._recovery.on_connection_lost(now, error)
             else:
                 self._recovery.on_error(now, error)
+
+    def _watch_outputs(self, tags: Iterable[str]) -> None:
+        """After a read-back of output `tags` (under `_lock` for a threaded worker): one that
+        differs from the accepted write gives one `OutputChanged` per write."""
+        for tag in tags:
+            write = self._ledger.read_back_due(tag)
+            if write is None:
+                continue
+            reading = self._read_back(tag)
+            if reading is None or reading.quality is not Quality.GOOD or reading.value is None:
+                continue
+            if self._same(tag, write.value, reading.value):
+                continue
+            self._ledger.mismatch_told(write)
+            message = (
+                f"the device holds {reading.value!r}, not the {write.value!r} written: changed "
+                "on the device (its watchdog, a local panel or another master)"
+            )
+            self._events.append(
+                OutputChanged(tag, write.value, reading.value, message, self._clock(), self.name)
+            )
 
     def _fault(self, exc: BaseException) -> None:
         """An unexpected exception in the worker: a driver bug, not a device answer. The link

@@ -321,6 +321,7 @@ class ModbusHardware(PollingDriver):
             else:
                 self._store(req, response, now)
             self._ledger.mark_read((r.tag for r in req.registers), mark)
+            self._watch_outputs(r.tag for r in req.registers if r.writable)
         self.cycles += 1
         await self._beat()
         if device_errors:

@@ -295,6 +295,7 @@ class OpcUaHardware(PollingDriver):
             for tag, (value, status) in values.items():
                 self._read_backs[tag] = Reading(plain(value), quality_of(status), now)
             self._ledger.mark_read(tags, mark)
+            self._watch_outputs(tags)
             self._due.clear()
             self._report(None)
 

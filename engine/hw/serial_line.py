@@ -331,6 +331,7 @@ class SerialHardware(PollingDriver):
         with self._lock:
             self._readings[ex.tag] = Reading(value, Quality.GOOD, self._clock(), unit)
             self._ledger.mark_read(self._confirms.get(ex.tag, ()), mark)
+            self._watch_outputs(self._confirms.get(ex.tag, ()))
 
     def _write(self, ex: SerialExchange, value: ScalarValue) -> None:
         command = ex.command_for(value)

@@ -42,7 +42,14 @@ WATCHDOG_COUNTER = ModbusRegister(
 WATCHDOG_TIMEOUT = ModbusRegister(
     tag="Watchdog Timeout", table="holding", address=4, data_type="uint16"
 )
-WATCHDOG_REGISTERS: tuple[ModbusRegister, ...] = (WATCHDOG_COUNTER, WATCHDOG_TIMEOUT)
+# A trip is latched: the device holds its safe state (and refuses other setpoints) until 1 is
+# written to this coil, as a real skid needs a reset at its panel after a communication loss.
+WATCHDOG_RESET = ModbusRegister(tag="Watchdog Reset", table="coil", address=0, data_type="bool")
+WATCHDOG_REGISTERS: tuple[ModbusRegister, ...] = (
+    WATCHDOG_COUNTER,
+    WATCHDOG_TIMEOUT,
+    WATCHDOG_RESET,
+)
 WATCHDOG_TIMEOUT_UNIT = 0.001  # the timeout register counts milliseconds; 0 = watchdog off
 
 

@@ -4,7 +4,10 @@ The device steps its model on its own wall clock (it stands in for a physical sk
 writes reach the model at once, and a value the model refuses is answered with "illegal data
 value" and the register keeps the value in force. Like a real skid's controller it has a
 communication-loss watchdog: once armed (a non-zero timeout register), if the engine's heartbeat
-register stops changing for the timeout, the device puts its setpoints at their safe values.
+register stops changing for the timeout, the device puts its setpoints at their safe values. A
+trip that stopped something is latched: until 1 is written to the Watchdog Reset coil the device
+keeps its safe state and refuses any other setpoint ("device failure"), however the heartbeat
+carries on. One that found everything safe already (a clean engine exit) clears at the next beat.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class ModbusModelDevice:
         self.heartbeat = 0
         self._clock = clock
         self.watchdog_tripped = False
+        self.watchdog_latched = False  # the trip stopped something: only a reset clears it
         self._armed = False
         self._last_beat_value: int | None = None
         self._beat_at = clock()
@@ -97,19 +101,33 @@ class ModbusModelDevice:
     ) -> ExcCodes | None:
         if table == "holding":
             self._watchdog_write(address, len(values))
-        refused = False
+        reset = self.registers.get(chrom.WATCHDOG_RESET.tag)
+        if reset is not None and reset.table == table and self.store.get_value(reset):
+            self.store.define(reset, False)
+            self.reset_watchdog()
+        refused: ExcCodes | None = None
         for reg in self.registers.values():
             if reg.table != table or reg.safe_value is None:
                 continue
             if reg.address + reg.width <= address or reg.address >= address + len(values):
                 continue
             value = self.store.get_value(reg)
+            if self.watchdog_latched and value != reg.safe_value:
+                refused = ExcCodes.DEVICE_FAILURE  # latched: reset the watchdog first
+                self.store.define(reg, reg.safe_value)
+                continue
             try:
                 self._apply(reg, value)
             except ValueError:
-                refused = True
+                refused = refused or ExcCodes.ILLEGAL_VALUE
                 self.store.define(reg, self._current(reg))
-        return ExcCodes.ILLEGAL_VALUE if refused else None
+        return refused
+
+    def reset_watchdog(self) -> None:
+        """The operator's reset after a trip: setpoints are accepted again, the timer restarts."""
+        self._set_tripped(False)
+        self.watchdog_latched = False
+        self._beat_at = self._clock()
 
     def _watchdog_write(self, address: int, count: int) -> None:
         """A changed heartbeat or a new timeout (re)starts the watchdog's timer and arms it."""
@@ -118,6 +136,8 @@ class ModbusModelDevice:
         if timeout is not None and address <= timeout.address < address + count:
             self._armed = True
             self._beat_at = self._clock()
+            if self.watchdog_tripped and not self.watchdog_latched:
+                self._set_tripped(False)  # it stopped nothing (a clean engine exit)
         if counter is None or not address <= counter.address < address + count:
             return
         value = int(self.store.get_value(counter))
@@ -125,7 +145,8 @@ class ModbusModelDevice:
             self._last_beat_value = value
             self._armed = True
             self._beat_at = self._clock()
-            self._set_tripped(False)
+            if self.watchdog_tripped and not self.watchdog_latched:
+                self._set_tripped(False)  # it stopped nothing (a clean engine exit)
 
     def _set_tripped(self, tripped: bool) -> None:
         self.watchdog_tripped = tripped
@@ -151,15 +172,22 @@ class ModbusModelDevice:
             return None
         for reg in self.registers.values():
             if reg.safe_value is not None:
+                if self.store.get_value(reg) != reg.safe_value:
+                    self.watchdog_latched = True
                 self.store.define(reg, reg.safe_value)
                 self._apply(reg, reg.safe_value)
         self._set_tripped(True)
         safe = ", ".join(
             f"{r.tag} = {r.safe_value}" for r in self.registers.values() if r.safe_value is not None
         )
+        latch = (
+            f"; latched until 1 is written to coil {chrom.WATCHDOG_RESET.address} (Watchdog Reset)"
+            if self.watchdog_latched
+            else ""
+        )
         return (
             f"watchdog tripped: no heartbeat for {silent:.1f} s (timeout {timeout:g} s); "
-            f"safe state: {safe} (pump stopped, inlet valves closed)"
+            f"safe state: {safe} (pump stopped, inlet valves closed){latch}"
         )
 
     def _current(self, reg: ModbusRegister) -> float | int:
@@ -203,17 +231,21 @@ async def run_modbus_device(
     ready(f"modbus device: {host}:{port} ({model_name}, device id {chrom.DEVICE_ID})")
     stop = stop or asyncio.Event()
     last = time.monotonic()
-    tripped = False
+    tripped = latched = False
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
             now = time.monotonic()
             if tripped and not device.watchdog_tripped:
-                ready("modbus device: watchdog: heartbeat resumed")
+                ready(
+                    "modbus device: watchdog reset: setpoints accepted again"
+                    if latched
+                    else "modbus device: watchdog: heartbeat resumed"
+                )
             if (news := device.watch(now)) is not None:
                 ready(f"modbus device: {news}")
-            tripped = device.watchdog_tripped
+            tripped, latched = device.watchdog_tripped, device.watchdog_latched
             device.step(now - last)
             last = now
     finally:

@@ -292,7 +292,7 @@ async def test_safe_values_are_sent_even_when_unchanged(pump: tuple[Peer, PumpSi
         hw.write_safe_values()
         await wait_until(lambda: peer.commands.count("STOP") == 2, what="stop sent again")
         await wait_until(lambda: not sim.running)
-        assert peer.commands.count("SPEED 0.0") == 2
+        await wait_until(lambda: peer.commands.count("SPEED 0.0") == 2, what="speed sent again")
     finally:
         await hw.stop()
 

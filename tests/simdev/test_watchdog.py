@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pymodbus.constants import ExcCodes
 
 from engine.hw.base import Quality
 from engine.hw.modbus import ModbusHardware, ModbusTcp
@@ -41,7 +42,7 @@ def beat(device: ModbusModelDevice, value: int) -> None:
     device._on_write(1, "holding", chrom.WATCHDOG_COUNTER.address, [value])
 
 
-def test_device_watchdog_trips_to_safe_state_and_rearms() -> None:
+def test_device_watchdog_trips_to_safe_state_latched_until_reset() -> None:
     clock = FakeClock()
     model = ChromatographyModel()
     device = ModbusModelDevice(model, clock=clock, watchdog_timeout=2.0)
@@ -68,8 +69,19 @@ def test_device_watchdog_trips_to_safe_state_and_rearms() -> None:
     assert device.store.get_value(chrom.WATCHDOG_TRIPPED) is True
     assert (model.inlet, model.pump_setpoint) == ("None", 0.0)
     assert device.watch(clock.now + 10) is None, "said once"
-    beat(device, 6)
+    beat(device, 6)  # the heartbeat is back: the trip stays latched
+    assert device.store.get_value(chrom.WATCHDOG_TRIPPED) is True
+    device.store.define(chrom.PU01, 80.0)
+    assert device._on_write(1, "holding", chrom.PU01.address, [0, 0]) is ExcCodes.DEVICE_FAILURE
+    assert device.store.get_value(chrom.PU01) == 0.0 and model.pump_setpoint == 0.0
+    device.store.define(chrom.WATCHDOG_RESET, True)  # the operator's reset
+    assert device._on_write(1, "coil", chrom.WATCHDOG_RESET.address, [True]) is None
     assert device.store.get_value(chrom.WATCHDOG_TRIPPED) is False
+    assert device.store.get_value(chrom.WATCHDOG_RESET) is False
+    device.store.define(chrom.PU01, 80.0)
+    assert device._on_write(1, "holding", chrom.PU01.address, [0, 0]) is None
+    assert model.pump_setpoint == 80.0
+    assert device.watch(clock.now + 1.0) is None, "the timer restarted at the reset"
 
 
 @pytest.fixture
