@@ -186,3 +186,21 @@ async def test_engine_registering_on_b_ends_its_stale_link_on_a(site: Site) -> N
     finally:
         await new.aclose()
         await old.aclose()
+
+
+async def test_a_silent_node_s_units_go_offline_elsewhere(site: Site) -> None:
+    engine = await held_on_a(site)
+    unit = engine.engine_id
+    try:
+        await engine.tags(None, time.time(), sample=False, FT01=1.0)
+        live_b = site.b.agg.ctx.live
+        await until(lambda: "FT01" in live_b.engines[unit].tags, 5.0, "FT01 on B")
+        cluster_a = site.a.agg.app[CLUSTER_KEY]
+        assert cluster_a.nc is not None
+        await cluster_a.nc.close()  # A is cut off: it says nothing more, not even goodbye
+        await until(lambda: not live_b.engines[unit].online, 5.0, "offline on B")
+        assert live_b.engines[unit].tags["FT01"].quality == "stale"
+        status, body = await site.b.call("POST", control_path(engine), json={"action": "Pause"})
+        assert status == 503, body
+    finally:
+        await engine.aclose()
