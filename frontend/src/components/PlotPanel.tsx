@@ -5,6 +5,7 @@ import { effect, type Signal } from "@preact/signals";
 import type { ChartController } from "../lib/chart";
 import { CLOCK_AXIS, type SeriesBuffer } from "../lib/plotdata";
 import { RUN_TIME } from "../lib/plotframe";
+import type { Overlay } from "../lib/overlay";
 import { browserStore, loadXAxis, saveXAxis } from "../lib/prefs";
 import { useApp } from "../state/app";
 import type { PlotConfiguration, UodDescription } from "../types";
@@ -52,9 +53,11 @@ interface Props {
   live: boolean;
   /** the UOD's name: the x-axis choice is kept per user and UOD */
   uodName: string;
+  /** a prediction drawn dashed over the data */
+  overlay?: Overlay | null;
 }
 
-export function PlotPanel({ config, buffer, version, height = 480, label, live, uodName }: Props) {
+export function PlotPanel({ config, buffer, version, height = 480, label, live, uodName, overlay = null }: Props) {
   const app = useApp();
   const user = app.user.value?.name ?? "";
   const host = useRef<HTMLDivElement>(null);
@@ -63,12 +66,14 @@ export function PlotPanel({ config, buffer, version, height = 480, label, live, 
   const [xAxis, setXAxis] = useState(() => loadXAxis(browserStore(), user, uodName, choices) ?? config.x_axis ?? RUN_TIME);
   const [following, setFollowing] = useState(true);
   const [ready, setReady] = useState(false);
+  const overlayNow = useRef(overlay);
+  overlayNow.current = overlay;
 
   useEffect(() => {
     let cancelled = false;
     void import("../lib/chart").then((mod) => {
       if (cancelled || !host.current) return;
-      chart.current = mod.createCharts(host.current, config, buffer, { height, xAxis, onFollowChange: setFollowing });
+      chart.current = mod.createCharts(host.current, config, buffer, { height, xAxis, onFollowChange: setFollowing, overlay: overlayNow.current });
       setReady(true);
     });
     const ro = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => chart.current?.resize()) : null;
@@ -80,6 +85,13 @@ export function PlotPanel({ config, buffer, version, height = 480, label, live, 
       chart.current = null;
     };
   }, [config, buffer]);
+
+  const drawn = useRef(overlay);
+  useEffect(() => {
+    if (!ready || drawn.current === overlay) return;
+    drawn.current = overlay;
+    chart.current?.setOverlay(overlay);
+  }, [ready, overlay]);
 
   // Redraw on new samples, at most once per animation frame.
   useEffect(() => {

@@ -8,6 +8,7 @@ import { ApiError } from "../api";
 import type { UodDescription } from "../types";
 import { formatDuration, formatNumber } from "../lib/format";
 import { axisRange, timelinePercent, tracePath, type Prediction } from "../lib/prediction";
+import { announceEditorPrediction } from "./PredictionOverlay";
 
 interface Props {
   unitId: string;
@@ -31,9 +32,12 @@ export function SimulatePanel({ unitId, text, uod }: Props) {
     setError(null);
     try {
       const path = `/api/units/${encodeURIComponent(unitId)}/simulate`;
-      setResult(await app.api.request<Prediction>("POST", path, { method: text() }));
+      const found = await app.api.request<Prediction>("POST", path, { method: text() });
+      setResult(found);
+      announceEditorPrediction(unitId, found);
     } catch (e) {
       setResult(null);
+      announceEditorPrediction(unitId, null);
       setError(e instanceof ApiError || e instanceof Error ? e.message : String(e));
     } finally {
       setBusy(false);

@@ -9,6 +9,7 @@ import { categoricalSpans, timeToX, type SeriesBuffer } from "./plotdata";
 import { fullRange, heldIndex, latestValue, plotFrame, xRate, xSeriesOf, type Frame } from "./plotframe";
 import { formatDuration, formatNumber } from "./format";
 import { readableOnWhite } from "./contrast";
+import { drawPredictedMarks, mergeOverlay, overlayMarks, overlaySeries, overlayTraces, type Overlay, type OverlayMark, type OverlayTrace } from "./overlay";
 
 // Colour-blind-safe palette (Okabe-Ito), dark enough on white for lines.
 const PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B"];
@@ -18,6 +19,8 @@ export interface ChartOptions {
   xAxis: string;
   /** false once the user zoomed or panned away from the whole run (which goes on to "now") */
   onFollowChange?: (following: boolean) => void;
+  /** a prediction drawn dashed over the data (lib/overlay.ts) */
+  overlay?: Overlay | null;
 }
 
 /** What the browser tests read back (host element's `setpointPlot.read()`): copies, read-only. */
@@ -26,7 +29,8 @@ export interface PlotProbe {
   clock: boolean;
   following: boolean;
   until: number | null;
-  subplots: { tags: string[]; x: number[]; t: number[]; ys: (number | null)[][]; scale: { min: number | null; max: number | null } }[];
+  predictedMarks: OverlayMark[];
+  subplots: { tags: string[]; x: number[]; t: number[]; ys: (number | null)[][]; scale: { min: number | null; max: number | null }; predicted: OverlayTrace[] }[];
 }
 
 export interface ChartController {
@@ -35,6 +39,7 @@ export interface ChartController {
   zoom(factor: number): void;
   pan(fraction: number): void;
   resetZoom(): void;
+  setOverlay(overlay: Overlay | null): void;
   isFollowing(): boolean;
   resize(): void;
   destroy(): void;
@@ -44,6 +49,7 @@ interface Sub {
   plot: uPlot;
   config: SubPlot;
   tags: string[];
+  predicted: OverlayTrace[];
 }
 
 export function numericTags(sub: SubPlot): { tag: string; axis: number; color: string }[] {
@@ -66,6 +72,7 @@ export function createCharts(
   opts: ChartOptions,
 ): ChartController {
   let xAxis = opts.xAxis;
+  let overlay = opts.overlay ?? null;
   let following = true;
   const subplots = (config.subplots ?? []).filter((s) => s.axes.length > 0);
   const totalRatio = subplots.reduce((a, s) => a + (s.ratio ?? 1), 0) || 1;
@@ -89,14 +96,18 @@ export function createCharts(
   };
 
   let builtClock = true;
+  let predictedMarks: OverlayMark[] = [];
   const build = () => {
     builtClock = clockX();
+    predictedMarks = overlayMarks(overlay, xAxis, builtClock, Date.now() / 1000);
     for (const s of subs) s.plot.destroy();
     subs.length = 0;
     container.replaceChildren();
     const width = Math.max(300, container.clientWidth);
     subplots.forEach((sub, i) => {
       const tags = numericTags(sub);
+      const predicted = overlayTraces(overlay, tags.map((t) => t.tag), xAxis, builtClock, Date.now() / 1000);
+      const tagOf = (name: string) => tags.find((t) => t.tag === name)!;
       const height = Math.max(180, Math.round((opts.height * (sub.ratio ?? 1)) / totalRatio));
       const isClock = builtClock;
       const el = document.createElement("div");
@@ -165,10 +176,11 @@ export function createCharts(
               return y == null ? "–" : formatNumber(y);
             },
           })),
+          ...overlaySeries(predicted, (tag) => tagOf(tag).color, (tag) => `y${tagOf(tag).axis}`),
         ],
         hooks: {
           drawClear: [(u) => drawRegions(u, sub)],
-          draw: [(u) => drawMarks(u)],
+          draw: [(u) => drawMarks(u), (u) => drawPredictedMarks(u, predictedMarks, uPlot.pxRatio)],
           setSelect: [() => setFollowing(false)],
           setScale: [
             (u, key) => {
@@ -185,7 +197,7 @@ export function createCharts(
       };
       const plot = new uPlot(options, [[]], el);
       plot.over.addEventListener("dblclick", () => resetZoom());
-      subs.push({ plot, config: sub, tags: tags.map((t) => t.tag) });
+      subs.push({ plot, config: sub, tags: tags.map((t) => t.tag), predicted });
     });
     update();
   };
@@ -255,12 +267,14 @@ export function createCharts(
       return;
     }
     frame = plotFrame(buffer, allTags, xAxis);
+    const ends = [...frame.x.slice(0, 1), ...frame.x.slice(-1)];
     for (const s of subs) {
-      const data = [frame.x, ...s.tags.map((t) => frame.ys.get(t)!)] as uPlot.AlignedData;
-      s.plot.setData(data, following);
+      const merged = mergeOverlay(frame.x, s.tags.map((t) => frame.ys.get(t)!), s.predicted);
+      ends.push(...merged.x.slice(0, 1), ...merged.x.slice(-1));
+      s.plot.setData([merged.x, ...merged.actual, ...merged.predicted] as uPlot.AlignedData, following);
     }
-    // One explicit x range for every subplot: the whole run, up to now or to its end.
-    const range = fullRange(frame);
+    // One explicit x range for every subplot: the whole run (and prediction), up to now or to its end.
+    const range = fullRange({ ...frame, x: ends.sort((a, b) => a - b) });
     if (following && range) for (const s of subs) s.plot.setScale("x", range);
   }
 
@@ -305,12 +319,14 @@ export function createCharts(
       clock: frame.clock,
       following,
       until: frame.until,
+      predictedMarks: predictedMarks.map((m) => ({ ...m })),
       subplots: subs.map((s) => ({
         tags: s.tags.slice(),
         x: frame.x.slice(),
         t: frame.t.slice(),
         ys: s.tags.map((t) => frame.ys.get(t)!.slice()),
         scale: { min: s.plot.scales.x?.min ?? null, max: s.plot.scales.x?.max ?? null },
+        predicted: s.predicted.map((p) => ({ tag: p.tag, x: p.x.slice(), v: p.v.slice() })),
       })),
     }),
   };
@@ -325,6 +341,10 @@ export function createCharts(
     zoom,
     pan,
     resetZoom,
+    setOverlay(next) {
+      overlay = next;
+      build();
+    },
     isFollowing: () => following,
     resize() {
       const width = Math.max(300, container.clientWidth);

@@ -15,6 +15,7 @@ import type { RunDetail } from "../types";
 import { alarmMarks } from "../lib/alarms";
 import { journal } from "../lib/alarmsApi";
 import { RunRecord } from "../components/RunRecord";
+import { RunPredictionBar, runOverlay, useRunPrediction } from "../components/PredictionOverlay";
 
 export function RunView({ id }: { id: string }) {
   const app = useApp();
@@ -23,6 +24,9 @@ export function RunView({ id }: { id: string }) {
   const buffer = useMemo(() => new SeriesBuffer(100_000), [id]);
   const version = useMemo(() => signal(0), [id]);
   const config = useMemo(() => (run ? plotConfigOf(run.uod) : null), [run]);
+  const predicted = useRunPrediction(id, !!run && run.stopped == null);
+  const [predictionShown, setPredictionShown] = useState(true);
+  const overlay = useMemo(() => runOverlay(predicted, run?.started ?? 0, predictionShown), [predicted, run, predictionShown]);
 
   useEffect(() => {
     app.api
@@ -87,7 +91,8 @@ export function RunView({ id }: { id: string }) {
       <div class="unit-grid run-grid">
         <section class="panel area-plot" aria-labelledby="rplot-title">
           <h2 id="rplot-title">Plot</h2>
-          {config && <PlotPanel config={config} buffer={buffer} version={version} label={`Plot of run ${run.id}`} live={false} uodName={run.uod.name} />}
+          <RunPredictionBar stored={predicted} start={run.started} shown={predictionShown} onShown={setPredictionShown} />
+          {config && <PlotPanel config={config} buffer={buffer} version={version} label={`Plot of run ${run.id}`} live={false} uodName={run.uod.name} overlay={overlay} />}
         </section>
         <section class="panel area-runlog" aria-labelledby="rlog-title">
           <h2 id="rlog-title">Run log</h2>

@@ -13,6 +13,7 @@ import { ErrorLogList } from "../components/ErrorLog";
 import { MethodPanel } from "../components/MethodPanel";
 import { MethodSource } from "../components/MethodSource";
 import { PlotPanel, plotConfigOf, plotStartTags, plotTags } from "../components/PlotPanel";
+import { useEditorPrediction } from "../components/PredictionOverlay";
 import { formatDateTime, formatDuration } from "../lib/format";
 import { fetchPlotTolerant } from "../lib/plotfetch";
 import type { ProcessValueDescription, RunSummary, TagDescription, UnitDetail, UnitSummary } from "../types";
@@ -51,6 +52,8 @@ export function UnitView({ id }: { id: string }) {
   const active = !!summary?.state && summary.state !== "Stopped";
   live.recording = active;
   live.runId = runId;
+  const editorPrediction = useEditorPrediction(id);
+  const editorOverlay = useMemo(() => (!active && editorPrediction ? { prediction: editorPrediction, start: null } : null), [active, editorPrediction]);
   const [lastRun, setLastRun] = useState<RunSummary | null>(null);
   // One effect per run id, so a new run starts from an empty plot: while a run goes on, its stored
   // history (then the live samples); while stopped, the unit's last run, held to its end.
@@ -198,6 +201,7 @@ export function UnitView({ id }: { id: string }) {
               label={`Live plot of ${summary.name}`}
               live={active}
               uodName={detail.uod.name}
+              overlay={editorOverlay}
             />
           )}
         </section>
