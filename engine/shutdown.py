@@ -1,8 +1,9 @@
 """The safe shutdown of `setpoint-engine run`: the process never exits with a pump still running.
 
-However `run` ends (Ctrl+C, SIGTERM, Ctrl+Break, a Windows console close, logoff or system
-shutdown, an exception escaping the scan or the link, or the loop ending for any other reason),
-the same sequence runs before the process exits:
+However `run` ends (Ctrl+C, SIGTERM, SIGHUP from a closed terminal or SSH session, SIGQUIT,
+Ctrl+Break, a Windows console close, logoff or system shutdown, an exception escaping the scan
+or the link, or the loop ending for any other reason), the same sequence runs before the process
+exits:
 
 1. refuse further operator requests and stop the run (RunStopped is reported);
 2. cancel every command and write every output's safe value;
@@ -284,9 +285,14 @@ async def _flush(link: Flushable, timeout: float, end: asyncio.Event | None) -> 
     """Waits for the acknowledgement of everything emitted (ended early by `end`), then stops
     the link; the outbox keeps what was not acknowledged."""
     delivered = False
+    try:
+        high = link.flush()
+    except Exception as exc:
+        log.error("committing the outbox failed: %s", describe(exc))
+        timeout = 0.0
     if timeout > 0:
         log.info("handing the outbox to the aggregator (at most %.0f s)", timeout)
-        waiting = asyncio.ensure_future(link.wait_acked(link.flush(), timeout))
+        waiting = asyncio.ensure_future(link.wait_acked(high, timeout))
         waits: set[asyncio.Future[Any]] = {waiting}
         ender = asyncio.ensure_future(end.wait()) if end is not None else None
         if ender is not None:
@@ -295,7 +301,12 @@ async def _flush(link: Flushable, timeout: float, end: asyncio.Event | None) -> 
         for task in waits:
             task.cancel()
         await asyncio.gather(*waits, return_exceptions=True)
-        delivered = waiting.done() and not waiting.cancelled() and waiting.result() is True
+        delivered = (
+            waiting.done()
+            and not waiting.cancelled()
+            and waiting.exception() is None
+            and waiting.result() is True
+        )
     try:
         await link.stop(flush_timeout=0.0)
     except Exception as exc:
@@ -308,6 +319,8 @@ async def _flush(link: Flushable, timeout: float, end: asyncio.Event | None) -> 
 _SIGNALS: tuple[tuple[str, str], ...] = (
     ("SIGINT", "Ctrl+C (SIGINT)"),
     ("SIGTERM", "SIGTERM"),
+    ("SIGHUP", "SIGHUP (terminal closed or SSH session dropped)"),  # POSIX only
+    ("SIGQUIT", "SIGQUIT"),  # POSIX only (Ctrl+\\): no core dump with the pump running
     ("SIGBREAK", "Ctrl+Break"),  # Windows only
 )
 

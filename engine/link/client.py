@@ -262,8 +262,10 @@ class EngineLink:
         self._task.add_done_callback(done)
 
     async def wait_acked(self, seq: int, timeout: float) -> bool:
-        """Wait until the aggregator has acknowledged `seq`; False on timeout."""
-        assert self._progress is not None, "start() first"
+        """Wait until the aggregator has acknowledged `seq`; False on timeout, and at once when
+        the link was never started (an engine that failed to start still shuts down)."""
+        if self._progress is None:
+            return False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self.acked_seq < seq:

@@ -81,9 +81,11 @@ async def test_signal_leaves_the_opcua_server_safe(
     engine.wait_line(r"run \S+ stopped", stream="stdout")
 
 
+@pytest.mark.parametrize("aggregator", [False, True], ids=["standalone", "aggregator"])
 def test_units_that_differ_from_the_server_stop_the_engine_at_start(
-    processes: list[Running], tmp_path: Path
+    aggregator: bool, processes: list[Running], tmp_path: Path
 ) -> None:
+    """With --aggregator the link never started: the shutdown must not trip over it."""
     port = free_port()
     sim = _start(
         processes,
@@ -96,9 +98,14 @@ def test_units_that_differ_from_the_server_stop_the_engine_at_start(
         .read_text()
         .replace('uod.reading("FT01", unit="L/h"', 'uod.reading("FT01", unit="L/min"')
     )
+    extra: list[str] = []
+    if aggregator:
+        token = tmp_path / "token"
+        token.write_text("nobody-checks-it\n")
+        extra = ["--aggregator", f"ws://127.0.0.1:{free_port()}", "--token-file", str(token)]
     engine = _start(
         processes,
-        [tool("setpoint-engine"), "run", "--uod", str(uod)],
+        [tool("setpoint-engine"), "run", "--uod", str(uod), *extra],
         env={"SETPOINT_OPCUA_URL": opcua_map.url("127.0.0.1", port)},
         cwd=tmp_path,
     )
@@ -107,3 +114,6 @@ def test_units_that_differ_from_the_server_stop_the_engine_at_start(
         r"cannot start the hardware: OPC UA opc\.tcp://\S+: tag 'FT01': the server's unit is "
         r"'L/h', the UOD declares 'L/min'$"
     )
+    for reader in engine._readers:
+        reader.join(5)
+    assert not any("Traceback" in line for line in engine.stderr), engine.stderr
