@@ -198,7 +198,7 @@ async def _serve(
     gc.freeze()
     try:
         engine.scan(clock.monotonic())
-        if args.start:
+        if args.start and not session.stop.is_set():  # a signal during start-up: no run
             try:
                 engine.control(ControlAction.START, _user())
             except EngineCommandError as exc:

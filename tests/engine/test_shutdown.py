@@ -287,3 +287,20 @@ async def test_an_exception_escaping_the_scan_ends_in_the_safe_shutdown() -> Non
     report = await shut_down(h.engine, control, user="service", safe_timeout=1.0)
     assert h.model_inputs() == (0.0, "None")
     assert report.code == EXIT_FAILED
+
+
+async def test_a_signal_during_start_up_keeps_start_from_starting_the_run() -> None:
+    """`run --start`: a Ctrl+C that arrives while the hardware connects must not be followed by
+    a run starting (and its outputs going on) before the shutdown begins."""
+    import argparse
+
+    from engine.cli_run import _RunSession, _serve
+    from engine.lang.api import SystemState
+
+    h = Harness(method=LONG)
+    session = _RunSession(ShutdownControl(), 5.0)
+    session.request("Ctrl+C (SIGINT)")
+    args = argparse.Namespace(start=True, aggregator=None)
+    await _serve(args, h.engine, h.clock, None, session)
+    assert h.engine.state is SystemState.STOPPED
+    assert h.hw.model.pump_setpoint == 0.0
