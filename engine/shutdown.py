@@ -254,10 +254,15 @@ def _stop_run(engine: Engine, user: str, reason: str) -> None:
         log.error("writing safe values failed: %s", describe(exc))
 
 
+# Beyond `safe_timeout`: a driver started only for the settling also stops again inside it (a
+# serial thread's join may take 5 x its port timeout + 1 s).
+SETTLE_MARGIN = 10.0
+
+
 async def _settle(engine: Engine, timeout: float) -> list[OutputResult]:
     """The driver bounds its own wait; the margin here only guards against a driver bug."""
     try:
-        async with asyncio.timeout(timeout + 1.0):
+        async with asyncio.timeout(timeout + SETTLE_MARGIN):
             return await engine.hardware.settle_outputs(timeout)
     except Exception as exc:
         why = "no answer in time" if isinstance(exc, TimeoutError) else describe(exc)

@@ -10,6 +10,7 @@ from engine.hw.base import (
     ConnectionState,
     Hardware,
     HardwareEvent,
+    OutputCheck,
     OutputResult,
     Reading,
     SafeWriter,
@@ -108,8 +109,18 @@ class CompositeHardware:
 
     async def settle_outputs(self, timeout: float) -> list[OutputResult]:
         """All parts settle at once, so a slow port does not eat another part's time."""
-        results = await asyncio.gather(*(p.settle_outputs(timeout) for p in self.parts))
-        return [r for part in results for r in part]
+        results = await asyncio.gather(
+            *(p.settle_outputs(timeout) for p in self.parts), return_exceptions=True
+        )
+        out: list[OutputResult] = []
+        for part, result in zip(self.parts, results, strict=True):
+            if isinstance(result, Exception):
+                out += _settle_failed(part, result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                out += result
+        return out
 
 
 def _declared_tags(part: Hardware) -> list[str]:
@@ -119,6 +130,15 @@ def _declared_tags(part: Hardware) -> list[str]:
         if isinstance(declared, dict):
             return list(declared)
     return list(part.snapshot())
+
+
+def _settle_failed(part: Hardware, exc: Exception) -> list[OutputResult]:
+    """A part whose settling raised (a driver bug): its own safe values, if it says which, are
+    not confirmed; the other parts' results stand."""
+    safe_values = getattr(part, "_safe_values", None)
+    values = safe_values() if callable(safe_values) else {}
+    why = f"settling failed: {_failure(part, exc)}"
+    return [OutputResult(tag, value, OutputCheck.FAILED, why) for tag, value in values.items()]
 
 
 class CompositeWriteError(Exception):

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 
 import pytest
 
-from engine.hw.base import ConnectionState, HardwareEvent, Quality, Reading, ScalarValue
+from engine.hw.base import (
+    ConnectionState,
+    HardwareEvent,
+    OutputCheck,
+    OutputResult,
+    Quality,
+    Reading,
+    ScalarValue,
+)
 from engine.hw.composite import CompositeHardware, CompositeWriteError
 from engine.hw.recovery import RecoveryPolicy
 from engine.hw.serial_line import SerialHardware, SerialPort
@@ -15,6 +23,7 @@ from engine.simdev.instruments import BalanceSim, PumpSim
 from engine.simdev.profiles import BALANCE_EXCHANGES, PUMP_EXCHANGES
 from engine.simdev.serial_server import PtyDevice
 from tests.hw.conftest import wait_until
+from tests.hw.test_serial import Peer
 
 
 async def test_pump_fills_balance_through_one_composite() -> None:
@@ -86,6 +95,12 @@ class _BrokenPart:
     def write_safe_values(self) -> None:
         raise RuntimeError("driver bug")
 
+    def _safe_values(self) -> dict[str, ScalarValue]:
+        return {"Broken": 0}
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        raise RuntimeError("settle bug")
+
     def drain_events(self) -> list[HardwareEvent]:
         return []
 
@@ -110,3 +125,24 @@ def test_errors_of_several_parts_are_combined() -> None:
     assert "failed on 2 part(s)" in str(caught.value)
     assert "pump: ValueError" in str(caught.value)
     assert "balance: ValueError" in str(caught.value)
+
+
+async def test_a_part_whose_settling_raises_does_not_spoil_the_others() -> None:
+    sim = PumpSim(clock=time.monotonic)
+    peer = Peer(sim.handle)
+    part = SerialHardware(SerialPort(url=peer.dev.path, timeout=0.2), PUMP_EXCHANGES)
+    hw = CompositeHardware([_BrokenPart(), part])
+    await hw.start()
+    try:
+        hw.write({"Pump Speed": 300.0, "Pump Command": "Run"})
+        await wait_until(lambda: sim.running, what="pump running")
+        with pytest.raises(CompositeWriteError):
+            hw.write_safe_values()
+        results = {r.tag: r for r in await hw.settle_outputs(2.0)}
+    finally:
+        await hw.stop()
+        peer.close()
+    assert not sim.running and sim.speed_rpm == 0.0  # the device itself
+    assert results["Pump Command"].check is OutputCheck.CONFIRMED
+    assert results["Broken"].check is OutputCheck.FAILED
+    assert "settling failed: broken part: RuntimeError: settle bug" in results["Broken"].detail
