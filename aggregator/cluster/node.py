@@ -139,10 +139,8 @@ class Cluster:
                 f"{self.config.connect_timeout:g} s ({why}); is nats-server running?"
             ) from None
         s = self.subjects
-        await self.nc.subscribe(s.units, cb=self._on_unit)
+        await self.nc.subscribe(s.everything, cb=self._on_message)
         await self.nc.subscribe(s.commands, cb=self._on_command)
-        await self.nc.subscribe(s.sync, cb=self._on_sync)
-        await self.nc.subscribe(f"{s.nodes}.*", cb=self._on_node)
         self._unsubscribe = self.ctx.hub.subscribe(self._on_hub)
         self._tasks = [
             asyncio.create_task(self._pump()),
@@ -261,8 +259,18 @@ class Cluster:
 
     # --- in -------------------------------------------------------------------------------------
 
-    async def _on_unit(self, msg: Msg) -> None:
-        change = wire.decode(msg.data)
+    async def _on_message(self, msg: Msg) -> None:
+        kind = self.subjects.kind_of(msg.subject)
+        if kind == "unit":
+            self._on_unit(msg.data)
+        elif kind == "node":
+            self._on_node(msg.data)
+        elif kind == "sync":
+            for unit_id in list(self.ctx.connections):
+                self._announce(unit_id)
+
+    def _on_unit(self, data: bytes) -> None:
+        change = wire.decode(data)
         if change is None or change.node == self.config.node:
             return
         self._nodes[change.node] = time.monotonic()
@@ -328,13 +336,9 @@ class Cluster:
         tags = {"tags": [t.as_json() for t in live.tags.values()], "sample": None}
         self._replay(lambda: (f"unit/{unit_id}/tags", tags))
 
-    async def _on_sync(self, msg: Msg) -> None:
-        for unit_id in list(self.ctx.connections):
-            self._announce(unit_id)
-
-    async def _on_node(self, msg: Msg) -> None:
+    def _on_node(self, data: bytes) -> None:
         try:
-            raw = json.loads(msg.data)
+            raw = json.loads(data)
             node, held = str(raw["node"]), set(raw["held"])
         except (ValueError, KeyError, TypeError):
             return
@@ -383,6 +387,12 @@ class Cluster:
         return _answer(unit_id, reply.data)
 
     async def _on_command(self, msg: Msg) -> None:
+        """Each request in a task of its own: one slow engine must not hold up the others."""
+        task = asyncio.ensure_future(self._relay(msg))
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+
+    async def _relay(self, msg: Msg) -> None:
         try:
             raw = json.loads(msg.data)
             unit_id, timeout = str(raw["unit"]), float(raw["timeout"])

@@ -40,8 +40,16 @@ class Subjects:
         return f"{self.prefix}.unit.{subject_token(unit_id)}.{kind}"
 
     @property
-    def units(self) -> str:
-        return f"{self.prefix}.unit.>"
+    def everything(self) -> str:
+        """Unit changes, heartbeats and syncs on one subscription: nats-py runs each
+        subscription's callbacks in a task of its own, and a node's heartbeat must be handled
+        after the changes it sent before it (one subscription keeps the publisher's order)."""
+        return f"{self.prefix}.>"
+
+    def kind_of(self, subject: str) -> str:
+        """'unit', 'node', 'sync', 'cmd' or '' for a subject of this site."""
+        rest = subject[len(self.prefix) + 1 :] if subject.startswith(self.prefix + ".") else ""
+        return rest.partition(".")[0]
 
     def command(self, unit_id: str) -> str:
         return f"{self.prefix}.cmd.{subject_token(unit_id)}"

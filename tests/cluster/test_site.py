@@ -3,6 +3,7 @@ command sent to B reaches the engine on A and is audited once, 503 when no node 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from urllib.parse import quote
 
@@ -204,3 +205,22 @@ async def test_a_silent_node_s_units_go_offline_elsewhere(site: Site) -> None:
         assert status == 503, body
     finally:
         await engine.aclose()
+
+
+async def test_a_silent_engine_does_not_hold_up_commands_to_others(site: Site) -> None:
+    slow, quick = await held_on_a(site), await held_on_a(site)
+    slow.answer = lambda _: None
+    try:
+        waiting = asyncio.ensure_future(
+            site.b.call("POST", control_path(slow), json={"action": "Pause"})
+        )
+        await until(lambda: bool(slow.requests), 5.0, "the slow engine asked")
+        started = time.monotonic()
+        status, body = await site.b.call("POST", control_path(quick), json={"action": "Pause"})
+        assert status == 200, body
+        assert time.monotonic() - started < 1.0
+        assert not waiting.done()
+        assert (await waiting)[0] == 503
+    finally:
+        await slow.aclose()
+        await quick.aclose()
