@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from aggregator.chunks import Sample, decode_chunk
 from aggregator.decimate import decimate
 from aggregator.store import plot_plan
-from aggregator.store.plot_plan import ChunkSummary, Extremes, Plot
+from aggregator.store.plot_plan import ChunkSummary, Plot
 from aggregator.store.rows import EngineRow, ErrorLogRow, RunListing, RunMethodRow, RunRow
 from aggregator.store.tables import (
     T_CHUNK,
@@ -86,13 +86,6 @@ _RECENT = (
     )
     .order_by(T_RECENT.c.t, T_RECENT.c.id)
 )
-
-
-def _chunk_summary(
-    chunk_id: int, t_first: float, t_last: float, size: int, kind: str | None, *extremes: float
-) -> ChunkSummary:
-    summary = None if kind is None else Extremes(kind, *extremes)
-    return ChunkSummary(chunk_id, t_first, t_last, size, summary)
 
 
 class Queries:
@@ -171,7 +164,7 @@ class Queries:
             with self.engine.connect() as own:
                 return self.read_decimated(run_pk, tag_id, t0, t1, points, own)
         window = {"run_pk": run_pk, "tag_id": tag_id, "t0": t0, "t1": t1}
-        chunks = [_chunk_summary(*row) for row in conn.execute(_WINDOW_SUMMARIES, window).all()]
+        chunks = list(map(ChunkSummary._make, conn.execute(_WINDOW_SUMMARIES, window).all()))
         plot = None
         if chunks:
             recent = self.recent_samples(conn, run_pk, tag_id, t0, t1)

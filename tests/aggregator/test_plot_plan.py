@@ -17,7 +17,6 @@ from aggregator.chunks import Sample, chunk_summary
 from aggregator.decimate import decimate, decimate_numeric
 from aggregator.store.plot_plan import (
     ChunkSummary,
-    Extremes,
     Plot,
     bucket_edges,
     chunk_groups,
@@ -44,7 +43,7 @@ class Chunks:
             chunk_id = len(self.parts) + 1
             self.parts[chunk_id] = part
             self.summaries.append(
-                ChunkSummary(chunk_id, part[0][0], part[-1][0], len(part), _extremes(part))
+                ChunkSummary(chunk_id, part[0][0], part[-1][0], len(part), *_summary(part))
             )
         self.asked: list[int] = []
 
@@ -75,14 +74,13 @@ class Chunks:
         return result, sorted(everything + recent, key=lambda s: s[0])
 
 
-def _extremes(part: Sequence[Sample]) -> Extremes | None:
+def _summary(part: Sequence[Sample]) -> tuple[str | None, *tuple[float, ...]]:
+    """The summary columns of a chunk row, as the store writes them (0.0 for its NULLs)."""
     s = chunk_summary(part)
     if s["v_kind"] is None:
-        return None
-    return Extremes(
-        str(s["v_kind"]),
-        *(float(s[k]) for k in ("v_min", "t_min", "v_max", "t_max", "v_first", "v_last")),  # type: ignore[arg-type]
-    )
+        return (None,)
+    fields = ("v_min", "t_min", "v_max", "t_max", "v_first", "v_last")
+    return (str(s["v_kind"]), *(float(s[k]) for k in fields))  # type: ignore[arg-type]
 
 
 def _plain(samples: Sequence[Sample], points: int) -> tuple[list[float], list[ScalarValue]]:
@@ -108,7 +106,9 @@ def _grouped(
     for group in groups:
         bucket = [s for c in group for s in by_id[c.id]]
         if bucket:
-            keep = decimate_numeric([s[0] for s in bucket], [s[1] for s in bucket], 2)  # type: ignore[misc]
+            # total: one bucket even of two samples, which would otherwise both be kept
+            t, v = [s[0] for s in bucket], [s[1] for s in bucket]
+            keep = decimate_numeric(t, v, 2, total=len(bucket) + 2)  # type: ignore[arg-type]
             picks.extend(bucket[i] for i in keep)
     if inside:
         keep = decimate_numeric([s[0] for s in inside], [s[1] for s in inside], 2 * left)  # type: ignore[misc]
@@ -185,7 +185,8 @@ def test_the_plan_for_each_window(
         [s for s in store.parts[c.id] if window[0] <= s[0] <= window[1]]
         for c in store.window(*window)
     ]
-    _assert_extremes_kept(result, parts if len(parts) <= points // 2 else [], everything, points)
+    one_each = len(parts) + (recent > 0) <= points // 2
+    _assert_extremes_kept(result, parts if one_each else [], everything, points)
     assert len(result[0]) >= min(2 * len(parts), points - 2)  # each bucket: minimum, maximum
 
 
@@ -229,7 +230,7 @@ EDGES = [100.0, 200.0, 300.0]
 def test_a_chunk_straddles_when_an_edge_is_after_its_first_sample_and_not_after_its_last(
     t_first: float, t_last: float, straddles: bool
 ) -> None:
-    chunk = ChunkSummary(1, t_first, t_last, 2, None)
+    chunk = ChunkSummary(1, t_first, t_last, 2)
     assert straddling([chunk], EDGES) == ([chunk] if straddles else [])
 
 
@@ -335,14 +336,14 @@ def test_the_plan_is_the_plot_of_every_sample(
         event("plain" if result is None else "groups" if len(chunks) > points // 2 else "chunks")
         if result is None:
             continue  # the plain path: decimate(everything) by definition
-        if _chunk_path(len(chunks), any(t0 <= s[0] <= t1 for s in samples[cut:]), points):
+        has_recent = any(t0 <= s[0] <= t1 for s in samples[cut:])
+        if _chunk_path(len(chunks), has_recent, points):
             expected = _grouped(store, samples[cut:], t0, t1, points)
             assert (result[0], result[1]) == expected
             assert [type(x) for x in result[1]] == [type(x) for x in expected[1]]
             parts = [[s for s in store.parts[c.id] if t0 <= s[0] <= t1] for c in chunks]
-            _assert_extremes_kept(
-                result, parts if len(parts) <= points // 2 else [], everything, points
-            )
+            one_each = len(parts) + has_recent <= max(points, 2) // 2
+            _assert_extremes_kept(result, parts if one_each else [], everything, points)
         else:
             assert (result[0], result[1]) == _plain(everything, points)
             assert [type(x) for x in result[1]] == [type(x) for x in _plain(everything, points)[1]]
