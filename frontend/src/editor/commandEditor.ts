@@ -44,7 +44,8 @@ export function createCommandEditor(parent: HTMLElement, opts: CommandEditorOpti
         history(),
         singleLine,
         placeholder(opts.placeholder),
-        EditorView.contentAttributes.of({ "aria-label": opts.label, id: opts.id, role: "textbox", "aria-multiline": "false" }),
+        // tabindex: still reachable (and scrollable) by keyboard while disabled, when it is not editable
+        EditorView.contentAttributes.of({ "aria-label": opts.label, id: opts.id, role: "textbox", "aria-multiline": "false", tabindex: "0" }),
         EditorView.updateListener.of((u) => {
           if (u.docChanged) opts.onChange(u.state.doc.toString());
         }),
