@@ -39,10 +39,14 @@ from protocol import (
 
 log = logging.getLogger(__name__)
 
-DIGEST_RETENTION = 10_000
-"""Digests kept per engine for rule 6. A resend reaches back at most to the engine's unacked
-window (2 x 1000 frames in the link's default policy); older seqs are below Registered.last_seq
-and never resent."""
+DIGEST_RETENTION = 2_500
+"""Digests kept per engine for rule 6, and no more: the table must not outweigh the samples
+(at 153 bytes a row, 10 000 digests were more than an hour of a unit's chunks). A resend
+reaches back at most to the engine's unacknowledged frames (2 x 1000, live and replay, in the
+link's default policy); anything older is at or below Registered.last_seq and never resent."""
+DIGEST_PRUNE_SECONDS = 10.0
+"""How often old digests are deleted: the table holds at most the retention plus this long's
+frames."""
 
 # Built once: constructing a statement costs more than executing it.
 _SEQ_UPDATE = (
@@ -125,7 +129,7 @@ class Ingest:
         forget old message digests. Returns the number of chunks written."""
         now = self._clock()
         written = self.compactor.compact(now, force_all=force_all)
-        if now - self._last_prune >= 60.0:
+        if now - self._last_prune >= DIGEST_PRUNE_SECONDS:
             self._last_prune = now
             self._prune_digests()
         return written
