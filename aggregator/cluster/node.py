@@ -74,8 +74,8 @@ class Cluster:
     holder_since: dict[str, float] = field(default_factory=dict)
     """Remote unit id -> `since` of the newest holder heard of (older holders are ignored)."""
     _since: dict[str, float] = field(default_factory=dict)
-    _leaving: set[EngineConnection] = field(default_factory=set)
     """Unit held here -> when its link registered."""
+    _leaving: set[EngineConnection] = field(default_factory=set)
     _nodes: dict[str, float] = field(default_factory=dict)
     _outbox: deque[tuple[str, bytes]] = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -161,10 +161,24 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.nc is not None:
+            await self._flush()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), 2.0)
             with contextlib.suppress(Exception):
                 await self.nc.close()
+
+    async def _flush(self) -> None:
+        """What the app's shutdown queued (its engines going offline): the other nodes show
+        them offline now instead of after this node's heartbeat silence."""
+        assert self.nc is not None
+        subject = f"{self.subjects.nodes}.{wire.subject_token(self.config.node)}"
+        self._outbox.append((subject, json.dumps({"node": self.config.node, "held": []}).encode()))
+        while self._outbox:
+            try:
+                await self.nc.publish(*self._outbox.popleft())
+            except Exception:
+                self.ctx.metrics.nats_errors.inc()
+                break
 
     def _rejoin(self) -> None:
         """After (re)connecting: tell the others what we hold, ask them for what they hold."""

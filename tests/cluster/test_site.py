@@ -4,6 +4,7 @@ command sent to B reaches the engine on A and is audited once, 503 when no node 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from urllib.parse import quote
 
@@ -224,3 +225,13 @@ async def test_a_silent_engine_does_not_hold_up_commands_to_others(site: Site) -
     finally:
         await slow.aclose()
         await quick.aclose()
+
+
+async def test_a_node_stopping_shows_its_units_offline_at_once(site: Site) -> None:
+    engine = await held_on_a(site)
+    live_b = site.b.agg.ctx.live
+    cluster_b = site.b.agg.app[CLUSTER_KEY]
+    cluster_b.config = dataclasses.replace(cluster_b.config, heartbeat=60.0)  # no silence rule
+    await site.a.agg.stop()
+    await until(lambda: not live_b.engines[engine.engine_id].online, 5.0, "offline on B")
+    await engine.aclose()
