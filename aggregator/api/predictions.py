@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.roles import ApiUser
-from aggregator.api.service import ctx_of, require_run
+from aggregator.api.service import ctx_of, require_run, state_of
 from aggregator.api.simulate_api import ModelFailed, Prediction, model_watch
 from aggregator.store.predictions import RunPredictions, StoredPrediction
 
@@ -31,6 +31,10 @@ PREDICT_TIMEOUT = 300.0
 """Wall seconds a prediction at Start may take (queueing behind other simulations included)."""
 STORED_WAIT = 30.0
 """Wall seconds to wait for the started run to be stored before the prediction is kept."""
+LATE_START = 60.0
+"""A run whose RunStarted is this many seconds old when seen (this aggregator restarted mid-run,
+or the engine sends a backlog) gets no prediction: one made now would not be the one made at
+Start. Its time is the engine's clock, normally within a second of ours."""
 PREDICTOR = ApiUser(id=0, name="setpoint (prediction at Start)", role="admin")
 PREDICTIONS_KEY: web.AppKey[StartPredictions] = web.AppKey("setpoint_start_predictions")
 
@@ -55,6 +59,11 @@ class StartPredictions:
         self._seen[unit] = run_id if isinstance(run_id, str) else None
         if not isinstance(run_id, str) or run_id == previous or not data.get("online"):
             return
+        if state_of(self.app).commands.connection(unit) is None:
+            return  # held by another node of the site, which predicts it
+        live = ctx_of(self.app).live.engines.get(unit)
+        if live is None or time.time() - live.run_changed_at > LATE_START:
+            return
         running = self._tasks.pop(unit, None)
         if running is not None:
             running.cancel()  # the unit started again: that run's prediction is moot
@@ -67,6 +76,10 @@ class StartPredictions:
             del self._tasks[unit]
 
     async def _predict(self, unit: str, run_id: str) -> None:
+        ctx = ctx_of(self.app)
+        run = await ctx.read(ctx.storage.run_by_id, run_id)  # usually not stored yet
+        if run is not None and await ctx.read(self.store.exists, run.pk):
+            return
         status, reason, result = "finished", "", {}
         try:
             async with asyncio.timeout(PREDICT_TIMEOUT):
