@@ -12,7 +12,9 @@ def create():
 What lives here, in the order a UOD passes through it:
 
 - `builder`: `UodBuilder`, whose calls only record the declarations (with their lines) in a
-  `draft.Draft`; `arguments`: the command argument parsers (`Number`, `Choice`, `Text`).
+  `draft.Draft`, with the hardware (`hardware_builder`), alarm (`alarm_builder`) and simulation
+  (`simulation_builder`) declarations mixed in; `arguments`: the command argument parsers
+  (`Number`, `Choice`, `Text`).
 - `assemble`: builds the hardware once (no connection) and the unit registry, then the `Uod`.
 - `checks`: the load-time rules, one small function each; `hardware_checks`: those that look
   inside the drivers (registers, codes, safe values, simulated model names); `signatures`: whether

@@ -9,7 +9,6 @@ happen at load time because a unit that fails later, in the middle of a run, is 
 from __future__ import annotations
 
 import sys
-import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,13 +25,13 @@ from engine.uod.definition import (
     CalculatedSpec,
     CommandFunction,
     CommandSpec,
-    HardwareFactory,
     Uod,
 )
-from engine.uod.draft import AccumulatorDraft, ColumnDraft, Draft, HardwarePart, Problem
+from engine.uod.draft import AccumulatorDraft, ColumnDraft, Draft, Problem
 from engine.uod.errors import UodError
+from engine.uod.hardware_builder import HardwareDeclarations
 from engine.uod.hardware_checks import HARDWARE_CHECKS
-from engine.uod.signatures import MODEL_METHODS, accepts, check_function, model_problem
+from engine.uod.signatures import accepts, check_function
 from engine.uod.simulation_builder import SimulationDeclaration
 from protocol.models import (
     ColorRegion,
@@ -42,16 +41,10 @@ from protocol.models import (
     ScalarValue,
     SubPlot,
 )
-from protocol.validation import describe, first_problem
+from protocol.validation import first_problem
 
 if TYPE_CHECKING:
-    from engine.hw.base import Clock, Hardware
-    from engine.hw.modbus import ModbusRtu, ModbusTcp
-    from engine.hw.modbus_codec import ModbusRegister
-    from engine.hw.opcua_config import OpcUaClient, OpcUaNode
-    from engine.hw.recovery import RecoveryPolicy
-    from engine.hw.serial_line import SerialExchange, SerialPort
-    from engine.sim.model import ProcessModel
+    pass
 
 __all__ = ["Axis", "ColorRegion", "UodBuilder"]
 
@@ -69,9 +62,11 @@ def _caller_line() -> int | None:
     return frame.f_lineno if frame is not None else None
 
 
-class UodBuilder(AlarmDeclarations, SimulationDeclaration):
+class UodBuilder(HardwareDeclarations, AlarmDeclarations, SimulationDeclaration):
     """Declares a unit. Call the methods in any order, then return `build()` from `create()`.
-    The alarm declarations (alarm, deviation_alarm, discrete_alarm) are in alarm_builder.py."""
+    The hardware declarations (hardware, modbus, serial, opcua, simulated) are in
+    hardware_builder.py, the alarm declarations (alarm, deviation_alarm, discrete_alarm) in
+    alarm_builder.py."""
 
     def __init__(self, name: str, *, author_name: str = "", author_email: str = "") -> None:
         self._d = Draft(
@@ -81,128 +76,11 @@ class UodBuilder(AlarmDeclarations, SimulationDeclaration):
             author_email=author_email,
         )
 
-    # ---- identity and hardware ------------------------------------------------------------
+    # ---- identity (hardware: hardware_builder.py) -----------------------------------------
 
     def author(self, name: str, email: str = "") -> UodBuilder:
         self._d.author_name, self._d.author_email = name, email
         return self
-
-    def hardware(
-        self,
-        hardware: Hardware | HardwareFactory,
-        *,
-        description: str | None = None,
-    ) -> UodBuilder:
-        """Hardware of the unit: a Hardware object, or a function of the engine's clock making
-        one (for drivers that must run on simulated time). Declaring several parts (also with
-        `modbus`, `serial`, `opcua`, `simulated`) combines them into one CompositeHardware."""
-        line = _caller_line()
-        if _is_hardware(hardware):
-            hw = typing.cast("Hardware", hardware)
-            self._add_part(lambda clock: hw, description or _describe(hw), line)
-        elif callable(hardware):
-            self._add_part(hardware, description or "custom hardware", line)
-        else:
-            self._d.problems.append((line, f"hardware must be a Hardware object, not {hardware!r}"))
-        return self
-
-    def modbus(
-        self,
-        connection: ModbusTcp | ModbusRtu,
-        registers: Sequence[ModbusRegister | Mapping[str, Any]],
-        *,
-        policy: RecoveryPolicy | None = None,
-        name: str | None = None,
-    ) -> UodBuilder:
-        """A Modbus TCP device or RTU bus; each register names its tag."""
-        from engine.hw.modbus import ModbusHardware
-
-        line = _caller_line()
-
-        def factory(clock: Clock) -> Hardware:
-            return ModbusHardware(connection, registers, clock=clock, policy=policy, name=name)
-
-        self._add_part(factory, name or connection.describe(), line)
-        return self
-
-    def serial(
-        self,
-        port: SerialPort,
-        exchanges: Sequence[SerialExchange | Mapping[str, Any]],
-        *,
-        policy: RecoveryPolicy | None = None,
-        name: str | None = None,
-    ) -> UodBuilder:
-        """A line-based serial instrument; each exchange (request, reply regex) names its tag."""
-        from engine.hw.serial_line import SerialHardware
-
-        line = _caller_line()
-
-        def factory(clock: Clock) -> Hardware:
-            return SerialHardware(port, exchanges, clock=clock, policy=policy, name=name)
-
-        self._add_part(factory, name or f"serial {port.url}", line)
-        return self
-
-    def opcua(
-        self,
-        connection: OpcUaClient,
-        nodes: Mapping[str, str | OpcUaNode],
-        *,
-        policy: RecoveryPolicy | None = None,
-        name: str | None = None,
-    ) -> UodBuilder:
-        """An OPC UA server; `nodes` maps each tag to its node id ("ns=2;s=FT01"). The tags'
-        units are checked against the server's EngineeringUnits when the engine starts."""
-        from engine.hw.opcua import OpcUaHardware
-
-        line = _caller_line()
-        draft = self._d
-
-        def factory(clock: Clock) -> Hardware:
-            units = {tag: draft.tags[tag].unit for tag in nodes if tag in draft.tags}
-            return OpcUaHardware(
-                connection,
-                nodes,
-                units=units,
-                scan_interval=draft.scan_interval,
-                clock=clock,
-                policy=policy,
-                name=name,
-            )
-
-        self._add_part(factory, name or connection.describe(), line)
-        return self
-
-    def simulated(
-        self,
-        model: ProcessModel | Callable[[], ProcessModel],
-        registers: Mapping[str, str],
-        *,
-        description: str | None = None,
-    ) -> UodBuilder:
-        """Simulated hardware around a process model; `registers` maps tag -> model input/output.
-
-        Pass a model class or factory to get a fresh model per engine. The model must have the
-        ProcessModel methods (engine/sim/model.py); one that does not is refused at this line."""
-        from engine.sim.hardware import SimulatedHardware
-
-        line = _caller_line()
-
-        def factory(clock: Clock) -> Hardware:
-            instance = _model_instance(model, line)
-            problem = model_problem(instance)
-            if problem:
-                raise UodError(problem, line=line)
-            return SimulatedHardware(typing.cast("ProcessModel", instance), registers, clock)
-
-        self._add_part(factory, description or f"simulated {_model_name(model)}", line, True)
-        return self
-
-    def _add_part(
-        self, factory: HardwareFactory, description: str, line: int | None, sim: bool = False
-    ) -> None:
-        self._d.parts.append(HardwarePart(factory, description, line, sim))
 
     # ---- tags -----------------------------------------------------------------------------
 
@@ -573,34 +451,6 @@ def _raise_first(problems: list[Problem], filename: str) -> None:
         problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
         line, message = problems[0]
         raise UodError(message, filename=filename, line=line, more=len(problems) - 1)
-
-
-def _is_hardware(obj: object) -> bool:
-    return all(hasattr(obj, a) for a in ("snapshot", "write", "write_safe_values", "drain_events"))
-
-
-def _describe(hw: object) -> str:
-    name = getattr(hw, "name", None)
-    return str(name) if name else type(hw).__name__
-
-
-def _model_instance(model: object, line: int | None) -> object:
-    """The model itself, or a fresh one from a class or factory (a fresh one per engine)."""
-    fresh = isinstance(model, type) or (
-        callable(model) and not any(hasattr(model, m) for m in MODEL_METHODS)
-    )
-    if not fresh:
-        return model
-    try:
-        return typing.cast("Callable[[], object]", model)()
-    except Exception as exc:
-        raise UodError(
-            f"process model {_model_name(model)}: cannot create it: {describe(exc)}", line=line
-        ) from None
-
-
-def _model_name(model: object) -> str:
-    return model.__name__ if isinstance(model, type) else type(model).__name__
 
 
 def _validation_line(exc: Exception) -> str:

@@ -12,8 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Self
 
 from engine.uod.draft import Draft, HardwarePart
-from engine.uod.errors import UodError
-from engine.uod.signatures import model_problem
+from engine.uod.hardware_builder import checked_model, model_name
 
 if TYPE_CHECKING:
     from engine.hw.base import Clock, Hardware
@@ -45,19 +44,13 @@ class SimulationDeclaration:
         """The process model to simulate this unit on; `registers` maps tag -> model input or
         output, by default every output tag and every reading the model outputs by the same
         name. Choice codes are translated, so the model sees and gives choice names."""
-        from engine.uod.builder import _model_instance, _model_name
-
         line = self._line()
         draft = self._d
 
         def factory(clock: Clock) -> Hardware:
             from engine.sim.hardware import SimulatedHardware
 
-            instance = _model_instance(model, line)
-            problem = model_problem(instance)
-            if problem:
-                raise UodError(problem, line=line)
-            sim = typing.cast("ProcessModel", instance)
+            sim: ProcessModel = checked_model(model, line)
             mapping = dict(registers) if registers is not None else _by_name(draft, sim)
             codes = {
                 io: dict(draft.tags[tag].codes)
@@ -66,9 +59,9 @@ class SimulationDeclaration:
             }
             if codes:
                 sim = CodedModel(sim, codes)
-            return SimulatedHardware(sim, mapping, clock, name=f"model {_model_name(model)}")
+            return SimulatedHardware(sim, mapping, clock, name=f"model {model_name(model)}")
 
-        name = description or f"process model {_model_name(model)}"
+        name = description or f"process model {model_name(model)}"
         draft.simulation = HardwarePart(factory, name, line)
         return self
 
