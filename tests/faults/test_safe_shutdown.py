@@ -24,7 +24,8 @@ from tests.cli.conftest import EXAMPLES, Running, free_port, tool
 
 pytestmark = pytest.mark.slow
 
-SIGNALS = [signal.SIGINT, signal.SIGTERM]
+# SIGHUP: a closed terminal or a dropped SSH session; SIGQUIT: Ctrl+\\.
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT]
 
 
 def until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
