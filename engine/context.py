@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 
 from engine.commands import CommandManager
 from engine.lang.units import Registry, define_unit, new_unit_registry
+from engine.tags import TagSpecLookup
 
 if TYPE_CHECKING:
     from engine.uod.definition import Uod
 
 
-class UodContext:
+class UodContext(TagSpecLookup):
     def __init__(self, uod: Uod) -> None:
         self._uod = uod
         self._ureg: Registry = new_unit_registry()
@@ -27,14 +28,6 @@ class UodContext:
 
     def tag_names(self) -> Sequence[str]:
         return list(self._specs)
-
-    def tag_unit(self, name: str) -> str | None:
-        spec = self._specs.get(name)
-        return spec.unit if spec else None
-
-    def tag_choices(self, name: str) -> Sequence[str] | None:
-        spec = self._specs.get(name)
-        return list(spec.choices) if spec and spec.choices else None
 
     def command_names(self) -> Sequence[str]:
         return self._commands.names()

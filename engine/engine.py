@@ -29,14 +29,14 @@ from engine.operator_interface import OperatorInterface
 from engine.ports import EngineCommandError, MessageSink
 from engine.reporting import EngineEvent, EventKind, NullSink, Observer
 from engine.scan import _pu
-from engine.tags import TagStore
+from engine.tags import TagSpecLookup, TagStore
 from engine.uod.definition import Uod
 from protocol.models import ScalarValue
 
 __all__ = ["Engine", "EngineEvent", "EventKind", "NullSink", "Observer"]
 
 
-class Engine(OperatorInterface):
+class Engine(OperatorInterface, TagSpecLookup):
     """One unit. Implements the interpreter's EngineContext and the link's EngineControl."""
 
     def __init__(
@@ -87,14 +87,6 @@ class Engine(OperatorInterface):
 
     def tag_names(self) -> Sequence[str]:
         return list(self.store.tags)
-
-    def tag_unit(self, name: str) -> str | None:
-        spec = self._specs.get(name)
-        return spec.unit if spec else None
-
-    def tag_choices(self, name: str) -> Sequence[str] | None:
-        spec = self._specs.get(name)
-        return list(spec.choices) if spec and spec.choices else None
 
     def tag_value(self, name: str) -> ScalarValue:
         return self._value(name)

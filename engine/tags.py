@@ -8,7 +8,7 @@ sample go out as a stored sample. Tracking both here keeps the scan code free of
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -94,6 +94,21 @@ class TagSpec:
                 raise ValueError(f"{self.name} must be <= {self.maximum:g}, not {number:g}")
             return number
         return value
+
+
+class TagSpecLookup:
+    """The unit and choices of a declared tag, for the P-code analyzer; mixed into the engine
+    and the engine-less `check` context, which both keep their specs by name in `_specs`."""
+
+    _specs: dict[str, TagSpec]
+
+    def tag_unit(self, name: str) -> str | None:
+        spec = self._specs.get(name)
+        return spec.unit if spec else None
+
+    def tag_choices(self, name: str) -> Sequence[str] | None:
+        spec = self._specs.get(name)
+        return list(spec.choices) if spec and spec.choices else None
 
 
 @dataclass
