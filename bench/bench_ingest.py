@@ -59,6 +59,14 @@ class Server:
     token: str
     db_url: str
 
+    def engine_token(self, engine_id: str) -> str:
+        """A new engine token bound to `engine_id`: a token serves one engine only."""
+        token = new_token()
+        engine = create_db_engine(self.db_url)
+        Storage(engine).create_engine_token(engine_id, token_hash(token), engine_id)
+        engine.dispose()
+        return token
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -120,9 +128,11 @@ class SimEngine:
     ws: aiohttp.ClientWebSocketResponse | None = None
 
     async def connect(self, http: aiohttp.ClientSession, server: Server) -> None:
+        engine_id = f"bench-{self.index}-{self.run_id}"
+        token = await asyncio.to_thread(server.engine_token, engine_id)
         self.ws = await http.ws_connect(
             f"{server.url}/engine/ws",
-            headers={"Authorization": f"Bearer {server.token}"},
+            headers={"Authorization": f"Bearer {token}"},
             max_msg_size=0,
         )
         uod = p.UodDescription(
@@ -135,7 +145,7 @@ class SimEngine:
         await self.ws.send_bytes(
             p.encode(
                 p.RegisterEngine(
-                    engine_id=f"bench-{self.index}-{self.run_id}",
+                    engine_id=engine_id,
                     computer_name="bench",
                     uod_name="Bench",
                     session_id=uuid.uuid4().hex,
