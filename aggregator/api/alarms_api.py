@@ -226,7 +226,7 @@ class AlarmBridge:
         if not topic.startswith("unit/"):
             return
         unit, _, kind = topic[len("unit/") :].rpartition("/")
-        if kind == "alarms_stored" and isinstance(data, AlarmChange):
+        if kind in ("alarms_stored", "alarms_replica") and isinstance(data, AlarmChange):
             self._publish(unit, book_of(self.app).apply(data))
         elif kind == "registration" and isinstance(data, dict):
             declared = {a.get("name") for a in data.get("alarms", []) if isinstance(a, dict)}

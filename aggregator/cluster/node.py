@@ -232,9 +232,7 @@ class Cluster:
             return
         if parsed[1] == "registration":
             self._since[parsed[0]] = time.time()  # a new link: a newer holder than any before
-        if parsed[1] == "tags" and isinstance(data, dict):
-            data = {"tags": data.get("tags", []), "sample": data.get("sample")}
-        self._forward(parsed[0], parsed[1], data)
+        self._forward(parsed[0], parsed[1], wire.outgoing(parsed[1], data))
 
     def _announce(self, unit_id: str) -> None:
         """Everything a node that just joined needs to know of one held unit."""

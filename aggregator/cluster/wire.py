@@ -17,12 +17,24 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from aggregator.live import LiveState, LiveTag
-from protocol import Quality, TagsUpdated, UodDescription
+from aggregator.store.alarms import AlarmChange
+from protocol import AlarmEvent, Quality, TagsUpdated, UodDescription
 
-FORWARDED = ("tags", "control", "registration", "runlog", "method", "method_state", "errors")
+FORWARDED = (
+    "tags",
+    "control",
+    "registration",
+    "runlog",
+    "method",
+    "method_state",
+    "errors",
+    "alarms_stored",
+)
 """Unit topics that cross nodes. Not: command_result (answered over request/reply),
-model_progress (simulations stay on the holding node), alarms_stored (each stored alarm would
-notify once per node)."""
+model_progress (simulations stay on the holding node)."""
+REPLICA_ALARMS = "alarms_replica"
+"""The hub topic kind a remote node publishes stored alarm changes under: the alarm pages and
+/ws take it like `alarms_stored`, notifications do not (the holding node sends them, once)."""
 _TOKEN = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -131,6 +143,9 @@ def apply(live: LiveState, change: Change) -> tuple[str, Any] | None:
         return "units", unit.summary()
     if change.kind == "tags":
         return _tags(live, change)
+    if change.kind == "alarms_stored":
+        alarms = _alarm_change(data)
+        return None if alarms is None else (f"unit/{change.unit_id}/{REPLICA_ALARMS}", alarms)
     if change.kind == "control" and isinstance(data, dict):
         unit.control = data
     elif change.kind == "registration":
@@ -172,6 +187,38 @@ def _tags(live: LiveState, change: Change) -> tuple[str, Any] | None:
     if not changed and sample is None:
         return None
     return f"unit/{change.unit_id}/tags", {"tags": changed, "sample": sample}
+
+
+def _alarm_change(data: Any) -> AlarmChange | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        return AlarmChange(
+            engine_id=str(data["engine_id"]),
+            run_id=data.get("run_id"),
+            snapshot=bool(data.get("snapshot")),
+            events=[AlarmEvent.model_validate(e) for e in data.get("events", [])],
+            current=[c for c in data.get("current", []) if isinstance(c, dict)],
+            removed=[str(r) for r in data.get("removed", [])],
+        )
+    except (KeyError, TypeError, ValidationError):
+        return None
+
+
+def outgoing(kind: str, data: Any) -> Any:
+    """A hub payload as it goes on the wire (the stored sample or alarm change as JSON)."""
+    if kind == "tags" and isinstance(data, dict):
+        return {"tags": data.get("tags", []), "sample": data.get("sample")}
+    if kind == "alarms_stored" and isinstance(data, AlarmChange):
+        return {
+            "engine_id": data.engine_id,
+            "run_id": data.run_id,
+            "snapshot": data.snapshot,
+            "events": data.events,
+            "current": data.current,
+            "removed": data.removed,
+        }
+    return data
 
 
 def parse_topic(topic: str) -> tuple[str, str] | None:

@@ -235,3 +235,27 @@ async def test_a_node_stopping_shows_its_units_offline_at_once(site: Site) -> No
     await site.a.agg.stop()
     await until(lambda: not live_b.engines[engine.engine_id].online, 5.0, "offline on B")
     await engine.aclose()
+
+
+async def test_alarms_of_engine_on_a_show_live_on_b(site: Site) -> None:
+    from tests.api.test_alarms import ALARM_UOD, alarms, event
+
+    engine = await site.a.engine(uod=ALARM_UOD)
+    unit = engine.engine_id
+    cluster_b = site.b.agg.app[CLUSTER_KEY]
+    await until(lambda: cluster_b.holders.get(unit) == "a", 5.0, "B learns A holds it")
+    client = await WsClient(site.b, "viewer").connect()
+    try:
+        topic = f"unit/{unit}/alarms"
+        await client.send({"action": "subscribe", "topic": topic})
+        await client.wait(lambda f: f.get("topic") == topic, what="alarms snapshot on B")
+        await alarms(engine, event("PT01 high", "unack_active", "normal", time.time()))
+        change = await client.wait(
+            lambda f: f.get("topic") == topic and f.get("kind") == "change", what="alarm on B"
+        )
+        assert [(a["name"], a["state"]) for a in change["data"]] == [("PT01 high", "unack_active")]
+        status, body = await site.b.call("GET", f"/api/units/{quote(unit, safe='')}/alarms")
+        assert status == 200 and any(a["name"] == "PT01 high" for a in body), body  # type: ignore[union-attr]
+    finally:
+        await client.close()
+        await engine.aclose()
