@@ -259,3 +259,15 @@ async def test_alarms_of_engine_on_a_show_live_on_b(site: Site) -> None:
     finally:
         await client.close()
         await engine.aclose()
+
+
+async def test_logout_on_a_closes_the_session_s_socket_on_b(site: Site) -> None:
+    """Issue 21 item 3: sessions live in the shared database, which every node's sockets
+    follow (aggregator/ws/session_watch.py)."""
+    client = await WsClient(site.b, "viewer").connect()
+    await client.send({"action": "subscribe", "topic": "units"})
+    await client.wait(lambda f: f.get("topic") == "units", what="units snapshot on B")
+    status, body = await site.a.call("POST", "/api/auth/logout", role="viewer")
+    assert status in (200, 204), body
+    await until(client.closed.is_set, 5.0, "B closes the socket")
+    assert client.ws is not None and client.ws.close_code == 4001
