@@ -22,6 +22,7 @@ from aggregator.store.registration import Registry
 from aggregator.store.runs import OpenRun, Runs, aggregator_line, record_error, upsert_runlog
 from aggregator.store.tables import T_ENGINE, T_RECEIVED, T_RUN, T_SEQ, SampleRow, sample_row
 from protocol import (
+    STORED_MESSAGE_TYPES,
     AlarmsUpdated,
     ControlState,
     ErrorLog,
@@ -440,19 +441,6 @@ class Ingest:
 
 def _stored_message(text: str) -> StoredMessage:
     message = decode(text)
-    if not isinstance(message, _STORED):
+    if not isinstance(message, STORED_MESSAGE_TYPES):
         raise ValueError(f"quarantined {message.type} is not a stored message")
     return message
-
-
-_STORED = (
-    TagsUpdated,
-    RunStarted,
-    RunStopped,
-    RunLog,
-    Method,
-    MethodState,
-    ControlState,
-    ErrorLog,
-    AlarmsUpdated,
-)
