@@ -1,4 +1,12 @@
-"""Several aggregator nodes as one site over NATS (docs/site.md). Imported only with --nats."""
+"""Several aggregator nodes as one site over NATS (docs/site.md); nats itself is imported only
+when a node joins a site (`serve --nats`).
+
+Who may import it: aggregator.app (setup_cluster), aggregator.cli (ClusterConfig,
+ClusterStartError), aggregator.api.health_api (CLUSTER_KEY, for readiness) and tests. It uses
+aggregator.live, aggregator.context, aggregator.store.alarms (the stored alarm changes it
+relays), aggregator.api.commands and aggregator.api.service (the engine requests it relays) and
+protocol; never engine.
+"""
 
 from __future__ import annotations
 

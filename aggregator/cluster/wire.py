@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +130,8 @@ def apply(live: LiveState, change: Change) -> tuple[str, Any] | None:
     unit = live.engine(change.unit_id)
     data = change.data
     topic = f"unit/{change.unit_id}/{change.kind}"
+    if change.kind != "units":
+        unit.last_seen = time.time()  # heard of just now, as the holder did
     if change.kind == "units":
         if not isinstance(data, dict):
             return None
