@@ -63,3 +63,15 @@ def test_unreadable_tags_are_skipped() -> None:
     bad = [{"name": "X"}, {"name": "Y", "value": 1, "tick": "soon"}, "nope"]
     assert wire.apply(live, roundtrip("tags", {"tags": bad})) is None
     assert wire.apply(live, roundtrip("registration", {"name": 5})) is None
+
+
+def test_a_single_node_does_not_load_nats() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aggregator.app, aggregator.cli, aggregator.api.health_api\n"
+        "print(any(m == 'nats' or m.startswith('nats.') for m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
