@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,10 @@ def _wait(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
     raise AssertionError("condition not reached")
 
 
-@pytest.fixture
-def aggregator(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
-    """(ws url, engine token, user bearer token) of a fresh aggregator."""
-    data = tmp_path / "agg"
+@contextmanager
+def served_aggregator(data: Path, username: str, role: str) -> Iterator[tuple[int, str, str]]:
+    """A fresh `setpoint-aggregator serve` on a free port, set up through its CLI with an engine
+    token and one user, who is logged in: (port, engine token, user bearer token)."""
     tool = str(BIN / "setpoint-aggregator")
     created = subprocess.run(
         [tool, "engine-token", "create", "lab", "--data-dir", str(data)],
@@ -57,9 +58,9 @@ def aggregator(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
             tool,
             "user",
             "add",
-            "admin",
+            username,
             "--role",
-            "admin",
+            role,
             "--password-stdin",
             "--data-dir",
             str(data),
@@ -81,14 +82,21 @@ def aggregator(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
         _wait(lambda: "listening" in server.stdout.readline())  # type: ignore[union-attr]
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/auth/login",
-            data=json.dumps({"username": "admin", "password": PASSWORD}).encode(),
+            data=json.dumps({"username": username, "password": PASSWORD}).encode(),
             headers={"content-type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             bearer = json.load(response)["token"]
-        yield f"ws://127.0.0.1:{port}", engine_token, bearer
+        yield port, engine_token, bearer
     finally:
         stop(server, timeout=15)
+
+
+@pytest.fixture
+def aggregator(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """(ws url, engine token, user bearer token) of a fresh aggregator."""
+    with served_aggregator(tmp_path / "agg", "admin", "admin") as (port, engine_token, bearer):
+        yield f"ws://127.0.0.1:{port}", engine_token, bearer
 
 
 def _get(url: str, bearer: str) -> Any:

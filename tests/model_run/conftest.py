@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.examples.processes import stop
-from tests.examples.test_with_aggregator import BIN, PASSWORD, ROOT, _free_port, _get, _wait
+from tests.examples.test_with_aggregator import BIN, ROOT, _get, _wait, served_aggregator
 
 
 @dataclass
@@ -30,76 +29,34 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("model_run")
-    data = tmp / "agg"
-    tool = str(BIN / "setpoint-aggregator")
-    created = subprocess.run(
-        [tool, "engine-token", "create", "lab", "--data-dir", str(data)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    token = created.stdout.strip().splitlines()[-1]
-    subprocess.run(
-        [
-            tool,
-            "user",
-            "add",
-            "ann",
-            "--role",
-            "operator",
-            "--password-stdin",
-            "--data-dir",
-            str(data),
-        ],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        [tool, "serve", "--port", str(port), "--data-dir", str(data), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     engine: subprocess.Popen[str] | None = None
-    try:
-        assert server.stdout is not None
-        _wait(lambda: "listening" in server.stdout.readline())  # type: ignore[union-attr]
+    with served_aggregator(tmp / "agg", "ann", "operator") as (port, token, bearer):
         http = f"http://127.0.0.1:{port}"
-        request = urllib.request.Request(
-            f"{http}/api/auth/login",
-            data=json.dumps({"username": "ann", "password": PASSWORD}).encode(),
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            bearer = json.load(response)["token"]
-        engine = subprocess.Popen(
-            [
-                str(BIN / "setpoint-engine"),
-                "run",
-                "--uod",
-                "uod_examples/chromatography.py",
-                "--method",
-                "uod_examples/chromatography.pcode",
-                "--aggregator",
-                f"ws://127.0.0.1:{port}",
-                "--data-dir",
-                str(tmp / "engine"),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "SETPOINT_ENGINE_TOKEN": token},
-        )
-        units = _wait(lambda: [u for u in _get(f"{http}/api/units", bearer) if u["online"]])
-        yield Live(http, bearer, units[0]["id"])
-    finally:
-        if engine is not None:
-            stop(engine, timeout=15)
-        stop(server, timeout=15)
+        try:
+            engine = subprocess.Popen(
+                [
+                    str(BIN / "setpoint-engine"),
+                    "run",
+                    "--uod",
+                    "uod_examples/chromatography.py",
+                    "--method",
+                    "uod_examples/chromatography.pcode",
+                    "--aggregator",
+                    f"ws://127.0.0.1:{port}",
+                    "--data-dir",
+                    str(tmp / "engine"),
+                ],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "SETPOINT_ENGINE_TOKEN": token},
+            )
+            units = _wait(lambda: [u for u in _get(f"{http}/api/units", bearer) if u["online"]])
+            yield Live(http, bearer, units[0]["id"])
+        finally:
+            if engine is not None:
+                stop(engine, timeout=15)
 
 
 class Ws:
