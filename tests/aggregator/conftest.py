@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,26 +23,35 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "secret-pw"
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """One PostgreSQL database for the whole run; tests keep apart by unique engine and run ids."""
-    name = "setpoint_test_agg_" + uuid.uuid4().hex[:10]
+@contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, migrated PostgreSQL database `<prefix><random>`, dropped afterwards
+    (connections still open are ended)."""
+    name = prefix + uuid.uuid4().hex[:10]
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
+        admin.dispose()
         pytest.fail(f"PostgreSQL answers on 127.0.0.1:5432 but cannot create a database: {exc}")
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    engine.dispose()
     try:
+        engine = create_db_engine(url)
+        upgrade(engine)
+        engine.dispose()
         yield url
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One PostgreSQL database for the whole run; tests keep apart by unique engine and run ids."""
+    with fresh_pg_database("setpoint_test_agg_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

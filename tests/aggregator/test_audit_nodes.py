@@ -5,7 +5,6 @@ lock around the append orders them. `audit verify` (the real command) checks the
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from aggregator.audit import KEY_FILE, AuditTrail, new_key_file
-from aggregator.db import create_db_engine, upgrade
-from tests.aggregator.conftest import PG_ADMIN
+from aggregator.db import create_db_engine
+from tests.aggregator.conftest import fresh_pg_database
 from tests.aggregator.test_cli import run_cli
 
 pytestmark = pytest.mark.postgres
@@ -24,20 +23,8 @@ PER_NODE = 60
 
 @pytest.fixture
 def site_database() -> Iterator[str]:
-    name = "setpoint_test_audit_nodes_" + uuid.uuid4().hex[:8]
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    try:
+    with fresh_pg_database("setpoint_test_audit_nodes_") as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_two_nodes_appending_at_once_keep_one_verified_chain(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator.app import create_app
 from aggregator.context import Settings
-from aggregator.db import create_db_engine, upgrade
 from aggregator.metrics import Metrics
-from tests.aggregator.conftest import PG_ADMIN
+from tests.aggregator.conftest import PG_ADMIN, fresh_pg_database
 from tests.aggregator.helpers import Aggregator, RawEngine, tags, until
 from tests.aggregator.test_cli import one_line_error, run_cli, serve
 
@@ -96,14 +94,13 @@ async def test_not_ready_while_the_database_schema_is_of_another_version(
 async def test_not_ready_while_the_database_refuses_connections() -> None:
     """A real outage of the node's database (it refuses new connections): 503 naming the
     database, counted as a database error; ready again once it is back."""
-    name = "setpoint_test_ready_" + uuid.uuid4().hex[:8]
+    with fresh_pg_database("setpoint_test_ready_") as url:
+        await _ready_follows_the_database(url)
+
+
+async def _ready_follows_the_database(url: str) -> None:
+    name = url.rsplit("/", 1)[-1]
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    engine = create_db_engine(url)
-    upgrade(engine)
-    engine.dispose()
     agg = Aggregator(create_app(url, Settings()))
     await agg.start()
     try:
@@ -133,8 +130,6 @@ async def test_not_ready_while_the_database_refuses_connections() -> None:
         with admin.connect() as conn:
             conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         await agg.stop()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
