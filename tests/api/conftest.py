@@ -16,6 +16,7 @@ from aggregator.app import create_app
 from aggregator.audit import KEY_FILE, new_key_file
 from aggregator.context import Settings
 from aggregator.db import create_db_engine, upgrade
+from aggregator.notify import NotifyConfig
 from aggregator.security import hash_password, new_token, token_hash
 from tests.aggregator.conftest import pg_database  # noqa: F401  (fixture)
 from tests.aggregator.helpers import Aggregator
@@ -93,8 +94,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, template_db: Path) ->
     return url
 
 
-@pytest.fixture
-async def api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIterator[Api]:
+async def start_api(
+    db_url: str, tmp_path: Path, password_hash: str, notify: NotifyConfig | None = None
+) -> Api:
+    """A real aggregator with an engine token and a logged-in viewer, operator and admin;
+    `notify` is given to create_app. End it with stop_api."""
     key_file = tmp_path / KEY_FILE
     settings = Settings(
         heartbeat_interval=5.0,
@@ -103,15 +107,14 @@ async def api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIterator[
         static_dir=str(tmp_path / "no-ui"),
         audit_key=new_key_file(key_file),
     )
-    app = create_app(db_url, settings)
+    app = create_app(db_url, settings, notify=notify)
     app[API_STATE_KEY].command_timeout = 2.0
     agg = Aggregator(app)
     await agg.start()
     storage = agg.ctx.storage
     agg.token = new_token()
     storage.create_engine_token("test-" + uuid.uuid4().hex[:8], token_hash(agg.token))
-    http = aiohttp.ClientSession()
-    result = Api(agg, http, key_file=key_file)
+    result = Api(agg, aiohttp.ClientSession(), key_file=key_file)
     try:
         suffix = uuid.uuid4().hex[:6]
         for role in ("viewer", "operator", "admin"):
@@ -123,10 +126,24 @@ async def api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIterator[
             assert user is not None
             storage.create_session(user.id, token_hash(token), 3600.0)
             result.tokens[role] = token
+    except BaseException:
+        await stop_api(result)
+        raise
+    return result
+
+
+async def stop_api(api: Api) -> None:
+    await api.http.close()
+    await api.agg.stop()
+
+
+@pytest.fixture
+async def api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIterator[Api]:
+    result = await start_api(db_url, tmp_path, password_hash)
+    try:
         yield result
     finally:
-        await http.close()
-        await agg.stop()
+        await stop_api(result)
 
 
 @pytest.fixture

@@ -14,14 +14,12 @@ import json
 import os
 import socket
 import ssl
-import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -31,15 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
-
-from aggregator.api.service import API_STATE_KEY
-from aggregator.app import create_app
-from aggregator.audit import KEY_FILE, new_key_file
-from aggregator.context import Settings
-from aggregator.notify import NotifyConfig
-from aggregator.security import new_token, token_hash
-from tests.aggregator.helpers import Aggregator
-from tests.api.conftest import Api
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-pass"
@@ -233,43 +222,3 @@ class PushService:
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
-
-
-# --- an aggregator with notifications configured ---------------------------------------------------
-
-
-async def start_api(db_url: str, tmp_path: Path, password_hash: str, notify: NotifyConfig) -> Api:
-    """What tests/api/conftest.py's `api` fixture makes, with `notify` given to create_app."""
-    key_file = tmp_path / KEY_FILE
-    settings = Settings(
-        heartbeat_interval=5.0,
-        resend_timeout=1.0,
-        batch_window=0.005,
-        static_dir=str(tmp_path / "no-ui"),
-        audit_key=new_key_file(key_file),
-    )
-    app = create_app(db_url, settings, notify=notify)
-    app[API_STATE_KEY].command_timeout = 2.0
-    agg = Aggregator(app)
-    await agg.start()
-    storage = agg.ctx.storage
-    agg.token = new_token()
-    storage.create_engine_token("test-" + uuid.uuid4().hex[:8], token_hash(agg.token))
-    result = Api(agg, aiohttp.ClientSession(), key_file=key_file)
-    suffix = uuid.uuid4().hex[:6]
-    for role in ("viewer", "operator", "admin"):
-        name = f"{role}-{suffix}"
-        storage.add_user(name, role, password_hash)
-        result.names[role] = name
-        token = new_token()
-        user = storage.user_by_name(name)
-        assert user is not None
-        storage.create_session(user.id, token_hash(token), 3600.0)
-        result.tokens[role] = token
-    return result
-
-
-async def stop_api(api: Api) -> None:
-    await api.http.close()
-    await api.agg.stop()
-

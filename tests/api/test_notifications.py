@@ -21,7 +21,7 @@ from aggregator.api.notify_api import NOTIFY_KEY
 from aggregator.notify import NotifyConfig, parse_mail_url
 from aggregator.notify.service import NotificationService
 from tests.aggregator.helpers import until
-from tests.api.conftest import Api
+from tests.api.conftest import Api, start_api, stop_api
 from tests.api.fake_engine import FakeEngine
 from tests.api.notify_helpers import (
     SMTP_PASSWORD,
@@ -29,9 +29,7 @@ from tests.api.notify_helpers import (
     Browser,
     PushService,
     free_port,
-    start_api,
     start_smtp,
-    stop_api,
     verify_vapid,
 )
 from tests.api.test_alarms import ALARM_UOD, alarms, event
