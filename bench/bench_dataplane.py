@@ -40,6 +40,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LONG_METHOD = "Mark: start\nWait: 3600 s\n"
+ANALOG = ("FT01", "PT01", "UV01", "CT01")
+"""The chromatography example's analog readings."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -107,6 +109,7 @@ class Setup:
         self.base = ""
         self.session_token = ""
         self.processes: list[subprocess.Popen[Any]] = []
+        self.profile: Path | None = None
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         return subprocess.run(
@@ -147,9 +150,13 @@ class Setup:
 
     def engine(self, proxy_port: int, method: Path) -> subprocess.Popen[Any]:
         token = self.cli("engine-token", "create", "bench").split()[-1]
+        command = [str(BIN / "setpoint-engine")]
+        if self.profile is not None:  # cProfile.run dumps the profile at SystemExit too
+            boot = f"import cProfile; cProfile.run('from engine.cli import main; main()', {str(self.profile)!r})"
+            command = [sys.executable, "-c", boot]
         process = subprocess.Popen(
             [
-                str(BIN / "setpoint-engine"),
+                *command,
                 "run",
                 "--uod",
                 str(self.src / "uod_examples/chromatography.py"),
@@ -263,6 +270,11 @@ def storage(db: Path) -> dict[str, Any]:
             "select coalesce(sum(length(data)), 0), coalesce(sum(count), 0), count(*) "
             "from sample_chunk"
         ).fetchone()
+        analog = con.execute(
+            "select coalesce(sum(length(c.data)), 0), coalesce(sum(c.count), 0) from sample_chunk c "
+            "join tag on tag.id = c.tag_id where tag.name in (?, ?, ?, ?)",
+            ANALOG,
+        ).fetchone()
         tables: dict[str, int] = {}
         try:
             for name, size in con.execute("select name, sum(pgsize) from dbstat group by name"):
@@ -277,6 +289,7 @@ def storage(db: Path) -> dict[str, Any]:
         "chunk_values": values,
         "chunks": chunks,
         "chunk_blob_bytes_per_value": round(blob / values, 3) if values else None,
+        "analog_chunk_bytes_per_value": round(analog[0] / analog[1], 3) if analog[1] else None,
         "db_bytes": pages * page_size,
         "largest_tables_bytes": dict(sorted(tables.items(), key=lambda kv: -kv[1])[:8]),
     }
@@ -330,7 +343,21 @@ async def measure(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
         )
         if args.rtt:
             result.update(await command_rtt(http, setup, unit, args.rtt))
+        # Stop the run: the aggregator compacts its samples into chunks at once.
+        await api(
+            http,
+            setup,
+            "POST",
+            f"/api/units/{urllib.parse.quote(unit, safe='')}/control",
+            {"action": "Stop"},
+        )
+        await asyncio.sleep(3.0)
     result.update(storage(setup.tmp / "agg" / "setpoint.sqlite3"))
+    if args.keep_db is not None:
+        source = sqlite3.connect(setup.tmp / "agg" / "setpoint.sqlite3")
+        with sqlite3.connect(args.keep_db) as target:
+            source.backup(target)
+        source.close()
     return result
 
 
@@ -340,9 +367,12 @@ def main() -> None:
     parser.add_argument("--rtt", type=int, default=40, help="command round trips (0: none)")
     parser.add_argument("--src", type=Path, default=ROOT, help="checkout whose code to run")
     parser.add_argument("--method", help="P-code file (default: Mark + a one-hour Wait)")
+    parser.add_argument("--profile", type=Path, help="run the engine under cProfile into FILE")
+    parser.add_argument("--keep-db", type=Path, help="copy the aggregator's database here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         setup = Setup(Path(tmp), args.src.resolve())
+        setup.profile = args.profile.resolve() if args.profile else None
         try:
             result = asyncio.run(measure(args, setup))
         finally:

@@ -8,6 +8,7 @@ with two values (the operator sees one, the device gets the other).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -115,9 +116,10 @@ def _declared(c: Collected) -> Iterator[tuple[TagSpec, Any]]:
 def _is_driver_declaration(declaration: object) -> bool:
     if isinstance(declaration, ModbusRegister):
         return True
-    from engine.hw.serial_line import SerialExchange  # pyserial: only when a UOD uses it
-
-    return isinstance(declaration, SerialExchange)
+    # A SerialExchange exists only once its module was imported (by a UOD that uses serial):
+    # a simulated or Modbus unit must not pay for importing pyserial just to be told no.
+    serial_line = sys.modules.get("engine.hw.serial_line")
+    return serial_line is not None and isinstance(declaration, serial_line.SerialExchange)
 
 
 def _code_problem(declaration: Any, code: ScalarValue) -> str | None:
