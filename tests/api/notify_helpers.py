@@ -12,7 +12,6 @@ import hmac
 import ipaddress
 import json
 import os
-import socket
 import ssl
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -30,14 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
+from tests.net import free_port as free_port
+
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-pass"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

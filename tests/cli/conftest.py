@@ -22,6 +22,8 @@ from typing import IO
 
 import pytest
 
+from tests.net import free_port as free_port
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "uod_examples"
 
@@ -32,12 +34,6 @@ def tool(name: str) -> str:
     if not candidate.exists():
         pytest.skip(f"{name} is not installed beside {sys.executable} (run `make setup`)")
     return str(candidate)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run_once(

@@ -5,7 +5,6 @@ and a Pause puts the device's outputs at their safe values."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,19 +18,14 @@ from engine.runner import run_realtime
 from engine.uod import load_uod
 from protocol.models import ControlAction
 from tests.examples.processes import stop, until
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def device(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

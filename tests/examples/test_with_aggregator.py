@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,11 @@ from typing import Any
 import pytest
 
 from tests.examples.processes import stop
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PASSWORD = "correct horse battery"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -70,7 +64,7 @@ def served_aggregator(data: Path, username: str, role: str) -> Iterator[tuple[in
         text=True,
         check=True,
     )
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [tool, "serve", "--port", str(port), "--data-dir", str(data), "--log-level", "warning"],
         stdout=subprocess.PIPE,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,14 +16,9 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel
 
 from protocol.messages import STORED_MESSAGE_TYPES, Ack, Registered
+from tests.net import free_port as free_port
 
 STORED = {kind.__name__ for kind in STORED_MESSAGE_TYPES}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
