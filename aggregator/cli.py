@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         metavar="NAME",
         help="the printed name shown with the user's electronic signatures, e.g. \"Ada "
-        'Lovelace" (a user without one cannot sign; set it later with user full-name)',
+        'Lovelace" (default: none; a user without one cannot sign; set it later with user '
+        "full-name)",
     )
     _add_password_options(add)
     _add_storage_options(add)
