@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.hw.modbus import ModbusHardware, ModbusRegister, ModbusTcp
+from tests.net import free_port
 
 TAGS = 100
 REGISTERS = [ModbusRegister(tag=f"R{i:03d}", table="input", address=i) for i in range(TAGS)]
@@ -43,12 +43,6 @@ async def serve(port: int) -> None:
     await serve_tcp(store, "127.0.0.1", port)
     print("ready", flush=True)
     await asyncio.Event().wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def throughput(port: int, grouped: bool, seconds: float) -> dict[str, float]:

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.hw.opcua import OpcUaClient, OpcUaHardware
-from tests.hw.opcua_peer import free_port
+from tests.net import free_port
 
 
 async def serve(port: int, tags: int, period: float) -> None:

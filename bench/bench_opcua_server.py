@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from aggregator.db import create_db_engine, upgrade
 from aggregator.opcua.space import NAMESPACE_URI
 from aggregator.security import hash_password, new_token, token_hash
 from aggregator.store import Storage
+from tests.net import free_port
 
 PASSWORD = "bench-password-long"
 CLIENT_URI = "urn:setpoint-bench:opcua-client"
@@ -74,12 +74,6 @@ def prepare(db_url: str, units: int) -> list[str]:
         tokens.append(token)
     engine.dispose()
     return tokens
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(db_url: str, data_dir: Path, opcua_port: int | None) -> tuple[Any, str]:

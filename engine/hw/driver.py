@@ -1,7 +1,8 @@
 """What every polling driver does alike, so that a new one only writes its transport.
 
-`PollingDriver` is the base of the Modbus and serial drivers: the scan-cycle interface (masked
-snapshot, queued writes, safe values, events), the stop grace and `settle_outputs`.
+`PollingDriver` is the base of the Modbus, OPC UA and serial drivers: the scan-cycle interface
+(masked snapshot, queued writes, safe values, events), the stop grace and `settle_outputs`.
+`TaskDriver` adds the worker task's start flag, wake-up and bounded stop for the asyncio ones.
 `OutputLedger` is its sans-I/O write bookkeeping: the de-duplicating queue the scan fills and the
 I/O side drains in order, and the record of what became of each output.
 """
@@ -497,6 +498,44 @@ class PollingDriver(ABC):
                 else f"{rec.state}: {rec.last_message}",
                 link_down=rec.link_down,
             )
+
+
+class TaskDriver(PollingDriver):
+    """A `PollingDriver` whose worker is one asyncio task (Modbus, OPC UA); the serial driver's
+    worker is a thread and does without. The subclass's `_run` loops while `_running` and waits on
+    `_wake` between exchanges. `_start_io` sets all three."""
+
+    _task: asyncio.Task[None] | None = None
+    _wake: asyncio.Event | None = None
+    _running: bool = False
+
+    @abstractmethod
+    def _exchange_timeout(self) -> float:
+        """Seconds one request may take; the stop waits two of them for the task to end."""
+
+    @abstractmethod
+    async def _release_link(self) -> None:
+        """Closes the transport once the task has ended."""
+
+    def _wake_io(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _io_alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _stop_io(self) -> None:
+        """Ends the task even if a library swallows the cancellation: the loop also checks
+        `_running`."""
+        task, self._task = self._task, None
+        self._running = False
+        self._wake_io()
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=2 * self._exchange_timeout() + 1)
+            if task.done() and not task.cancelled():
+                task.exception()
+        await self._release_link()
 
 
 async def wait_until(done: Callable[[], bool], timeout: float) -> None:

@@ -26,7 +26,7 @@ from engine.hw.base import (
     ScalarValue,
     WriteRejected,
 )
-from engine.hw.driver import PollingDriver
+from engine.hw.driver import TaskDriver
 from engine.hw.modbus_codec import (
     DataType,
     ModbusRegister,
@@ -103,7 +103,7 @@ _READ_FUNCS = {
 }
 
 
-class ModbusHardware(PollingDriver):
+class ModbusHardware(TaskDriver):
     """One Modbus link (a TCP device or an RTU bus with several device ids)."""
 
     def __init__(
@@ -132,9 +132,6 @@ class ModbusHardware(PollingDriver):
         if hb is not None:
             _check_heartbeat(hb, regs)
         self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        self._running = False
         self.requests_sent = 0
         self.cycles = 0
 
@@ -162,10 +159,6 @@ class ModbusHardware(PollingDriver):
     def _safe_values(self) -> dict[str, ScalarValue]:
         return {r.tag: r.safe_value for r in self.registers.values() if r.safe_value is not None}
 
-    def _wake_io(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
     def _confirmable(self) -> list[str]:
         """Every poll cycle reads every register, written ones included."""
         return [r.tag for r in self.registers.values() if r.writable]
@@ -186,20 +179,10 @@ class ModbusHardware(PollingDriver):
         self._running = True
         self._task = asyncio.create_task(self._run(), name=f"modbus {self.name}")
 
-    def _io_alive(self) -> bool:
-        return self._task is not None and not self._task.done()
+    def _exchange_timeout(self) -> float:
+        return self.connection.timeout
 
-    async def _stop_io(self) -> None:
-        """Ends the poll task even if a library swallows the cancellation: the loop also checks
-        a flag."""
-        task, self._task = self._task, None
-        self._running = False
-        self._wake_io()
-        if task is not None:
-            task.cancel()
-            await asyncio.wait({task}, timeout=2 * self.connection.timeout + 1)
-            if task.done() and not task.cancelled():
-                task.exception()
+    async def _release_link(self) -> None:
         self._close()
 
     # ---- the I/O shell ----

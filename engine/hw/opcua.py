@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.hw.base import Clock, ConnectionState, Quality, Reading, ScalarValue, WriteRejected
-from engine.hw.driver import PollingDriver, close_enough
+from engine.hw.driver import TaskDriver, close_enough
 from engine.hw.opcua_config import (
     FLOAT,
     OpcUaClient,
@@ -40,7 +40,7 @@ __all__ = ["OpcUaClient", "OpcUaHardware", "OpcUaNode", "RecoveryPolicy"]
 _IDLE_STEP = 0.1  # s between looks at the session and the recovery deadlines when idle
 
 
-class OpcUaHardware(PollingDriver):
+class OpcUaHardware(TaskDriver):
     """The nodes of one OPC UA server, one tag each.
 
     `units` (tag -> the UOD's unit, None for none) is checked against each node's
@@ -76,10 +76,7 @@ class OpcUaHardware(PollingDriver):
         self.sampling = sampling
         self._info: dict[str, NodeInfo] = {}
         self._link: OpcUaLink | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
         self._first: asyncio.Future[str | None] | None = None
-        self._running = False
         self._attempt_now = True
         self._due: set[str] = set()  # written tags not yet read back
         self._read_backs: dict[str, Reading] = {}
@@ -108,10 +105,6 @@ class OpcUaHardware(PollingDriver):
 
     def _safe_values(self) -> dict[str, ScalarValue]:
         return {t: n.safe_value for t, n in self.registers.items() if n.safe_value is not None}
-
-    def _wake_io(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
 
     def _confirmable(self) -> list[str]:
         """Every written node is read back once the writes before it are answered."""
@@ -158,18 +151,10 @@ class OpcUaHardware(PollingDriver):
                 await self._stop_io()
                 raise ValueError(f"{self.name}: {problem}")
 
-    def _io_alive(self) -> bool:
-        return self._task is not None and not self._task.done()
+    def _exchange_timeout(self) -> float:
+        return self.connection.timeout
 
-    async def _stop_io(self) -> None:
-        task, self._task = self._task, None
-        self._running = False
-        self._wake_io()
-        if task is not None:
-            task.cancel()
-            await asyncio.wait({task}, timeout=2 * self.connection.timeout + 1)
-            if task.done() and not task.cancelled():
-                task.exception()
+    async def _release_link(self) -> None:
         await self._close_link()
 
     # ---- the I/O task ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from aggregator.security import hash_password, new_token, token_hash
 from tests.aggregator.conftest import pg_database  # noqa: F401  (fixture)
 from tests.aggregator.helpers import Aggregator
 from tests.api.conftest import Api
+from tests.net import free_port
 
 NATS_URL = "nats://127.0.0.1:4222"
 
@@ -95,12 +96,6 @@ async def site(pg_database: str, tmp_path: Path) -> AsyncIterator[Site]:  # noqa
         pytest.fail(problem)
     async with two_nodes(pg_database, tmp_path) as result:
         yield result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivateNats:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -12,12 +11,7 @@ from pymodbus.server import ModbusTcpServer
 
 from engine.simdev.modbus_server import serve_tcp, stop_server
 from engine.simdev.store import RegisterStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.net import free_port
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

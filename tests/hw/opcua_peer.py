@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.net import free_port
+
 T = TypeVar("T")
 
 NS = "urn:setpoint:test"
@@ -46,12 +48,6 @@ NODES: dict[str, tuple[ua.VariantType, Any, bool, str | None]] = {
     "Text": (ua.VariantType.LocalizedText, ua.LocalizedText("hello"), False, None),
     "Limited": (ua.VariantType.Double, 0.0, True, None),  # refuses values above 100
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Users:
