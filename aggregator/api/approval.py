@@ -32,11 +32,11 @@ async def start_problem(app: web.Application, unit_id: str) -> str | None:
             f"{PREFIX}: its method was not loaded from the method library "
             "(POST /api/units/{id}/method/load an approved version)"
         )
-    named = f"{source['name']} version {source['version']}"
-    if source["state"] != "approved":
-        return f"{PREFIX}: {named} is {source['state']}, not approved"
+    named = f"{source.version.name} version {source.version.version}"
+    if source.version.state != "approved":
+        return f"{PREFIX}: {named} is {source.version.state}, not approved"
     current = await current_method(app, unit_id)
-    if current is None or text_sha256(current.text) != source["sha256"]:
+    if current is None or text_sha256(current.text) != source.version.sha256:
         return f"{PREFIX}: the method was edited after {named} was loaded; load it again"
     return None
 

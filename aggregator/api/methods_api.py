@@ -32,22 +32,25 @@ from aggregator.api.service import (
 from aggregator.api.signatures_api import verified
 from aggregator.context import AppContext
 from aggregator.store.methods import StaleVersion, text_sha256
+from aggregator.store.rows import MethodVersionRow, SignatureRow
 from aggregator.store.signatures import method_version_parts
 
 TAGS = ("methods",)
 
 
-def _version_view(ctx: AppContext, version: dict[str, Any], sigs: list[Any]) -> LibraryVersion:
+def _version_view(
+    ctx: AppContext, version: MethodVersionRow, sigs: list[SignatureRow]
+) -> LibraryVersion:
     return LibraryVersion(
-        id=version["id"],
-        method_id=version["method_id"],
-        name=version["name"],
-        version=version["version"],
-        state=version["state"],
-        author=version["author"],
-        created=version["created"],
-        text=version["text"],
-        sha256=version["sha256"],
+        id=version.id,
+        method_id=version.method_id,
+        name=version.name,
+        version=version.version,
+        state=version.state,
+        author=version.author,
+        created=version.created,
+        text=version.text,
+        sha256=version.sha256,
         signatures=verified(ctx, sigs, method_version_parts(version)) if sigs else [],
     )
 
@@ -56,14 +59,14 @@ def _method_view(ctx: AppContext, method_id: int) -> LibraryMethod | None:
     found = ctx.storage.methods.get(method_id)
     if found is None:
         return None
-    versions = found["versions"]
-    sigs = ctx.storage.signatures.of_records("method_version", [v["id"] for v in versions])
+    versions = found.versions
+    sigs = ctx.storage.signatures.of_records("method_version", [v.id for v in versions])
     return LibraryMethod(
-        id=found["id"],
-        name=found["name"],
-        created=found["created"],
-        created_by=found["created_by"],
-        versions=[_version_view(ctx, v, sigs[v["id"]]) for v in versions],
+        id=found.id,
+        name=found.name,
+        created=found.created,
+        created_by=found.created_by,
+        versions=[_version_view(ctx, v, sigs[v.id]) for v in versions],
     )
 
 
@@ -78,7 +81,7 @@ async def list_methods(call: Call[None, None]) -> list[LibraryMethodSummary]:
     call.need_user()
     ctx = ctx_of(call.app)
     rows = await ctx.read(ctx.storage.methods.list_methods)
-    return [LibraryMethodSummary.model_validate(r) for r in rows]
+    return [LibraryMethodSummary.model_validate(r, from_attributes=True) for r in rows]
 
 
 async def get_method(call: Call[None, None]) -> LibraryMethod:
@@ -104,9 +107,9 @@ async def create_method(call: Call[MethodCreate, None]) -> LibraryMethod:
         call.app,
         user,
         "method library create",
-        new={"method_id": created["id"], "name": body.name, "version": 1, "text": body.text},
+        new={"method_id": created.id, "name": body.name, "version": 1, "text": body.text},
     )
-    view = await ctx.read(_method_view, ctx, int(created["id"]))
+    view = await ctx.read(_method_view, ctx, int(created.id))
     assert view is not None
     return view
 
@@ -136,8 +139,8 @@ async def add_version(call: Call[MethodVersionPut, None]) -> LibraryVersion:
         "method library version",
         new={
             "method_id": method_id,
-            "name": version["name"],
-            "version": version["version"],
+            "name": version.name,
+            "version": version.version,
             "text": body.text,
         },
     )
@@ -151,13 +154,13 @@ async def unit_source(app: web.Application, unit_id: str) -> UnitMethodSource | 
         return None
     current = await current_method(app, unit_id)
     return UnitMethodSource(
-        method_id=source["method_id"],
-        name=source["name"],
-        version=source["version"],
-        state=source["state"],
-        loaded=source["loaded"],
-        loaded_by=source["loaded_by"],
-        modified=current is None or text_sha256(current.text) != source["sha256"],
+        method_id=source.version.method_id,
+        name=source.version.name,
+        version=source.version.version,
+        state=source.version.state,
+        loaded=source.loaded,
+        loaded_by=source.loaded_by,
+        modified=current is None or text_sha256(current.text) != source.version.sha256,
         require_approved=approval.requires_approval(app, unit_id),
     )
 
@@ -182,18 +185,18 @@ async def load(call: Call[MethodLoad, None]) -> MethodLoaded:
         call.app,
         user,
         unit_id,
-        version["text"],
+        version.text,
         before.version if before is not None else 0,
         source={
-            "method_id": version["method_id"],
-            "name": version["name"],
-            "version": version["version"],
-            "state": version["state"],
-            "sha256": version["sha256"],
+            "method_id": version.method_id,
+            "name": version.name,
+            "version": version.version,
+            "state": version.state,
+            "sha256": version.sha256,
         },
     )
     await ctx.writer.call(
-        ctx.storage.methods.set_unit_source, unit_id, version["id"], version["text"], user.name
+        ctx.storage.methods.set_unit_source, unit_id, version.id, version.text, user.name
     )
     return MethodLoaded(
         version=saved.version,

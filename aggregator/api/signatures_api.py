@@ -22,7 +22,7 @@ from aggregator.api.records_schemas import SignatureView, SignRequest, Verificat
 from aggregator.api.roles import ApiUser
 from aggregator.api.service import ctx_of, record, require_run, state_of
 from aggregator.context import AppContext
-from aggregator.store.rows import UserRow
+from aggregator.store.rows import SignatureRow, UserRow
 from aggregator.store.signatures import MEANINGS, audit_fields, check, method_version_parts
 from aggregator.store.tables import T_RUN
 
@@ -34,19 +34,19 @@ def utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def view(row: dict[str, Any], verdict: tuple[bool, list[str], str] | None = None) -> SignatureView:
+def view(row: SignatureRow, verdict: tuple[bool, list[str], str] | None = None) -> SignatureView:
     return SignatureView(
-        id=row["id"],
-        kind=row["kind"],
-        record_id=row["record_id"],
-        label=row["label"],
-        meaning=row["meaning"],
-        user=row["user"],
-        full_name=row["full_name"],
-        time=row["time"],
-        time_utc=utc(row["time"]),
-        sha256=row["sha256"],
-        comment=row["comment"],
+        id=row.id,
+        kind=row.kind,
+        record_id=row.record_id,
+        label=row.label,
+        meaning=row.meaning,
+        user=row.user,
+        full_name=row.full_name,
+        time=row.time,
+        time_utc=utc(row.time),
+        sha256=row.sha256,
+        comment=row.comment,
         valid=None if verdict is None else verdict[0],
         reason="" if verdict is None else verdict[2],
     )
@@ -61,11 +61,11 @@ def current_parts(ctx: AppContext, kind: str, record_id: int) -> dict[str, str] 
 
 
 def verified(
-    ctx: AppContext, rows: list[dict[str, Any]], parts: dict[str, str] | None
+    ctx: AppContext, rows: list[SignatureRow], parts: dict[str, str] | None
 ) -> list[SignatureView]:
     """Views of one record's signatures, each checked against the record's current parts."""
     store = ctx.storage.signatures
-    return [view(row, check(row, parts, store.audit_entry(row["audit_id"]))) for row in rows]
+    return [view(row, check(row, parts, store.audit_entry(row.audit_id))) for row in rows]
 
 
 def record_signatures(ctx: AppContext, kind: str, record_id: int) -> list[SignatureView]:
@@ -94,10 +94,10 @@ async def _target(app: web.Application, user: ApiUser, body: SignRequest) -> dic
             raise ApiError(404, f"no method {method_id} version {rec.version}")
         return {
             "kind": rec.kind,
-            "record_id": version["id"],
-            "label": f"method {version['name']} version {version['version']}",
-            "state": version["state"],
-            "author": version["author"],
+            "record_id": version.id,
+            "label": f"method {version.name} version {version.version}",
+            "state": version.state,
+            "author": version.author,
             "version": version,
             "unit_id": None,
             "run_id": None,
@@ -116,13 +116,15 @@ async def _target(app: web.Application, user: ApiUser, body: SignRequest) -> dic
     }
 
 
-def _rules(user: ApiUser, meaning: str, target: dict[str, Any], existing: list[Any]) -> None:
+def _rules(
+    user: ApiUser, meaning: str, target: dict[str, Any], existing: list[SignatureRow]
+) -> None:
     """Raise the refusal of a signature the record's state or the signer may not have."""
     kind = target["kind"]
     if meaning not in MEANINGS[kind]:
         allowed = ", ".join(MEANINGS[kind])
         raise ApiError(422, f"a {kind} is signed as {allowed}, not {meaning}", "meaning")
-    signed = {(s["meaning"], s["user"]) for s in existing}
+    signed = {(s.meaning, s.user) for s in existing}
     if kind == "run":
         if target["state"] != "stopped":
             raise ApiError(409, f"{target['label']} is still running: sign it once it stopped")
@@ -176,7 +178,7 @@ def _write(
     body: SignRequest,
     target: dict[str, Any],
     now: float,
-) -> dict[str, Any]:
+) -> SignatureRow:
     """On the writer thread: the record's content now, the audit entry, the signature row and
     the version's new state, so nothing can change the record between hashing and storing."""
     ctx = ctx_of(app)
@@ -283,22 +285,22 @@ async def verify(call: Call[None, None]) -> Verification:
     row = await ctx.read(ctx.storage.signatures.get, signature_id)
     if row is None:
         raise ApiError(404, f"no signature with id {signature_id}")
-    if row["kind"] == "run":
-        run = await ctx.read(_run_id_of, ctx, row["record_id"])
+    if row.kind == "run":
+        run = await ctx.read(_run_id_of, ctx, row.record_id)
         if run is not None:
             await require_run(call.app, user, run)
 
     def work() -> tuple[bool, list[str], str]:
-        parts = current_parts(ctx, row["kind"], row["record_id"])
-        return check(row, parts, ctx.storage.signatures.audit_entry(row["audit_id"]))
+        parts = current_parts(ctx, row.kind, row.record_id)
+        return check(row, parts, ctx.storage.signatures.audit_entry(row.audit_id))
 
     verdict = await ctx.read(work)
     return Verification(
-        id=row["id"],
+        id=row.id,
         valid=verdict[0],
         changed=verdict[1],
         reason=verdict[2],
-        sha256=row["sha256"],
+        sha256=row.sha256,
         signature=view(row, verdict),
     )
 

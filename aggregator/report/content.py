@@ -104,9 +104,9 @@ def _source(ctx: AppContext, methods: list[MethodAsRun]) -> LibrarySource | None
     if not found:
         return None
     version = found[-1]
-    rows = ctx.storage.signatures.of_record("method_version", version["id"])
+    rows = ctx.storage.signatures.of_record("method_version", version.id)
     approvals = verified(ctx, rows, method_version_parts(version))
-    return LibrarySource(version["name"], version["version"], version["state"], approvals)
+    return LibrarySource(version.name, version.version, version.state, approvals)
 
 
 def _cut(rows: list[list[str]]) -> tuple[list[list[str]], int]:

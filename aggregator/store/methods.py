@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from aggregator import models as m
+from aggregator.store.rows import MethodListing, MethodRow, MethodVersionRow, UnitSourceRow
 
 T_METHOD = SQLModel.metadata.tables[str(m.MethodRecord.__tablename__)]
 T_VERSION = SQLModel.metadata.tables[str(m.MethodVersionRecord.__tablename__)]
@@ -44,7 +45,7 @@ class MethodLibrary:
         self.engine = engine
         self._clock = clock
 
-    def create(self, name: str, text: str, author: str) -> dict[str, Any]:
+    def create(self, name: str, text: str, author: str) -> MethodRow:
         """The new method with its version 1 (a draft); ValueError when the name is taken."""
         now = self._clock()
         with self.engine.begin() as conn:
@@ -62,7 +63,7 @@ class MethodLibrary:
 
     def add_version(
         self, method_id: int, text: str, author: str, expected_version: int
-    ) -> dict[str, Any]:
+    ) -> MethodVersionRow:
         """The new version (a draft); LookupError: no such method; StaleVersion."""
         now = self._clock()
         with self.engine.begin() as conn:
@@ -99,7 +100,7 @@ class MethodLibrary:
             )
         )
 
-    def list_methods(self) -> list[dict[str, Any]]:
+    def list_methods(self) -> list[MethodListing]:
         """Each method with its newest version's number and state, and its approved version."""
         with self.engine.connect() as conn:
             methods = conn.execute(sa.select(T_METHOD).order_by(T_METHOD.c.name)).all()
@@ -121,20 +122,20 @@ class MethodLibrary:
             latest = own[-1] if own else None
             approved = [v.version for v in own if v.state == "approved"]
             out.append(
-                {
-                    "id": int(row.id),
-                    "name": row.name,
-                    "created": row.created,
-                    "created_by": row.created_by,
-                    "latest_version": 0 if latest is None else int(latest.version),
-                    "latest_state": "" if latest is None else latest.state,
-                    "updated": row.created if latest is None else latest.created,
-                    "approved_version": approved[-1] if approved else None,
-                }
+                MethodListing(
+                    id=int(row.id),
+                    name=row.name,
+                    created=row.created,
+                    created_by=row.created_by,
+                    latest_version=0 if latest is None else int(latest.version),
+                    latest_state="" if latest is None else latest.state,
+                    updated=row.created if latest is None else latest.created,
+                    approved_version=approved[-1] if approved else None,
+                )
             )
         return out
 
-    def get(self, method_id: int) -> dict[str, Any] | None:
+    def get(self, method_id: int) -> MethodRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(T_METHOD).where(T_METHOD.c.id == method_id)).first()
             if row is None:
@@ -144,36 +145,32 @@ class MethodLibrary:
                 .where(T_VERSION.c.method_id == method_id)
                 .order_by(T_VERSION.c.version)
             ).all()
-        return {
-            **dict(row._mapping),
-            "versions": [self._version_dict(v, row.name) for v in versions],
-        }
+        return MethodRow.from_row(
+            row, versions=tuple(self._version_row(v, row.name) for v in versions)
+        )
 
     @staticmethod
-    def _version_dict(row: Any, name: str) -> dict[str, Any]:
-        out = dict(row._mapping)
-        out["name"] = name
-        out["sha256"] = text_sha256(row.text)
-        return out
+    def _version_row(row: Any, name: str) -> MethodVersionRow:
+        return MethodVersionRow.from_row(row, name=name, sha256=text_sha256(row.text))
 
-    def version(self, method_id: int, version: int) -> dict[str, Any] | None:
+    def version(self, method_id: int, version: int) -> MethodVersionRow | None:
         return self._one(
             sa.and_(T_VERSION.c.method_id == method_id, T_VERSION.c.version == version)
         )
 
-    def version_by_id(self, version_id: int) -> dict[str, Any] | None:
+    def version_by_id(self, version_id: int) -> MethodVersionRow | None:
         return self._one(T_VERSION.c.id == version_id)
 
-    def _one(self, where: Any) -> dict[str, Any] | None:
+    def _one(self, where: Any) -> MethodVersionRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(T_VERSION, T_METHOD.c.name)
                 .select_from(T_VERSION.join(T_METHOD, T_METHOD.c.id == T_VERSION.c.method_id))
                 .where(where)
             ).first()
-        return None if row is None else self._version_dict(row, row.name)
+        return None if row is None else self._version_row(row, row.name)
 
-    def set_state(self, conn: Connection, version: dict[str, Any], state: str) -> None:
+    def set_state(self, conn: Connection, version: MethodVersionRow, state: str) -> None:
         """Approving a version retires the method's earlier approved ones: one approved
         version per method is what a unit may run."""
         assert state in STATES
@@ -181,13 +178,13 @@ class MethodLibrary:
             conn.execute(
                 T_VERSION.update()
                 .where(
-                    T_VERSION.c.method_id == version["method_id"],
+                    T_VERSION.c.method_id == version.method_id,
                     T_VERSION.c.state == "approved",
-                    T_VERSION.c.id != version["id"],
+                    T_VERSION.c.id != version.id,
                 )
                 .values(state="retired")
             )
-        conn.execute(T_VERSION.update().where(T_VERSION.c.id == version["id"]).values(state=state))
+        conn.execute(T_VERSION.update().where(T_VERSION.c.id == version.id).values(state=state))
 
     # --- the library version on a unit -----------------------------------------------------------
 
@@ -205,7 +202,7 @@ class MethodLibrary:
             if not updated:
                 conn.execute(T_SOURCE.insert().values(unit_id=unit_id, **values))
 
-    def unit_source(self, unit_id: str) -> dict[str, Any] | None:
+    def unit_source(self, unit_id: str) -> UnitSourceRow | None:
         """The library version last loaded onto the unit, with its current state."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(T_SOURCE).where(T_SOURCE.c.unit_id == unit_id)).first()
@@ -214,9 +211,9 @@ class MethodLibrary:
         version = self.version_by_id(int(row.method_version_id))
         if version is None:
             return None
-        return {**version, "loaded": row.loaded, "loaded_by": row.loaded_by}
+        return UnitSourceRow(version, row.loaded, row.loaded_by)
 
-    def versions_with_text(self, sha256: str) -> list[dict[str, Any]]:
+    def versions_with_text(self, sha256: str) -> list[MethodVersionRow]:
         """Library versions whose text hashes to `sha256` (the method a run ran, recognised)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -224,4 +221,4 @@ class MethodLibrary:
                 .select_from(T_VERSION.join(T_METHOD, T_METHOD.c.id == T_VERSION.c.method_id))
                 .order_by(T_VERSION.c.id)
             ).all()
-        return [self._version_dict(r, r.name) for r in rows if text_sha256(r.text) == sha256]
+        return [self._version_row(r, r.name) for r in rows if text_sha256(r.text) == sha256]

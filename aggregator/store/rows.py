@@ -143,3 +143,85 @@ class TokenState(_Row):
     name: str
     engine_id: str | None
     revoked: bool
+
+
+@dataclass(frozen=True)
+class MethodVersionRow(_Row):
+    """One version of a library method, with its method's name and its text's hash."""
+
+    id: int
+    method_id: int
+    name: str
+    version: int
+    text: str
+    author: str
+    created: float
+    state: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class MethodRow(_Row):
+    """A library method with all its versions, oldest first."""
+
+    id: int
+    name: str
+    created: float
+    created_by: str
+    versions: tuple[MethodVersionRow, ...]
+
+
+@dataclass(frozen=True)
+class MethodListing:
+    """A library method with its newest version's number and state and its approved version."""
+
+    id: int
+    name: str
+    created: float
+    created_by: str
+    latest_version: int
+    latest_state: str
+    updated: float
+    approved_version: int | None
+
+
+@dataclass(frozen=True)
+class UnitSourceRow:
+    """The library version last loaded onto a unit (in its current state), when and by whom."""
+
+    version: MethodVersionRow
+    loaded: float
+    loaded_by: str
+
+
+@dataclass(frozen=True)
+class SignatureRow(_Row):
+    """A stored electronic signature (rows are only ever inserted)."""
+
+    id: int
+    kind: str
+    record_id: int
+    label: str
+    meaning: str
+    user: str
+    full_name: str
+    time: float
+    sha256: str
+    parts_json: str
+    comment: str
+    audit_id: int | None
+
+
+@dataclass(frozen=True)
+class AuditRow(_Row):
+    """One entry of the hash-chained audit trail."""
+
+    id: int
+    time: float
+    user: str
+    action: str
+    unit_id: str | None
+    run_pk: int | None
+    detail_json: str
+    prev_hash: str
+    hash: str

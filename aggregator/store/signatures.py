@@ -24,6 +24,7 @@ from sqlmodel import SQLModel
 
 from aggregator import models as m
 from aggregator.store.queries import Queries
+from aggregator.store.rows import AuditRow, MethodVersionRow, SignatureRow
 from aggregator.store.tables import T_ERRORS, T_RUN
 
 T_SIGNATURE = SQLModel.metadata.tables[str(m.SignatureRecord.__tablename__)]
@@ -46,19 +47,19 @@ def overall(parts: dict[str, str]) -> str:
     return digest(parts)
 
 
-def method_version_parts(version: dict[str, Any]) -> dict[str, str]:
+def method_version_parts(version: MethodVersionRow) -> dict[str, str]:
     return {
         "identity": digest(
             {
                 "kind": "method_version",
-                "id": version["id"],
-                "method_id": version["method_id"],
-                "name": version["name"],
-                "version": version["version"],
+                "id": version.id,
+                "method_id": version.method_id,
+                "name": version.name,
+                "version": version.version,
             }
         ),
-        "text": digest(version["text"]),
-        "author": digest({"author": version["author"], "created": version["created"]}),
+        "text": digest(version.text),
+        "author": digest({"author": version.author, "created": version.created}),
     }
 
 
@@ -185,17 +186,17 @@ class Signatures:
                 .values(audit_id=audit_id)
             )
 
-    def of_record(self, kind: str, record_id: int) -> list[dict[str, Any]]:
+    def of_record(self, kind: str, record_id: int) -> list[SignatureRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(T_SIGNATURE)
                 .where(T_SIGNATURE.c.kind == kind, T_SIGNATURE.c.record_id == record_id)
                 .order_by(T_SIGNATURE.c.id)
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [SignatureRow.from_row(r) for r in rows]
 
-    def of_records(self, kind: str, record_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-        out: dict[int, list[dict[str, Any]]] = {i: [] for i in record_ids}
+    def of_records(self, kind: str, record_ids: list[int]) -> dict[int, list[SignatureRow]]:
+        out: dict[int, list[SignatureRow]] = {i: [] for i in record_ids}
         if not record_ids:
             return out
         with self.engine.connect() as conn:
@@ -205,59 +206,59 @@ class Signatures:
                 .order_by(T_SIGNATURE.c.id)
             ).all()
         for row in rows:
-            out[int(row.record_id)].append(dict(row._mapping))
+            out[int(row.record_id)].append(SignatureRow.from_row(row))
         return out
 
-    def get(self, signature_id: int) -> dict[str, Any] | None:
+    def get(self, signature_id: int) -> SignatureRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(T_SIGNATURE).where(T_SIGNATURE.c.id == signature_id)
             ).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else SignatureRow.from_row(row)
 
-    def audit_entry(self, audit_id: int | None) -> dict[str, Any] | None:
+    def audit_entry(self, audit_id: int | None) -> AuditRow | None:
         if audit_id is None:
             return None
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(T_AUDIT).where(T_AUDIT.c.id == audit_id)).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else AuditRow.from_row(row)
 
 
-def audit_fields(signature: dict[str, Any]) -> dict[str, Any]:
+def audit_fields(signature: SignatureRow) -> dict[str, Any]:
     """What of a signature row its audit entry repeats (and verification compares)."""
     return {
-        "signature_id": signature["id"],
-        "kind": signature["kind"],
-        "record_id": signature["record_id"],
-        "meaning": signature["meaning"],
-        "user": signature["user"],
-        "full_name": signature["full_name"],
-        "time": signature["time"],
-        "sha256": signature["sha256"],
+        "signature_id": signature.id,
+        "kind": signature.kind,
+        "record_id": signature.record_id,
+        "meaning": signature.meaning,
+        "user": signature.user,
+        "full_name": signature.full_name,
+        "time": signature.time,
+        "sha256": signature.sha256,
     }
 
 
 def check(
-    signature: dict[str, Any], current: dict[str, str] | None, entry: dict[str, Any] | None
+    signature: SignatureRow, current: dict[str, str] | None, entry: AuditRow | None
 ) -> tuple[bool, list[str], str]:
     """(valid, changed parts, one-line reason) of a stored signature against the record's
     current parts and the signature's audit entry."""
     try:
-        stored = json.loads(signature["parts_json"])
+        stored = json.loads(signature.parts_json)
     except ValueError:
         stored = {}
     if not isinstance(stored, dict):
         stored = {}
     if current is None:
         return False, ["record"], "the signed record no longer exists"
-    if overall(stored) != signature["sha256"]:
+    if overall(stored) != signature.sha256:
         return False, ["signature"], "the signature row was altered (its digests disagree)"
     if entry is not None:
         try:
-            noted = json.loads(entry["detail_json"]).get("new") or {}
+            noted = json.loads(entry.detail_json).get("new") or {}
         except (ValueError, AttributeError):
             noted = {}
-        fields = audit_fields({**signature, "id": signature["id"]})
+        fields = audit_fields(signature)
         differ = sorted(k for k, v in fields.items() if noted.get(k) != v)
         if differ:
             return (
