@@ -6,11 +6,13 @@ snapshot, the banner's counts and the escalation timer never query the database.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue
 
 from aggregator.store.alarms import AlarmChange
+from aggregator.store.rows import AlarmStateRow
 from protocol import AlarmDefinition, UodDescription
 
 StateName = Literal[
@@ -45,7 +47,7 @@ class AlarmView(BaseModel):
 
 
 def alarm_view(
-    unit_id: str, definition: AlarmDefinition | None, state: dict[str, Any] | None
+    unit_id: str, definition: AlarmDefinition | None, state: AlarmStateRow | None
 ) -> AlarmView:
     fields: dict[str, Any] = {"unit_id": unit_id}
     if definition is not None:
@@ -74,18 +76,18 @@ def alarm_view(
             "value",
             "shelved_until",
         ):
-            fields[key] = state.get(key)
-        fields["message"] = state.get("message") or fields.get("message", "")
+            fields[key] = getattr(state, key)
+        fields["message"] = state.message or fields.get("message", "")
     return AlarmView.model_validate(fields)
 
 
 class AlarmBook:
     def __init__(self) -> None:
-        self._units: dict[str, dict[str, dict[str, Any]]] = {}
+        self._units: dict[str, dict[str, AlarmStateRow]] = {}
 
-    def load(self, rows: list[dict[str, Any]]) -> None:
+    def load(self, rows: list[AlarmStateRow]) -> None:
         for row in rows:
-            self._units.setdefault(str(row["unit_id"]), {})[str(row["name"])] = row
+            self._units.setdefault(row.unit_id, {})[row.name] = row
 
     def apply(self, change: AlarmChange) -> list[str]:
         """Take a stored change; returns the names it touched (removed ones included)."""
@@ -93,29 +95,29 @@ class AlarmBook:
         if change.snapshot:
             unit.clear()
         for row in change.current:
-            unit[str(row["name"])] = row
-        return [*(str(r["name"]) for r in change.current), *change.removed]
+            unit[row.name] = row
+        return [*(r.name for r in change.current), *change.removed]
 
     def remove(self, unit_id: str, names: list[str]) -> None:
         unit = self._units.get(unit_id, {})
         for name in names:
             unit.pop(name, None)
 
-    def state(self, unit_id: str, name: str) -> dict[str, Any] | None:
+    def state(self, unit_id: str, name: str) -> AlarmStateRow | None:
         return self._units.get(unit_id, {}).get(name)
 
     def names(self, unit_id: str) -> list[str]:
         return list(self._units.get(unit_id, {}))
 
-    def states(self) -> Iterator[dict[str, Any]]:
+    def states(self) -> Iterator[AlarmStateRow]:
         for unit in self._units.values():
             yield from unit.values()
 
     def mark_escalated(self, unit_id: str, name: str, since: float, step: int) -> bool:
         state = self.state(unit_id, name)
-        if state is None or state.get("unack_since") != since:
+        if state is None or state.unack_since != since:
             return False
-        state["escalated"] = step
+        self._units[unit_id][name] = replace(state, escalated=step)
         return True
 
     def view(self, unit_id: str, name: str, uod: UodDescription | None) -> AlarmView | None:

@@ -101,7 +101,7 @@ def unit_alarms(app: web.Application, unit_id: str) -> list[AlarmView]:
 def active_alarms(app: web.Application, user: ApiUser) -> list[AlarmView]:
     """Every alarm not in `normal`, of the units the user may see, highest priority first."""
     book = book_of(app)
-    units = sorted({str(s["unit_id"]) for s in book.states()})
+    units = sorted({s.unit_id for s in book.states()})
     views = [
         view
         for unit in units
@@ -141,7 +141,10 @@ async def journal(call: Call[None, JournalQuery]) -> JournalPage:
             units, since=q.since, until=q.until, run_id=q.run_id, before=q.cursor, limit=q.limit
         )
     )
-    return JournalPage(entries=[JournalEntry(**e) for e in entries], next=following)
+    return JournalPage(
+        entries=[JournalEntry.model_validate(e, from_attributes=True) for e in entries],
+        next=following,
+    )
 
 
 # --- actions -------------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from aggregator.live import LiveState, LiveTag
 from aggregator.store.alarms import AlarmChange
+from aggregator.store.rows import AlarmStateRow
 from protocol import AlarmEvent, Quality, TagsUpdated, UodDescription
 
 FORWARDED = (
@@ -201,7 +202,7 @@ def _alarm_change(data: Any) -> AlarmChange | None:
             run_id=data.get("run_id"),
             snapshot=bool(data.get("snapshot")),
             events=[AlarmEvent.model_validate(e) for e in data.get("events", [])],
-            current=[c for c in data.get("current", []) if isinstance(c, dict)],
+            current=[AlarmStateRow(**c) for c in data.get("current", []) if isinstance(c, dict)],
             removed=[str(r) for r in data.get("removed", [])],
         )
     except (KeyError, TypeError, ValidationError):
@@ -218,7 +219,7 @@ def outgoing(kind: str, data: Any) -> Any:
             "run_id": data.run_id,
             "snapshot": data.snapshot,
             "events": data.events,
-            "current": data.current,
+            "current": [asdict(c) for c in data.current],
             "removed": data.removed,
         }
     return data

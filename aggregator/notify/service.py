@@ -25,6 +25,7 @@ from aggregator.notify.watch import UnitWatch
 from aggregator.notify.webpush import PushGone, PushRefused, PushSender, Subscription, VapidKey
 from aggregator.store.alarms import AlarmChange
 from aggregator.store.notifications import NotificationStore, Person
+from aggregator.store.rows import AlarmStateRow
 from protocol import UodDescription
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Hooks:
     visible: Callable[[str, str], bool] = lambda role, unit: True
     """May a user of this role see this unit (the API's rule)."""
     uod: Callable[[str], UodDescription | None] = lambda unit: None
-    alarms: Callable[[], Iterable[dict[str, Any]]] = tuple
+    alarms: Callable[[], Iterable[AlarmStateRow]] = tuple
     """Every alarm's current state (alarm views with unack_since and escalated)."""
     mark_escalated: Callable[[str, str, float, int], None] = lambda *args: None
 
@@ -270,15 +271,15 @@ class NotificationService:
 
     def _escalate(self, now: float) -> None:
         for alarm in list(self.hooks.alarms()):
-            since = alarm.get("unack_since")
-            if since is None or alarm.get("priority") not in ESCALATING:
+            since = alarm.unack_since
+            if since is None or alarm.priority not in ESCALATING:
                 continue
-            unit, name = str(alarm["unit_id"]), str(alarm["name"])
+            unit, name = alarm.unit_id, alarm.name
             uod = self.hooks.uod(unit)
             definition = next((a for a in uod.alarms if a.name == name), None) if uod else None
             if definition is None or definition.escalation_minutes is None:
                 continue
-            step = int(alarm.get("escalated") or 0) + 1
+            step = alarm.escalated + 1
             if now - since < step * definition.escalation_minutes * 60:
                 continue
             self.hooks.mark_escalated(unit, name, since, step)
@@ -287,17 +288,17 @@ class NotificationService:
                 continue
             self._escalate_to(chain[step - 1], alarm, step, now - since)
 
-    def _escalate_to(self, user: str, alarm: dict[str, Any], step: int, waited: float) -> None:
-        unit = str(alarm["unit_id"])
+    def _escalate_to(self, user: str, alarm: AlarmStateRow, step: int, waited: float) -> None:
+        unit = alarm.unit_id
         label = self.watch.names.get(unit, unit)
         event = Event(
             "escalation",
             unit,
-            f"{label}: {str(alarm['priority']).upper()} alarm {alarm['name']} not acknowledged",
-            f"{alarm.get('message') or alarm['name']}: unacknowledged for {waited / 60:.0f} min; "
+            f"{label}: {alarm.priority.upper()} alarm {alarm.name} not acknowledged",
+            f"{alarm.message or alarm.name}: unacknowledged for {waited / 60:.0f} min; "
             f"you are step {step} of the unit's escalation list.",
-            priority=str(alarm["priority"]),
-            tag=f"alarm-{unit}-{alarm['name']}",
+            priority=alarm.priority,
+            tag=f"alarm-{unit}-{alarm.name}",
         )
         known = self._people.get(user)
         if known is None or not self.deliver(known, event):
@@ -306,7 +307,7 @@ class NotificationService:
                 f"{user} is on the escalation list of {unit} but has no e-mail or web push "
                 "notifications enabled",
             )
-            log.error("escalation of %s/%s: %s has no channel enabled", unit, alarm["name"], user)
+            log.error("escalation of %s/%s: %s has no channel enabled", unit, alarm.name, user)
 
 
 async def _nothing() -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 from aggregator import models as m
+from aggregator.store.rows import AlarmJournalRow, AlarmStateRow
 from protocol import AlarmEvent, AlarmState, AlarmsUpdated
 
 T_JOURNAL: sa.Table = SQLModel.metadata.tables[str(m.AlarmJournalEntry.__tablename__)]
@@ -37,7 +38,7 @@ class AlarmChange:
     run_id: str | None
     snapshot: bool
     events: list[AlarmEvent]
-    current: list[dict[str, Any]] = field(default_factory=list)
+    current: list[AlarmStateRow] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     """Alarms a snapshot no longer lists."""
 
@@ -140,24 +141,24 @@ class _Row:
         self.escalated = row["escalated"]
 
 
-def current_view(row: Any) -> dict[str, Any]:
+def current_view(row: Any) -> AlarmStateRow:
     """A current-state row (fetched or about to be written) as the API shows it."""
-    get = row.get if isinstance(row, dict) else row._mapping.get
-    return {
-        "unit_id": get("engine_id"),
-        "name": get("name"),
-        "state": get("state"),
-        "active": bool(get("active")),
-        "priority": get("priority"),
-        "message": get("message") or "",
-        "time": get("time"),
-        "unack_since": get("unack_since"),
-        "escalated": get("escalated") or 0,
-        "user": get("user"),
-        "comment": get("comment"),
-        "value": json.loads(get("value_json") or "null"),
-        "shelved_until": get("shelved_until"),
-    }
+    col: Any = row if isinstance(row, dict) else row._mapping
+    return AlarmStateRow(
+        unit_id=col["engine_id"],
+        name=col["name"],
+        state=col["state"],
+        active=bool(col["active"]),
+        priority=col["priority"],
+        message=col["message"] or "",
+        time=col["time"],
+        unack_since=col["unack_since"],
+        escalated=col["escalated"] or 0,
+        user=col["user"],
+        comment=col["comment"],
+        value=json.loads(col["value_json"] or "null"),
+        shelved_until=col["shelved_until"],
+    )
 
 
 class AlarmQueries:
@@ -166,7 +167,7 @@ class AlarmQueries:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def current(self, engine_ids: list[str] | None = None) -> list[dict[str, Any]]:
+    def current(self, engine_ids: list[str] | None = None) -> list[AlarmStateRow]:
         query = sa.select(T_CURRENT).order_by(T_CURRENT.c.engine_id, T_CURRENT.c.name)
         if engine_ids is not None:
             query = query.where(T_CURRENT.c.engine_id.in_(engine_ids))
@@ -182,7 +183,7 @@ class AlarmQueries:
         run_id: str | None = None,
         before: int | None = None,
         limit: int = 100,
-    ) -> tuple[list[dict[str, Any]], int | None]:
+    ) -> tuple[list[AlarmJournalRow], int | None]:
         """Newest first, `limit` at most; the second value is the cursor of the next page."""
         j = T_JOURNAL
         query = (
@@ -205,23 +206,23 @@ class AlarmQueries:
         more = len(rows) > limit
         rows = rows[:limit]
         entries = [
-            {
-                "id": row.id,
-                "unit_id": row.engine_id,
-                "run_id": row.run_id,
-                "name": row.name,
-                "state": row.state,
-                "previous": row.previous,
-                "active": bool(row.active),
-                "time": row.time,
-                "cause": row.cause,
-                "user": row.user,
-                "comment": row.comment,
-                "value": json.loads(row.value_json or "null"),
-                "shelved_until": row.shelved_until,
-                "priority": row.priority,
-                "message": row.message,
-            }
+            AlarmJournalRow(
+                id=row.id,
+                unit_id=row.engine_id,
+                run_id=row.run_id,
+                name=row.name,
+                state=row.state,
+                previous=row.previous,
+                active=bool(row.active),
+                time=row.time,
+                cause=row.cause,
+                user=row.user,
+                comment=row.comment,
+                value=json.loads(row.value_json or "null"),
+                shelved_until=row.shelved_until,
+                priority=row.priority,
+                message=row.message,
+            )
             for row in rows
         ]
         return entries, (int(rows[-1].id) if more and rows else None)

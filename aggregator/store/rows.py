@@ -225,3 +225,43 @@ class AuditRow(_Row):
     detail_json: str
     prev_hash: str
     hash: str
+
+
+@dataclass(frozen=True)
+class AlarmStateRow:
+    """An alarm's current state as pages, the alarm book and escalation read it."""
+
+    unit_id: str
+    name: str
+    state: str
+    active: bool
+    priority: str
+    message: str
+    time: float | None
+    unack_since: float | None
+    escalated: int
+    user: str | None
+    comment: str | None
+    value: Any
+    shelved_until: float | None
+
+
+@dataclass(frozen=True)
+class AlarmJournalRow:
+    """One journaled alarm transition, with the run it happened in."""
+
+    id: int
+    unit_id: str
+    run_id: str | None
+    name: str
+    state: str
+    previous: str
+    active: bool
+    time: float
+    cause: str
+    user: str | None
+    comment: str | None
+    value: Any
+    shelved_until: float | None
+    priority: str
+    message: str

@@ -357,7 +357,7 @@ async def test_unacknowledged_alarm_escalates_along_the_list(mbox_api: Api, tmp_
     # PT01 high: priority high, escalation_minutes 1; raised 130 s ago, still unacknowledged
     await alarms(engine, event("PT01 high", "unack_active", "normal", time.time() - 130))
     svc = service(api)
-    await until(lambda: any(a["name"] == "PT01 high" for a in svc.hooks.alarms()))
+    await until(lambda: any(a.name == "PT01 high" for a in svc.hooks.alarms()))
     svc.tick()
     first = await wait_mails(box, 1)
     assert first[0]["To"] == "operator@lab.example"
