@@ -181,7 +181,7 @@ async def failures(call: Call[None, FailureQuery]) -> FailurePage:
     q = call.query
     items, following, total = await ctx_of(call.app).read(svc.store.failures, q.cursor, q.limit)
     return FailurePage(
-        items=[FailureEntry(**i) for i in items],
+        items=[FailureEntry.model_validate(i, from_attributes=True) for i in items],
         next=following,
         total=total,
         queued=svc.dispatcher.waiting,

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from aggregator import models as m
+from aggregator.store.rows import DeliveryFailureRow
 from aggregator.store.tables import T_USER
 
 T_PREFS: sa.Table = SQLModel.metadata.tables[str(m.NotificationPrefs.__tablename__)]
@@ -147,7 +147,7 @@ class NotificationStore:
 
     def failures(
         self, before: int | None, limit: int
-    ) -> tuple[list[dict[str, Any]], int | None, int]:
+    ) -> tuple[list[DeliveryFailureRow], int | None, int]:
         """Newest first; (page, cursor of the next page, count of all kept)."""
         query = sa.select(T_FAILURE).order_by(T_FAILURE.c.id.desc()).limit(limit + 1)
         if before is not None:
@@ -158,7 +158,7 @@ class NotificationStore:
         more = len(rows) > limit
         rows = rows[:limit]
         return (
-            [dict(r._mapping) for r in rows],
+            [DeliveryFailureRow.from_row(r) for r in rows],
             int(rows[-1].id) if more and rows else None,
             int(total or 0),
         )

@@ -265,3 +265,17 @@ class AlarmJournalRow:
     shelved_until: float | None
     priority: str
     message: str
+
+
+@dataclass(frozen=True)
+class DeliveryFailureRow(_Row):
+    """A notification that could not be delivered, as admins review it."""
+
+    id: int
+    time: float
+    channel: str
+    user: str
+    recipient: str
+    subject: str
+    error: str
+    attempts: int
