@@ -7,11 +7,14 @@
 - quarantine: messages that failed to apply, kept whole until an admin replays them;
 - compaction: a tag's recent sample rows turned into compressed chunks;
 - queries: runs, logs, samples and plots read back (plot_plan: the plot from chunk summaries);
-- tables: the tables, and how a sample value is kept in a row.
+- tables: the tables, and how a sample value is kept in a row;
+- rows: the frozen, typed rows the reads hand out (run-log lines alone stay the JSON objects
+  they were stored as: callers validate them).
 
 Who may import what: the rest of the aggregator uses `Storage` (and BatchOp, BatchResult and
-StoredError on the ingest path, Quarantined and Replayed for quarantine) from this package; the
-modules themselves are for the store and its tests. Nothing outside aggregator/ imports the store.
+StoredError on the ingest path, Quarantined and Replayed for quarantine) from this package, and
+the row classes of store/rows.py to annotate what it reads; the other modules are for the
+store and its tests. Nothing outside aggregator/ imports the store.
 """
 
 from __future__ import annotations
