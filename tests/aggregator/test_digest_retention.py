@@ -41,6 +41,13 @@ def test_a_differing_resend_of_the_oldest_kept_frame_is_caught_after_pruning(
         )
     [error] = _integrity_errors(storage, f.engine_id)
     assert f"seq {oldest_kept}" in error
+    run = storage.run_by_id(r)
+    assert run is not None
     with storage.engine.connect() as conn:
-        stored = conn.execute(sa.select(sa.func.count()).select_from(tables.T_RECENT)).scalar()
+        # this run's rows only: the PostgreSQL database is shared by the whole test session
+        stored = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(tables.T_RECENT)
+            .where(tables.T_RECENT.c.run_pk == run.pk)
+        ).scalar()
     assert stored == 30, "a resend was stored twice"
