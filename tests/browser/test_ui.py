@@ -103,6 +103,12 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     # The plot: zoom in (it stops following), back to following, and another x axis.
     plot = page.locator('[data-testid="plot"]')
     expect(plot.locator("canvas")).to_have_count(2)  # two subplots
+    # Samples reach the plot at the data-log interval: zoom once there is something to zoom.
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=plot]').setpointPlot.read()"
+        ".subplots[0].x.length > 1",
+        timeout=15_000,
+    )
     page.get_by_role("button", name="Zoom in").click()
     expect(page.get_by_role("button", name="Reset zoom")).to_be_visible()
     page.get_by_role("button", name="Reset zoom").click()
