@@ -98,7 +98,7 @@ export function AlarmsView({ store }: { store: AlarmStore }) {
           </table>
         )}
       </section>
-      <Journal refreshKey={journalKey} />
+      <Journal refreshKey={journalKey} changes={list} />
       {asking && (
         <ReasonDialog
           asking={asking}
@@ -207,7 +207,9 @@ function toEpoch(local: string): number | null {
   return Number.isFinite(t) ? t / 1000 : null;
 }
 
-function Journal({ refreshKey }: { refreshKey: number }) {
+// `changes`: the active alarms as last pushed over /ws; a transition is journaled before it is
+// pushed, so each push is the moment to reload the journal (an action's answer comes earlier).
+function Journal({ refreshKey, changes }: { refreshKey: number; changes: readonly unknown[] }) {
   const app = useApp();
   const [unit, setUnit] = useState("");
   const [since, setSince] = useState("");
@@ -227,7 +229,7 @@ function Journal({ refreshKey }: { refreshKey: number }) {
       })
       .catch((e: Error) => setError(e.message));
   };
-  useEffect(() => load(null), [unit, since, until, runId, refreshKey]);
+  useEffect(() => load(null), [unit, since, until, runId, refreshKey, changes]);
 
   return (
     <section class="panel" aria-labelledby="journal-title">
