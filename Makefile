@@ -52,7 +52,7 @@ typecheck: setup
 
 pytest: setup
 	@echo "==> pytest"
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest --durations=20
 
 test: lint typecheck frontend frontend-test pytest
 
