@@ -269,7 +269,11 @@ async def test_dropped_connection_goes_bad_then_good(peer: OpcUaPeer) -> None:
         await ticker.stop()
         assert ticker.longest < 1.0
         seen = [q for i, q in enumerate(ticker.qualities) if i == 0 or q != ticker.qualities[i - 1]]
-        assert seen == [Quality.GOOD, Quality.STALE, Quality.BAD, Quality.GOOD]
+        # STALE lasts only until error_after: a scan delayed by a busy machine may miss it
+        assert seen in (
+            [Quality.GOOD, Quality.STALE, Quality.BAD, Quality.GOOD],
+            [Quality.GOOD, Quality.BAD, Quality.GOOD],
+        ), seen
         states = [e.new for e in hw.drain_events() if hasattr(e, "new")]
         assert states[-1] is ConnectionState.OK and ConnectionState.ERROR in states
     finally:
