@@ -34,7 +34,7 @@ describe("quickLint", () => {
 describe("diagnostics", () => {
   it("a suggestion is a quick fix that replaces the word", () => {
     const state = EditorState.create({ doc: "Wiat: 5 s" });
-    const [d] = findingsToDiagnostics(state, quickLint(ctx, state.doc.toString()));
+    const [d] = findingsToDiagnostics(state.doc, quickLint(ctx, state.doc.toString()));
     expect(d!.actions?.map((a) => a.name)).toEqual(['Use "Wait"']);
   });
   it("local findings replace the engine's of the same codes; other engine findings stay, mapped", () => {

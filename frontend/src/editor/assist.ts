@@ -2,7 +2,7 @@
 // you type (quicklint.ts at once, the engine's analyzer when it answers) with did-you-mean quick
 // fixes applied by one key (Ctrl-. / Cmd-.). Shared by the method editor and the manual-command box.
 
-import { StateEffect, StateField, type EditorState, type Extension } from "@codemirror/state";
+import { StateEffect, StateField, type EditorState, type Extension, type Text } from "@codemirror/state";
 import { EditorView, hoverTooltip, keymap, type Tooltip } from "@codemirror/view";
 import { acceptCompletion, autocompletion, type Completion, type CompletionContext, type CompletionResult } from "@codemirror/autocomplete";
 import { forEachDiagnostic, linter, type Action, type Diagnostic } from "@codemirror/lint";
@@ -150,8 +150,8 @@ export function quickFix(suggestion: string): Action {
   };
 }
 
-export function findingsToDiagnostics(state: EditorState, findings: readonly Finding[]): Diagnostic[] {
-  const doc = state.doc;
+/** The engine's (or the quick check's) findings as editor diagnostics, each with its quick fix. */
+export function findingsToDiagnostics(doc: Text, findings: readonly Finding[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const f of findings) {
     if (f.line < 1 || f.line > doc.lines) continue;
@@ -173,7 +173,7 @@ export function findingsToDiagnostics(state: EditorState, findings: readonly Fin
 
 /** The effect that hands the engine's findings (for the current text) to the editor. */
 export function serverFindingsEffect(state: EditorState, findings: readonly Finding[]): StateEffect<Diagnostic[]> {
-  return setServer.of(findingsToDiagnostics(state, findings));
+  return setServer.of(findingsToDiagnostics(state.doc, findings));
 }
 
 /** The local findings and the engine's, without the codes the local linter decides itself (it
@@ -181,7 +181,7 @@ export function serverFindingsEffect(state: EditorState, findings: readonly Find
 export function combinedDiagnostics(state: EditorState, ctx: LintContext | null, mode: Mode = "method"): Diagnostic[] {
   const server = state.field(serverField, false) ?? [];
   if (!ctx) return server;
-  const local = findingsToDiagnostics(state, quickLint(ctx, state.doc.toString(), { macros: mode === "method" }));
+  const local = findingsToDiagnostics(state.doc, quickLint(ctx, state.doc.toString(), { macros: mode === "method" }));
   return [...local, ...server.filter((d) => !(d.source && QUICK_CODES.has(d.source)))];
 }
 

@@ -7,8 +7,8 @@ import { Annotation, EditorState, RangeSetBuilder, StateEffect, StateField, type
 import { Decoration, EditorView, ViewPlugin, keymap, lineNumbers, highlightActiveLine, drawSelection, type DecorationSet, type ViewUpdate } from "@codemirror/view";
 import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
 import { indentUnit } from "@codemirror/language";
-import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
-import { assist, quickFix, serverFindingsEffect, type AssistOptions } from "../editor/assist";
+import { lintGutter, setDiagnostics } from "@codemirror/lint";
+import { assist, findingsToDiagnostics, serverFindingsEffect, type AssistOptions } from "../editor/assist";
 import { tokenizeLine } from "./pcode";
 import { remapLineIds, violatedLock, type LineRange } from "./lineids";
 import type { Finding } from "../types";
@@ -164,25 +164,7 @@ function highlighter(commands: ReadonlySet<string>): Extension {
   );
 }
 
-export function findingsToDiagnostics(doc: Text, findings: readonly Finding[]): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  for (const f of findings) {
-    if (f.line < 1 || f.line > doc.lines) continue;
-    const line = doc.line(f.line);
-    const from = Math.min(line.to, line.from + Math.max(0, (f.col_start ?? 1) - 1));
-    let to = Math.min(line.to, line.from + Math.max(0, (f.col_end ?? 1) - 1));
-    if (to <= from) to = line.to > from ? line.to : from;
-    out.push({
-      from,
-      to,
-      severity: f.severity,
-      message: f.suggestion ? `${f.message} (did you mean "${f.suggestion}"?)` : f.message,
-      source: f.code || undefined,
-      actions: f.suggestion ? [quickFix(f.suggestion)] : undefined,
-    });
-  }
-  return out;
-}
+export { findingsToDiagnostics };
 
 const theme = EditorView.theme({
   "&": { fontSize: "14px", border: "1px solid #8a94a3", borderRadius: "4px", background: "#fff" },
