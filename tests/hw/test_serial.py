@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -74,6 +74,17 @@ def pump() -> Iterator[tuple[Peer, PumpSim]]:
 
 def port(peer: Peer) -> SerialPort:
     return SerialPort(url=peer.dev.path, timeout=0.2)
+
+
+def scanning(hw: SerialHardware, state: ConnectionState) -> Callable[[], bool]:
+    """A condition that also scans, as the engine does: polls go out only after a scan read the
+    snapshot, so a test that only watched the state could wait forever for a silence to show."""
+
+    def check() -> bool:
+        hw.snapshot()
+        return hw.connection_state is state
+
+    return check
 
 
 def states(hw: SerialHardware) -> list[tuple[ConnectionState, ConnectionState]]:
@@ -164,7 +175,7 @@ async def test_bad_replies_are_masked_then_recover(
     try:
         await wait_until(lambda: hw.snapshot()["Balance Weight"].quality is Quality.GOOD)
         peer.mode = mode
-        await wait_until(lambda: hw.connection_state is ConnectionState.RECONNECT)
+        await wait_until(scanning(hw, ConnectionState.RECONNECT))
         reading = hw.snapshot()["Balance Weight"]
         assert (reading.value, reading.quality) == (12.345, Quality.STALE)
         events = hw.drain_events()
@@ -194,7 +205,7 @@ async def test_peer_stops_answering_and_comes_back(pump: tuple[Peer, PumpSim]) -
     try:
         await wait_until(lambda: hw.snapshot()["Pump State"].quality is Quality.GOOD)
         peer.mode = "silent"
-        await wait_until(lambda: hw.connection_state is ConnectionState.RECONNECT)
+        await wait_until(scanning(hw, ConnectionState.RECONNECT))
         for values in ({"Pump Speed": 50.0}, {"Pump Command": "Run"}, {"Pump Speed": 60.0}):
             hw.snapshot()
             hw.write(values)
@@ -223,7 +234,7 @@ async def test_peer_that_never_answers_reaches_error(balance: tuple[Peer, Balanc
     try:
         await wait_until(lambda: hw.snapshot()["Balance Weight"].quality is Quality.GOOD)
         peer.mode = "silent"
-        await wait_until(lambda: hw.connection_state is ConnectionState.ERROR, timeout=5)
+        await wait_until(scanning(hw, ConnectionState.ERROR))
         error = [e for e in hw.drain_events() if isinstance(e, ConnectionChanged)][-1]
         assert error.new is ConnectionState.ERROR
         assert error.source == f"serial {peer.dev.path}"
@@ -311,9 +322,7 @@ async def test_outputs_are_rewritten_after_the_instrument_comes_back(
         hw.write({"Pump Speed": 50.0})
         await wait_until(lambda: sim.speed_rpm == 50.0, what="first write")
         peer.mode = "silent"
-        await wait_until(  # scanning: the polls find the silence
-            lambda: hw.snapshot() is not None and hw.connection_state is ConnectionState.RECONNECT
-        )
+        await wait_until(scanning(hw, ConnectionState.RECONNECT))
         sim.speed_rpm = 0.0  # power cycle: the default speed
         peer.mode = "answer"
         await wait_until(lambda: hw.connection_state is ConnectionState.OK, what="recovery")
