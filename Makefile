@@ -6,6 +6,8 @@ RUNTIME_STAMP := $(VENV)/.setpoint-runtime
 TEST_STAMP    := $(VENV)/.setpoint-test
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 DEMO_ARGS ?=
+# Two pytest workers: the suite waits on real processes and sockets as much as it computes.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup setup-runtime frontend frontend-test lint typecheck pytest test demo screenshots clean
 
@@ -52,7 +54,7 @@ typecheck: setup
 
 pytest: setup
 	@echo "==> pytest"
-	@$(BIN)/python -m pytest --durations=20
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=20
 
 test: lint typecheck frontend frontend-test pytest
 

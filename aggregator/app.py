@@ -67,6 +67,8 @@ def create_app(
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
+    if opcua is not None or cluster is not None:
+        live.demand.every_unit_watched()  # they need every value of every unit (live_demand.py)
     if opcua is not None:
         setup_opcua(app, opcua)  # imports asyncua only now
     if cluster is not None:
@@ -95,10 +97,13 @@ async def _shutdown(app: web.Application) -> None:
     for connection in list(ctx.connections.values()):
         await connection.done.wait()
     await ctx.token_watch.stop()
+    await ctx.link_clock.stop()
 
 
 async def _cleanup(app: web.Application) -> None:
     ctx = app[CONTEXT_KEY]
     await ctx.writer.stop()
     ctx.readers.shutdown(wait=True)
+    if ctx.data_version is not None:
+        ctx.data_version.close()
     ctx.storage.engine.dispose()

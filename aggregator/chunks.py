@@ -1,6 +1,9 @@
 """Compact encoding of one tag's samples: the reason a 24-hour run fits in a few bytes per value.
 
-Layout of a chunk blob (zlib-compressed):
+Layout of a chunk blob: the byte 0x01 and the payload below as a raw deflate stream (since
+issue 15; 5 bytes less per chunk than a zlib stream, whose header and checksum a short chunk of
+a reading that changes only now and then paid for), or, as older aggregators wrote it, the
+payload as a zlib stream (whose first byte is always 0x78, so the two never mix up). Payload:
 
     kind byte: b"f" (all float), b"d" (all float with few decimals), b"i" (all int),
                b"j" (anything else, JSON)
@@ -11,9 +14,16 @@ Layout of a chunk blob (zlib-compressed):
             decimals, as instruments report them, and only when that round-trips exactly);
             e -> as d with second-order deltas (delta of delta), written instead of d when it
             comes out shorter: smooth signals, ramps and totalizers cost a fraction of a byte;
+            t -> as d with third-order deltas, when shorter still: a smooth reading sampled
+            finely (a UV trace through a peak) whose curvature changes slowly;
             i -> zig-zag varint deltas; j -> one JSON array
 
-Timestamps are kept to the microsecond, far finer than any scan interval.
+Timestamps are kept to the microsecond, far finer than any scan interval. Their first-order
+deltas repeat (a regular data-log interval), which zlib already squeezes to a few bits each; a
+delta-of-delta encoding of them (Gorilla) measured no smaller after zlib, so the layout stays.
+
+Readers decode every kind ever written (f, d, e, i, j since the first chunks; t since issue 15);
+a new layout gets a new kind byte, never a changed meaning of an old one.
 """
 
 from __future__ import annotations
@@ -80,7 +90,10 @@ MAX_DECIMALS = 9
 
 
 def _decimal_scale(values: Sequence[float]) -> tuple[int, list[int]] | None:
-    """The smallest k <= MAX_DECIMALS such that every value is exactly some integer / 10**k."""
+    """The smallest k <= MAX_DECIMALS such that every value is exactly some integer / 10**k.
+    None for -0.0 (round(-1e-9, 6) gives it): it equals 0 / 10**k but is not the same float."""
+    if any(v == 0 and math.copysign(1.0, v) < 0 for v in values):
+        return None
     for scale in range(MAX_DECIMALS + 1):
         factor = 10**scale
         ints: list[int] = []
@@ -123,7 +136,28 @@ def encode_chunk(samples: Sequence[Sample]) -> bytes:
         _put_varints(out, [ints[0]] + [b - a for a, b in itertools.pairwise(ints)])
     else:
         out += json.dumps(values, separators=(",", ":")).encode()
-    return zlib.compress(bytes(out), 6)
+    return _pack(bytes(out))
+
+
+def _pack(payload: bytes) -> bytes:
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return RAW + deflate.compress(payload) + deflate.flush()
+
+
+RAW = b"\x01"
+"""First byte of a blob whose payload is a raw deflate stream."""
+
+
+def payload(blob: bytes) -> bytes:
+    """The uncompressed payload of a blob of either container."""
+    if blob[:1] == RAW:
+        return zlib.decompress(blob[1:], -15)
+    return zlib.decompress(blob)
+
+
+def chunk_kind(blob: bytes) -> bytes:
+    """The kind byte of a blob (f, d, e, t, i or j)."""
+    return payload(blob)[:1]
 
 
 def _differences(numbers: Sequence[int]) -> list[int]:
@@ -131,14 +165,15 @@ def _differences(numbers: Sequence[int]) -> list[int]:
 
 
 def _decimal_blob(head: bytearray, scale: int, ints: list[int]) -> bytes:
-    """Kind d or e, whichever compresses smaller (the header's kind byte is replaced)."""
+    """Kind d, e or t, whichever compresses smallest (the header's kind byte is replaced)."""
     first = _differences(ints)
+    second = _differences(first)
     blobs = []
-    for kind, deltas in ((b"d", first), (b"e", _differences(first))):
+    for kind, deltas in ((b"d", first), (b"e", second), (b"t", _differences(second))):
         out = bytearray(kind) + head[1:]
         out.append(scale)
         _put_varints(out, deltas)
-        blobs.append(zlib.compress(bytes(out), 6))
+        blobs.append(_pack(bytes(out)))
     return min(blobs, key=len)
 
 
@@ -147,7 +182,7 @@ def _running_sum(numbers: Sequence[int]) -> list[int]:
 
 
 def decode_chunk(blob: bytes) -> list[Sample]:
-    data = zlib.decompress(blob)
+    data = payload(blob)
     kind = data[:1]
     (count,) = struct.unpack_from("<I", data, 1)
     deltas, pos = _get_varints(data, 5, count)
@@ -169,10 +204,10 @@ def decode_chunk(blob: bytes) -> list[Sample]:
             prev ^= x
             bits[i] = prev
         values = list(array("d", bits.tobytes()))
-    elif kind in (b"d", b"e"):
+    elif kind in (b"d", b"e", b"t"):
         scale = 10 ** data[pos]
         ints, _ = _get_varints(data, pos + 1, count)
-        if kind == b"e":
+        for _ in range(b"det".index(kind)):
             ints = _running_sum(ints)
         values = [total / scale for total in _running_sum(ints)]
     elif kind == b"i":

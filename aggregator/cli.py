@@ -24,7 +24,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.api.origin import OriginError, normalize_origin
 from aggregator.audit import KEY_FILE, new_key_file, read_key_file
-from aggregator.db import DatabaseUrlError, check_connection, create_db_engine, parse_url, upgrade
+from aggregator.db import (
+    DatabaseUrlError,
+    SchemaTooNew,
+    check_connection,
+    create_db_engine,
+    parse_url,
+    upgrade,
+)
 from aggregator.notify import MailConfigError, NotifyConfig, parse_mail_url
 from aggregator.opcua import OpcUaConfig, OpcUaStartError, opcua_endpoint
 from aggregator.security import ROLES, hash_password, password_problem
@@ -256,6 +263,11 @@ def open_database(url: str) -> Engine:
     try:
         check_connection(engine)
         upgrade(engine)
+    except SchemaTooNew as exc:
+        engine.dispose()
+        raise UsageError(
+            f"cannot use database {parse_url(url).render_as_string(hide_password=True)}: {exc}"
+        ) from None
     except SQLAlchemyError as exc:
         engine.dispose()
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]

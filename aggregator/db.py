@@ -12,11 +12,18 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer Setpoint: this one must not run on it (it would
+    write rows the new schema does not expect). Said in one line, not as Alembic's traceback."""
 
 
 class DatabaseUrlError(ValueError):
@@ -77,7 +84,16 @@ def alembic_config() -> Config:
 
 def upgrade(engine: Engine) -> None:
     cfg = alembic_config()
+    known = {script.revision for script in ScriptDirectory.from_config(cfg).walk_revisions()}
     with engine.begin() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+        unknown = sorted(set(current) - known)
+        if unknown:
+            raise SchemaTooNew(
+                f"the database schema is at revision {', '.join(unknown)}, which this version "
+                "of Setpoint does not know: a newer aggregator migrated it. Run that version "
+                "here too (docs/site.md: upgrading a site one node at a time)"
+            )
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 

@@ -1,36 +1,30 @@
 """Revoked engine tokens end their links: at once when revoked through this aggregator's API, and
-within `interval` when revoked by another process (the CLI against the same database).
+within a poll interval when revoked by another process (the CLI against the same database).
 
-Why a poll: the CLI cannot reach the serving process, and a database notification would work on
-PostgreSQL only. One indexed query per interval covers every open link, whatever their number,
-and runs only while links are open; a per-frame check would cost a query per message on the
-ingest path, and a per-link timer one query per link.
+The check of the open links' tokens is one half of security_poll.SecurityPoll (the other: the
+/ws sockets' sessions), which says why it is a poll and why one for both.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from aggregator.security_poll import Request, SecurityPoll
 
 if TYPE_CHECKING:
     from aggregator.context import AppContext
 
-log = logging.getLogger(__name__)
-
 
 class TokenWatch:
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+    def __init__(self, poll: SecurityPoll) -> None:
+        self.poll = poll
+        self._ctx: AppContext | None = None
+        poll.tokens = self._request
 
     def watch(self, ctx: AppContext) -> None:
         """A link registered: make sure its token is being watched."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(ctx), name="setpoint-token-watch"
-            )
+        self._ctx = ctx
+        self.poll.wake()
 
     def revoked(self, ctx: AppContext, name: str) -> int:
         """Token `name` was revoked here: end its links now; returns how many."""
@@ -42,25 +36,18 @@ class TokenWatch:
         return ended
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.poll.stop()
 
-    async def _run(self, ctx: AppContext) -> None:
-        while ctx.connections:
-            await asyncio.sleep(self.interval)
-            connections = list(ctx.connections.values())
-            if not connections:
-                break
-            try:
-                valid = await ctx.read(
-                    ctx.storage.valid_engine_tokens, {c.token_name for c in connections}
-                )
-            except Exception:
-                log.exception("checking the engine tokens of open links failed; retrying")
-                continue
+    def _request(self) -> Request | None:
+        """The open links' token names, and what to do with the valid ones (for those links
+        only: one that registered while the query ran was checked when it registered)."""
+        if self._ctx is None or not self._ctx.connections:
+            return None
+        connections = list(self._ctx.connections.values())
+
+        def apply(valid: Any) -> None:
             for connection in connections:
                 if connection.token_name not in valid:
                     connection.token_revoked()
+
+        return {c.token_name for c in connections}, apply

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy.exc import SQLAlchemyError
 
 from aggregator.audit import AuditTrail
 from aggregator.budget import ByteBudget
@@ -34,20 +35,19 @@ from aggregator.ingest_session import (
     RequestResend,
     Store,
 )
-from aggregator.live import LiveEngine, LiveTag
+from aggregator.live import LiveEngine
+from aggregator.live_update import update_live
 from aggregator.security import token_hash
 from aggregator.store import BatchOp
 from protocol import (
+    LIVE_DEMAND_VERSION,
     MAX_FRAME_SIZE,
     PROTOCOL_VERSION,
     STORED_MESSAGE_TYPES,
     Ack,
     CommandResult,
-    ControlState,
-    ErrorLog,
     Heartbeat,
-    Method,
-    MethodState,
+    LiveDemand,
     ModelProgress,
     Ping,
     ProtocolError,
@@ -55,10 +55,7 @@ from protocol import (
     Registered,
     RegisterEngine,
     ResendRequest,
-    RunLog,
-    RunStarted,
-    RunStopped,
-    TagsUpdated,
+    at_least,
     decode,
     encode,
 )
@@ -75,12 +72,6 @@ class _CloseAfter:
     reason: str
 
 
-TIMING_TAGS = {"Run Time": "run_time", "Process Time": "process_time"}
-"""System tags that are also fields of the unit summary: the engine sends ControlState only on
-state changes, but these tags every scan while a run goes on."""
-SUMMARY_PUSH_INTERVAL = 1.0
-
-
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -93,7 +84,16 @@ async def engine_ws(request: web.Request) -> web.StreamResponse:
         return _json_error(
             401, "missing engine token: send 'Authorization: Bearer <token>' (rule 1)"
         )
-    token_name = await ctx.read(ctx.storage.engine_token_name, token_hash(token.strip()))
+    try:
+        token_name = await ctx.read(ctx.storage.engine_token_name, token_hash(token.strip()))
+    except SQLAlchemyError as exc:
+        # not the engine's fault: it keeps its frames and retries with its back-off
+        log.warning(
+            "engine connection from %s turned away: database unreachable: %s", request.remote, exc
+        )
+        response = _json_error(503, "the aggregator cannot reach its database; retry later")
+        response.headers["Retry-After"] = "5"
+        return response
     if token_name is None:
         # never log the token itself
         log.warning("engine connection from %s refused: unknown engine token", request.remote)
@@ -126,6 +126,10 @@ class EngineConnection:
         self.clock_offsets: ClockOffsets | None = None
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._last_heard = time.monotonic()
+        self._next_ping = 0.0
+        """When the watchdog sends the next Ping (time.monotonic()); the first at once."""
+        self._last_sent = 0.0
+        """When a frame last went to the engine (time.monotonic()): any frame is heard."""
         self._outstanding = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -144,13 +148,11 @@ class EngineConnection:
         sender = asyncio.create_task(self._sender())
         try:
             if await self._register():
-                watchdog = asyncio.create_task(self._watchdog())
+                self.ctx.link_clock.join(self, self._watchdog)
                 try:
                     await self._receive()
                 finally:
-                    watchdog.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watchdog
+                    self.ctx.link_clock.leave(self)
         finally:
             self._outbox.put_nowait(_CLOSE)
             with contextlib.suppress(Exception):
@@ -161,6 +163,7 @@ class EngineConnection:
             if self.session is not None:
                 self.session.close()
             self.ctx.writer.forget(self)
+            self.ctx.live.demand.detach(self.engine_id, self._tell_demand)
             if self.engine_id and self.ctx.connections.get(self.engine_id) is self:
                 del self.ctx.connections[self.engine_id]
                 self.ctx.live.mark_offline(self.engine_id)
@@ -207,6 +210,7 @@ class EngineConnection:
                 return
 
     def send(self, message: Any) -> None:
+        self._last_sent = time.monotonic()
         self._outbox.put_nowait(encode(message))
 
     def _protocol_error(
@@ -282,7 +286,14 @@ class EngineConnection:
             )
         )
         self._go_live(message, open_run, last_seq, offset)
+        if at_least(message.protocol_version, LIVE_DEMAND_VERSION):
+            self.ctx.live.demand.attach(self.engine_id, self._tell_demand)
         return True
+
+    def _tell_demand(self, watched: bool) -> None:
+        """LiveDemand (1.4): whether anyone here watches this unit live (live_demand.py)."""
+        if not self._closing:
+            self.send(LiveDemand(watched=watched))
 
     async def _take_over(self) -> bool:
         """Become this engine's connection; a previous one is closed first and waited for, so
@@ -395,27 +406,32 @@ class EngineConnection:
 
     # --- steady state ---------------------------------------------------------------------------
 
-    async def _watchdog(self) -> None:
-        """Pings every interval, resend timeouts, and the 3-interval silence rule (rule 10)."""
+    def _watchdog(self, now: float) -> None:
+        """Pings every interval, resend timeouts, and the 3-interval silence rule (rule 10).
+        Called by the app's one LinkClock (link_clock.py) every tick while the link is open."""
+        if self.ws.closed:
+            self.ctx.link_clock.leave(self)
+            return
         interval = self.ctx.settings.heartbeat_interval
-        tick = min(1.0, interval / 4, self.ctx.settings.resend_timeout / 4)
-        next_ping = time.monotonic()
-        while not self.ws.closed:
-            now = time.monotonic()
-            if now - self._last_heard > 3 * interval:
-                log.warning(
-                    "engine %s silent for %.1f s: closing the link",
-                    self.engine_id,
-                    now - self._last_heard,
-                )
-                self.close("heartbeat timeout")
-                return
-            if now >= next_ping:
+        if now - self._last_heard > 3 * interval:
+            log.warning(
+                "engine %s silent for %.1f s: closing the link",
+                self.engine_id,
+                now - self._last_heard,
+            )
+            self.ctx.link_clock.leave(self)
+            self.close("heartbeat timeout")
+            return
+        if now >= self._next_ping:
+            # Rule 10 asks that the engine hear from us each interval; an Ack is heard as
+            # well as a Ping, so while Acks flow the Ping (and the engine's answer) is saved.
+            if self._next_ping and now - self._last_sent < interval:
+                self._next_ping = self._last_sent + interval
+            else:
                 self.send(Ping(id=uuid.uuid4().hex, time=time.time()))
-                next_ping = now + interval
-            assert self.session is not None
-            self._handle(self.session.on_tick(time.monotonic()))
-            await asyncio.sleep(tick)
+                self._next_ping = now + interval
+        assert self.session is not None
+        self._handle(self.session.on_tick(now))
 
     async def _receive(self) -> None:
         async for msg in self.ws:
@@ -439,8 +455,9 @@ class EngineConnection:
             self._protocol_error(exc)
             return
         if isinstance(message, STORED_MESSAGE_TYPES):
-            if message.seq > self.session.accepted:
-                self._update_live(message)  # live values now, even if held for storage order
+            if message.seq > self.session.accepted and self.live is not None:
+                # live values now, even if held for storage order
+                update_live(self.ctx.live, self.engine_id, self.live, message)
             self._handle(self.session.on_message(message, time.monotonic(), data))
         elif isinstance(message, Heartbeat):
             self._handle(self.session.on_heartbeat(message.seq, time.monotonic()))
@@ -542,73 +559,3 @@ class EngineConnection:
     def on_store_failed(self, error: BaseException, items: int) -> None:
         self._item_done(items)
         self.close("storage failed; reconnect and resend")
-
-    # --- live state (rule 8) ------------------------------------------------------------------------
-
-    def _update_live(self, message: Any) -> None:
-        live = self.live
-        if live is None:
-            return
-        hub = self.ctx.hub
-        topic = f"unit/{self.engine_id}"
-        live.last_seen = time.time()
-        if isinstance(message, TagsUpdated):
-            changed = []
-            timing = 0.0
-            for tag in message.tags:
-                if tag.historical:
-                    continue  # replayed: fills the stored run, never the live view
-                current = live.tags.get(tag.name)
-                if current is not None and current.tick > tag.tick:
-                    continue
-                unit = tag.unit if tag.unit is not None else (current.unit if current else None)
-                new = LiveTag(tag.name, tag.value, unit, tag.tick, tag.quality, tag.simulated)
-                live.tags[tag.name] = new
-                changed.append(new.as_json())
-                field = TIMING_TAGS.get(tag.name)
-                if field is not None and type(tag.value) in (int, float):
-                    live.control[field] = float(tag.value)  # type: ignore[arg-type]
-                    timing = max(timing, tag.tick)
-            if changed or message.sample:
-                sample = message if message.sample else None  # its stored points: live plot
-                hub.publish(f"{topic}/tags", {"tags": changed, "sample": sample})
-            if (
-                timing
-                and live.control.get("state", "Stopped") != "Stopped"
-                and timing - live.summary_pushed_at >= SUMMARY_PUSH_INTERVAL
-            ):
-                live.summary_pushed_at = timing
-                hub.publish(f"{topic}/control", live.control)
-        elif isinstance(message, ControlState):
-            if message.time >= live.control.get("time", 0.0):
-                live.control = message.model_dump(mode="json")
-                live.summary_pushed_at = message.time
-                hub.publish(f"{topic}/control", live.control)
-                self.ctx.live.publish_units(self.engine_id)
-        elif isinstance(message, RunStarted):
-            if message.time >= live.run_changed_at:  # a replayed old start is not news
-                live.run_id = message.run_id
-                live.run_changed_at = message.time
-                self.ctx.live.publish_units(self.engine_id)
-        elif isinstance(message, RunStopped):
-            if live.run_id == message.run_id:
-                live.run_id = None
-                live.run_changed_at = max(live.run_changed_at, message.time)
-                self.ctx.live.publish_units(self.engine_id)
-        elif isinstance(message, RunLog):
-            hub.publish(
-                f"{topic}/runlog",
-                {
-                    "run_id": message.run_id,
-                    "lines": [line.model_dump(mode="json") for line in message.lines],
-                },
-            )
-        elif isinstance(message, Method):
-            hub.publish(f"{topic}/method", message.model_dump(mode="json"))
-        elif isinstance(message, MethodState):
-            live.method_state = message.model_dump(mode="json")
-            hub.publish(f"{topic}/method_state", live.method_state)
-        elif isinstance(message, ErrorLog):
-            hub.publish(
-                f"{topic}/errors", {"entries": [e.model_dump(mode="json") for e in message.entries]}
-            )

@@ -47,16 +47,15 @@ class EngineSeq(SQLModel, table=True):
     updated: float = 0.0
 
 
-class ReceivedMessage(SQLModel, table=True):
-    """Digest of each stored message, so a resent copy can be compared with it (rule 6)."""
+class ReceivedDigest(SQLModel, table=True):
+    """Digests of the stored messages, 64 seqs to a row, so that a resent copy can be compared
+    with the first one (rule 6); layout and retention in aggregator/store/digests.py."""
 
-    __tablename__ = "received_message"
+    __tablename__ = "received_digest"
 
     engine_id: str = Field(primary_key=True, max_length=256)
-    seq: int = Field(sa_column=Column(SABigInteger, primary_key=True, autoincrement=False))
-    kind: str = Field(default="", max_length=32)
-    digest: str = Field(max_length=64)
-    received: float = 0.0
+    block: int = Field(sa_column=Column(SABigInteger, primary_key=True, autoincrement=False))
+    slots: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Run(SQLModel, table=True):
@@ -459,3 +458,16 @@ class RunPrediction(SQLModel, table=True):
     status: str = Field(max_length=16)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     result_json: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+
+
+class EngineLease(SQLModel, table=True):
+    """Which registration may store an engine's frames (issue 21, store/fencing.py): each
+    registration bumps the epoch; a batch is stored only if its node still holds the epoch it
+    took, checked under a row lock in the batch's own transaction."""
+
+    __tablename__ = "engine_lease"
+
+    engine_id: str = Field(primary_key=True, max_length=256)
+    epoch: int = Field(default=0, sa_column=Column(SABigInteger, nullable=False, default=0))
+    holder: str = Field(default="", max_length=256)
+    taken: float = 0.0

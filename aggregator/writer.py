@@ -3,6 +3,15 @@ window, and each connection is acked only after that transaction has committed (
 
 One writer thread owns the write side of the database: SQLite allows a single writer anyway,
 and on PostgreSQL one transaction per window is cheaper than one per connection.
+
+The window is counted from the oldest waiting submission, not from when the writer looks: a
+batch that took longer than the window is followed at once by the next, so the writer never
+falls further behind than one transaction, and a quiet link pays one wake-up per batch (no
+timer per frame, no task per wait: this loop runs for every frame of every engine).
+
+A submission that follows a silence (SPARSE windows since the one before: one engine sending a
+sample a second) is committed at once: nothing is likely to join it, so the window would only
+delay its Ack and cost a timer wake-up.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from aggregator.ingest_session import Store
 from aggregator.store import BatchOp, BatchResult, Storage
+from aggregator.store.fencing import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +49,8 @@ class _Item:
 
 
 _EARLIER_FAILED = RuntimeError("an earlier batch failed")
+SPARSE = 2.0
+"""Windows of silence before a submission after which it does not wait for company."""
 
 
 def _group(items: list[_Item]) -> list[tuple[BatchClient, int, int]]:
@@ -72,7 +85,15 @@ class Writer:
         self.storage = storage
         self.window = window
         self.max_ops = max_ops
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._items: deque[_Item] = deque()
+        self._queued_ops = 0
+        self._last_submitted: float | None = None
+        self._alone = False
+        """The oldest waiting submission came after a silence: commit it without a window."""
+        self._wake = asyncio.Event()
+        self._idle = True
+        """The loop waits for a first submission (not inside a window): submit wakes it."""
+        self._stopping = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="setpoint-writer")
         self._task: asyncio.Task[None] | None = None
         self._on_result = on_result
@@ -96,56 +117,86 @@ class Writer:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="setpoint-writer")
 
     def submit(self, client: BatchClient, ops: list[BatchOp], ack_seq: int) -> None:
-        self._queue.put_nowait(_Item(client, ops, ack_seq, time.monotonic()))
+        now = time.monotonic()
+        if not self._items:
+            last = self._last_submitted
+            self._alone = last is not None and now - last > SPARSE * self.window
+        self._last_submitted = now
+        self._items.append(_Item(client, ops, ack_seq, now))
+        self._queued_ops += len(ops)
+        if self._idle or self._queued_ops >= self.max_ops:
+            self._wake.set()
 
     def forget(self, client: BatchClient) -> None:
         """The connection is gone and drained: its failure mark is no longer needed."""
         self._failed.pop(id(client), None)
 
     async def stop(self) -> None:
+        """Commit what was submitted, then stop."""
         if self._task is not None:
-            self._queue.put_nowait(None)
+            self._stopping = True
+            self._wake.set()
             await self._task
             self._task = None
         await self.call(self.storage.maintain)
         self._executor.shutdown(wait=True)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            try:
-                first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
-            except TimeoutError:
-                await self._maintain()
+        while True:
+            if not self._items:
+                if self._stopping:
+                    return
+                await self._wait_for_work()
                 continue
-            if first is None:
-                break
-            items = [first]
-            count = len(first.ops)
-            deadline = loop.time() + self.window
-            while count < self.max_ops:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                if item is None:
-                    stopping = True
-                    break
-                items.append(item)
-                count += len(item.ops)
+            await self._window()
+            items = self._take()
             try:
                 await self._commit(items)
             except Exception:
                 # callbacks are guarded one by one; this is the last line so that nothing
                 # unforeseen stops the writer: every engine would stall
                 log.exception("writer: handling a committed batch failed")
+
+    async def _wait_for_work(self) -> None:
+        """Idle: wait for a submission; once a second without one, compact what is due (only
+        when storage says something may be: the hop to the writer thread to find nothing due
+        was a fixed cost of every idle second)."""
+        self._idle = True
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(1.0):
+                await self._wake.wait()
+        except TimeoutError:
+            due = getattr(self.storage, "maintenance_due", None)
+            if due is None or due():
+                await self._maintain()
+        finally:
+            self._idle = False
+
+    async def _window(self) -> None:
+        """Let more submissions join until the oldest has waited `window` seconds (at once when
+        the batch is full or the writer stops)."""
+        delay = self._items[0].submitted + self.window - time.monotonic()
+        if delay <= 0 or self._alone or self._stopping or self._queued_ops >= self.max_ops:
+            return
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _take(self) -> list[_Item]:
+        """The oldest submissions, up to max_ops operations (at least one submission)."""
+        items = [self._items.popleft()]
+        count = len(items[0].ops)
+        while self._items and count + len(self._items[0].ops) <= self.max_ops:
+            item = self._items.popleft()
+            items.append(item)
+            count += len(item.ops)
+        self._queued_ops -= count
+        self._alone = False  # what is left waited behind this batch: not after a silence
+        return items
 
     async def _commit(self, items: list[_Item]) -> None:
         # A connection whose earlier batch failed must not have later frames stored: they would
@@ -159,6 +210,15 @@ class Writer:
         ops = [op for item in items for op in item.ops]
         try:
             result = await self.call(self.storage.apply_and_maintain, ops)
+        except Fenced as exc:  # another node holds these engines now: fail only their links
+            log.warning("writer: %s", exc)
+            lost = [i for i in items if any(op.engine_id in exc.engine_ids for op in i.ops)]
+            for client, _, count in _group(lost):
+                self._failed[id(client)] = client
+                _guarded("on_store_failed", client.on_store_failed, exc, count)
+            gone = {id(item) for item in lost}
+            await self._commit([item for item in items if id(item) not in gone])
+            return
         except Exception as exc:
             log.exception(
                 "storing a batch of %d messages failed; the engines will resend", len(ops)
@@ -184,7 +244,7 @@ class Writer:
     @property
     def pending(self) -> int:
         """Submissions waiting for a transaction (queue depth, for metrics)."""
-        return self._queue.qsize()
+        return len(self._items)
 
     async def _maintain(self) -> None:
         try:

@@ -35,6 +35,9 @@ def for_simulation(uod: Uod) -> Uod:
 # ---- run_model: one child process per simulation, at most one at a time per engine ----------
 
 KEEP_ALIVE = 0.5  # s: the longest the engine stays silent about a working simulation
+# The child lowers its priority before it imports the engine (half of its CPU time is start-up),
+# so that its start cannot delay the real unit's scan either.
+CHILD = "import os; os.nice(10); from engine.model_run_core import main; main()"
 
 Send = Callable[[str, str, dict[str, JsonValue]], None]
 """(request id, status, data): how the engine reports a simulation's progress (the link)."""
@@ -117,7 +120,7 @@ class ModelRuns:
         self._task = self._loop.create_task(self._run(request), name=f"model-{request.id}")
 
     async def _run(self, request: _Request) -> None:
-        """The child: `python -m engine.model_run_core`, the request as JSON on stdin, one JSON
+        """The child (CHILD: engine/model_run_core.main), the request as JSON on stdin, one JSON
         report per line on stdout; a model that dies without a result is an exception."""
         job = {
             "uod": self._uod.filename,
@@ -130,8 +133,8 @@ class ModelRuns:
         try:
             process = self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                "engine.model_run_core",
+                "-c",
+                CHILD,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from engine.clock import FakeClock
+from engine.model_run_step import COARSE_STEP, StepPolicy
 from engine.reporting import EngineEvent
 from engine.uod.definition import Uod
 from protocol.models import findings_data
@@ -84,13 +85,22 @@ class Prediction:
         self.alarms.append({"run_time": round(run_time, 3), "name": name, "priority": priority})
 
     def sample(self, run_time: float, values: dict[str, Any]) -> None:
+        traces, stats = self.traces, self.stats
         for tag in self.tags:
             value = values.get(tag)
-            self.traces.setdefault(tag, Trace()).add(run_time, value)
+            trace = traces.get(tag)
+            if trace is None:
+                trace = traces[tag] = Trace()
+            trace.add(run_time, value)
             if isinstance(value, int | float) and math.isfinite(value):
-                s = self.stats.setdefault(tag, {"min": value, "max": value, "last": value})
-                s["min"] = min(float(s["min"] or 0.0), value)  # type: ignore[arg-type]
-                s["max"] = max(float(s["max"] or 0.0), value)  # type: ignore[arg-type]
+                s = stats.get(tag)
+                if s is None:
+                    stats[tag] = {"min": value, "max": value, "last": value}
+                    continue
+                if value < s["min"]:  # type: ignore[operator]
+                    s["min"] = value
+                if value > s["max"]:  # type: ignore[operator]
+                    s["max"] = value
                 s["last"] = value
 
     def progress(self, run_time: float, limit: float | None) -> float:
@@ -122,15 +132,21 @@ class Prediction:
         }
 
 
-class _AlarmSink:
-    """Only the managed alarms that became active; everything else a simulation emits is
-    dropped (nothing of a prediction is stored)."""
+class _Sink:
+    """Only the managed alarms that became active and the run log's progress (for the step
+    policy); everything else a simulation emits is dropped (nothing of a prediction is stored)."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: StepPolicy) -> None:
         self.fired: list[tuple[str, str]] = []
+        self.policy = policy
+        self.run_time = 0.0
 
     def emit(self, kind: type[Any], /, **fields: Any) -> None:
-        if kind.__name__ == "AlarmsUpdated" and not fields.get("snapshot"):
+        name = kind.__name__
+        if name == "RunLog":
+            for line in fields["lines"]:
+                self.policy.line(line.id, line.progress, line.end is not None, self.run_time)
+        elif name == "AlarmsUpdated" and not fields.get("snapshot"):
             for event in fields["events"]:
                 if event.active and not event.previous.value.startswith("active"):
                     self.fired.append((event.name, str(event.priority.value)))
@@ -138,11 +154,13 @@ class _AlarmSink:
 
 def _model_engine() -> type[Any]:
     """An Engine that skips composing the live tag updates nobody receives: a prediction is
-    never sent tag by tag, and that work is a fifth of a scan."""
+    never sent tag by tag, and that work is a fifth of a scan. The run log's progress goes to
+    the sink every scan (the step policy extrapolates waiting lines from it)."""
     from engine.engine import Engine
 
     class ModelEngine(Engine):
         def _report(self, now: float, wall: float) -> None:
+            self._flush_run_log(wall, progress=True)
             self._report_control(wall)
 
     return ModelEngine
@@ -160,47 +178,53 @@ def simulate_method(
     *,
     speed: float | None = None,
     limit: float | None = None,
+    coarse_step: float | None = COARSE_STEP,
 ) -> None:
     """Runs to Stopped, to an error pause, or to `limit` simulated seconds; reports "working"
-    at least every REPORT_PERIOD wall seconds, then "finished". Raises ModelFailure."""
-    asyncio.run(_simulate(uod, text, report, speed, limit))
+    at least every REPORT_PERIOD wall seconds, then "finished". Raises ModelFailure.
+    `coarse_step`: the longest simulated scan step (engine/model_run_step.py); None scans at
+    the unit's scan interval throughout."""
+    asyncio.run(_simulate(uod, text, report, _Job(speed, limit, coarse_step)))
 
 
-async def _simulate(
-    uod: Uod, text: str, report: Report, speed: float | None, limit: float | None
-) -> None:
-    from engine.context import UodContext
-    from engine.lang.analyzer import analyze
+@dataclass(frozen=True)
+class _Job:
+    speed: float | None
+    limit: float | None
+    coarse_step: float | None
+
+
+async def _simulate(uod: Uod, text: str, report: Report, job: _Job) -> None:
     from engine.model_run import for_simulation
-    from engine.operator_interface import _wire_finding
 
-    findings = analyze(text, UodContext(uod))
-    errors = [f for f in findings if f.severity == "error"]
-    if errors:
-        first = errors[0]
-        raise ModelFailure(
-            f"the method has {len(errors)} error(s); line {first.line}: {first.message}",
-            **findings_data([_wire_finding(f) for f in findings]),
-        )
     sim = for_simulation(uod)
     clock = FakeClock()
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     prediction = Prediction(plotted_tags(uod), len(lines))
-    sink = _AlarmSink()
+    # Every tag but the steadily rising ones (accumulators, times): readings, calculated tags,
+    # and the outputs, which a controller command rewrites every scan.
+    watched = [s.name for s in uod.tags if s.kind not in ("accumulator", "system")]
+    # No coarser than the data log, so the trace and the extremes keep their sample rate.
+    coarse = None if job.coarse_step is None else min(job.coarse_step, uod.data_log_interval)
+    policy = StepPolicy(uod.scan_interval, coarse, watched)
+    sink = _Sink(policy)
     try:
         engine = _model_engine()(
             sim,
             clock=clock,
-            method=text,
             sink=sink,
-            observers=[prediction.event],
+            observers=[prediction.event, lambda event: policy.activity(event.run_time)],
             ureg=uod.unit_registry,
         )
+    except Exception as exc:
+        raise ModelFailure(f"the process model cannot start: {exc}") from None
+    _load_method(engine, text)
+    try:
         await engine.start()
     except Exception as exc:
         raise ModelFailure(f"the process model cannot start: {exc}") from None
     try:
-        end = _loop(engine, clock, prediction, sink, report, speed, limit)
+        end = _loop(engine, clock, prediction, sink, report, job)
     except ModelFailure:
         raise
     except Exception as exc:
@@ -215,45 +239,79 @@ async def _simulate(
     report("finished", {"final": prediction.final(seconds, state)})
 
 
+def _load_method(engine: Any, text: str) -> None:
+    """Analyzes the method against the model's engine (the context the unit's own engine checks
+    a method in; a UodContext would build a second unit registry, a tenth of a short
+    simulation), then loads it. Raises ModelFailure with the findings."""
+    from engine.lang.analyzer import analyze
+    from engine.operator_interface import _wire_finding
+
+    findings = analyze(text, engine)
+    errors = [f for f in findings if f.severity == "error"]
+    if errors:
+        first = errors[0]
+        raise ModelFailure(
+            f"the method has {len(errors)} error(s); line {first.line}: {first.message}",
+            **findings_data([_wire_finding(f) for f in findings]),
+        )
+    try:
+        engine.interpreter.set_method(text, user=None)
+    except Exception as exc:
+        raise ModelFailure(f"the method cannot be loaded: {exc}") from None
+
+
 def _loop(
     engine: Any,
     clock: FakeClock,
     prediction: Prediction,
-    sink: _AlarmSink,
+    sink: _Sink,
     report: Report,
-    speed: float | None,
-    limit: float | None,
+    job: _Job,
 ) -> tuple[float, str]:
+    """Scans on integer multiples of the unit's scan interval (`ticks`), as many of them per
+    scan as the step policy allows; samples the plotted tags at the first scan at or after each
+    data-log point."""
     from engine.lang.api import SystemState
     from protocol.models import ControlAction
 
     interval = engine.scan_interval
+    policy = sink.policy
     sample_every = max(1, round(engine.uod.data_log_interval / interval))
     start = clock.monotonic()
     engine.scan(start)
     engine.control(ControlAction.START, "run_model")
     wall_start = last_report = time.monotonic()
-    horizon = limit if limit is not None else DEFAULT_LIMIT
+    horizon = job.limit if job.limit is not None else DEFAULT_LIMIT
+    last_tick = math.ceil(horizon / interval - 1e-6)
+    ticks, next_sample, run_time = 0, sample_every, 0.0
     k = 0
     while True:
         k += 1
-        now = start + k * interval
-        run_time = now - start
+        values = {tag: engine.tag_value(tag) for tag in policy.watched}
+        ratio = policy.next_ratio(run_time, values, bool(engine.commands.running))
+        ticks = min(last_tick, ticks + ratio)
+        now = start + ticks * interval
+        run_time = sink.run_time = now - start
         clock.set(now)
         engine.scan(now)
         for name, priority in sink.fired:
             prediction.alarm(run_time, name, priority)
         sink.fired.clear()
-        if k % sample_every == 0:
+        if ticks >= next_sample:
+            next_sample = (ticks // sample_every + 1) * sample_every
             prediction.sample(run_time, {t: engine.tag_value(t) for t in prediction.tags})
         if engine.started_once and engine.state is SystemState.STOPPED:
             return run_time, "Stopped"
+        if engine.started_once and engine.interpreter.method_complete:
+            # A method without Stop leaves the unit Running, idle: simulating the rest of the
+            # horizon (a day by default) would cost a minute of CPU and predict nothing new.
+            return run_time, "Running"
         if engine.state is SystemState.PAUSED and engine.interpreter.method_status == "Error":
             return run_time, "error"
-        if run_time >= horizon - 1e-9:
+        if ticks >= last_tick:
             return run_time, str(engine.state.value)
-        if speed is not None:
-            ahead = wall_start + run_time / speed - time.monotonic()
+        if job.speed is not None:
+            ahead = wall_start + run_time / job.speed - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
         if k % 50 == 0 and time.monotonic() - last_report >= REPORT_PERIOD:
@@ -262,7 +320,7 @@ def _loop(
             report(
                 "working",
                 {
-                    "progress": round(prediction.progress(run_time, limit), 4),
+                    "progress": round(prediction.progress(run_time, job.limit), 4),
                     "intermediate": prediction.intermediate(run_time, block),
                 },
             )
@@ -278,7 +336,8 @@ def main() -> None:
     from engine.uod.loader import load_uod
 
     with contextlib.suppress(OSError):
-        os.nice(10)  # the real unit's engine comes first
+        if os.nice(0) < 10:  # the real unit's engine comes first (engine/model_run.CHILD)
+            os.nice(10 - os.nice(0))
 
     def report(status: str, data: dict[str, JsonValue]) -> None:
         sys.stdout.write(json.dumps([status, data]) + "\n")

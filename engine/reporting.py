@@ -21,6 +21,7 @@ from engine.describe import describe as _describe
 from engine.describe import text_hash as _hash
 from engine.lang import runlog as ev
 from engine.lang.api import LineState, SystemState
+from engine.live_rate import LivePlan, LiveRate
 from engine.ports import MessageSink
 from engine.tags import TagStore
 from engine.uod.definition import Uod
@@ -99,6 +100,7 @@ class LinkReporting:
         self.error_log: list[ErrorLogEntry] = []
         self.sink_errors = 0
         self.last_sink_error: str | None = None
+        self._live_rate = LiveRate()
 
     def _outputs_for_state(
         self, old: SystemState, new: SystemState, now: float, wall: float
@@ -136,8 +138,10 @@ class LinkReporting:
             if online and self._sink_online is not None:
                 self._next_sample = None  # newly registered: the next sample has every tag
             self._sink_online = bool(online)
+        plan = self._live_rate.plan(getattr(self.sink, "live_watched", None))
         if self._next_sample is None or now >= self._next_sample - 1e-9:
             self._flush_run_log(wall, progress=True)
+            full = self._next_sample is None
             if self._next_sample is None:
                 self.store.mark_all()
                 self._next_sample = now
@@ -146,11 +150,23 @@ class LinkReporting:
             tags = self.store.take_sample()
             if tags:
                 self._emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=True)
-        else:
+            if plan is LivePlan.SNAPSHOT and not full:
+                self._live_snapshot(wall, run_id)
+        elif plan is LivePlan.SNAPSHOT:
+            self._live_snapshot(wall, run_id)
+        elif plan is LivePlan.SEND:
             tags = self.store.take_live(quiet=_QUIET_TAGS)
             if tags:
                 self._emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=False)
+        # LivePlan.HOLD: the changes stay marked and ride with the next sample (engine/live_rate)
         self._report_control(wall)
+
+    def _live_snapshot(self, wall: float, run_id: str | None) -> None:
+        """Every tag as a live update (not stored): someone started watching (LiveDemand)."""
+        self.store.take_live()
+        tags = [tag.to_wire() for tag in self.store.tags.values()]
+        if tags:
+            self._emit(TagsUpdated, time=wall, run_id=run_id, tags=tags, sample=False)
 
     def _emit(self, kind: type[Any], /, **fields: Any) -> None:
         """Hands a message to the sink; a failing sink is counted, never allowed to stop the scan
@@ -193,8 +209,11 @@ class LinkReporting:
         )
 
     def _process_events(self, now: float) -> None:
+        events = self.interpreter.drain_events()
+        if not events and not self._log_batch:
+            return  # most scans: nothing happened
         wall = self.clock.wall(now)
-        for event in self.interpreter.drain_events():
+        for event in events:
             try:
                 self._on_event(event, now, wall)
             except Exception as exc:  # reporting must never break the scan

@@ -69,38 +69,125 @@ async def run_realtime(
     recorder: LatencyRecorder | None = None,
     on_scan_error: Callable[[BaseException], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    after_scan: Callable[[float], None] | None = None,
 ) -> None:
     """Scans on the grid until `stop` is set (seen within one scan interval); sleeps between
     scans, never busy-waits. Tests pass a `sleep` that moves a fake clock.
+
+    `after_scan(now)` runs after each scan in the same event-loop pass: periodic work that can
+    ride on the scan's wake-up instead of waking the process on a timer of its own (on the lab
+    PC's VM a wake-up costs about as much as a quiet scan). It must not raise.
 
     The scan guards every phase itself, so an exception escaping it is an engine bug and the
     engine's state is no longer known: `on_scan_error` decides. `setpoint-engine run` requests
     the safe shutdown there (engine/shutdown.py: run stopped, safe values written and
     confirmed, exit code 4); without a callback the loop scans on."""
 
-    # A plain sleep: at most one scan interval, so `stop` is seen soon enough, and far cheaper
-    # than waiting on the event with a timeout (a task per scan).
-    pause = sleep or asyncio.sleep
+    if sleep is None:
+        await _TimedScans(engine, clock, stop, recorder, on_scan_error, after_scan).run()
+        return
     grid = ScanGrid(clock.monotonic(), engine.scan_interval)
     while not stop.is_set():
         target = grid.deadline
         delay = target - clock.monotonic()
         if delay > 0:
-            await pause(delay)
+            await sleep(delay)
             if stop.is_set():
                 break
-        if recorder is not None:
-            recorder.add(clock.monotonic() - target)
-        try:
-            engine.scan(target)
-        except Exception as exc:  # the last line of defence, see the docstring
-            if on_scan_error is not None:
-                on_scan_error(exc)
-        grid.done(clock.monotonic())
-        if recorder is not None:
-            recorder.skipped = grid.skipped
+        _scan_once(engine, clock, grid, target, recorder, on_scan_error)
+        if after_scan is not None:
+            after_scan(target)
         if delay <= 0:
             await asyncio.sleep(0)  # let other tasks (the link) run even when scans are late
+
+
+def _scan_once(
+    engine: _Scans,
+    clock: Clock,
+    grid: ScanGrid,
+    target: float,
+    recorder: LatencyRecorder | None,
+    on_scan_error: Callable[[BaseException], None] | None,
+) -> None:
+    """One scan at grid point `target`, then the grid moves on (skipping passed points)."""
+    if recorder is not None:
+        recorder.add(clock.monotonic() - target)
+    try:
+        engine.scan(target)
+    except Exception as exc:  # the last line of defence, see run_realtime
+        if on_scan_error is not None:
+            on_scan_error(exc)
+    grid.done(clock.monotonic())
+    if recorder is not None:
+        recorder.skipped = grid.skipped
+
+
+class _TimedScans:
+    """The real-time loop as a chain of loop timers: the scan runs in the timer's callback.
+
+    Why not `await asyncio.sleep(delay)` per scan: the timer would only complete a future, and
+    resuming the coroutine takes a second pass of the event loop (another epoll_wait); at 10
+    scans a second that was ~0.06 % of a core on the lab PC's VM for nothing. A timer that is
+    already due (a late scan) still runs after the callbacks that are ready, so the link gets
+    its turn between late scans as before."""
+
+    def __init__(
+        self,
+        engine: _Scans,
+        clock: Clock,
+        stop: asyncio.Event,
+        recorder: LatencyRecorder | None,
+        on_scan_error: Callable[[BaseException], None] | None,
+        after_scan: Callable[[float], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.after_scan = after_scan
+        self.clock = clock
+        self.stop = stop
+        self.recorder = recorder
+        self.on_scan_error = on_scan_error
+        self.grid = ScanGrid(clock.monotonic(), engine.scan_interval)
+        self.loop = asyncio.get_running_loop()
+        self.timer: asyncio.TimerHandle | None = None
+        self.failed: asyncio.Future[None] = self.loop.create_future()
+        """Set when a tick raised: a timer callback's exception would only be logged by the
+        loop, and the chain would end with the engine alive but no longer scanning."""
+
+    async def run(self) -> None:
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
+        self._tick()
+        try:
+            waiters: set[asyncio.Future[Any]] = {stopped, self.failed}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
+        if self.failed.done():
+            self.failed.result()  # raises what the tick raised: the caller's safe shutdown
+
+    def _tick(self) -> None:
+        try:
+            self._step()
+        except BaseException as exc:
+            if not self.failed.done():
+                self.failed.set_exception(exc)
+
+    def _step(self) -> None:
+        self.timer = None
+        if self.stop.is_set():
+            return
+        target = self.grid.deadline
+        delay = target - self.clock.monotonic()
+        if delay > 0:  # the loop's clock and ours may differ by a rounding: wait again
+            self.timer = self.loop.call_later(delay, self._tick)
+            return
+        _scan_once(self.engine, self.clock, self.grid, target, self.recorder, self.on_scan_error)
+        if self.after_scan is not None:
+            self.after_scan(target)
+        if not self.stop.is_set():
+            delay = self.grid.deadline - self.clock.monotonic()
+            self.timer = self.loop.call_later(max(delay, 0.0), self._tick)
 
 
 async def run_simulated(
@@ -114,7 +201,9 @@ async def run_simulated(
     """Scans on simulated time; `speed` None is as fast as possible.
 
     Ends when the run reaches Stopped after having started, when it is paused by an error (in a
-    simulation nobody is there to unpause), or when `duration` has passed."""
+    simulation nobody is there to unpause), when the method is complete and nothing is left
+    armed or running (the unit would stay Running, idle, until a Stop), or when `duration` has
+    passed."""
     interval = engine.scan_interval
     start = clock.monotonic()
     loop = asyncio.get_running_loop()
@@ -131,6 +220,8 @@ async def run_simulated(
                 return SimulationEnd("stopped", now - start)
             if engine.state is SystemState.PAUSED and engine.interpreter.method_status == "Error":
                 return SimulationEnd("error", now - start)
+            if engine.interpreter.method_complete:
+                return SimulationEnd("complete", now - start)
         k += 1
         if speed is not None:
             delay = real_start + (k * interval) / speed - loop.time()
@@ -142,7 +233,7 @@ async def run_simulated(
 
 @dataclass(frozen=True)
 class SimulationEnd:
-    reason: str  # "stopped", "error" (paused by an error) or "duration"
+    reason: str  # "stopped", "error" (paused by an error), "complete" or "duration"
     seconds: float  # simulated seconds from the first scan to the last
 
 

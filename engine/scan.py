@@ -175,25 +175,26 @@ class ScanPipeline(AlarmLayer):
         dt = 0.0 if self._last_scan is None else now - self._last_scan
         self._last_scan = now
         self.scans += 1
-        self._guard("reading hardware", wall, lambda: self._read_hardware(wall))
-        self._guard("accumulators", wall, lambda: self._update_accumulators(dt, wall))
+        guard = self._guard
+        guard("reading hardware", wall, self._read_hardware, wall)
+        guard("accumulators", wall, self._update_accumulators, dt, wall)
         # Calculated tags see this scan's time, not the previous scan's (nor 0 on the first).
         self.store.update("Clock", round(wall, 3), wall)
         self._update_calculated(wall)
-        self._guard("interpreter", wall, lambda: self.interpreter.tick(wall))
+        guard("interpreter", wall, self.interpreter.tick, wall)
         self._process_events(now)
         failures = self.commands.run_scan(now)
         for failure in failures:
             self._command_failed(failure.handle, failure.message, now)
         self._process_events(now)
-        self._guard("system tags", wall, lambda: self._update_system_tags(wall))
-        self._guard("alarms", wall, lambda: self._scan_alarms(wall))
-        self._guard("writing outputs", wall, self._write_outputs)
-        self._guard("reporting", wall, lambda: self._report(now, wall))
+        guard("system tags", wall, self._update_system_tags, wall)
+        guard("alarms", wall, self._scan_alarms, wall)
+        guard("writing outputs", wall, self._write_outputs)
+        guard("reporting", wall, self._report, now, wall)
 
-    def _guard(self, what: str, wall: float, action: Callable[[], object]) -> None:
+    def _guard(self, what: str, wall: float, action: Callable[..., object], *args: Any) -> None:
         try:
-            action()
+            action(*args)
         except Exception as exc:
             # Keyed like a tag fault so that a phase failing every scan is logged once.
             self._tag_fault(f"<{what}>", f"{what}: {_describe(exc)}", wall, "engine")
@@ -360,20 +361,21 @@ class ScanPipeline(AlarmLayer):
 
     def _update_system_tags(self, wall: float) -> None:
         it = self.interpreter
-        store = self.store
-        store.update("System State", str(it.state.value), wall)
-        store.update("Method Status", str(it.method_status), wall)
-        store.update("Run Id", it.run_id or "", wall)
-        store.update("Run Time", round(float(it.run_time), 6), wall)
-        store.update("Process Time", round(float(it.process_time), 6), wall)
-        store.update("Block", it.block or "", wall)
-        store.update("Block Time", round(float(it.block_time), 6), wall)
-        store.update("Scope Time", round(float(it.scope_time), 6), wall)
-        store.update("Base", str(it.base), wall)
-        store.update("Run Counter", int(it.run_counter), wall)
-        store.update("Mark", it.mark or "", wall)
-        store.update("Batch Name", it.batch_name or "", wall)
-        store.update("Clock", round(wall, 3), wall)
+        update = self.store.update
+        update("System State", str(it.state.value), wall)
+        update("Method Status", str(it.method_status), wall)
+        update("Run Id", it.run_id or "", wall)
+        update("Run Time", round(float(it.run_time), 6), wall)
+        update("Process Time", round(float(it.process_time), 6), wall)
+        update("Block", it.block or "", wall)
+        update("Block Time", round(float(it.block_time), 6), wall)
+        update("Scope Time", round(float(it.scope_time), 6), wall)
+        update("Base", str(it.base), wall)
+        update("Run Counter", int(it.run_counter), wall)
+        update("Mark", it.mark or "", wall)
+        update("Batch Name", it.batch_name or "", wall)
+        # In a scan a no-op (set at its start); after an operator action between scans, news.
+        update("Clock", round(wall, 3), wall)
         self._update_block_amounts(wall)
 
     def _write_outputs(self) -> None:

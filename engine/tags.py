@@ -176,8 +176,9 @@ class TagStore:
         """Stores a new value; True (and marked changed) when value or quality differ."""
         tag = self.tags[name]
         tag.tick = tick
+        old = tag.value
         quality_changed = tag.quality is not quality
-        if tag.value == value and not quality_changed and type(tag.value) is type(value):
+        if old == value and not quality_changed and type(old) is type(value):
             return False
         tag.value = value
         tag.quality = quality

@@ -22,6 +22,7 @@ from protocol.messages import (
     ForceLine,
     Heartbeat,
     InvokeCommand,
+    LiveDemand,
     Message,
     Method,
     MethodState,
@@ -71,11 +72,13 @@ from protocol.models import (
     UodDescription,
     bounded_findings,
     findings_data,
+    json_safe,
 )
-from protocol.version import PROTOCOL_VERSION, check_compatible
+from protocol.version import LIVE_DEMAND_VERSION, PROTOCOL_VERSION, at_least, check_compatible
 
 __all__ = [
     "FINDING_TEXT_LIMIT",
+    "LIVE_DEMAND_VERSION",
     "MAX_FINDINGS",
     "MAX_FRAME_SIZE",
     "PROTOCOL_VERSION",
@@ -108,6 +111,7 @@ __all__ = [
     "Heartbeat",
     "InvokeCommand",
     "LineState",
+    "LiveDemand",
     "Message",
     "Method",
     "MethodLine",
@@ -140,10 +144,12 @@ __all__ = [
     "TagsUpdated",
     "UodDescription",
     "as_historical",
+    "at_least",
     "bounded_findings",
     "check_compatible",
     "content_digest",
     "decode",
     "encode",
     "findings_data",
+    "json_safe",
 ]

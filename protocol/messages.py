@@ -53,6 +53,7 @@ __all__ = [
     "Heartbeat",
     "InvokeCommand",
     "LineState",
+    "LiveDemand",
     "Method",
     "MethodState",
     "ModelProgress",
@@ -326,6 +327,23 @@ class AlarmCommand(WireModel):
     )
 
 
+class LiveDemand(WireModel):
+    """Whether anyone at the aggregator watches this engine's unit live (since 1.4).
+
+    Watched: live tag changes every scan, as before. Not watched: nothing between data-log
+    samples (each sample carries the latest value of every tag changed since the previous one,
+    and updates the aggregator's live view), so an unwatched unit costs a frame per data-log
+    interval instead of one per scan. On a change to watched the engine sends a live snapshot of
+    every tag at its next scan. An engine that is never told stays watched (full rate); each new
+    connection starts watched. Not a request: no `id`, no CommandResult. Sent by the aggregator
+    right after `Registered` and whenever the demand changes (a fall is held a few seconds, so a
+    flapping subscription does not flap the engine), only to engines registered with 1.4 or
+    later."""
+
+    type: Literal["LiveDemand"] = "LiveDemand"
+    watched: bool
+
+
 class Ping(WireModel):
     """Aggregator heartbeat (rule 10); the engine answers with a CommandResult."""
 
@@ -390,6 +408,7 @@ _FromAggregator: TypeAlias = (
     | AlarmCommand
     | RunModel
     | CancelModel
+    | LiveDemand
     | Ping
     | ProtocolErrorMessage
 )

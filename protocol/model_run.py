@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field
 
-from protocol.models import WireModel
+from protocol.models import FiniteJson, WireModel
 
 ModelId = Annotated[str, Field(min_length=1, max_length=128, description="the RunModel's id")]
 ModelStatus = Literal["pending", "working", "finished", "exception", "interrupted"]
@@ -65,4 +65,4 @@ class ModelProgress(WireModel):
     type: Literal["ModelProgress"] = "ModelProgress"
     model_id: ModelId
     status: ModelStatus
-    data: JsonValue = None
+    data: FiniteJson = None

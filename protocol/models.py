@@ -40,6 +40,18 @@ def _finite_json(value: JsonValue) -> JsonValue:
 FiniteJson = Annotated[JsonValue, AfterValidator(_finite_json)]
 
 
+def json_safe(value: JsonValue) -> JsonValue:
+    """The value with every NaN and infinity as None (null), which is what encoding it would
+    write: for a sender whose data may hold them (a faulted reading in a simulated trace)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
 class WireModel(BaseModel):
     """Base of every protocol model: unknown fields ignored, instances immutable."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protocol.errors import ProtocolError
 
-PROTOCOL_VERSION = "1.3"
+PROTOCOL_VERSION = "1.4"
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -24,3 +24,15 @@ def check_compatible(remote: str, local: str = PROTOCOL_VERSION) -> None:
             "(major versions differ); upgrade the older side",
             rule=12,
         )
+
+
+LIVE_DEMAND_VERSION = (1, 4)
+"""The first version whose engines understand `LiveDemand`; older ones are never sent it."""
+
+
+def at_least(remote: str, version: tuple[int, int]) -> bool:
+    """True when the peer's `major.minor` is `version` or later (same major assumed checked)."""
+    try:
+        return parse_version(remote) >= version
+    except ProtocolError:
+        return False

@@ -1,6 +1,8 @@
-"""Suite-wide PostgreSQL policy: tests marked `postgres` run against the server on
+"""Suite-wide policies. PostgreSQL: tests marked `postgres` run against the server on
 127.0.0.1:5432; where none answers they are skipped with one line saying so, except when
-SETPOINT_REQUIRE_POSTGRES is set (CI), where a missing server is an error, not a skip."""
+SETPOINT_REQUIRE_POSTGRES is set (CI), where a missing server is an error, not a skip.
+Order: the suite runs on two xdist workers (`make test`); the longest tests go first so the
+last minutes are not one worker finishing the newcomer test alone."""
 
 from __future__ import annotations
 
@@ -23,7 +25,23 @@ def postgres_problem() -> str | None:
         return f"no PostgreSQL server on {PG_ADDRESS[0]}:{PG_ADDRESS[1]} ({exc.strerror or exc})"
 
 
+def _slowness(item: pytest.Item) -> int:
+    if "newcomer" in item.keywords:
+        return 0
+    return 1 if "slow" in item.keywords else 2
+
+
+def _slowest_modules_first(items: list[pytest.Item]) -> None:
+    """Whole files move, never single tests: some files' tests build on the one before."""
+    rank: dict[str, int] = {}
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        rank[path] = min(rank.get(path, 2), _slowness(item))
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _slowest_modules_first(items)
     marked = [item for item in items if "postgres" in item.keywords]
     if not marked:
         return

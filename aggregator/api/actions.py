@@ -29,7 +29,7 @@ from aggregator.api.service import (
     state_of,
     unit_summary,
 )
-from aggregator.live import LiveEngine
+from aggregator.live import LiveEngine, no_tag_values
 from protocol import (
     MAX_FINDINGS,
     CancelLine,
@@ -142,7 +142,7 @@ async def _run_stored(app: web.Application, live: LiveEngine, previous: str | No
             looks.add(task)
             task.add_done_callback(looks.discard)
 
-    unsubscribe = ctx.hub.subscribe(changed)
+    unsubscribe = ctx.hub.subscribe(changed, no_tag_values)
     try:
         changed("units", None)
         with contextlib.suppress(TimeoutError):

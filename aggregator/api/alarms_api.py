@@ -31,6 +31,7 @@ from aggregator.api.service import (
     unit_visible,
     uod_of,
 )
+from aggregator.live import no_tag_values
 from aggregator.store.alarms import AlarmChange, AlarmQueries
 from protocol import AlarmAction, AlarmCommand
 
@@ -273,7 +274,7 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
     ctx = ctx_of(app)
     app[ALARM_BOOK_KEY] = AlarmBook()
     app[ALARM_QUERIES_KEY] = AlarmQueries(ctx.storage.engine)
-    ctx.hub.subscribe(AlarmBridge(app))
+    ctx.hub.subscribe(AlarmBridge(app), no_tag_values)
     app.on_startup.append(_load)
     one = "/api/units/{unit_id}/alarms/{name}"
     engine = (403, 404, 409, 422, 503)

@@ -73,6 +73,14 @@ class LiveBridge:
             if fresh:
                 ws.publish(f"unit/{unit_id}/errors", fresh)
 
+    def wants(self, topic: str) -> bool:
+        """A unit's tag values only while a /ws client watches them (values or samples)."""
+        if not topic.endswith("/tags"):
+            return True
+        ws = state_of(self.app).ws
+        unit = topic[: -len("/tags")]
+        return ws.has_subscribers(topic) or ws.has_subscribers(f"{unit}/samples")
+
     def _tags(self, unit_id: str, data: Any) -> None:
         """The newest values for the value display; a data-log sample (ingest passes the
         TagsUpdated as `sample`) also as the points it stores, on a topic whose changes are never

@@ -156,7 +156,8 @@ def _rank(items: list[Item], typed: str) -> list[Item]:
     chosen = [i for i in items if i.label.lower().startswith(t)]
     if not chosen and t:
         chosen = [i for i in items if t in i.label.lower()]
-    return sorted(chosen, key=lambda i: (-i.score, i.label.lower()))
+    # A total order, as the web editor's byRank: relevance, label (folded, then exact), kind.
+    return sorted(chosen, key=lambda i: (-i.score, i.label.lower(), i.label, i.kind))
 
 
 def _name_items(
@@ -173,6 +174,8 @@ def _name_items(
         for c in uod.commands
     ]
     in_block = _inside_block(lines, index)
+    # In a body (an indented line) `Macro` is rarely meant: a macro is defined at the top.
+    in_body = 0 <= index < len(lines) and _indent(lines[index]) > 0
     macros = bool(defined_names(text, "Macro"))
     commands = {c.name for c in uod.commands}
     for name, (signature, argument) in BUILTINS.items():
@@ -183,6 +186,8 @@ def _name_items(
             score = 5
         if name == "Call macro" and macros:
             score = 4
+        if name == "Macro" and in_body:
+            score = 1
         if name in OPERATOR_ONLY:
             score = 4
         apply = f"{name}: " if argument == "required" else name

@@ -17,6 +17,7 @@ from aggregator.api.errors import ApiError
 from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.schemas import Query
 from aggregator.api.service import ctx_of, record, require_unit, state_of, unit_visible, uod_of
+from aggregator.live import no_tag_values
 from aggregator.notify.config import NotifyConfig
 from aggregator.notify.prefs import Event, NotificationPrefs
 from aggregator.notify.service import Hooks, NotificationService
@@ -261,7 +262,7 @@ def setup(app: web.Application, routes: ApiRoutes) -> None:
     )
     svc = NotificationService(config, NotificationStore(ctx.storage.engine, hooks.clock), hooks)
     app[NOTIFY_KEY] = svc
-    ctx.hub.subscribe(svc.on_live)
+    ctx.hub.subscribe(svc.on_live, no_tag_values)
     app.on_startup.append(_start)
     app.on_shutdown.append(_stop)
     me = "/api/me/notifications"

@@ -35,6 +35,17 @@ def _clean(value: ScalarValue) -> ScalarValue:
     return value
 
 
+def _finite(values: list[ScalarValue]) -> list[ScalarValue]:
+    """The values with NaN and infinities as None (JSON has neither), after decimating.
+    Checked in one pass in C for the usual all-number series."""
+    try:
+        if all(map(math.isfinite, values)):  # type: ignore[arg-type]
+            return values
+    except (TypeError, OverflowError):  # None or text among them, or an int beyond floats
+        pass
+    return [_clean(x) for x in values]
+
+
 def build_plot(
     storage: Storage,
     run: RunRow,
@@ -64,14 +75,10 @@ def build_plot(
             wanted = names
         else:
             wanted = [name for _, name, _ in tags]
+        # An open end reads to the end of the stored data: no need to find where that is first
+        # (a scan of every chunk row of the run).
         t0 = start if start is not None else -math.inf
         t1 = end if end is not None else math.inf
-        if t0 == -math.inf or t1 == math.inf:
-            span = storage.run_time_range(conn, run.pk)
-            if span is None:
-                span = (started, started)
-            t0 = span[0] if t0 == -math.inf else t0
-            t1 = span[1] if t1 == math.inf else t1
         series: list[PlotSeries] = []
         annotations: list[Annotation] = []
         for name in wanted:
@@ -85,14 +92,15 @@ def build_plot(
                 dt, dv = decimate([s[0] for s in samples], [s[1] for s in samples], points)
             else:
                 dt, dv, _ = storage.read_decimated(run.pk, tag_id, t0, t1, points, conn)
-            dv = [_clean(x) for x in dv]  # after decimating: JSON has no NaN or infinity
+            # Built here from stored numbers and strings: validating ~100,000 values again
+            # cost a fifth of a 100-tag plot.
             series.append(
-                PlotSeries(
+                PlotSeries.model_construct(
                     tag=name,
                     unit=unit,
                     t=dt,
                     run_time=[x - started for x in dt],
-                    v=dv,
+                    v=_finite(dv),
                 )
             )
             if name in annotation_tags:

@@ -23,6 +23,7 @@ from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.roles import ApiUser
 from aggregator.api.service import ctx_of, require_run, state_of
 from aggregator.api.simulate_api import ModelFailed, Prediction, model_watch
+from aggregator.live import no_tag_values
 from aggregator.store.predictions import RunPredictions, StoredPrediction
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ async def run_prediction(call: Call[None, None]) -> RunPredictionOut:
 def setup(app: web.Application, routes: ApiRoutes) -> None:
     keeper = StartPredictions(app)
     app[PREDICTIONS_KEY] = keeper
-    ctx_of(app).hub.subscribe(keeper)
+    ctx_of(app).hub.subscribe(keeper, no_tag_values)
 
     async def _close(_: web.Application) -> None:
         await keeper.close()

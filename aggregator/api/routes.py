@@ -69,7 +69,9 @@ def setup_api_routes(
             connection=lambda engine_id: ctx.connections.get(engine_id), timeout=command_timeout
         ),
         audit=AuditTrail(ctx.storage.engine, key=ctx.settings.audit_key),
-        ws=Hub(ws_visible(app), queue_limit=ws_queue_limit),
+        ws=Hub(
+            ws_visible(app), queue_limit=ws_queue_limit, on_interest=ctx.live.demand.ws_interest
+        ),
         clock=clock,
         command_timeout=command_timeout,
     )
@@ -93,7 +95,8 @@ def setup_api_routes(
     app[WS_BACKEND_KEY] = backend
     app[WS_SETTINGS_KEY] = ws_settings or WsSettings()
     app.router.add_get("/ws", ws_handler)
-    ctx.hub.subscribe(LiveBridge(app))
+    bridge = LiveBridge(app)
+    ctx.hub.subscribe(bridge, bridge.wants)
     app.on_startup.append(_load_uods)
     setup_web(app, static_dir)
 

@@ -32,6 +32,7 @@ from aggregator.api.service import (
     require_unit,
     state_of,
 )
+from aggregator.live import no_tag_values
 from aggregator.ws.handler import ActionFailed
 from aggregator.ws.messages import RunModelAction
 from aggregator.ws.tasks import Task
@@ -227,7 +228,7 @@ async def simulate(call: Call[SimulateRequest, None]) -> Prediction:
 def setup(app: web.Application, routes: ApiRoutes) -> None:
     watch = ModelWatch()
     app[MODEL_WATCH_KEY] = watch
-    ctx_of(app).hub.subscribe(watch)
+    ctx_of(app).hub.subscribe(watch, no_tag_values)
     operation = Operation(
         "POST",
         "/api/units/{unit_id}/simulate",

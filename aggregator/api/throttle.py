@@ -5,11 +5,17 @@ for `base` seconds; every further failure after a lock doubles it, up to `cap`. 
 forgets the key, and so does `forget` seconds without a failure. At most `max_keys` keys are
 remembered (the least recently failed go first), so a flood of made-up names cannot grow it
 without bound.
+
+A site of several nodes shares the counts (aggregator/cluster): each node tells the others of
+its failures and successes (`on_change`) and applies theirs (`apply`), so that spreading guesses
+over the nodes gains nothing. Shared over NATS, not stored: while the nodes cannot reach each
+other each throttles alone, which is what one node did before.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -46,6 +52,8 @@ class LoginThrottle:
         self.forget = forget
         self.max_keys = max_keys
         self._keys: OrderedDict[str, _Failures] = OrderedDict()
+        self.on_change: Callable[[str, list[str]], None] | None = None
+        """Told ("failure" or "success", keys) of each attempt counted here (cluster/)."""
 
     def retry_after(self, keys: list[str], now: float) -> float:
         """Seconds until every key may try again; 0 when none is locked."""
@@ -58,6 +66,18 @@ class LoginThrottle:
 
     def failure(self, keys: list[str], now: float) -> list[Lockout]:
         """Count a failed attempt against each key; the locks it begins."""
+        if self.on_change is not None:
+            self.on_change("failure", keys)
+        return self._failure(keys, now)
+
+    def apply(self, change: str, keys: list[str], now: float) -> None:
+        """Another node's attempt (its on_change), counted here without telling anyone."""
+        if change == "failure":
+            self._failure(keys, now)
+        elif change == "success":
+            self._success(keys)
+
+    def _failure(self, keys: list[str], now: float) -> list[Lockout]:
         begun = []
         for key in keys:
             entry = self._current(key, now) or _Failures()
@@ -74,6 +94,11 @@ class LoginThrottle:
         return begun
 
     def success(self, keys: list[str]) -> None:
+        if self.on_change is not None:
+            self.on_change("success", keys)
+        self._success(keys)
+
+    def _success(self, keys: list[str]) -> None:
         for key in keys:
             self._keys.pop(key, None)
 

@@ -49,7 +49,7 @@ from protocol import ControlAction
 class ApiWsBackend:
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self.sessions = SessionWatch(self._live_sessions)
+        self.sessions = SessionWatch(self._live_sessions, ctx_of(app).security)
 
     async def _live_sessions(self, sessions: set[str]) -> dict[str, str]:
         ctx = ctx_of(self.app)

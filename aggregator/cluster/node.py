@@ -7,6 +7,10 @@ the holder over NATS request/reply; the holder hands it to its engine and relays
 node that got the HTTP request writes the audit entry (it knows the user, the reason and the
 outcome, and it is exactly one node); the holder writes nothing.
 
+Login attempts counted by one node are told to the others (api/throttle.py), so the site
+throttles on its total. Which node may store an engine's frames is decided in PostgreSQL, not
+here (store/fencing.py): NATS news can be late or lost, the lease cannot.
+
 Why a cache and not ask-the-holder snapshots: the unit list needs every unit's summary for every
 subscriber, a snapshot must not cost a cross-node round trip per browser and topic, and a cache
 keeps serving the last state (marked stale) while the holder is unreachable.
@@ -142,6 +146,7 @@ class Cluster:
         await self.nc.subscribe(s.everything, cb=self._on_message)
         await self.nc.subscribe(s.commands, cb=self._on_command)
         self._unsubscribe = self.ctx.hub.subscribe(self._on_hub)
+        self._share_throttle()
         self._tasks = [
             asyncio.create_task(self._pump()),
             asyncio.create_task(self._beat()),
@@ -280,6 +285,8 @@ class Cluster:
         elif kind == "sync":
             for unit_id in list(self.ctx.connections):
                 self._announce(unit_id)
+        elif kind == "throttle":
+            self._on_throttle(msg.data)
 
     def _on_unit(self, data: bytes) -> None:
         change = wire.decode(data)
@@ -360,6 +367,33 @@ class Cluster:
         for unit_id, holder in list(self.holders.items()):
             if holder == node and unit_id not in held:
                 self._gone(unit_id)
+
+    # --- login throttling (item 3) ---------------------------------------------------------------
+
+    def _share_throttle(self) -> None:
+        """Tell the other nodes of each login attempt counted here (api/throttle.py)."""
+        from aggregator.api.service import API_STATE_KEY
+
+        if API_STATE_KEY not in self.app:
+            return
+        subject = self.subjects.throttle
+
+        def changed(change: str, keys: list[str]) -> None:
+            self._send(subject, json.dumps({"change": change, "keys": keys}).encode())
+
+        self.app[API_STATE_KEY].throttle.on_change = changed
+
+    def _on_throttle(self, data: bytes) -> None:
+        from aggregator.api.service import API_STATE_KEY
+
+        try:
+            raw = json.loads(data)
+            change, keys = str(raw["change"]), [str(k) for k in raw["keys"]]
+        except (ValueError, KeyError, TypeError):
+            return
+        if API_STATE_KEY in self.app:
+            state = self.app[API_STATE_KEY]
+            state.throttle.apply(change, keys, state.throttle_clock())
 
     # --- command routing ------------------------------------------------------------------------
 

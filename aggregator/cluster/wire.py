@@ -81,6 +81,11 @@ class Subjects:
     def nodes(self) -> str:
         return f"{self.prefix}.node"
 
+    @property
+    def throttle(self) -> str:
+        """Login failures and successes, so every node throttles on the site's count."""
+        return f"{self.prefix}.throttle"
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, BaseModel):

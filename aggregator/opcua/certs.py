@@ -2,7 +2,10 @@
 
 OPC UA clients pin the server by its certificate, so it must survive restarts: it is created
 on the first start and reused after. The key is written 0600 from the first byte (os.open with
-the mode, never chmod after the fact)."""
+the mode, never chmod after the fact).
+
+`write_self_signed` is the one place that knows what OPC UA wants in an application instance
+certificate; the tests make their clients' and peers' certificates with it too."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import datetime
 import ipaddress
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,12 +55,16 @@ def ensure_server_certificate(data_dir: Path, host: str, app_uri: str) -> Server
         raise CertificateError(
             f"{present} exists without its pair; remove it to create a new server certificate"
         )
+    hostname = socket.gethostname()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        cert = _self_signed(key, host, app_uri)
-        _write_private(key_path, _pem(key))
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+        write_self_signed(
+            cert_path,
+            key_path,
+            common_name=f"Setpoint aggregator ({hostname})",
+            app_uri=app_uri,
+            hosts=[hostname, "localhost", host],
+        )
     except OSError as exc:
         raise CertificateError(
             f"cannot create the OPC UA server certificate in {directory}: {exc.strerror or exc}"
@@ -83,21 +91,34 @@ def _check_key_mode(path: Path) -> None:
         raise CertificateError(f"{path} is readable by other users; chmod 600 it")
 
 
-def _self_signed(key: rsa.RSAPrivateKey, host: str, app_uri: str) -> x509.Certificate:
-    hostname = socket.gethostname()
-    names: list[x509.GeneralName] = [
-        x509.UniformResourceIdentifier(app_uri),
-        x509.DNSName(hostname),
-        x509.DNSName("localhost"),
-    ]
-    try:
-        names.append(x509.IPAddress(ipaddress.ip_address(host)))
-    except ValueError:
-        if host not in (hostname, "localhost"):
+def write_self_signed(
+    cert_path: Path, key_path: Path, *, common_name: str, app_uri: str, hosts: Sequence[str]
+) -> None:
+    """A new key (PEM, 0600, never over an existing file) and its self-signed certificate (DER):
+    what OPC UA applications check, the application URI and the `hosts` (names or IP addresses)
+    in the subject alternative name, key and data encipherment, server and client use."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = _self_signed(key, common_name, app_uri, hosts)
+    _write_private(key_path, _pem(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+
+
+def _alt_names(app_uri: str, hosts: Sequence[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(app_uri)]
+    for host in dict.fromkeys(hosts):
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
             names.append(x509.DNSName(host))
+    return names
+
+
+def _self_signed(
+    key: rsa.RSAPrivateKey, common_name: str, app_uri: str, hosts: Sequence[str]
+) -> x509.Certificate:
     subject = x509.Name(
         [
-            x509.NameAttribute(NameOID.COMMON_NAME, f"Setpoint aggregator ({hostname})"[:64]),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Setpoint"),
         ]
     )
@@ -110,7 +131,7 @@ def _self_signed(key: rsa.RSAPrivateKey, host: str, app_uri: str) -> x509.Certif
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=VALIDITY_DAYS))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_alt_names(app_uri, hosts)), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

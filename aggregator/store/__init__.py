@@ -74,6 +74,7 @@ class Storage:
         self.apply_batch = self.ingest.apply_batch
         self.apply_and_maintain = self.ingest.apply_and_maintain
         self.maintain = self.ingest.maintain
+        self.maintenance_due = self.ingest.maintenance_due
         self.replay_quarantined = self.ingest.replay
         self.note_error = self.ingest.note_error
 

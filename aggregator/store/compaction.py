@@ -91,6 +91,17 @@ class Compactor:
         if pending.count >= CHUNK_SAMPLES or pending.t_max - pending.t_min >= CHUNK_SECONDS:
             self._due.add(key)
 
+    def work_due(self, now: float) -> bool:
+        """Whether `compact` may have anything to do at `now`. The writer asks this from the
+        event loop while idle (plain reads of this thread-owned state, between batches), so an
+        idle aggregator does not hop to the writer thread every second to find nothing due."""
+        return (
+            not self._loaded
+            or bool(self._due)
+            or bool(self._final)
+            or now - self._last_time_check >= 10.0
+        )
+
     def run_closed(self, run_pk: int) -> None:
         """A run ended: its samples are compacted on the next pass, however few."""
         self._final.add(run_pk)
@@ -129,6 +140,10 @@ def _compact(conn: Connection, run_pk: int, tag_id: int) -> int:
         sa.select(T_RECENT.c.id, T_RECENT.c.t, T_RECENT.c.num, T_RECENT.c.text, T_RECENT.c.kind)
         .where(T_RECENT.c.run_pk == run_pk, T_RECENT.c.tag_id == tag_id)
         .order_by(T_RECENT.c.t, T_RECENT.c.id)
+        # Two nodes may compact one series at once (an engine moved from one to the other):
+        # the second waits for the first, then finds the rows it compacted gone (PostgreSQL
+        # skips rows deleted while it waited), so no sample is chunked twice.
+        .with_for_update()
     ).all()
     if not rows:
         return 0

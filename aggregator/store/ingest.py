@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store, same_content
-from aggregator.store import alarms, quarantine
+from aggregator.ingest_session import CompareStored, IntegrityError, RecordGap, Store
+from aggregator.store import alarms, digests, quarantine
 from aggregator.store.batch import BatchOp, BatchResult, StoredError
 from aggregator.store.compaction import Compactor
+from aggregator.store.fencing import Leases
 from aggregator.store.registration import Registry
 from aggregator.store.runs import OpenRun, Runs, aggregator_line, record_error, upsert_runlog
-from aggregator.store.tables import T_ENGINE, T_RECEIVED, T_RUN, T_SEQ, SampleRow, sample_row
+from aggregator.store.tables import T_ENGINE, T_RUN, T_SEQ, SampleRow, sample_row
 from protocol import (
     STORED_MESSAGE_TYPES,
     AlarmsUpdated,
@@ -40,14 +41,8 @@ from protocol import (
 
 log = logging.getLogger(__name__)
 
-DIGEST_RETENTION = 2_500
-"""Digests kept per engine for rule 6, and no more: the table must not outweigh the samples
-(at 153 bytes a row, 10 000 digests were more than an hour of a unit's chunks). A resend
-reaches back at most to the engine's unacknowledged frames (2 x 1000, live and replay, in the
-link's default policy); anything older is at or below Registered.last_seq and never resent."""
 DIGEST_PRUNE_SECONDS = 10.0
-"""How often old digests are deleted: the table holds at most the retention plus this long's
-frames."""
+"""How often old digests are deleted (store/digests.py: what is kept, and why no more)."""
 
 # Built once: constructing a statement costs more than executing it.
 _SEQ_UPDATE = (
@@ -55,6 +50,16 @@ _SEQ_UPDATE = (
     .where(T_SEQ.c.engine_id == sa.bindparam("e"), T_SEQ.c.last_seq < sa.bindparam("s"))
     .values(last_seq=sa.bindparam("s"), updated=sa.bindparam("now"))
 )
+
+
+class _MessageFailed(Exception):
+    """A message failed to apply in a batch applied without SAVEPOINTs (see apply_batch)."""
+
+    def __init__(self, engine_id: str, kind: str, seq: int) -> None:
+        super().__init__(f"{kind} seq {seq} of {engine_id}")
+        self.engine_id = engine_id
+        self.kind = kind
+        self.seq = seq
 
 
 @dataclass
@@ -79,10 +84,6 @@ class Ingest:
         self._clock = clock
         self.is_sqlite = engine.dialect.name == "sqlite"
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._insert_received = (
-            "INSERT INTO received_message (engine_id, seq, kind, digest, received) "
-            f"VALUES ({', '.join([mark] * 5)})"
-        )
         self.insert_samples = (
             "INSERT INTO sample_recent (run_pk, tag_id, t, num, text, kind) "
             f"VALUES ({', '.join([mark] * 6)})"
@@ -91,6 +92,9 @@ class Ingest:
         self.registry = registry
         self.compactor = compactor
         self.runs = Runs(registry, compactor)
+        self.leases = Leases(enabled=not self.is_sqlite)
+        """Ingest fencing across nodes (store/fencing.py)."""
+        self.digests = digests.Digests(engine.dialect.paramstyle)
         self._last_prune = 0.0
 
     def reset(self) -> None:
@@ -98,6 +102,7 @@ class Ingest:
         self.registry.reset()
         self.runs.reset()
         self.compactor.reset()
+        self.digests.reset()
 
     def _load(self, conn: Connection) -> None:
         self.runs.load(conn)
@@ -105,9 +110,14 @@ class Ingest:
 
     def register_engine(self, reg: RegisterEngine, token_name: str) -> tuple[int, str | None]:
         """Record the engine and its UOD; return (last stored seq, open run id)."""
+        self.digests.forget(reg.engine_id)
         try:
             with self.engine.begin() as conn:
+                moved = self.leases.take(conn, reg.engine_id, self._clock())
                 self._load(conn)
+                if moved:  # another node stored this engine's frames since we last did
+                    self.registry.forget(reg.engine_id)
+                    self.runs.refresh(conn, reg.engine_id)
                 last_seq = self.registry.register(conn, reg, token_name, self._clock())
         except Exception:
             self.reset()
@@ -135,25 +145,44 @@ class Ingest:
             self._prune_digests()
         return written
 
+    def maintenance_due(self) -> bool:
+        """Whether `maintain` may have anything to do now (Compactor.work_due, or the digests'
+        prune): asked by the idle writer before it hops to its thread for it."""
+        now = self._clock()
+        return self.compactor.work_due(now) or now - self._last_prune >= DIGEST_PRUNE_SECONDS
+
     def _prune_digests(self) -> None:
         with self.engine.begin() as conn:
-            for row in conn.execute(sa.select(T_SEQ.c.engine_id, T_SEQ.c.last_seq)).all():
-                conn.execute(
-                    T_RECEIVED.delete().where(
-                        T_RECEIVED.c.engine_id == row.engine_id,
-                        T_RECEIVED.c.seq < row.last_seq - DIGEST_RETENTION,
-                    )
-                )
+            self.digests.prune(conn, digests.DIGEST_RETENTION)
 
     def apply_batch(self, ops: Sequence[BatchOp]) -> BatchResult:
         """Store a batch in one transaction. Raises on failure, having rolled back everything.
 
-        Each message is applied in its own SAVEPOINT: one that fails unexpectedly (a bug, a
-        constraint we did not foresee) is rolled back alone and kept whole in quarantine, in
-        this transaction, with a line in its engine's error log (store/quarantine.py says why
-        its seq still counts as stored). The other engines' frames of the batch commit and
-        every stream goes on instead of all of them being disconnected to resend the same
-        failure, and nothing is acknowledged that is not durably kept."""
+        A message that fails unexpectedly (a bug, a constraint we did not foresee) is rolled
+        back alone and kept whole in quarantine, in the batch's transaction, with a line in its
+        engine's error log (store/quarantine.py says why its seq still counts as stored). The
+        other engines' frames of the batch commit and every stream goes on instead of all of
+        them being disconnected to resend the same failure, and nothing is acknowledged that
+        is not durably kept.
+
+        That isolation needs a SAVEPOINT per message, which cost more than the message itself
+        (two statements each, the largest per-frame item of a batch): so a batch is first
+        applied without them, and only when a message fails is that whole attempt rolled back
+        (nothing of it stays, the caches are dropped) and the batch applied again with one
+        SAVEPOINT per message. A failure costs one more attempt; a clean batch, none."""
+        try:
+            return self._apply_batch(ops, isolate=False)
+        except _MessageFailed as failed:
+            log.warning(
+                "engine %s: %s seq %d failed to apply; applying its batch again one by one",
+                failed.engine_id,
+                failed.kind,
+                failed.seq,
+            )
+        return self._apply_batch(ops, isolate=True)
+
+    def _apply_batch(self, ops: Sequence[BatchOp], *, isolate: bool) -> BatchResult:
+        """One attempt of apply_batch; `isolate`: each message in its own SAVEPOINT."""
         high: dict[str, int] = {}
         failed = False
         try:
@@ -163,16 +192,17 @@ class Ingest:
                     # a SAVEPOINT before that would open it, and its RELEASE commit it, piece by
                     # piece. Begin it here (IMMEDIATE: this thread is the only writer anyway).
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
+                self.leases.check(conn, {op.engine_id for op in ops})
                 self._load(conn)
                 batch = _Batch(conn, BatchResult(), [], self._clock())
-                received: list[tuple[str, int, str, str, float]] = []
+                received: list[digests.Received] = []
                 for op in ops:
                     action = op.action
                     if isinstance(action, Store):
                         msg = action.message
-                        received.append((op.engine_id, msg.seq, msg.type, action.digest, batch.now))
+                        received.append((op.engine_id, msg.seq, msg.type, action.digest))
                         high[op.engine_id] = max(high.get(op.engine_id, 0), msg.seq)
-                        failed |= not self._apply_one(batch, op, msg)
+                        failed |= not self._apply_one(batch, op, msg, isolate)
                     elif isinstance(action, CompareStored):
                         self._compare(batch, op, action)
                     elif isinstance(action, IntegrityError):
@@ -183,7 +213,7 @@ class Ingest:
                         self._gap(batch, op, action)
                         high[op.engine_id] = max(high.get(op.engine_id, 0), action.last)
                 if received:
-                    conn.exec_driver_sql(self._insert_received, received)
+                    self.digests.record(conn, received)
                 if batch.samples:
                     conn.exec_driver_sql(self.insert_samples, batch.samples)
                 if high:
@@ -198,8 +228,15 @@ class Ingest:
             self.reset()  # reload with this batch's samples counted (compaction)
         return batch.result
 
-    def _apply_one(self, batch: _Batch, op: BatchOp, msg: StoredMessage) -> bool:
-        """Apply one message in a SAVEPOINT (see apply_batch); False when it failed."""
+    def _apply_one(self, batch: _Batch, op: BatchOp, msg: StoredMessage, isolate: bool) -> bool:
+        """Apply one message, in a SAVEPOINT when `isolate` (see apply_batch); False when it
+        failed and was quarantined. Without `isolate` a failure ends the attempt."""
+        if not isolate:
+            try:
+                self._apply(batch, op, msg)
+            except Exception as exc:
+                raise _MessageFailed(op.engine_id, msg.type, msg.seq) from exc
+            return True
         result = batch.result
         marks = (
             len(batch.samples),
@@ -410,12 +447,8 @@ class Ingest:
         )
 
     def _compare(self, batch: _Batch, op: BatchOp, action: CompareStored) -> None:
-        row = batch.conn.execute(
-            sa.select(T_RECEIVED.c.digest).where(
-                T_RECEIVED.c.engine_id == op.engine_id, T_RECEIVED.c.seq == action.message.seq
-            )
-        ).first()
-        if row is None or same_content(row.digest, action.message, action.digest):
+        stored = digests.stored_slot(batch.conn, op.engine_id, action.message.seq)
+        if stored is None or digests.same_as_stored(stored, action.message, action.digest):
             return
         text = (
             f"integrity error: resent {action.message.type} seq {action.message.seq} differs from "

@@ -3,7 +3,7 @@
 Why a message is acknowledged although it was not applied: the quarantine row is written in the
 same transaction as the rest of the batch, so the Ack still means "durably kept here" (rule 5)
 and the engine may drop its copy. The message's seq counts as stored like any other (engine_seq,
-and its digest in received_message), so the rule 6/7 checks stay as they are: a resent copy is
+and its digest in received_digest), so the rule 6/7 checks stay as they are: a resent copy is
 compared with the digest, and no gap is recorded because nothing is missing. What is missing is
 only its effect on the stored runs, and the quarantine row, the engine's error log entry and
 `GET /api/quarantine` say so until an admin replays it (Ingest.replay) after a fix.
@@ -19,8 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from aggregator.store import digests
 from aggregator.store.batch import BatchOp, BatchResult
-from aggregator.store.tables import T_QUARANTINE, T_RECEIVED
+from aggregator.store.tables import T_QUARANTINE
 from protocol import StoredMessage
 
 SNAPSHOT_KINDS = frozenset({"ControlState", "Method", "MethodState"})
@@ -100,16 +101,7 @@ def load(conn: Connection, qid: int) -> tuple[Quarantined, str, str] | None:
 def superseded(conn: Connection, entry: Quarantined) -> bool:
     if entry.kind not in SNAPSHOT_KINDS:
         return False
-    newer = conn.execute(
-        sa.select(T_RECEIVED.c.seq)
-        .where(
-            T_RECEIVED.c.engine_id == entry.engine_id,
-            T_RECEIVED.c.kind == entry.kind,
-            T_RECEIVED.c.seq > entry.seq,
-        )
-        .limit(1)
-    ).first()
-    return newer is not None
+    return digests.stored_since(conn, entry.engine_id, entry.kind, entry.seq)
 
 
 def remove(conn: Connection, qid: int) -> None:

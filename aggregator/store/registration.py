@@ -55,8 +55,7 @@ class Registry:
             conn.execute(T_ENGINE.update().where(T_ENGINE.c.id == reg.engine_id).values(**values))
         else:
             conn.execute(T_ENGINE.insert().values(id=reg.engine_id, control_json="{}", **values))
-        for tag in reg.uod.tags:
-            self.tag_id(conn, reg.engine_id, tag.name, tag.unit, update_unit=True)
+        self._record_tags(conn, reg.engine_id, {tag.name: tag.unit for tag in reg.uod.tags})
         row = conn.execute(
             sa.select(T_SEQ.c.last_seq).where(T_SEQ.c.engine_id == reg.engine_id)
         ).first()
@@ -65,6 +64,36 @@ class Registry:
         # Kept even though the transaction may still fail: the caller then resets the caches.
         self._uods[reg.engine_id] = uod
         return 0 if row is None else int(row.last_seq)
+
+    def forget(self, engine_id: str) -> None:
+        """Forget one engine's cached rows: another node registered it since we did."""
+        self._uods.pop(engine_id, None)
+        for key in [key for key in self._tag_ids if key[0] == engine_id]:
+            del self._tag_ids[key]
+
+    def _record_tags(self, conn: Connection, engine_id: str, units: dict[str, str | None]) -> None:
+        """The UOD's tags in a few statements, not one per tag: a site's engines all register
+        at once after a fail-over, one after another on the writer thread."""
+        where = T_TAG.c.engine_id == engine_id
+        rows = {
+            row.name: row
+            for row in conn.execute(sa.select(T_TAG.c.id, T_TAG.c.name, T_TAG.c.unit).where(where))
+        }
+        missing = [name for name in units if name not in rows]
+        if missing:
+            conn.execute(
+                T_TAG.insert(),
+                [{"engine_id": engine_id, "name": n, "unit": units[n]} for n in missing],
+            )
+            query = sa.select(T_TAG.c.id, T_TAG.c.name, T_TAG.c.unit).where(
+                where, T_TAG.c.name.in_(missing)
+            )
+            rows.update({row.name: row for row in conn.execute(query)})
+        for name, unit in units.items():
+            row = rows[name]
+            if unit is not None and row.unit != unit:
+                conn.execute(T_TAG.update().where(T_TAG.c.id == row.id).values(unit=unit))
+            self._tag_ids[(engine_id, name)] = int(row.id)
 
     def uod(self, conn: Connection, engine_id: str) -> EngineUod:
         uod = self._uods.get(engine_id)
@@ -89,13 +118,12 @@ class Registry:
         engine_id: str,
         name: str,
         unit: str | None,
-        update_unit: bool = False,
     ) -> int:
-        """The id of an engine's tag, created on first use. A changed unit is recorded when
-        the row is read: always with `update_unit` (registration), else when not cached."""
+        """The id of an engine's tag, created on first use (a tag the UOD did not list). A
+        changed unit is recorded when the row is read, i.e. when not cached."""
         key = (engine_id, name)
         tag_id = self._tag_ids.get(key)
-        if tag_id is not None and not update_unit:
+        if tag_id is not None:
             return tag_id
         row = conn.execute(
             sa.select(T_TAG.c.id, T_TAG.c.unit).where(

@@ -55,6 +55,20 @@ class Runs:
             self._open[row.engine_id] = OpenRun(row.pk, row.run_id, row.session_id)
         self._loaded = True
 
+    def refresh(self, conn: Connection, engine_id: str) -> None:
+        """Read one engine's open run and last method again: another node stored its frames
+        since we did (run ids and their pks never change, so those stay cached)."""
+        self.load(conn)
+        self._open.pop(engine_id, None)
+        self._last_method.pop(engine_id, None)
+        row = conn.execute(
+            sa.select(T_RUN.c.pk, T_RUN.c.run_id, T_RUN.c.session_id).where(
+                T_RUN.c.engine_id == engine_id, T_RUN.c.stopped.is_(None)
+            )
+        ).first()
+        if row is not None:
+            self._open[engine_id] = OpenRun(row.pk, row.run_id, row.session_id)
+
     def open_run(self, engine_id: str) -> OpenRun | None:
         return self._open.get(engine_id)
 

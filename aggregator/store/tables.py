@@ -20,7 +20,7 @@ def _table(model: type[SQLModel]) -> sa.Table:
 
 T_ENGINE = _table(m.Engine)
 T_SEQ = _table(m.EngineSeq)
-T_RECEIVED = _table(m.ReceivedMessage)
+T_DIGEST = _table(m.ReceivedDigest)
 T_RUN = _table(m.Run)
 T_RUN_METHOD = _table(m.RunMethod)
 T_TAG = _table(m.Tag)

@@ -25,6 +25,9 @@ UNIT_KINDS: dict[str, Merge] = {
     "watchers": "replace",
     "alarms": "by_key",  # the unit's alarms, each replaced by its newer state
 }
+LIVE_KINDS = frozenset({"tags", "control"})
+"""Topics whose subscribers need the unit's scan-rate values: while a unit has one, its engine
+sends every scan's changes (LiveDemand, aggregator/live_demand.py); otherwise only samples."""
 GLOBAL_TOPICS = ("units", "alarms")
 """Topics of every unit at once, each item filtered by the unit it names."""
 MAX_HELD = 10_000
@@ -113,8 +116,12 @@ class Hub:
         visible: Callable[[Viewer, str], bool],
         *,
         queue_limit: int = 1000,
+        on_interest: Callable[[str, bool], None] | None = None,
     ) -> None:
         self._visible = visible
+        self.on_interest = on_interest
+        """Called with (unit id, watched) when a unit gains its first or loses its last
+        subscriber of a LIVE_KINDS topic (aggregator/live_demand.py)."""
         self.queue_limit = queue_limit
         self.queue_bytes = QUEUE_BYTES
         self.queue_budget = SharedBudget(QUEUE_BYTES_TOTAL)
@@ -124,6 +131,7 @@ class Hub:
         self._by_topic: dict[str, set[Client]] = {}
         self._next_id = 1
         self._watchers: dict[str, list[str]] = {}
+        self._live_units: set[str] = set()
 
     @property
     def clients(self) -> list[Client]:
@@ -235,7 +243,19 @@ class Hub:
         }
         return sorted(names)
 
+    def live_watched(self, unit_id: str) -> bool:
+        """Some client subscribed to one of the unit's LIVE_KINDS topics."""
+        return any(self._by_topic.get(f"unit/{unit_id}/{kind}") for kind in LIVE_KINDS)
+
     def _update_watchers(self, unit_id: str) -> None:
+        live = self.live_watched(unit_id)
+        if live != (unit_id in self._live_units):
+            if live:
+                self._live_units.add(unit_id)
+            else:
+                self._live_units.discard(unit_id)
+            if self.on_interest is not None:
+                self.on_interest(unit_id, live)
         now = self.watchers(unit_id)
         if self._watchers.get(unit_id, []) != now:
             self._watchers[unit_id] = now

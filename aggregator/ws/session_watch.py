@@ -2,20 +2,19 @@
 the user deleted) or the user's role changes, the socket is closed within a second, also when
 the change was made by another process (the CLI on the same database).
 
-One query per interval answers for every open socket (which of their sessions are still valid,
-and with which role), and runs only while sockets are open. Each action and subscription is also
-checked against the database before it runs, so nothing is accepted for a session in the moment
-between its end and the next sweep.
+The sweep of every open socket's session is one half of security_poll.SecurityPoll (the other:
+the engine links' tokens): one query per interval answers for all of them, and runs only while
+sockets are open. Each action and subscription is also checked against the database before it
+runs, so nothing is accepted for a session in the moment between its end and the next sweep.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
+from aggregator.security_poll import Answer, Request, SecurityPoll
 from aggregator.ws.hub import Viewer
 
 log = logging.getLogger(__name__)
@@ -53,18 +52,22 @@ def verdict(viewer: Viewer, alive: dict[str, str]) -> tuple[int, str] | None:
 
 
 class SessionWatch:
-    def __init__(self, live_sessions: LiveSessions, interval: float = 0.5) -> None:
-        self.interval = interval
+    def __init__(
+        self, live_sessions: LiveSessions, poll: SecurityPoll | None = None, interval: float = 0.5
+    ) -> None:
+        """`poll`: the app's shared poll (AppContext.security); None: a poll of its own that
+        checks sessions only (a hub without engine links)."""
         self._live_sessions = live_sessions
         self._sockets: set[Watched] = set()
-        self._task: asyncio.Task[None] | None = None
+        self.poll = poll if poll is not None else SecurityPoll(self._sessions_only, interval)
+        self.poll.sessions = self._request
+
+    async def _sessions_only(self, _tokens: set[str], sessions: set[str]) -> Answer:
+        return set(), await self._live_sessions(sessions)
 
     def add(self, socket: Watched) -> None:
         self._sockets.add(socket)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="setpoint-session-watch"
-            )
+        self.poll.wake()
 
     def remove(self, socket: Watched) -> None:
         self._sockets.discard(socket)
@@ -82,24 +85,19 @@ class SessionWatch:
         return False
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.poll.stop()
 
-    async def _run(self) -> None:
-        while self._sockets:
-            await asyncio.sleep(self.interval)
-            sockets = list(self._sockets)
-            sessions = {s.viewer.session for s in sockets if s.viewer.session}
-            if not sessions:
-                continue
-            try:
-                alive = await self._live_sessions(sessions)
-            except Exception:
-                log.exception("checking the sessions of open /ws sockets failed; retrying")
-                continue
+    def _request(self) -> Request | None:
+        """The open sockets' sessions, and what to do with the answer (for those sockets only:
+        one opened while the query ran was checked when it opened)."""
+        if not self._sockets:
+            return None
+        sockets = list(self._sockets)
+
+        def apply(alive: Any) -> None:
             for socket in sockets:
                 found = verdict(socket.viewer, alive)
                 if found is not None:
                     socket.end(*found)
+
+        return {s.viewer.session for s in sockets if s.viewer.session}, apply

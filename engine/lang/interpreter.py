@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from engine.lang.api import EngineContext, SystemState
 from engine.lang.editing import EditResult, LiveEditing, MethodEditError
 from engine.lang.handlers import Handlers
+from engine.lang.paths import FrameKind, Path
 from engine.lang.recovery import Recovery
 from engine.lang.run_control import InjectionError, LineActionError, RunControl, RunControlError
 from engine.lang.runlog import Event
@@ -58,6 +59,18 @@ class MethodState:
     started: frozenset[str]
     completed: frozenset[str]
     failed: frozenset[str]
+
+
+def _waits_at_end(path: Path) -> bool:
+    """At the end of the method's top level or of a block, with nothing pending: only a live
+    edit (more lines) or an End block from elsewhere moves such a path on."""
+    top = path.frames[-1] if path.frames else None
+    return (
+        path.pending is None
+        and top is not None
+        and top.kind in (FrameKind.ROOT, FrameKind.BLOCK)
+        and top.index >= len(top.body)
+    )
 
 
 class Interpreter(RunControl, Recovery, Scan, Handlers, Timing, LiveEditing):
@@ -114,6 +127,20 @@ class Interpreter(RunControl, Recovery, Scan, Handlers, Timing, LiveEditing):
     def method_state(self) -> MethodState:
         return MethodState(
             frozenset(self._started), frozenset(self._completed), frozenset(self._failed)
+        )
+
+    @property
+    def method_complete(self) -> bool:
+        """Running with nothing left that could run another line: every path (the method,
+        injected code, watch bodies) has ended, no Watch or Alarm is armed, no command is
+        running and no timed pause or hold waits. The run stays Running until a Stop; a
+        simulation ends here, as nothing in the method can change any more."""
+        return (
+            self._state is SystemState.RUNNING
+            and not self._arms
+            and not self._commands
+            and self._timed is None
+            and all(p.done or _waits_at_end(p) for p in self._paths)
         )
 
     @property

@@ -1,4 +1,4 @@
-"""The I/O shell of the link: an aiohttp websocket client obeying the LinkMachine.
+"""The I/O shell of the link: a websocket client (link/websocket.py) obeying the LinkMachine.
 
 It owns everything the machine must not: the socket, the timers, the engine's command calls,
 the outbox's disk work and the logging policy (an outage or a refused token is logged once, not
@@ -25,7 +25,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from pydantic import JsonValue
 
 from engine.link.machine import (
@@ -41,29 +40,27 @@ from engine.link.machine import (
     Send,
 )
 from engine.link.outbox import Outbox, Synchronous
-from engine.ports import EngineCommandError, EngineControl, StoredMessageT
+from engine.link.requests import run_request
+from engine.link.websocket import HandshakeError, MsgType, WebSocket, WebSocketError, connect
+from engine.ports import EngineControl, StoredMessageT
 from protocol.codec import MAX_FRAME_SIZE
 from protocol.messages import (
     AlarmCommand,
     CancelLine,
-    CancelModel,
     ControlCommand,
     ForceLine,
     InvokeCommand,
     ModelProgress,
     ResumeLine,
-    RunModel,
     SetMethod,
 )
-from protocol.models import findings_data
+from protocol.models import json_safe
 
 log = logging.getLogger("engine.link")
 
 OUTBOX_FILE = "outbox.sqlite3"
 WS_COMPRESS = 15
 """permessage-deflate window bits (RFC 7692) offered to the aggregator; 0 would offer none."""
-ERROR_CHARS = 2000
-"""A refusal's text is cut to this, so a CommandResult stays far below the frame limit."""
 
 
 _ACTS_ON_UNIT = (
@@ -85,9 +82,18 @@ def _engine_version() -> str:
         return "0.0.0"
 
 
+_WEB_SCHEMES = {"http://": "ws://", "https://": "wss://"}
+
+
 def _endpoint(url: str) -> str:
-    """Accept the aggregator's base URL (ws://host:port) or the full endpoint."""
+    """Accept the aggregator's base URL (ws://host:port) or the full endpoint; the address of
+    its web UI (http://host:port) means the same server."""
     url = url.rstrip("/")
+    for web, ws in _WEB_SCHEMES.items():
+        if url.startswith(web):
+            url = ws + url[len(web) :]
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"an aggregator URL looks like ws://HOST:PORT, not {url!r}")
     return url if url.endswith("/engine/ws") else f"{url}/engine/ws"
 
 
@@ -146,8 +152,7 @@ class EngineLink:
         self._progress: asyncio.Event | None = None
         self._send_lock: asyncio.Lock | None = None
         self._task: asyncio.Task[None] | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._ws: WebSocket | None = None
         self._last_failure: str | None = None
         self._said_online = False
         self.connections = 0
@@ -168,6 +173,12 @@ class EngineLink:
     def high_water(self) -> int:
         """Highest seq committed to the outbox."""
         return self.outbox.committed_seq
+
+    @property
+    def live_watched(self) -> bool:
+        """Does anyone watch this unit live (LiveDemand, protocol 1.4)? Never while offline:
+        nobody can, so the scan holds its live changes for the next sample (engine/live_rate)."""
+        return self._machine.online and self._machine.live_watched
 
     @property
     def pending(self) -> int:
@@ -213,7 +224,6 @@ class EngineLink:
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._send_lock = asyncio.Lock()
-        self._session = aiohttp.ClientSession()
         await self._loop.run_in_executor(self._executor, self.outbox.flush)
         self._committer_task = asyncio.create_task(self._committer(), name="engine-link-commit")
         self._task = asyncio.create_task(self._run(), name="engine-link")
@@ -240,8 +250,6 @@ class EngineLink:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._task = self._committer_task = None
         self._machine.disconnected(self._clock())  # cancelled mid-connection: not online now
-        if self._session is not None:
-            await self._session.close()
         for executor in (self._executor, self._reader):
             if executor is not None:
                 await asyncio.to_thread(executor.shutdown)
@@ -340,23 +348,20 @@ class EngineLink:
             self.url = self.urls[self._url_index]
 
     async def _connect_once(self) -> list[Action]:
-        assert self._session is not None
         try:
-            # A silent network (not a refusal) must not hold the attempt for aiohttp's 5 min.
+            # A silent network (not a refusal) must not hold the attempt for the OS timeout.
             async with asyncio.timeout(self._connect_timeout):
-                ws = await self._session.ws_connect(
+                ws = await connect(
                     self.url,
                     headers={"Authorization": f"Bearer {self._token}"},
-                    autoping=True,
-                    heartbeat=None,
                     max_msg_size=4 * MAX_FRAME_SIZE,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
+                    close_timeout=2.0,
                     # permessage-deflate with context takeover: consecutive TagsUpdated differ
                     # in a few digits, so a frame costs a tenth of its JSON on the wire. An
                     # aggregator that declines it gets the same frames uncompressed.
-                    compress=WS_COMPRESS,
+                    compress=WS_COMPRESS > 0,
                 )
-        except aiohttp.WSServerHandshakeError as exc:
+        except HandshakeError as exc:
             if exc.status in (401, 403):
                 self._failure(
                     f"the aggregator at {self.url} refused the engine token "
@@ -371,7 +376,7 @@ class EngineLink:
                     f"is that address a Setpoint aggregator? {self._meanwhile()}"
                 )
             return self._machine.connect_failed(self._clock())
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except (WebSocketError, OSError, EOFError, TimeoutError) as exc:
             self._failure(
                 f"cannot reach the aggregator at {self.url}: {self._reason(exc)}; is "
                 f"`setpoint-aggregator serve` running there? {self._meanwhile()}",
@@ -392,7 +397,7 @@ class EngineLink:
         return f"The engine keeps running and retries; data waits in {self.outbox.path}"
 
     def _reason(self, exc: BaseException) -> str:
-        """The cause in a few words ("connection refused"), not aiohttp's nested repr."""
+        """The cause in a few words ("connection refused"), not a nested repr."""
         if isinstance(exc, TimeoutError):
             return f"no answer within {self._connect_timeout:g} s"
         cause = getattr(exc, "os_error", exc)
@@ -415,7 +420,7 @@ class EngineLink:
         else:
             log.debug("%s", message)
 
-    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> list[Action]:
+    async def _serve(self, ws: WebSocket) -> list[Action]:
         """One connection: register, then read frames while the writer pumps and ticks."""
         self._ws = ws
         # RegisterEngine carries the committed high water: commit first, off the loop.
@@ -429,7 +434,7 @@ class EngineLink:
         try:
             if await self._perform(ws, self._machine.connected(self._clock(), registration)):
                 async for message in ws:
-                    if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    if message.type in (MsgType.TEXT, MsgType.BINARY):
                         actions = self._machine.frame_received(message.data, self._clock())
                         if self._machine.online and (
                             self._last_failure is not None or not self._said_online
@@ -441,7 +446,7 @@ class EngineLink:
                             break
                         if self._machine.has_more:
                             self._wake_writer()
-                    elif message.type is aiohttp.WSMsgType.ERROR:
+                    elif message.type is MsgType.ERROR:
                         log.warning("websocket error: %s", ws.exception())
                         break
         finally:
@@ -451,7 +456,7 @@ class EngineLink:
             log.warning("lost the connection to the aggregator at %s", self.url)
         return self._machine.disconnected(self._clock())
 
-    async def _writer(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _writer(self, ws: WebSocket) -> None:
         """Heartbeats, timeouts and sending: live first, backlog in batches (rule 8)."""
         assert self._wake is not None
         while not ws.closed:
@@ -468,7 +473,7 @@ class EngineLink:
                 if not await self._perform(ws, self._machine.pump(self._clock())):
                     return
 
-    async def _perform(self, ws: aiohttp.ClientWebSocketResponse, actions: list[Action]) -> bool:
+    async def _perform(self, ws: WebSocket, actions: list[Action]) -> bool:
         """Carry out actions in order; False once the connection is being closed."""
         assert self._send_lock is not None
         for action in actions:
@@ -476,7 +481,7 @@ class EngineLink:
                 try:
                     async with self._send_lock:
                         await ws.send_str(action.frame)
-                except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                except (ConnectionError, RuntimeError) as exc:
                     log.warning("sending to the aggregator failed: %s", exc)
                     await ws.close()
                     return False
@@ -506,6 +511,17 @@ class EngineLink:
         """
         loop = asyncio.get_running_loop()
         try:
+            if isinstance(action, ReadOutbox) and action.backlog is None:
+                # Live frames just committed are answered from memory, on the loop: a trip to
+                # the read thread woke the process once more per commit (issue 15 item 3).
+                span = action.live
+                recent = (
+                    []
+                    if span is None
+                    else self.outbox.read_recent(span.after, span.limit, span.upto)
+                )
+                if recent is not None:
+                    return self._machine.outbox_read(action, recent, [])
             if isinstance(action, Rebase):
                 shift = await loop.run_in_executor(self._reader, self.outbox.rebase, action.above)
                 return self._machine.rebased(action, shift)
@@ -519,7 +535,7 @@ class EngineLink:
         """Run one aggregator request, then (for one that acts on the unit) a scan at once so
         that its effect is written and reported now, not at the next grid scan; never lets an
         exception escape."""
-        result = self._request(command)
+        result = run_request(self._control, command, self._model_progress)
         scan_now = getattr(self._control, "scan_now", None)
         dry_run = isinstance(command, SetMethod) and command.dry_run
         if scan_now is not None and isinstance(command, _ACTS_ON_UNIT) and not dry_run:
@@ -529,78 +545,21 @@ class EngineLink:
                 log.exception("the scan after %s %s failed", command.type, command.id)
         return result
 
-    def _request(self, command: Command) -> tuple[bool, str | None, JsonValue]:
-        control = self._control
-        try:
-            data: JsonValue = None
-            if isinstance(command, ControlCommand):
-                control.control(command.command, command.user)
-            elif isinstance(command, InvokeCommand):
-                control.inject(command.pcode, command.user)
-            elif isinstance(command, SetMethod):
-                if command.dry_run:
-                    return self._analyze(command)
-                saved = control.set_method(
-                    command.text, command.expected_version, command.line_ids, command.user
-                )
-                data = {"version": saved.version, **findings_data(saved.findings)}
-            elif isinstance(command, CancelLine):
-                control.cancel_line(command.run_log_id, command.user)
-            elif isinstance(command, ForceLine):
-                control.force_line(command.run_log_id, command.user)
-            elif isinstance(command, ResumeLine):
-                control.resume_line(command.run_log_id, command.user, skip=command.skip)
-            elif isinstance(command, RunModel | CancelModel):
-                self._model_request(command)
-            elif isinstance(command, AlarmCommand):
-                control.alarm_action(
-                    command.alarm,
-                    command.action,
-                    command.user,
-                    comment=command.comment,
-                    minutes=command.minutes,
-                    reason=command.reason,
-                )
-            return True, None, data
-        except EngineCommandError as exc:
-            return False, exc.message[:ERROR_CHARS], exc.data
-        except Exception as exc:
-            log.exception("%s %s failed inside the engine", command.type, command.id)
-            return False, f"internal engine error ({type(exc).__name__}); see the engine log", None
-
-    def _model_request(self, command: RunModel | CancelModel) -> None:
-        """run_model (engine/model_run.py): queued or cancelled at once; its progress follows
-        in ModelProgress frames, sent as they come (not stored: a prediction is not plant data)."""
-        control: Any = self._control
-        if isinstance(command, RunModel):
-            control.run_model(
-                command.id, command.text, command.speed, command.duration, self._model_progress
-            )
-        else:
-            control.cancel_model(command.model_id)
-
     def _model_progress(self, model_id: str, status: str, data: JsonValue) -> None:
         ws, loop = self._ws, self._loop
         if ws is None or ws.closed or loop is None:
             return  # the aggregator's task ends as an exception when the link is lost
-        progress = {"model_id": model_id, "status": status, "data": data}
+        progress = {"model_id": model_id, "status": status, "data": json_safe(data)}
         frame = ModelProgress.model_validate(progress).model_dump_json()
         task = loop.create_task(self._send_live(ws, frame))
         self._live_sends.add(task)
         task.add_done_callback(self._live_sends.discard)
 
-    async def _send_live(self, ws: aiohttp.ClientWebSocketResponse, frame: str) -> None:
+    async def _send_live(self, ws: WebSocket, frame: str) -> None:
         assert self._send_lock is not None
-        with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
+        with contextlib.suppress(ConnectionError, RuntimeError):
             async with self._send_lock:
                 await ws.send_str(frame)
-
-    def _analyze(self, command: SetMethod) -> tuple[bool, str | None, JsonValue]:
-        """SetMethod.dry_run: findings from the engine's analyzer, when it offers one."""
-        analyze = getattr(self._control, "analyze_method", None)
-        if analyze is None:
-            return False, "this engine cannot analyze a method without applying it", None
-        return True, None, findings_data(analyze(command.text))
 
     def _wake_writer(self) -> None:
         if self._wake is not None:

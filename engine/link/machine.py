@@ -49,6 +49,7 @@ from protocol.messages import (
     ForceLine,
     Heartbeat,
     InvokeCommand,
+    LiveDemand,
     Ping,
     ProtocolErrorMessage,
     Registered,
@@ -232,6 +233,9 @@ class LinkMachine:
         self._resend_watch: tuple[int, float] | None = None
         self._loading: ReadOutbox | None = None
         self._rebasing: tuple[Rebase, Registered, float] | None = None
+        self.live_watched = True
+        """LiveDemand (1.4): does anyone watch this unit? Each connection starts watched, so
+        an aggregator that never says (older than 1.4) gets every scan's changes."""
 
     # --- properties for the shell and for status ---------------------------------------------
 
@@ -322,6 +326,9 @@ class LinkMachine:
             return self.resend_requested(message, now)
         if isinstance(message, Ping):
             return self.command_finished(message.id, ok=True)
+        if isinstance(message, LiveDemand):
+            self.live_watched = message.watched  # read by the scan (engine/live_rate.py)
+            return []
         if isinstance(message, SetMethod) and self._expired(message, now):
             return self.command_finished(
                 message.id,
@@ -396,6 +403,7 @@ class LinkMachine:
         self._peer_interval = message.heartbeat_interval
         self.clock_offset = message.clock_offset
         self._resend_watch = None
+        self.live_watched = True
         self.phase = Phase.ONLINE
         self.attempt = 0
         self._last_heartbeat = now

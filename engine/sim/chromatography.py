@@ -134,9 +134,13 @@ class ChromatographyModel:
             + self.pressure_quadratic * self.flow * self.flow
         )
         uv = self._uv[-1] + self.uv_per_protein * self._protein[-1]
+        # At the resolution the instruments report (a flow meter to 0.01 L/h, a pressure
+        # transmitter to 1 mbar, a UV monitor to 0.001 mAU, a conductivity cell to 1 µS/cm), not
+        # to 1e-6 of model noise: what a real skid sends, and what the aggregator stores
+        # losslessly in under 2 bytes a value (docs/data.md, Storage of samples).
         return {
-            "FT01": round(self.flow, 6),
-            "PT01": round(pressure, 6),
-            "UV01": round(uv, 6),
-            "CT01": round(self._salt[-1], 6),
+            "FT01": round(self.flow, 2),
+            "PT01": round(pressure, 3),
+            "UV01": round(uv, 3),
+            "CT01": round(self._salt[-1], 3),
         }

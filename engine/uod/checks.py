@@ -355,7 +355,7 @@ def button_problems(
 ) -> list[Problem]:
     """The P-code behind every process-value button and entry must pass the analyzer, so that an
     operator's click is never the first time it is checked. Runs on the assembled Uod."""
-    context = UodContext(uod)
+    context = UodContext(uod, uod.unit_registry)
     problems: list[Problem] = []
     for pv, line in process_values:
         spec = uod.commands.get(pv.command or "")

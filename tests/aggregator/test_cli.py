@@ -163,6 +163,20 @@ def test_bad_database_is_one_line(main: InProcess, args: list[str], words: list[
     one_line_error(main("serve", *args), *words)
 
 
+def test_a_database_migrated_by_a_newer_version_is_one_line(
+    main: InProcess, tmp_path: Path
+) -> None:
+    """Upgrading a site one node at a time: the node not yet upgraded must not start on the
+    schema the new one migrated to (and must say so, not print Alembic's traceback)."""
+    url = f"sqlite:///{tmp_path / 'newer.sqlite3'}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+    engine.dispose()
+    one_line_error(main("serve", "--database", url), "f00dfeedbeef", "newer aggregator")
+
+
 def test_unwritable_data_dir_is_one_line(main: InProcess, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

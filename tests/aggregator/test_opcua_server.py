@@ -22,15 +22,18 @@ import pytest
 from asyncua import Client, Node, ua
 from asyncua.crypto import security_policies
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import protocol as p
 from aggregator.app import create_app
 from aggregator.context import Settings
 from aggregator.opcua import OpcUaConfig
-from aggregator.opcua.certs import CERT_DIR, CERT_FILE, KEY_FILE, ensure_server_certificate
+from aggregator.opcua.certs import (
+    CERT_DIR,
+    CERT_FILE,
+    KEY_FILE,
+    ensure_server_certificate,
+    write_self_signed,
+)
 from aggregator.opcua.server import OPCUA_KEY
 from aggregator.opcua.space import NAMESPACE_URI, browse_name
 from aggregator.opcua.users import CheckRation
@@ -61,49 +64,10 @@ class ClientCert:
 def client_cert(tmp_path_factory: pytest.TempPathFactory) -> ClientCert:
     """A client application certificate, as a SCADA would present (self-signed)."""
     directory = tmp_path_factory.mktemp("opcua-client")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "setpoint test client")])
-    now = time.time()
-    import datetime
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(datetime.datetime.fromtimestamp(now - 300, datetime.UTC))
-        .not_valid_after(datetime.datetime.fromtimestamp(now + 86400, datetime.UTC))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(CLIENT_URI)]),
-            critical=False,
-        )
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=True,
-                data_encipherment=True,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
     cert_path = directory / "client-cert.der"
     key_path = directory / "client-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
+    write_self_signed(
+        cert_path, key_path, common_name="setpoint test client", app_uri=CLIENT_URI, hosts=[]
     )
     return ClientCert(cert_path, key_path)
 

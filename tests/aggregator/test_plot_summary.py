@@ -6,6 +6,7 @@ full decimation). Migration 0003 summarizes the chunks stored before it."""
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from pathlib import Path
@@ -223,6 +224,10 @@ def test_chunks_are_the_buckets_when_fewer_than_half_the_points(storage: Storage
     assert decoded == 0
     _assert_extremes_kept(storage, pk, tag, 0.0, 1e9, 100, dt, dv)
     assert len(dt) > 2 * 39  # every chunk gave its minimum and maximum, the recent rows more
+    # a plot without a window reads with open ends (the API does not look up the span first)
+    assert storage.read_decimated(pk, tag, -math.inf, math.inf, 100) == (dt, dv, 0)
+    everything, _ = storage.read_samples(pk, tag, -math.inf, math.inf)
+    assert everything == samples
     dt, dv, decoded = storage.read_decimated(pk, tag, 150.0, 11_000.0, 100)
     assert decoded == 2  # the first and the last chunk are cut by the window
     _assert_extremes_kept(storage, pk, tag, 150.0, 11_000.0, 100, dt, dv)

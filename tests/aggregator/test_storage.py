@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
 from aggregator.ingest_session import RecordGap, Store
-from aggregator.store import BatchOp, BatchResult, Storage, ingest, tables
+from aggregator.store import BatchOp, BatchResult, Storage, digests, tables
 from protocol import content_digest
 from tests.aggregator.helpers import register_frame
 
@@ -422,23 +422,16 @@ def test_method_sent_before_an_aggregator_restart_is_recorded_with_the_run(db_ur
 
 
 def test_old_digests_are_pruned(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "DIGEST_RETENTION", 5)
+    monkeypatch.setattr(digests, "DIGEST_RETENTION", 5)
     f = Feeder(storage)
     r = rid()
-    f.send(started(r), *[sample(r, 1000.0 + i, FT01=float(i)) for i in range(20)])
+    f.send(started(r), *[sample(r, 1000.0 + i, FT01=float(i)) for i in range(150)])
     storage.ingest._last_prune = 0.0
     storage.maintain()
     with storage.engine.connect() as conn:
-        seqs = (
-            conn.execute(
-                sa.select(tables.T_RECEIVED.c.seq).where(
-                    tables.T_RECEIVED.c.engine_id == f.engine_id
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert sorted(seqs) == list(range(16, 22))
+        seqs = digests.stored_seqs(conn, f.engine_id)
+    # whole blocks of 64 seqs are forgotten: those wholly older than the last 5 (146..151)
+    assert seqs == list(range(128, 152))
 
 
 def test_resend_compared_with_a_digest_stored_by_an_older_aggregator(storage: Storage) -> None:

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,15 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 @dataclass
 class Stack:
-    """The running aggregator and engine of one test module."""
+    """The running aggregator and engine of one test module: by default the chromatography
+    example; a module may run another UOD and method (its unit named `unit_name`)."""
 
     tmp: Path
     port: int
     engine_token: str
+    uod: Path = UOD
+    method: Path = METHOD
+    unit_name: str = "Chromatography"
     aggregator: subprocess.Popen[bytes] | None = None
     engine: subprocess.Popen[bytes] | None = None
     unit_id: str = ""
@@ -155,9 +160,9 @@ class Stack:
                 _tool("setpoint-engine"),
                 "run",
                 "--uod",
-                str(UOD),
+                str(self.uod),
                 "--method",
-                str(METHOD),
+                str(self.method),
                 "--aggregator",
                 f"ws://127.0.0.1:{self.port}",
                 "--token",
@@ -177,7 +182,7 @@ class Stack:
         def online() -> str | None:
             units = self.http("GET", "/api/units", token=token)
             for u in units:
-                if u.get("online") and u.get("name") == "Chromatography":
+                if u.get("online") and u.get("name") == self.unit_name:
                     return str(u["id"])
             return None
 
@@ -203,12 +208,18 @@ def _ensure_built() -> None:
         pytest.skip("web UI not built: run `npm ci && npm run build` in frontend/")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def require_browser() -> None:
+    """Skip unless Chromium is installed and the web UI is built (built here when it can be)."""
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's Chromium is not installed: apt-get install -y chromium")
     _ensure_built()
-    tmp = tmp_path_factory.mktemp("stack")
+
+
+@contextmanager
+def running_stack(tmp: Path, token_name: str, **engine: Any) -> Iterator[Stack]:
+    """USERS and an engine token in a fresh aggregator data directory under `tmp`, then the
+    aggregator and the engine started and its unit online; both stopped on exit. `engine`:
+    Stack's uod, method and unit_name, for a module that runs another unit."""
     agg_dir = tmp / "agg"
     agg_dir.mkdir()
     agg = _tool("setpoint-aggregator")
@@ -231,13 +242,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             cwd=ROOT,
         )
     created = subprocess.run(
-        [agg, "engine-token", "create", "browser-test", "--data-dir", str(agg_dir)],
+        [agg, "engine-token", "create", token_name, "--data-dir", str(agg_dir)],
         check=True,
         capture_output=True,
         cwd=ROOT,
     )
     token = created.stdout.decode().strip().splitlines()[-1].strip()
-    s = Stack(tmp=tmp, port=free_port(), engine_token=token)
+    s = Stack(tmp=tmp, port=free_port(), engine_token=token, **engine)
     try:
         s.start_aggregator()
         s.start_engine()
@@ -245,6 +256,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    require_browser()
+    with running_stack(tmp_path_factory.mktemp("stack"), "browser-test") as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,13 @@ The tests share one stack and run in file order.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, ROOT, Stack, _ensure_built, _tool, login, wait_for
+from tests.browser.conftest import ROOT, Stack, login, require_browser, running_stack, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -35,97 +33,31 @@ except ImportError:  # pragma: no cover - playwright is in the test extra
 
 FAULTY_UOD = ROOT / "tests" / "fixtures" / "faulty_skid.py"
 METHOD = "Mark: start\nPrime: 500 mL\nWait: 1 s\nMark: after\nStop"
-USERS = {"alice": ("admin", "alice-secret-1"), "bob": ("operator", "bob-secret-12")}
-
-
-class FaultyStack(Stack):
-    def start_engine(self) -> None:
-        method = self.tmp / "faulty.pcode"
-        method.write_text(METHOD + "\n")
-        log = self.tmp / "engine.log"
-        self.engine = subprocess.Popen(
-            [
-                _tool("setpoint-engine"),
-                "run",
-                "--uod",
-                str(FAULTY_UOD),
-                "--method",
-                str(method),
-                "--aggregator",
-                f"ws://127.0.0.1:{self.port}",
-                "--token",
-                self.engine_token,
-                "--data-dir",
-                str(self.tmp / "engine"),
-            ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        self.procs.append(self.engine)
-
-    def wait_unit_online(self, timeout: float = 30) -> str:
-        token = self.login("alice")
-
-        def online() -> str | None:
-            for u in self.http("GET", "/api/units", token=token):
-                if u.get("online") and u.get("name") == "Faulty skid":
-                    return str(u["id"])
-            return None
-
-        self.unit_id = wait_for(online, timeout, "the faulty unit online", self.engine)
-        return self.unit_id
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """This module's own stack (overrides conftest's, so new_page opens pages on it)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's Chromium is not installed: apt-get install -y chromium")
-    _ensure_built()
+    """This module's own stack, the faulty skid (overrides conftest's, so new_page opens pages
+    on it)."""
+    require_browser()
     tmp = tmp_path_factory.mktemp("faulty")
-    agg_dir = tmp / "agg"
-    agg_dir.mkdir()
-    agg = _tool("setpoint-aggregator")
-    for name, (role, password) in USERS.items():
-        subprocess.run(
-            [
-                agg,
-                "user",
-                "add",
-                name,
-                "--role",
-                role,
-                "--password-stdin",
-                "--data-dir",
-                str(agg_dir),
-            ],
-            input=f"{password}\n".encode(),
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
-    created = subprocess.run(
-        [agg, "engine-token", "create", "fix-resume", "--data-dir", str(agg_dir)],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
-    token = created.stdout.decode().strip().splitlines()[-1].strip()
-    from tests.browser.conftest import free_port
-
-    s = FaultyStack(tmp=tmp, port=free_port(), engine_token=token)
-    try:
-        s.start_aggregator()
-        s.start_engine()
-        s.wait_unit_online()
+    method = tmp / "faulty.pcode"
+    method.write_text(METHOD + "\n")
+    with running_stack(
+        tmp, "fix-resume", uod=FAULTY_UOD, method=method, unit_name="Faulty skid"
+    ) as s:
         yield s
-    finally:
-        s.close()
 
 
 def unit_path(stack: Stack, tail: str = "") -> str:
     return f"/api/units/{quote(stack.unit_id, safe='')}{tail}"
+
+
+def put_method(stack: Stack, token: str, text: str) -> None:
+    """Save `text` as the unit's method over the API, over whatever version it has now."""
+    current = stack.http("GET", unit_path(stack, "/method"), token=token)
+    body = {"text": text, "expected_version": current["version"]}
+    stack.http("PUT", unit_path(stack, "/method"), body, token)
 
 
 def unit_state(stack: Stack, token: str) -> dict[str, Any]:
@@ -266,7 +198,7 @@ def test_a_method_typed_with_completions_only_runs(stack: Stack, new_page: Any) 
     pick(page, "4 ", "bar")  # units compatible with PT01, its own first
     page.keyboard.press("Enter")
     page.keyboard.type("    ")
-    pick(page, "Mar", "Mark")  # "Ma" also offers Macro, ranked first in one CI run: see closing note
+    pick(page, "Ma", "Mark")  # in an alarm body Mark ranks before Macro (completions.ts)
     page.keyboard.type("high pressure")
     page.keyboard.press("Enter")
     page.keyboard.press("Backspace")  # out of the alarm's body (one indent unit)
@@ -320,13 +252,7 @@ def test_a_method_typed_with_completions_only_runs(stack: Stack, new_page: Any) 
 
 def test_fix_and_resume_with_the_buttons(stack: Stack, new_page: Any) -> None:
     bob = stack.login("bob")
-    current = stack.http("GET", unit_path(stack, "/method"), token=bob)
-    stack.http(
-        "PUT",
-        unit_path(stack, "/method"),
-        {"text": METHOD, "expected_version": current["version"]},
-        bob,
-    )
+    put_method(stack, bob, METHOD)
     page = new_page(1366, 900)
     open_unit(page, stack)
     expect(page.locator("[data-testid=method-editor] .cm-content")).to_contain_text("Prime: 500 mL")
@@ -369,14 +295,7 @@ def test_diagnostics_as_you_type_on_a_long_method(stack: Stack, new_page: Any) -
         n += 1
         lines.extend(x.replace("{n}", str(n)) for x in blocks)
     text = "\n".join(lines[:1995] + ["Stop"] * 5)
-    bob = stack.login("bob")
-    current = stack.http("GET", unit_path(stack, "/method"), token=bob)
-    stack.http(
-        "PUT",
-        unit_path(stack, "/method"),
-        {"text": text, "expected_version": current["version"]},
-        bob,
-    )
+    put_method(stack, stack.login("bob"), text)
     page = new_page(1366, 900)
     open_unit(page, stack)
     expect(page.locator("[data-testid=method-editor] .cm-content")).to_contain_text("Step 1")
@@ -403,6 +322,9 @@ def test_diagnostics_as_you_type_on_a_long_method(stack: Stack, new_page: Any) -
     page.keyboard.type("x")  # "xMark: ...": an unknown instruction
     wait_for(lambda: page.evaluate("window.__shown"), 10, "the underline")
     elapsed = page.evaluate("window.__shown - window.__typed")
+    # The time is reported, not asserted (a timing threshold fails on a busy machine, not on
+    # a regression): frontend/src/editor/diagnostics.bench.ts measures it, bench/README.md.
     print(f"\nkeystroke to underline on a 2,000-line method: {elapsed:.0f} ms")
-    assert elapsed < 300
-    expect(page.locator(".cm-lintRange-error").first).to_be_visible()
+    edited = page.locator("[data-testid=method-editor] .cm-line", has_text="xMark: Peak 143")
+    expect(edited.locator(".cm-lintRange-error")).to_have_count(1)
+    expect(page.locator("[data-testid=method-editor] .cm-lintRange-error")).to_have_count(1)

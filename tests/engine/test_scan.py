@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from engine.clock import FakeClock
+from engine.clock import FakeClock, RealClock
 from engine.ports import EngineCommandError
 from engine.runner import LatencyRecorder, ScanGrid, run_realtime
 from engine.sim.chromatography import ChromatographyModel
@@ -66,6 +66,53 @@ async def test_scans_stay_on_the_grid_after_a_late_scan() -> None:
     assert recorder.skipped == 1
     assert abs(max(recorder.samples) - 0.05) < 1e-6
     assert recorder.samples[-1] == 0.0
+
+
+class BrokenScans:
+    """Scans on the real clock; scan number `fail_at` raises."""
+
+    scan_interval = 0.01
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at = fail_at
+        self.scans = 0
+
+    def scan(self, now: float) -> None:
+        self.scans += 1
+        if self.scans == self.fail_at:
+            raise RuntimeError("a bug in the scan")
+
+
+async def test_the_timer_loop_hands_a_scan_error_on_and_stops_when_told() -> None:
+    """The production loop (no injected sleep) scans in loop timers; a scan error goes to
+    on_scan_error, whose stop request ends the loop."""
+    engine, stop, errors = BrokenScans(fail_at=5), asyncio.Event(), []
+
+    def on_error(exc: BaseException) -> None:
+        errors.append(str(exc))
+        stop.set()
+
+    await asyncio.wait_for(
+        run_realtime(engine, RealClock(), stop, on_scan_error=on_error),
+        10.0,
+    )
+    assert engine.scans == 5 and errors == ["a bug in the scan"]
+
+
+async def test_the_timer_loop_ends_with_the_error_when_even_the_handler_fails() -> None:
+    """A timer callback's exception would only be logged by the event loop and the engine would
+    live on without scanning; the loop ends with it instead, so the caller shuts down safely."""
+    engine = BrokenScans(fail_at=3)
+
+    def on_error(exc: BaseException) -> None:
+        raise ValueError("the handler failed too") from exc
+
+    with pytest.raises(ValueError, match="handler failed too"):
+        await asyncio.wait_for(
+            run_realtime(engine, RealClock(), asyncio.Event(), on_scan_error=on_error),
+            10.0,
+        )
+    assert engine.scans == 3
 
 
 def test_scan_grid_skips_only_passed_points() -> None:

@@ -17,7 +17,8 @@ from aggregator.audit import KEY_FILE, new_key_file
 from aggregator.db import create_db_engine, upgrade
 from aggregator.security import hash_password, new_token, token_hash
 from aggregator.store import Storage
-from aggregator.store.tables import T_RECEIVED, T_SEQ
+from aggregator.store.digests import stored_seqs
+from aggregator.store.tables import T_SEQ
 from tests.aggregator.conftest import PG_ADMIN
 from tests.faults.harness import (
     ADMIN,
@@ -105,10 +106,7 @@ async def test_engine_fails_over_to_the_second_aggregator(
     try:
         with db.connect() as conn:
             [(engine_id, last_seq)] = conn.execute(sa.select(T_SEQ.c.engine_id, T_SEQ.c.last_seq))
-            seqs = conn.execute(
-                sa.select(T_RECEIVED.c.seq).where(T_RECEIVED.c.engine_id == engine_id)
-            ).scalars()
-            received = sorted(seqs)
+            received = stored_seqs(conn, engine_id)
     finally:
         db.dispose()
     # RunStarted, the samples and RunStopped: each seq stored once, none missing

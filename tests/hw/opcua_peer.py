@@ -8,7 +8,6 @@ restarts it with `stop()`/`start()`, which keeps its nodes and port.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -18,11 +17,9 @@ from typing import Any, TypeVar
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
+from aggregator.opcua.certs import write_self_signed
 from tests.net import free_port
 
 T = TypeVar("T")
@@ -177,59 +174,14 @@ def _limited(node: Any, attr: Any, dv: ua.DataValue) -> None:
 
 
 def self_signed(directory: Path, name: str, uri: str) -> tuple[Path, Path]:
-    """A certificate and key as OPC UA applications want them: the application URI and the host
-    in the subject alternative name, key and data encipherment allowed."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.UniformResourceIdentifier(uri),
-                    x509.DNSName("localhost"),
-                    x509.DNSName(socket.gethostname()),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=True,
-                data_encipherment=True,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    """A certificate and key as OPC UA applications want them (the aggregator's own maker: the
+    application URI and this host in the subject alternative name), in `directory`."""
     cert_path, key_path = directory / f"{name}.der", directory / f"{name}.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
+    write_self_signed(
+        cert_path,
+        key_path,
+        common_name=name,
+        app_uri=uri,
+        hosts=["localhost", socket.gethostname()],
     )
     return cert_path, key_path

@@ -7,6 +7,8 @@ declared outside the ended block goes on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from engine.lang.api import SystemState
@@ -58,14 +60,172 @@ def test_issue_example_end_blocks_ends_the_rest_of_the_watch_body(make: Make) ->
     settled(interp, run, ["w", "after"])
 
 
-def test_issue_example_with_never1_inside_the_inner_block(make: Make) -> None:
-    lines = [*ISSUE_EXAMPLE]
-    lines[5] = "            Mark: never1"  # after End blocks in WIn
-    interp, run = make(method("Base: s", *lines))
+@dataclass(frozen=True)
+class Case:
+    """A method (after `Base: s`) run from Start for `seconds`: the marks it made by then, the
+    block still running, lines cancelled or completed, and when some marks were made; then
+    nothing more happens (settled)."""
+
+    lines: tuple[str, ...]
+    marks: tuple[str, ...]
+    block: str = ""
+    seconds: float = 3
+    cancelled: tuple[str, ...] = ()
+    completed: tuple[str, ...] = ()
+    times: tuple[tuple[str, float], ...] = ()
+
+
+def _end_in_watch_body(end: str) -> Case:
+    return Case(
+        (
+            "Block: B",
+            "    Watch: Block Time > 2 s",
+            "        Mark: w",
+            f"        {end}",
+            "        Mark: never",
+            "    Mark: in B",
+            "Mark: after",
+        ),
+        ("in B", "w", "after"),
+        completed=(end,),
+        times=(("after", 2.1),),
+    )
+
+
+def _top_level_watch(end: str, marks: tuple[str, ...], block: str) -> Case:
+    return Case(
+        (
+            "Watch: Run Time > 2 s",
+            "    Mark: w",
+            f"    {end}",
+            "    Mark: body goes on",
+            "    1 Mark: later in the body",
+            "Block: Outer",
+            "    Block: Inner",
+            "        Mark: inner",
+            "    Mark: outer",
+            "Mark: after",
+        ),
+        marks,
+        block,
+        seconds=5,
+        times=(("later in the body", 3.1),),
+    )
+
+
+CASES = [
+    pytest.param(
+        Case(
+            (*ISSUE_EXAMPLE[:5], "            Mark: never1", *ISSUE_EXAMPLE[6:]),
+            ("w", "after"),
+            seconds=5,
+        ),
+        id="issue example with never1 after End blocks in the inner block",
+    ),
+    pytest.param(
+        _end_in_watch_body("End block"), id="End block in the body of a watch declared in it"
+    ),
+    pytest.param(
+        _end_in_watch_body("End blocks"), id="End blocks in the body of a watch declared in it"
+    ),
+    # End block ends Inner only: Outer goes on and waits after its last line.
+    pytest.param(
+        _top_level_watch(
+            "End block", ("inner", "w", "body goes on", "outer", "later in the body"), "Outer"
+        ),
+        id="a watch declared at top level goes on after End block",
+    ),
+    pytest.param(
+        _top_level_watch(
+            "End blocks", ("inner", "w", "body goes on", "after", "later in the body"), ""
+        ),
+        id="a watch declared at top level goes on after End blocks",
+    ),
+    pytest.param(
+        Case(
+            (
+                "Watch: Run Time > 2 s",
+                "    Block: WIn",
+                "        Mark: w",
+                "        End blocks",
+                "        Mark: skipped",
+                "    Mark: body goes on",
+                "Mark: main",
+            ),
+            ("main", "w", "body goes on"),
+        ),
+        id="a watch declared at top level with its own block goes on",
+    ),
+    pytest.param(
+        Case(
+            (
+                "Block: Outer",
+                "    Watch: Run Time > 2 s",
+                "        End block",
+                "        Mark: body goes on",
+                "    Block: Inner",
+                "        Mark: inner",
+                "    Mark: outer goes on",
+                "Mark: after",
+            ),
+            ("inner", "body goes on", "outer goes on"),
+            "Outer",
+            times=(("outer goes on", 2.2),),  # the scan after the watch ended Inner
+        ),
+        id="End block from a watch declared in Outer ends only Inner",
+    ),
+    pytest.param(
+        Case(
+            (
+                "Block: Outer",
+                "    Watch: Run Time > 2 s",
+                "        End blocks",
+                "        Mark: never",
+                "    Block: Inner",
+                "        Mark: inner",
+                "    Mark: never either",
+                "Mark: after",
+            ),
+            ("inner", "after"),
+        ),
+        id="End blocks from a watch declared in Outer ends both and the body",
+    ),
+    pytest.param(
+        Case(
+            (
+                "Block: B",
+                "    Watch: Block Time > 1 s",
+                "        Mark: w",
+                "        Wait: 10 s",
+                "        Mark: never",
+                "    Watch: Block Time > 1 s",
+                "        5 Mark: never either",
+                "    Watch: Block Time > 2 s",
+                "        End block",
+                "Mark: after",
+            ),
+            ("w", "after"),
+            cancelled=("Wait: 10 s", "5 Mark: never either"),
+        ),
+        id="a waiting body is cancelled with its block",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_body_ends_with_the_block_it_was_declared_in(make: Make, case: Case) -> None:
+    interp, run = make(method("Base: s", *case.lines))
     run.start()
-    run.run_for(5)
-    assert run.mark_texts() == ["w", "after"] and interp.block == ""
-    settled(interp, run, ["w", "after"])
+    run.run_for(case.seconds)
+    assert run.mark_texts() == list(case.marks)
+    assert interp.block == case.block
+    for mark, t in case.times:
+        assert abs(at(run, mark) - t) < 0.11  # run time of the simulated clock, not wall time
+    for text in case.cancelled:
+        assert run.log_line(text).state == "cancelled"
+    for text in case.completed:
+        assert run.log_line(text).state == "completed"
+    settled(interp, run, list(case.marks))
 
 
 def test_end_block_in_a_block_the_body_entered_ends_only_that_block(make: Make) -> None:
@@ -89,77 +249,6 @@ def test_end_block_in_a_block_the_body_entered_ends_only_that_block(make: Make) 
     interp.inject("End block", run.now, "ann")
     run.step()
     settled(interp, run, ["w", "body goes on", "after"])
-
-
-@pytest.mark.parametrize("end", ["End block", "End blocks"])
-def test_end_line_in_the_body_of_a_watch_declared_in_the_block(make: Make, end: str) -> None:
-    interp, run = make(
-        method(
-            "Base: s",
-            "Block: B",
-            "    Watch: Block Time > 2 s",
-            "        Mark: w",
-            f"        {end}",
-            "        Mark: never",
-            "    Mark: in B",
-            "Mark: after",
-        )
-    )
-    run.start()
-    run.run_for(3)
-    assert run.mark_texts() == ["in B", "w", "after"] and interp.block == ""
-    assert abs(at(run, "after") - 2.1) < 0.11
-    assert run.log_line(end).state == "completed"
-    settled(interp, run, ["in B", "w", "after"])
-
-
-@pytest.mark.parametrize("end", ["End block", "End blocks"])
-def test_a_watch_declared_at_top_level_goes_on(make: Make, end: str) -> None:
-    interp, run = make(
-        method(
-            "Base: s",
-            "Watch: Run Time > 2 s",
-            "    Mark: w",
-            f"    {end}",
-            "    Mark: body goes on",
-            "    1 Mark: later in the body",
-            "Block: Outer",
-            "    Block: Inner",
-            "        Mark: inner",
-            "    Mark: outer",
-            "Mark: after",
-        )
-    )
-    run.start()
-    run.run_for(5)
-    if end == "End block":  # ends Inner only: Outer goes on and waits after its last line
-        expected = ["inner", "w", "body goes on", "outer", "later in the body"]
-        assert interp.block == "Outer"
-    else:
-        expected = ["inner", "w", "body goes on", "after", "later in the body"]
-        assert interp.block == ""
-    assert run.mark_texts() == expected
-    assert abs(at(run, "later in the body") - 3.1) < 0.11
-    settled(interp, run, expected)
-
-
-def test_a_watch_declared_at_top_level_with_its_own_block(make: Make) -> None:
-    interp, run = make(
-        method(
-            "Base: s",
-            "Watch: Run Time > 2 s",
-            "    Block: WIn",
-            "        Mark: w",
-            "        End blocks",
-            "        Mark: skipped",
-            "    Mark: body goes on",
-            "Mark: main",
-        )
-    )
-    run.start()
-    run.run_for(3)
-    assert interp.block == ""
-    settled(interp, run, ["main", "w", "body goes on"])
 
 
 def test_nested_blocks_end_block_ends_the_body_of_a_watch_declared_in_the_inner(
@@ -186,48 +275,6 @@ def test_nested_blocks_end_block_ends_the_body_of_a_watch_declared_in_the_inner(
     settled(interp, run, ["outer goes on", "after"])
 
 
-def test_end_block_from_a_watch_declared_in_outer_ends_only_the_inner_block(make: Make) -> None:
-    interp, run = make(
-        method(
-            "Base: s",
-            "Block: Outer",
-            "    Watch: Run Time > 2 s",
-            "        End block",
-            "        Mark: body goes on",
-            "    Block: Inner",
-            "        Mark: inner",
-            "    Mark: outer goes on",
-            "Mark: after",
-        )
-    )
-    run.start()
-    run.run_for(3)
-    assert run.mark_texts() == ["inner", "body goes on", "outer goes on"]
-    assert abs(at(run, "outer goes on") - 2.2) < 0.11  # the scan after the watch ended Inner
-    assert interp.block == "Outer"
-    settled(interp, run, ["inner", "body goes on", "outer goes on"])
-
-
-def test_end_blocks_from_a_watch_declared_in_outer_ends_both_and_the_body(make: Make) -> None:
-    interp, run = make(
-        method(
-            "Base: s",
-            "Block: Outer",
-            "    Watch: Run Time > 2 s",
-            "        End blocks",
-            "        Mark: never",
-            "    Block: Inner",
-            "        Mark: inner",
-            "    Mark: never either",
-            "Mark: after",
-        )
-    )
-    run.start()
-    run.run_for(3)
-    assert run.mark_texts() == ["inner", "after"] and interp.block == ""
-    settled(interp, run, ["inner", "after"])
-
-
 @pytest.mark.parametrize("end", ["End block", "End blocks"])
 def test_alarm_declared_in_the_block_ends_its_body_and_disarms(make: Make, end: str) -> None:
     interp, run = make(
@@ -248,30 +295,6 @@ def test_alarm_declared_in_the_block_ends_its_body_and_disarms(make: Make, end: 
     assert run.mark_texts() == ["a", "after"] and interp.block == ""
     assert run.log_line("Alarm: Level > 1").state == "cancelled"
     settled(interp, run, ["a", "after"])
-
-
-def test_a_waiting_body_is_cancelled_with_its_block(make: Make) -> None:
-    interp, run = make(
-        method(
-            "Base: s",
-            "Block: B",
-            "    Watch: Block Time > 1 s",
-            "        Mark: w",
-            "        Wait: 10 s",
-            "        Mark: never",
-            "    Watch: Block Time > 1 s",
-            "        5 Mark: never either",
-            "    Watch: Block Time > 2 s",
-            "        End block",
-            "Mark: after",
-        )
-    )
-    run.start()
-    run.run_for(3)
-    assert run.mark_texts() == ["w", "after"] and interp.block == ""
-    assert run.log_line("Wait: 10 s").state == "cancelled"
-    assert run.log_line("5 Mark: never either").state == "cancelled"
-    settled(interp, run, ["w", "after"])
 
 
 def test_injected_end_block_ends_a_running_body(make: Make) -> None:

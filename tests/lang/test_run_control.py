@@ -147,3 +147,27 @@ def test_method_state_sets_and_events(make: Make) -> None:
     run.run_for(1)
     assert interp.method_state.completed == {ids[0], ids[1]}
     assert run.of_type(MethodStateChanged)
+
+
+@pytest.mark.parametrize(
+    ("text", "busy_for", "complete"),
+    [
+        ("Mark: a\nWait: 2 s", 1.5, True),  # waits, then sits at the end of the method
+        ("Block: B\n    Mark: in\n    Wait: 1 s", 0.5, True),  # at the end of a block nobody ends
+        ("Watch: TT01 > 50 degC\n    Mark: hot", 5.0, False),  # armed: the process may fire it
+        ("Slow", 0.2, True),  # a command running, then done (5 ticks)
+        ("Mark: a\nHold: 2 s", 1.5, True),  # a timed hold, then Running again
+    ],
+)
+def test_method_complete_when_nothing_is_left_to_run(
+    make: Make, text: str, busy_for: float, complete: bool
+) -> None:
+    """What a simulation ends on (engine/model_run_core.py, `simulate`): the method has nothing
+    left that could run another line while the unit stays Running."""
+    interp, run = make(method(text))
+    assert not interp.method_complete  # Stopped
+    run.start()
+    run.run_for(busy_for)
+    assert not interp.method_complete
+    run.run_for(3.0)
+    assert interp.state is S.RUNNING and interp.method_complete is complete

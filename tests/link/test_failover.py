@@ -3,6 +3,7 @@ when its link is lost, and resends from the high-water mark the next one reports
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,22 @@ from tests.link.test_client import FAST
 def test_needs_at_least_one_url(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one aggregator URL"):
         EngineLink([], "good-token", tmp_path, FakeControl())
+
+
+def test_the_web_address_means_the_same_server_and_other_schemes_are_refused(
+    tmp_path: Path,
+) -> None:
+    """The websockets client accepts only ws:// and wss://: an http:// address once left the
+    link's task dead without a word, the engine never online."""
+    link = EngineLink(
+        ["http://127.0.0.1:9800/", "https://agg.site:443/engine/ws"],
+        "good-token",
+        tmp_path,
+        FakeControl(),
+    )
+    assert link.urls == ["ws://127.0.0.1:9800/engine/ws", "wss://agg.site:443/engine/ws"]
+    with pytest.raises(ValueError, match=re.escape("ws://HOST:PORT, not 'tcp://127.0.0.1:9800'")):
+        EngineLink("tcp://127.0.0.1:9800", "good-token", tmp_path, FakeControl())
 
 
 async def test_an_unreachable_first_aggregator_is_skipped(tmp_path: Path) -> None:

@@ -166,6 +166,7 @@ ALL_MESSAGES: list[p.Message] = [
         status="working",
         data={"progress": 0.5, "intermediate": {"run_time": 30.0, "block": "Load"}},
     ),
+    p.LiveDemand(watched=False),
     p.Ping(id="c7", time=3.0),
     p.ProtocolErrorMessage(rule=11, message="frame is not valid JSON", fatal=False),
 ]

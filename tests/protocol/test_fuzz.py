@@ -95,3 +95,16 @@ def test_mutated_valid_messages(message: p.Message, data: st.DataObject) -> None
     key = data.draw(st.sampled_from(sorted(obj)))
     obj[key] = data.draw(JSON)
     _decode_or_protocol_error(json.dumps(obj).encode())
+
+
+def test_model_progress_with_infinity_is_refused_and_json_safe_drops_it() -> None:
+    """JSON has no Infinity: a frame that carries one is refused (it would not survive a
+    round trip), and the engine sends a simulated trace's faulted readings as null."""
+    frame = b'{"type": "ModelProgress", "model_id": "m1", "status": "working", "data": Infinity}'
+    with pytest.raises(p.ProtocolError, match="finite"):
+        p.decode(frame)
+    data = {"trace": {"UV01": {"v": [1.0, float("nan"), float("-inf"), 2]}}, "n": float("inf")}
+    safe = p.json_safe(data)
+    assert safe == {"trace": {"UV01": {"v": [1.0, None, None, 2]}}, "n": None}
+    message = p.ModelProgress(model_id="m1", status="finished", data=safe)
+    assert p.decode(p.encode(message)) == message

@@ -60,3 +60,34 @@ describe("completion details", () => {
     expect(r.items[0]).toMatchObject({ label: "PU01", kind: "command", detail: "number 0–100 %", apply: "PU01: " });
   });
 });
+
+describe("ranking is a total order", () => {
+  const uod = fixture.uod;
+  const labels = (u: UodDescription, text: string, line: number, col: number) => complete(u, text, line, col).items.map((i) => i.label);
+
+  it("in an alarm body 'Ma' ranks Mark before Macro, every time", () => {
+    const text = "Alarm: PT01 > 4 bar\n    Ma";
+    for (let i = 0; i < 5; i++) expect(labels(uod, text, 2, 7)).toEqual(["Mark", "Macro"]);
+    // as typed: after "M" Mark is already ahead of Macro, so the list does not reorder under the cursor
+    const m = labels(uod, "Alarm: PT01 > 4 bar\n    M", 2, 6);
+    expect(m.indexOf("Mark")).toBeLessThan(m.indexOf("Macro"));
+  });
+
+  it("at the top level they tie on relevance and go alphabetically", () => {
+    expect(labels(uod, "Ma", 1, 3)).toEqual(["Macro", "Mark"]);
+  });
+
+  it("the order does not depend on the order of the UOD's commands and tags", () => {
+    const reversed: UodDescription = { ...uod, commands: [...(uod.commands ?? [])].reverse(), tags: [...(uod.tags ?? [])].reverse() };
+    for (const [text, line, col] of [["", 1, 1], ["    ", 1, 5], ["Watch: ", 1, 8]] as const) {
+      expect(labels(reversed, text, line, col)).toEqual(labels(uod, text, line, col));
+    }
+  });
+
+  it("labels differing only in case keep one order", () => {
+    const twins: UodDescription = { ...uod, commands: [{ ...uod.commands![0]!, name: "pump" }, { ...uod.commands![0]!, name: "Pump" }] };
+    const flipped: UodDescription = { ...twins, commands: [...twins.commands!].reverse() };
+    expect(labels(twins, "pu", 1, 3).slice(0, 2)).toEqual(["Pump", "pump"]);
+    expect(labels(flipped, "pu", 1, 3).slice(0, 2)).toEqual(["Pump", "pump"]);
+  });
+});

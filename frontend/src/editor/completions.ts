@@ -135,14 +135,25 @@ function byCodePoint(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Prefix matches (case-insensitive) first, substring matches after; then score, then label. */
+/**
+ * The order of two items, total (no two distinct items tie, so no engine's sort can swap them):
+ * score (the context's relevance) first, then the label case-insensitively, then exactly, then kind.
+ */
+function byRank(a: Scored, b: Scored): number {
+  return (
+    b.score - a.score ||
+    byCodePoint(a.label.toLowerCase(), b.label.toLowerCase()) ||
+    byCodePoint(a.label, b.label) ||
+    byCodePoint(a.kind, b.kind)
+  );
+}
+
+/** Prefix matches (case-insensitive) first, substring matches after; each in byRank order. */
 function rank(items: Scored[], typed: string): CompletionItem[] {
   const t = typed.toLowerCase();
   const prefix = items.filter((i) => i.label.toLowerCase().startsWith(t));
   const chosen = prefix.length > 0 || t === "" ? prefix : items.filter((i) => i.label.toLowerCase().includes(t));
-  return chosen
-    .sort((a, b) => b.score - a.score || byCodePoint(a.label.toLowerCase(), b.label.toLowerCase()))
-    .map(({ score: _score, ...item }) => item);
+  return chosen.sort(byRank).map(({ score: _score, ...item }) => item);
 }
 
 function nameItems(uod: UodDescription, text: string, lines: readonly string[], index: number, mode: Mode): Scored[] {
@@ -151,6 +162,9 @@ function nameItems(uod: UodDescription, text: string, lines: readonly string[], 
     items.push({ label: c.name, kind: "command", detail: commandHint(c), apply: takesArgument(c) ? `${c.name}: ` : c.name, score: 3 });
   }
   const inBlock = insideBlock(lines, index);
+  // A macro is defined once, at the top of a method: in a body (an indented line, say under an
+  // Alarm) `Macro` is rarely meant, so `Ma` there offers Mark first.
+  const inBody = indentOf(lines[index] ?? "") > 0;
   const macros = definedNames(text, "Macro").length > 0;
   const commandNames = new Set((uod.commands ?? []).map((c) => c.name));
   for (const [name, spec] of Object.entries(BUILTIN_HELP)) {
@@ -159,6 +173,7 @@ function nameItems(uod: UodDescription, text: string, lines: readonly string[], 
     let score = COMMON.has(name) ? 2 : 1;
     if (name === "End block" && inBlock) score = 5;
     if (name === "Call macro" && macros) score = 4;
+    if (name === "Macro" && inBody) score = 1;
     if (OPERATOR_ONLY.has(name)) score = 4;
     items.push({ label: name, kind: "instruction", detail: spec.signature, apply: spec.argument === "required" ? `${name}: ` : name, score });
   }

@@ -1,0 +1,127 @@
+"""One poll for what must follow the database's security state within a second, also when the
+change is made by another process (the CLI against the same database): the engine tokens of open
+engine links (engine_tokens.py: a revoked token ends its link, rule 1) and the login sessions of
+open /ws sockets (ws/session_watch.py: logout, expiry, a new password, a removed user or a
+changed role end the socket).
+
+Why one: the two checks were two loops, each waking twice a second for a trip to a reader
+thread and a SQLAlchemy query whose expanding IN is compiled anew on every call (~0.35 ms of
+CPU each): together more than one engine's data cost the aggregator. Now one loop, one trip,
+and plain SQL text on one connection; a check costs ~0.1 ms and runs only while a link or a
+socket is open.
+
+Why a poll at all: the CLI cannot reach the serving process, a database notification would work
+on PostgreSQL only, and checking on every frame would put a query on the ingest path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+Answer = tuple[set[str], dict[str, str]]
+"""(the valid ones of the token names asked, {session digest: its user's role} of the valid
+sessions asked)"""
+Check = Callable[[set[str], set[str]], Awaitable[Answer]]
+Request = tuple[set[str], Callable[[Any], None]]
+"""What a source wants checked now, and what to tell with the answer (for those same items:
+a link or socket opened while the query ran is not judged by an answer that did not ask)."""
+Source = Callable[[], Request | None]
+
+
+def check_in_database(
+    engine: sa.Engine, now: float, tokens: Collection[str], sessions: Collection[str]
+) -> Answer:
+    """The same answers as Accounts.valid_engine_tokens and Accounts.live_sessions
+    (tests/aggregator/test_security_poll.py holds them to it), in one connection, as SQL text:
+    only the number of placeholders varies, so nothing is compiled per call."""
+    valid, alive = check_with_expiry(engine, now, tokens, sessions)
+    return valid, {digest: role for digest, (role, _) in alive.items()}
+
+
+def check_with_expiry(
+    engine: sa.Engine, now: float, tokens: Collection[str], sessions: Collection[str]
+) -> tuple[set[str], dict[str, tuple[str, float]]]:
+    """`check_in_database` with each live session's expiry, so that an answer kept while the
+    database does not change (security_gate.py) still ends a session when its time is up."""
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    valid: set[str] = set()
+    alive: dict[str, tuple[str, float]] = {}
+    with engine.connect() as conn:
+        if tokens:
+            names = list(tokens)
+            rows = conn.exec_driver_sql(
+                f"SELECT name FROM engine_token WHERE name IN ({', '.join([mark] * len(names))})"
+                " AND NOT revoked",
+                tuple(names),
+            )
+            valid = {str(name) for (name,) in rows}
+        if sessions:
+            digests = list(sessions)
+            rows = conn.exec_driver_sql(
+                "SELECT s.token_hash, u.role, s.expires FROM session_token s "
+                "JOIN user_account u ON u.id = s.user_id "
+                f"WHERE s.token_hash IN ({', '.join([mark] * len(digests))}) AND s.expires > {mark}",
+                (*digests, now),
+            )
+            alive = {str(digest): (str(role), float(expires)) for digest, role, expires in rows}
+    return valid, alive
+
+
+def _nothing() -> Request | None:
+    return None
+
+
+class SecurityPoll:
+    def __init__(self, check: Check, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._check = check
+        self.tokens: Source = _nothing
+        """Engine token names of the open links (engine_tokens.TokenWatch)."""
+        self.sessions: Source = _nothing
+        """Session digests of the open /ws sockets (ws/session_watch.SessionWatch)."""
+        self._task: asyncio.Task[None] | None = None
+        self.checks = 0
+        """Trips to the database so far (tests, benchmarks)."""
+
+    def wake(self) -> None:
+        """Something opened that must be watched: make sure the loop runs."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="setpoint-security-poll"
+            )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            tokens, sessions = self.tokens(), self.sessions()
+            if tokens is None and sessions is None:
+                return  # nothing open: woken again by the next link or socket
+            names = tokens[0] if tokens is not None else set()
+            digests = sessions[0] if sessions is not None else set()
+            if not names and not digests:
+                continue
+            try:
+                self.checks += 1
+                valid, alive = await self._check(names, digests)
+            except Exception:
+                log.exception("checking the tokens and sessions of open connections failed")
+                continue
+            if tokens is not None:
+                tokens[1](valid)
+            if sessions is not None:
+                sessions[1](alive)
