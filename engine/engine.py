@@ -24,7 +24,7 @@ from engine.describe import plain as _plain
 from engine.describe import text_hash
 from engine.hw.base import Hardware
 from engine.lang.api import AnalyzerContext, CommandHandle
-from engine.lang.units import Registry, define_unit, new_unit_registry
+from engine.lang.units import Registry, convert, define_unit, new_unit_registry
 from engine.operator_interface import OperatorInterface
 from engine.ports import EngineCommandError, MessageSink
 from engine.reporting import EngineEvent, EventKind, NullSink, Observer
@@ -109,7 +109,7 @@ class Engine(OperatorInterface, TagSpecLookup):
         if spec is None:
             raise ValueError(f"unknown tag {tag!r}")
         if unit and spec.unit and unit != spec.unit and isinstance(value, int | float):
-            value = float(self._ureg.Quantity(float(value), _pu(unit)).to(_pu(spec.unit)).m)
+            value = convert(self._ureg, float(value), _pu(unit), _pu(spec.unit))
         value = spec.check_value(value)
         self.store.simulate(tag, value, self.clock.wall(self._last_scan or 0.0))
 

@@ -28,7 +28,7 @@ from engine.hw.base import (
 from engine.hw.base import Quality as HwQuality
 from engine.hw.base import ScalarValue as HwValue
 from engine.lang.api import INTERPRETER_TAGS, SystemState
-from engine.lang.units import Registry
+from engine.lang.units import Registry, convert
 from engine.tags import TagSpec
 from protocol.models import Quality, ScalarValue
 
@@ -265,9 +265,7 @@ class ScanPipeline(AlarmLayer):
             try:
                 value = spec.decode(value)
                 if value is not None and reading.unit and spec.unit and reading.unit != spec.unit:
-                    value = float(
-                        self._ureg.Quantity(float(value), _pu(reading.unit)).to(_pu(spec.unit)).m
-                    )
+                    value = convert(self._ureg, float(value), _pu(reading.unit), _pu(spec.unit))
                 value = spec.check_value(value)
             except Exception as exc:
                 message = f"tag {name}: cannot convert {reading.value!r}: {_describe(exc)}"

@@ -13,8 +13,8 @@ and no re-import of the parent's `__main__` (a console script on Windows), one c
 Linux and Windows.
 
 Where `os.fork` exists (Linux, macOS) and the process has no other thread yet, the child is a
-fork taken once the parent has imported the loader (pint, pydantic, the builder): it shares
-those imports copy-on-write, so it costs the file's own run (tens of ms) instead of a second
+fork taken once the parent has imported the loader (pydantic, the builder, the unit table): it
+shares those imports copy-on-write, so it costs the file's own run (tens of ms) instead of a second
 Python starting and importing everything (~0.5 s of CPU and ~44 MB on a busy 2-core PC, which
 competed with the parent's own start-up); the deadline then measures the file alone. The fork
 resets the signals the parent may have taken over and answers on its own pipe like the

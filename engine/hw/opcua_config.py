@@ -222,13 +222,13 @@ def unit_problem(
 
 def same_unit_by_pint() -> Callable[[str, str], bool]:
     """Spellings of one unit ("l/h" and "L/h", "°C" and "degC") are the same unit."""
-    from engine.lang.units import new_unit_registry
+    from engine.lang.units import factor, new_unit_registry
 
     ureg = new_unit_registry()
 
     def same(a: str, b: str) -> bool:
         try:
-            ratio = ureg.Quantity(1.0, _pint(a)).to(_pint(b)).magnitude
+            ratio = factor(ureg, _pint(a), _pint(b))
         except Exception:
             return False
         return math.isclose(float(ratio), 1.0, rel_tol=1e-12)

@@ -5,8 +5,9 @@ reacts to the events the interpreter hands back. See docs/pcode.md for the langu
 
 Layout: parser.py -> analyzer.py (findings, shared argument checks in instructions.py and
 conditions.py) -> interpreter.py, which assembles core.py (shared state) with run_control.py,
-timing.py, editing.py, handlers.py and scan.py. Beyond pint it imports only protocol.models from
-outside engine/lang; the engine imports the interpreter, never the other way round.
+timing.py, editing.py, handlers.py and scan.py. Beyond pint (units.py, and only for a unit outside
+its table) it imports only protocol.models from outside engine/lang; the engine imports the
+interpreter, never the other way round.
 
 Who may import it: the rest of engine (scan, operator interface, uod, alarms, CLI) and tests.
 """

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from engine.lang.units import convert, factor, is_unit
 from protocol.models import ArgumentDescription
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class Number:
                     f"unit {given!r} is not accepted; use one of {', '.join(self.units)}"
                 )
             if self.unit is not None and given != self.unit:
-                number = float(ureg.Quantity(number, _pint_unit(given)).to(_pint_unit(self.unit)).m)
+                number = convert(ureg, number, _pint_unit(given), _pint_unit(self.unit))
             # Limits are in the target unit.
         elif given is not None:
             raise ValueError(f"takes a plain number, not one with unit {given!r}")
@@ -118,14 +119,12 @@ class Number:
     def check_units(self, ureg: Registry) -> str | None:
         """A problem with the declared units (unknown to pint, or incompatible), or None."""
         for unit in (*self.units, *([self.unit] if self.unit else [])):
-            try:
-                ureg.Unit(_pint_unit(unit))
-            except Exception:
+            if not is_unit(ureg, _pint_unit(unit)):
                 return f"unknown unit {unit!r}"
         if self.unit is not None:
             for unit in self.units:
                 try:
-                    ureg.Quantity(1.0, _pint_unit(unit)).to(_pint_unit(self.unit))
+                    factor(ureg, _pint_unit(unit), _pint_unit(self.unit))
                 except Exception:
                     return f"unit {unit!r} cannot be converted to {self.unit!r}"
         if self.default_unit is not None and self.default_unit not in self.units:

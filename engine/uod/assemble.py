@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.clock import FakeClock
-from engine.lang.units import Registry, define_unit
+from engine.lang.units import Registry, define_unit, factor, integral_factor, is_unit
 from engine.system_tags import SYSTEM_TAG_NAMES, system_tag_specs
 from engine.uod.definition import AccumulatorSpec, ColumnVolumeSpec, HardwareFactory, Uod
 from engine.uod.draft import Draft, HardwarePart, Problem
@@ -133,21 +133,16 @@ def pint_unit(unit: str) -> str:
 
 
 def known_unit(ureg: Registry, unit: str) -> bool:
-    try:
-        ureg.Unit(pint_unit(unit))
-    except Exception:
-        return False
-    return True
+    return is_unit(ureg, pint_unit(unit))
 
 
 def accumulator_factor(ureg: Registry, source_unit: str, unit: str) -> float:
     """Accumulator units per (source unit x second); raises when the units do not fit."""
-    quantity = ureg.Quantity(1.0, f"({pint_unit(source_unit)}) * second")
-    return float(quantity.to(pint_unit(unit)).magnitude)
+    return integral_factor(ureg, pint_unit(source_unit), pint_unit(unit))
 
 
 def volume_factor(ureg: Registry, volume_unit: str, column_unit: str) -> float:
-    return float(ureg.Quantity(1.0, volume_unit).to(pint_unit(column_unit)).magnitude)
+    return factor(ureg, volume_unit, pint_unit(column_unit))
 
 
 def assemble(c: Collected, filename: str) -> Uod:

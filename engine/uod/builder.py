@@ -264,7 +264,8 @@ class UodBuilder(HardwareDeclarations, AlarmDeclarations, SimulationDeclaration)
         return self
 
     def define_unit(self, definition: str) -> UodBuilder:
-        """A pint unit definition for units pint lacks, e.g. `AU = [absorbance]` (then `mAU`)."""
+        """A pint unit definition for units pint lacks, e.g. `NTU = [turbidity]` (then `mNTU`);
+        pint is then loaded for it (engine/lang/units.py)."""
         self._d.units.append((definition, _caller_line()))
         return self
 

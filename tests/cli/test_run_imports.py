@@ -3,8 +3,9 @@
 `setpoint-engine run` of the simulated example with an aggregator link, stopped at the point
 where the scan loop would begin: no hardware driver library (pymodbus, pyserial, asyncua) is
 loaded for simulated hardware, and the link does not pull in aiohttp (the engine's websocket
-client is its own: aiohttp cost ~0.1 s and ~8 MB at every start). Checked in a child process,
-through sys.modules, so that this test process's own imports do not count.
+client is its own: aiohttp cost ~0.1 s and ~8 MB at every start), nor pint (its units are in the
+unit table: pint cost ~5.6 MB). Checked in a child process, through sys.modules, so that this
+test process's own imports do not count.
 """
 
 from __future__ import annotations
@@ -53,5 +54,6 @@ def test_a_simulated_engine_with_a_link_imports_no_driver_and_no_aiohttp(tmp_pat
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO, env=env)
     assert done.returncode == 0, done.stderr
     roots = set(json.loads(done.stdout.strip().splitlines()[-1]))
-    assert "engine" in roots and "pint" in roots  # the run path did run
+    assert "engine" in roots and "protocol" in roots  # the run path did run
     assert roots & NOT_FOR_A_SIMULATED_UNIT == set()
+    assert "pint" not in roots  # the example's units are all in engine/lang/unit_table.py
