@@ -84,7 +84,8 @@ class LiveBridge:
     def _tags(self, unit_id: str, data: Any) -> None:
         """The newest values for the value display; a data-log sample (ingest passes the
         TagsUpdated as `sample`) also as the points it stores, on a topic whose changes are never
-        merged, so a live plot draws exactly what the plot API returns later."""
+        merged, so a live plot draws exactly what the plot API returns later (a sample taken
+        while no run goes on is not stored, so not sent there)."""
         ws = state_of(self.app).ws
         tags = data.get("tags", []) if isinstance(data, dict) else data
         target = f"unit/{unit_id}/tags"
@@ -92,7 +93,8 @@ class LiveBridge:
             ws.publish(target, list(tags))
         sample = data.get("sample") if isinstance(data, dict) else None
         target = f"unit/{unit_id}/samples"
-        if isinstance(sample, TagsUpdated) and ws.has_subscribers(target):
+        # A sample outside a run is stored nowhere: a live plot must not draw it either.
+        if isinstance(sample, TagsUpdated) and sample.run_id and ws.has_subscribers(target):
             ws.publish(target, live_samples(sample))
 
     def _units(self, unit_id: str, summary: dict[str, Any]) -> None:

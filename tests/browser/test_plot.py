@@ -123,7 +123,8 @@ def check_live(p: dict[str, Any], plot: dict[str, Any], started: float) -> None:
         assert len(page_tv) == len(stored), (
             f"{tag}: {len(page_tv)} points drawn, {len(stored)} stored: "
             f"drawn only {sorted(set(page_tv) - set(stored))[:5]}, "
-            f"stored only {sorted(set(stored) - set(page_tv))[:5]}"
+            f"stored only {sorted(set(stored) - set(page_tv))[:5]}; run time of those drawn "
+            f"{[round(t - started, 3) for t, _ in page_tv]}, held to {until - started:.3f}"
         )
         for (pt, pv), (st, sv) in zip(page_tv, stored, strict=True):
             assert abs(pt - st) <= SAME_SAMPLE, f"{tag}: drawn at {pt}, stored at {st}"

@@ -126,7 +126,7 @@ async def test_samples_topic_snapshot_and_live_only_changes(
     api: Api, engine: FakeEngine, clients: Clients
 ) -> None:
     """The snapshot names the run (its history is the plot API's); a live update between samples
-    sends nothing on the samples topic."""
+    and a sample of no run (not stored) send nothing on the samples topic."""
     topic = f"unit/{engine.engine_id}/samples"
     start = time.time()
     await engine.run_started("r-2", start)
@@ -135,6 +135,7 @@ async def test_samples_topic_snapshot_and_live_only_changes(
     snapshot = await client.wait(lambda f: f.get("kind") == "snapshot", what="snapshot")
     assert snapshot["data"] == {"run_id": "r-2", "samples": []}
 
+    await engine.tags(None, start - 0.1, FT01=0.5)  # outside the run: stored nowhere, not sent
     await engine.tags("r-2", start + 0.1, sample=False, FT01=1.0)
     await engine.tags("r-2", start + 0.2, FT01=1.0)
     await engine.tags("r-2", start + 0.25, sample=False, FT01=2.0)

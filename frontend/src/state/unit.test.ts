@@ -32,6 +32,7 @@ describe("createUnitLive: the plot gets the stored samples, the values every liv
 
     send("samples", "change", { run_id: "r1", samples: [{ t: 101, values: { FT01: 2 } }, { t: 101.05, values: { Mark: "Load" } }] });
     send("samples", "change", { run_id: "r0", samples: [{ t: 102, values: { FT01: 9 } }] });
+    send("samples", "change", { run_id: null, samples: [{ t: 99.9, values: { FT01: 7 } }] }); // before Start: not stored
     expect(u.samples.get("FT01")).toEqual({ t: [100, 101], v: [1, 2] });
     expect(u.samples.marks().map((m) => m.text)).toEqual(["Load"]);
 

@@ -115,9 +115,10 @@ export interface LiveSamples {
   samples: { t: number; values: Record<string, Scalar> }[];
 }
 
-/** Append a live sample's points to the plot, when it belongs to the run shown. */
+/** Append a live sample's points to the plot, when it belongs to the run shown. A sample of no run
+ * (taken just before Start, and delivered after the page learnt of the run) is stored nowhere. */
 export function appendSamples(u: Pick<UnitLive, "samples" | "recording" | "runId">, data: LiveSamples): boolean {
-  if (!u.recording || !data || (data.run_id && u.runId && data.run_id !== u.runId)) return false;
+  if (!u.recording || !data || !data.run_id || (u.runId && data.run_id !== u.runId)) return false;
   let added = false;
   for (const s of data.samples ?? []) {
     for (const [tag, value] of Object.entries(s.values)) {
