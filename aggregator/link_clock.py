@@ -8,7 +8,8 @@ aggregator (bench/README.md, "Aggregator CPU"). This clock looks at every link i
 each link checks, and how often, is unchanged: the tick is the links' own (`tick_for`), and a
 link is looked at once when it joins, so its first Ping goes out at registration as before.
 
-The clock runs only while a link is joined; the demand router's held falls (live_demand.py) are
+Its ticks are on the loop's shared grid (ticks.py), so they coincide with the security poll's
+and the writer's. The clock runs only while a link is joined; the demand router's held falls (live_demand.py) are
 checked on the same tick instead of once per link.
 """
 
@@ -19,6 +20,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+
+from aggregator.ticks import sleep_to_tick
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class LinkClock:
 
     async def _run(self) -> None:
         while self._links:
-            await asyncio.sleep(self.tick)
+            await sleep_to_tick(self.tick)
             self.ticks += 1
             now = self._clock()
             for check in list(self._links.values()):

@@ -24,6 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from aggregator.ticks import sleep_to_tick
+
 log = logging.getLogger(__name__)
 
 Answer = tuple[set[str], dict[str, str]]
@@ -107,7 +109,7 @@ class SecurityPoll:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            await sleep_to_tick(self.interval)
             tokens, sessions = self.tokens(), self.sessions()
             if tokens is None and sessions is None:
                 return  # nothing open: woken again by the next link or socket

@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from aggregator.ingest_session import Store
 from aggregator.store import BatchOp, BatchResult, Storage
 from aggregator.store.fencing import Fenced
+from aggregator.ticks import next_tick
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +159,14 @@ class Writer:
                 log.exception("writer: handling a committed batch failed")
 
     async def _wait_for_work(self) -> None:
-        """Idle: wait for a submission; once a second without one, compact what is due (only
-        when storage says something may be: the hop to the writer thread to find nothing due
-        was a fixed cost of every idle second)."""
+        """Idle: wait for a submission; once a second without one (on the loop's shared grid,
+        ticks.py: the same wake-up as the link clock's), compact what is due (only when storage
+        says something may be: the hop to the writer thread to find nothing due was a fixed cost
+        of every idle second)."""
         self._idle = True
         self._wake.clear()
         try:
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout_at(next_tick(asyncio.get_running_loop().time(), 1.0)):
                 await self._wake.wait()
         except TimeoutError:
             due = getattr(self.storage, "maintenance_due", None)

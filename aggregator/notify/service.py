@@ -26,6 +26,7 @@ from aggregator.notify.webpush import PushGone, PushRefused, PushSender, Subscri
 from aggregator.store.alarms import AlarmChange
 from aggregator.store.notifications import NotificationStore, Person
 from aggregator.store.rows import AlarmStateRow
+from aggregator.ticks import sleep_to_tick
 from protocol import UodDescription
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ class NotificationService:
 
     async def _tick_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.tick_interval)
+            await sleep_to_tick(self.config.tick_interval)
             try:
                 self.tick()
             except Exception:
