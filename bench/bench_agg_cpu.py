@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_ingest import Server, SimEngine, cpu_seconds
+from serve_proc import start_serve
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -174,33 +174,15 @@ def start_server(db_url: str, src: Path | None) -> Server:
     upgrade(engine)
     engine.dispose()
     cwd = src or Path(__file__).resolve().parents[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aggregator.cli",
-            "serve",
-            "--port",
-            "0",
-            "--database",
-            db_url,
-            "--log-level",
-            "warning",
-        ],
+    process, url = start_serve(
+        "--database",
+        db_url,
+        "--log-level",
+        "warning",
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(cwd)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    assert process.stdout is not None
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("aggregator did not start")
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            return Server(process, match.group(1), "", db_url)
+    return Server(process, url, "", db_url)
 
 
 async def bench(

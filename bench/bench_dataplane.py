@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import socket
 import sqlite3
 import statistics
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from serve_proc import SCRIPT, start_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -126,23 +126,10 @@ class Setup:
         self.cli(
             "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password\n"
         )
-        process = subprocess.Popen(
-            [str(BIN / "setpoint-aggregator"), "serve", "--port", "0", *self.data],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=self.env,
-            cwd=self.src,
+        process, self.base = start_serve(
+            *self.data, command=SCRIPT, stderr=subprocess.DEVNULL, env=self.env, cwd=self.src
         )
         self.processes.append(process)
-        assert process.stdout is not None
-        match = None
-        while match is None:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError("the aggregator exited")
-            match = re.search(r"listening on (http://\S+)", line)
-        self.base = match.group(1)
 
     @property
     def port(self) -> int:

@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import socket
 import statistics
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from serve_proc import SCRIPT, start_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -121,23 +121,10 @@ class Site:
             "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password\n"
         )
         self.engine_token = self.cli("engine-token", "create", "bench").split()[-1]
-        process = subprocess.Popen(
-            [str(BIN / "setpoint-aggregator"), "serve", "--port", "0", *self.data],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=self.env,
-            cwd=self.src,
+        process, self.base = start_serve(
+            *self.data, command=SCRIPT, stderr=subprocess.DEVNULL, env=self.env, cwd=self.src
         )
         self.processes.append(process)
-        assert process.stdout is not None
-        match = None
-        while match is None:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError("the aggregator exited")
-            match = re.search(r"listening on (http://\S+)", line)
-        self.base = match.group(1)
 
     def engine(
         self, method: Path, *, start: bool, profile: Path | None = None

@@ -22,11 +22,9 @@ import contextlib
 import json
 import os
 import random
-import re
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,6 +33,7 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
+from serve_proc import start_serve
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -82,31 +81,8 @@ def start_server(db_url: str) -> Server:
     token = new_token()
     Storage(engine).create_engine_token("bench-" + uuid.uuid4().hex[:6], token_hash(token))
     engine.dispose()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aggregator.cli",
-            "serve",
-            "--port",
-            "0",
-            "--database",
-            db_url,
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    while True:
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("aggregator did not start")
-        match = re.search(r"listening on (http://\S+)", line)
-        if match:
-            return Server(process, match.group(1), token, db_url)
+    process, url = start_serve("--database", db_url, "--log-level", "warning")
+    return Server(process, url, token, db_url)
 
 
 def float32_walk(rng: random.Random, value: float) -> float:

@@ -45,6 +45,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree first
 
+from serve_proc import MODULE
 from site_engine import SiteEngine, freshness_of, produce
 
 from aggregator.audit import KEY_FILE, new_key_file
@@ -56,8 +57,6 @@ from tests.net import free_port
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 NATS_URL = "nats://127.0.0.1:4222"
 ROOT = Path(__file__).resolve().parents[1]
-SERVE = [sys.executable, "-m", "aggregator.cli", "serve"]
-"""`setpoint-aggregator serve` of this tree (the console script runs aggregator.cli:main)."""
 ADMIN = ("bench-admin", "bench-site-password-1")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -81,7 +80,9 @@ def ms(value: float | None) -> float | None:
 
 @dataclass
 class Node:
-    """One `serve` process on a fixed port (a restart keeps its address)."""
+    """One `serve` process on a fixed port (a restart keeps its address). Not
+    serve_proc.start_serve, which blocks until the `listening on` line: a node is (re)started
+    inside the event loop the engines and the /ws client run in, so `ready` polls instead."""
 
     name: str
     data_dir: Path
@@ -99,7 +100,7 @@ class Node:
 
     def start(self) -> None:
         log = open(self.data_dir / "aggregator.log", "ab")  # noqa: SIM115 - handed to the child
-        argv = [*SERVE, "--port", str(self.port), "--data-dir", str(self.data_dir)]
+        argv = [*MODULE, "--port", str(self.port), "--data-dir", str(self.data_dir)]
         self.proc = subprocess.Popen(
             [*argv, "--log-level", "warning", *self.args], stdout=log, stderr=log, cwd=ROOT
         )
