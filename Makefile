@@ -46,6 +46,7 @@ frontend-test: frontend/node_modules/.package-lock.json
 lint: setup
 	@echo "==> ruff"
 	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
 
 typecheck: setup
 	@echo "==> mypy"

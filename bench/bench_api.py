@@ -110,8 +110,18 @@ def fill_day(storage: Storage, run_id: str) -> float:
 
 def start_server(db_url: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(  # stopped by its PID in main_async's finally
-        [sys.executable, "-m", "aggregator.cli", "serve", "--port", "0",
-         "--database", db_url, "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "aggregator.cli",
+            "serve",
+            "--port",
+            "0",
+            "--database",
+            db_url,
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -130,17 +140,34 @@ class BenchEngine:
         self.engine_id = f"bench-{uuid.uuid4().hex[:6]}/Bench"
         self.seq = 0
 
-    async def run(self, http: aiohttp.ClientSession, ready: asyncio.Event,
-                  go: asyncio.Event, updates: int, period: float) -> None:
+    async def run(
+        self,
+        http: aiohttp.ClientSession,
+        ready: asyncio.Event,
+        go: asyncio.Event,
+        updates: int,
+        period: float,
+    ) -> None:
         ws = await http.ws_connect(
             f"{self.url}/engine/ws", headers={"Authorization": f"Bearer {self.token}"}
         )
         uod = p.UodDescription(name="Bench", tags=[p.TagDescription(name="FT01", kind="reading")])
-        await ws.send_bytes(p.encode(p.RegisterEngine(
-            engine_id=self.engine_id, computer_name="bench-pc", uod_name="Bench",
-            session_id=uuid.uuid4().hex, engine_version="0", protocol_version=p.PROTOCOL_VERSION,
-            uod=uod, uod_hash="h", method_hash="m", clock=time.time(),
-        )))
+        await ws.send_bytes(
+            p.encode(
+                p.RegisterEngine(
+                    engine_id=self.engine_id,
+                    computer_name="bench-pc",
+                    uod_name="Bench",
+                    session_id=uuid.uuid4().hex,
+                    engine_version="0",
+                    protocol_version=p.PROTOCOL_VERSION,
+                    uod=uod,
+                    uod_hash="h",
+                    method_hash="m",
+                    clock=time.time(),
+                )
+            )
+        )
         drain = asyncio.create_task(self._drain(ws))
         ready.set()
         await go.wait()
@@ -148,10 +175,16 @@ class BenchEngine:
         for _ in range(updates):
             self.seq += 1
             now = time.time()
-            await ws.send_bytes(p.encode(p.TagsUpdated(
-                seq=self.seq, time=now, sample=False,
-                tags=[p.TagValue(name="FT01", value=now, tick=now)],
-            )))
+            await ws.send_bytes(
+                p.encode(
+                    p.TagsUpdated(
+                        seq=self.seq,
+                        time=now,
+                        sample=False,
+                        tags=[p.TagValue(name="FT01", value=now, tick=now)],
+                    )
+                )
+            )
             next_at += period
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         await asyncio.sleep(0.5)
@@ -167,7 +200,9 @@ class BenchEngine:
                         await ws.send_bytes(p.encode(p.CommandResult(id=frame.id, ok=True)))
 
 
-async def live_latency(url: str, info: dict[str, Any], clients: int, updates: int) -> dict[str, Any]:
+async def live_latency(
+    url: str, info: dict[str, Any], clients: int, updates: int
+) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {info['session']}"}
     # no connection limit: the default (100) would leave the 101st websocket waiting forever
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -268,15 +303,17 @@ async def plot_times(
                 times.append((time.perf_counter() - began) * 1000)
                 cpu.append((process_cpu(pid) - cpu_before) * 1000)
                 points = max(len(s["t"]) for s in body["series"])
-            results.append({
-                "case": name,
-                "median_ms": round(statistics.median(times), 1),
-                "min_ms": round(min(times), 1),
-                "server_cpu_median_ms": round(statistics.median(cpu), 1),
-                "server_cpu_min_ms": round(min(cpu), 1),
-                "points_per_series": points,
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-            })
+            results.append(
+                {
+                    "case": name,
+                    "median_ms": round(statistics.median(times), 1),
+                    "min_ms": round(min(times), 1),
+                    "server_cpu_median_ms": round(statistics.median(cpu), 1),
+                    "server_cpu_min_ms": round(min(cpu), 1),
+                    "points_per_series": points,
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
+                }
+            )
     return results
 
 

@@ -63,7 +63,9 @@ def test_clean_method_has_no_findings(ctx: FakeContext) -> None:
         ("2", "missing-instruction", 1, 1),
     ],
 )
-def test_syntax_and_indentation(ctx: FakeContext, text: str, code: str, line: int, col: int) -> None:
+def test_syntax_and_indentation(
+    ctx: FakeContext, text: str, code: str, line: int, col: int
+) -> None:
     finding = only(analyze(text, ctx), code)
     assert (finding.severity, finding.line, finding.col_start) == ("error", line, col)
 
@@ -220,7 +222,11 @@ def test_unreachable_after_end_block(ctx: FakeContext) -> None:
 
 def test_unreachable_after_end_blocks_up_the_chain(ctx: FakeContext) -> None:
     text = method(
-        "Block: O", "    Block: I", "        End blocks", "        Mark: a", "    Mark: b",
+        "Block: O",
+        "    Block: I",
+        "        End blocks",
+        "        Mark: a",
+        "    Mark: b",
         "Mark: c",
     )
     unreachable = [f.line for f in analyze(text, ctx) if f.code == "unreachable"]
@@ -301,8 +307,14 @@ def test_thresholds_out_of_order(ctx: FakeContext) -> None:
 
 def test_thresholds_per_timeline(ctx: FakeContext) -> None:
     text = method(
-        "Base: s", "5 Mark: a", "Block: B", "    1 Mark: b", "    2 End block", "6 Mark: c",
-        "Watch: Level > 1", "    1 Mark: w",
+        "Base: s",
+        "5 Mark: a",
+        "Block: B",
+        "    1 Mark: b",
+        "    2 End block",
+        "6 Mark: c",
+        "Watch: Level > 1",
+        "    1 Mark: w",
     )
     assert "threshold-order" not in codes(text, ctx)
 
@@ -315,12 +327,17 @@ def test_undefined_macro_lists_defined_ones(ctx: FakeContext) -> None:
 
 
 def test_recursive_macros(ctx: FakeContext) -> None:
-    direct = only(analyze(method("Macro: A", "    Call macro: A", "Call macro: A"), ctx),
-                  "recursive-macro")
+    direct = only(
+        analyze(method("Macro: A", "    Call macro: A", "Call macro: A"), ctx), "recursive-macro"
+    )
     assert direct.line == 2 and direct.severity == "error"
     text = method(
-        "Macro: A", "    Call macro: B", "Macro: B", "    Watch: Level > 1",
-        "        Call macro: A", "Call macro: A",
+        "Macro: A",
+        "    Call macro: B",
+        "Macro: B",
+        "    Watch: Level > 1",
+        "        Call macro: A",
+        "Call macro: A",
     )
     findings = [f for f in analyze(text, ctx) if f.code == "recursive-macro"]
     assert {f.line for f in findings} == {2, 5} and "A -> B -> A" in findings[0].message

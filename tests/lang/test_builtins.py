@@ -133,16 +133,18 @@ def test_stop_cancels_commands_and_clears_the_run(make: Make, ctx: FakeContext) 
 
 
 def test_restart_starts_a_new_run_keeping_the_counter(make: Make) -> None:
-    interp, run = make(
-        method("Base: s", "Increment run counter", "Mark: go", "2 Restart")
-    )
+    interp, run = make(method("Base: s", "Increment run counter", "Mark: go", "2 Restart"))
     run.start()
     first = interp.run_id
     run.run_for(2.5)
     assert interp.run_id != first and interp.state is SystemState.RUNNING
     assert interp.run_counter == 2
     assert interp.run_time == pytest.approx(0.5) and interp.process_time == pytest.approx(0.5)
-    kinds = [type(e).__name__ for _, e in run.events if isinstance(e, StateChanged | RunStarted | RunStopped)]
+    kinds = [
+        type(e).__name__
+        for _, e in run.events
+        if isinstance(e, StateChanged | RunStarted | RunStopped)
+    ]
     assert kinds[-4:] == ["StateChanged", "RunStopped", "RunStarted", "StateChanged"]
     assert [e.new for e in run.of_type(StateChanged)][-2:] == ["Restarting", "Running"]
     assert run.mark_texts() == ["go", "go"]
@@ -164,8 +166,9 @@ def test_batch(make: Make) -> None:
 
 def test_simulate_converts_to_the_tag_unit_until_simulate_off(make: Make, ctx: FakeContext) -> None:
     _interp, run = make(
-        method("Simulate: TT01 = 122 degF", "Simulate: Inlet = VA02", "Wait: 1 s",
-               "Simulate off: TT01")
+        method(
+            "Simulate: TT01 = 122 degF", "Simulate: Inlet = VA02", "Wait: 1 s", "Simulate off: TT01"
+        )
     )
     run.start()
     value, unit = ctx.simulated["TT01"]

@@ -21,8 +21,9 @@ from tests.lang.conftest import Make, method
     ],
 )
 @pytest.mark.parametrize("action", ["cancel", "force"])
-def test_lines_that_can_be_neither(make: Make, lines: tuple[str, ...], target: str,
-                                   action: str) -> None:
+def test_lines_that_can_be_neither(
+    make: Make, lines: tuple[str, ...], target: str, action: str
+) -> None:
     interp, run = make(method(*lines))
     run.start()
     line = run.log_line(target)

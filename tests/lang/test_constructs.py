@@ -83,9 +83,7 @@ def test_block_in_a_watch_declared_inside_the_running_block_nests(make: Make) ->
 
 
 def test_block_timeline_starts_at_zero(make: Make) -> None:
-    _, run = make(
-        method("Base: s", "3 Mark: a", "Block: B", "    1 Mark: b", "    End block")
-    )
+    _, run = make(method("Base: s", "3 Mark: a", "Block: B", "    1 Mark: b", "    End block"))
     run.start()
     run.run_for(5)
     marks = run.marks()
@@ -154,8 +152,13 @@ def test_watch_moves_on_at_once_and_fires_once(make: Make) -> None:
 def test_watch_body_runs_alongside_the_main_path(make: Make) -> None:
     _, run = make(
         method(
-            "Base: s", "Watch: Level > 1", "    Mark: w1", "    Wait: 1 s", "    Mark: w2",
-            "Mark: m1", "3 Mark: m2",
+            "Base: s",
+            "Watch: Level > 1",
+            "    Mark: w1",
+            "    Wait: 1 s",
+            "    Mark: w2",
+            "Mark: m1",
+            "3 Mark: m2",
         )
     )
     run.start()
@@ -234,7 +237,11 @@ def test_cancelled_alarm_does_not_fire_again(make: Make) -> None:
 def test_macro_redefinition_replaces_it(make: Make) -> None:
     _, run = make(
         method(
-            "Macro: M", "    Mark: one", "Call macro: M", "Macro: M", "    Mark: two",
+            "Macro: M",
+            "    Mark: one",
+            "Call macro: M",
+            "Macro: M",
+            "    Mark: two",
             "Call macro: M",
         )
     )
@@ -244,8 +251,17 @@ def test_macro_redefinition_replaces_it(make: Make) -> None:
 
 def test_macro_runs_on_the_callers_timeline(make: Make) -> None:
     _, run = make(
-        method("Base: s", "Macro: M", "    2 Mark: m", "Block: B", "    Mark: b", "    Call macro: M",
-               "    End block", "Call macro: M", "Mark: end")
+        method(
+            "Base: s",
+            "Macro: M",
+            "    2 Mark: m",
+            "Block: B",
+            "    Mark: b",
+            "    Call macro: M",
+            "    End block",
+            "Call macro: M",
+            "Mark: end",
+        )
     )
     run.start()
     run.run_for(3)
@@ -257,8 +273,14 @@ def test_macro_runs_on_the_callers_timeline(make: Make) -> None:
 
 def test_macro_calling_another_macro(make: Make) -> None:
     _, run = make(
-        method("Macro: A", "    Mark: a", "Macro: B", "    Call macro: A", "    Mark: b",
-               "Call macro: B")
+        method(
+            "Macro: A",
+            "    Mark: a",
+            "Macro: B",
+            "    Call macro: A",
+            "    Mark: b",
+            "Call macro: B",
+        )
     )
     run.start()
     assert run.mark_texts() == ["a", "b"]
@@ -266,8 +288,14 @@ def test_macro_calling_another_macro(make: Make) -> None:
 
 def test_calling_a_macro_not_yet_defined_fails_and_lists_defined(make: Make) -> None:
     interp, run = make(
-        method("Macro: Other", "    Mark: o", "Call macro: Later", "Macro: Later", "    Mark: l",
-               "Call macro: Other")
+        method(
+            "Macro: Other",
+            "    Mark: o",
+            "Call macro: Later",
+            "Macro: Later",
+            "    Mark: l",
+            "Call macro: Other",
+        )
     )
     run.start()
     failed = run.log_line("Call macro: Later")

@@ -38,9 +38,7 @@ def test_2_thresholds(make: Make, ctx: FakeContext) -> None:
 
 
 def test_3_watch(make: Make) -> None:
-    _, run = make(
-        method("Base: s", "Watch: Run Time > 3 s", "    Mark: W", "Mark: A", "5 Mark: B")
-    )
+    _, run = make(method("Base: s", "Watch: Run Time > 3 s", "    Mark: W", "Mark: A", "5 Mark: B"))
     run.start()
     run.run_for(6)
     marks = dict((text, t) for t, text in run.marks())
@@ -66,9 +64,7 @@ def test_5_macro(make: Make) -> None:
 
 
 def test_6_block_timeline(make: Make) -> None:
-    _, run = make(
-        method("Base: s", "Block: A", "    Mark: a", "    2 End block", "Mark: after")
-    )
+    _, run = make(method("Base: s", "Block: A", "    Mark: a", "    2 End block", "Mark: after"))
     run.start()
     run.run_for(4)
     marks = dict((text, t) for t, text in run.marks())

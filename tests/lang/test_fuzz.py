@@ -13,11 +13,62 @@ from engine.lang.units import Registry
 from tests.lang.conftest import standard_context
 
 WORDS = [
-    "Mark", "Block", "End block", "End blocks", "Watch", "Alarm", "Macro", "Call macro", "Base",
-    "Wait", "Pause", "Hold", "Unpause", "Stop", "Restart", "Increment run counter", "Run counter",
-    "Batch", "Simulate", "Simulate off", "Notify", "Info", "PU01", "Inlet", "Slow", "TT01",
-    "Run Time", "Level", "Inlet", "x", "M", "s", "min", "h", "L", "degC", "%", "VA01", "1", "0.5",
-    "2", "-3", ":", ": ", "#", "<", ">", "=", "==", "!=", "<=", ">=", "!", " ", "    ", "\t",
+    "Mark",
+    "Block",
+    "End block",
+    "End blocks",
+    "Watch",
+    "Alarm",
+    "Macro",
+    "Call macro",
+    "Base",
+    "Wait",
+    "Pause",
+    "Hold",
+    "Unpause",
+    "Stop",
+    "Restart",
+    "Increment run counter",
+    "Run counter",
+    "Batch",
+    "Simulate",
+    "Simulate off",
+    "Notify",
+    "Info",
+    "PU01",
+    "Inlet",
+    "Slow",
+    "TT01",
+    "Run Time",
+    "Level",
+    "Inlet",
+    "x",
+    "M",
+    "s",
+    "min",
+    "h",
+    "L",
+    "degC",
+    "%",
+    "VA01",
+    "1",
+    "0.5",
+    "2",
+    "-3",
+    ":",
+    ": ",
+    "#",
+    "<",
+    ">",
+    "=",
+    "==",
+    "!=",
+    "<=",
+    ">=",
+    "!",
+    " ",
+    "    ",
+    "\t",
 ]
 
 tokens = st.lists(st.sampled_from(WORDS), max_size=8).map("".join)
@@ -42,8 +93,9 @@ def test_parser_and_analyzer_only_report(ureg: Registry, text: str) -> None:
         assert finding.code and finding.message
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=texts)
 def test_methods_that_pass_analysis_run_without_raising(ureg: Registry, text: str) -> None:
     ctx: FakeContext = standard_context(ureg)
@@ -59,10 +111,27 @@ def test_methods_that_pass_analysis_run_without_raising(ureg: Registry, text: st
 
 
 VALID_LINES = [
-    "Mark: a", "Mark: b", "1 Mark: t", "Wait: 0.3 s", "Block: B", "    Mark: in",
-    "    0.5 End block", "    End block", "Watch: Level > 1", "    Mark: w", "Alarm: Level > 2",
-    "    Increment run counter", "Macro: M", "    Mark: m", "Call macro: M", "PU01: 5 %", "Slow",
-    "Base: s", "# comment", "", "End blocks",
+    "Mark: a",
+    "Mark: b",
+    "1 Mark: t",
+    "Wait: 0.3 s",
+    "Block: B",
+    "    Mark: in",
+    "    0.5 End block",
+    "    End block",
+    "Watch: Level > 1",
+    "    Mark: w",
+    "Alarm: Level > 2",
+    "    Increment run counter",
+    "Macro: M",
+    "    Mark: m",
+    "Call macro: M",
+    "PU01: 5 %",
+    "Slow",
+    "Base: s",
+    "# comment",
+    "",
+    "End blocks",
 ]
 
 edits = st.lists(
@@ -76,8 +145,9 @@ edits = st.lists(
 )
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     start=st.lists(st.sampled_from(VALID_LINES), min_size=1, max_size=12),
     steps=st.lists(st.tuples(edits, st.integers(0, 8)), min_size=1, max_size=5),

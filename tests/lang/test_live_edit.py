@@ -156,8 +156,14 @@ def test_comment_edits_before_the_running_position(make: Make) -> None:
 
 def test_changing_a_completed_line(make: Make) -> None:
     interp, _ = started(make, *START)
-    refused(interp, "Line 2 'Mark: a' has already run; it cannot be changed",
-            "Base: s", "Mark: A", "2 Mark: b", "4 Mark: c")
+    refused(
+        interp,
+        "Line 2 'Mark: a' has already run; it cannot be changed",
+        "Base: s",
+        "Mark: A",
+        "2 Mark: b",
+        "4 Mark: c",
+    )
 
 
 def test_changing_the_line_waiting_for_its_threshold(make: Make) -> None:
@@ -172,16 +178,30 @@ def test_removing_a_started_line(make: Make) -> None:
 
 def test_adding_a_line_before_the_running_position(make: Make) -> None:
     interp, run = started(make, *START)
-    refused(interp, "before the running position",
-            "Base: s", "Mark: early", "Mark: a", "2 Mark: b", "4 Mark: c")
+    refused(
+        interp,
+        "before the running position",
+        "Base: s",
+        "Mark: early",
+        "Mark: a",
+        "2 Mark: b",
+        "4 Mark: c",
+    )
     run.run_for(5)
     assert run.mark_texts() == ["a", "b", "c"]
 
 
 def test_changing_a_macro_that_has_run(make: Make) -> None:
     interp, _ = started(make, "Macro: M", "    Mark: m", "Call macro: M", "5 Call macro: M")
-    refused(interp, "Macro 'M' has already run",
-            "Macro: M", "    Mark: m", "    Mark: more", "Call macro: M", "5 Call macro: M")
+    refused(
+        interp,
+        "Macro 'M' has already run",
+        "Macro: M",
+        "    Mark: m",
+        "    Mark: more",
+        "Call macro: M",
+        "5 Call macro: M",
+    )
 
 
 def test_removing_a_macro_that_has_run(make: Make) -> None:
@@ -222,8 +242,9 @@ def test_bodies_where_nothing_has_run_can_be_edited(make: Make) -> None:
     interp, run = started(
         make, "Base: s", "5 Mark: wait", "Block: B", "    Mark: x", "    Mark: y", "    End block"
     )
-    edit(interp, "Base: s", "5 Mark: wait", "Block: B", "    Mark: X", "    Mark: y",
-         "    End block")
+    edit(
+        interp, "Base: s", "5 Mark: wait", "Block: B", "    Mark: X", "    Mark: y", "    End block"
+    )
     run.run_for(5)
     assert run.mark_texts() == ["wait", "X", "y"]
 

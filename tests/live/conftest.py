@@ -52,8 +52,9 @@ class WsClient:
         assert self.ws is not None
         await self.ws.send_json(message)
 
-    async def wait(self, predicate: Callable[[Frame], bool], timeout: float = 5.0,
-                   what: str = "") -> Frame:
+    async def wait(
+        self, predicate: Callable[[Frame], bool], timeout: float = 5.0, what: str = ""
+    ) -> Frame:
         deadline = time.monotonic() + timeout
         while True:
             for frame in self.frames:
@@ -65,8 +66,10 @@ class WsClient:
 
     async def task_end(self, request_id: str, timeout: float = 5.0) -> Frame:
         return await self.wait(
-            lambda f: f.get("id") == request_id
-            and f.get("status") in ("finished", "exception", "interrupted"),
+            lambda f: (
+                f.get("id") == request_id
+                and f.get("status") in ("finished", "exception", "interrupted")
+            ),
             timeout,
             f"ending task {request_id}",
         )

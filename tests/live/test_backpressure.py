@@ -56,9 +56,7 @@ async def test_stalled_client_does_not_slow_ingest_or_others(
     api: Api, engine: FakeEngine, clients: Clients
 ) -> None:
     topic = f"unit/{engine.engine_id}/tags"
-    sock = await asyncio.to_thread(
-        stalled_client, api.agg.port, api.tokens["viewer"], topic
-    )
+    sock = await asyncio.to_thread(stalled_client, api.agg.port, api.tokens["viewer"], topic)
     try:
         hub = api.agg.app[API_STATE_KEY].ws
         await until(lambda: hub.has_subscribers(topic), 5, "stalled client subscribed")
@@ -74,8 +72,10 @@ async def test_stalled_client_does_not_slow_ingest_or_others(
         # wait on it (wait_ack's timeout bounds the test; how fast is bench/'s business)
         await engine.wait_ack(engine.seq, timeout=20)
         last = await fast.wait(
-            lambda f: f.get("kind") == "change"
-            and any(t["name"] == "FT01" and t["value"] == float(n - 1) for t in f["data"]),
+            lambda f: (
+                f.get("kind") == "change"
+                and any(t["name"] == "FT01" and t["value"] == float(n - 1) for t in f["data"])
+            ),
             timeout=20,
             what="the newest value at the fast client",
         )

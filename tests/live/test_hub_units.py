@@ -222,8 +222,11 @@ def test_a_change_is_serialized_once_for_all_its_subscribers(
     hub.publish("unit/u1/runlog", {"lines": []})  # nobody subscribed: nothing to encode
     texts = [client.queue.take_encoded() for client in clients]
     assert texts[0] == texts[1] == texts[2]
-    assert json.loads(texts[0][0]) == {"topic": "unit/u1/tags", "kind": "change",
-                                       "data": [tag("A", 1)]}
+    assert json.loads(texts[0][0]) == {
+        "topic": "unit/u1/tags",
+        "kind": "change",
+        "data": [tag("A", 1)],
+    }
     assert len(encoded) == 1  # once, not once per client
     # a client whose change was merged with a newer one gets its own frame
     hub.publish("unit/u1/tags", [tag("A", 2)])
