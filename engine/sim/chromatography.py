@@ -107,13 +107,15 @@ class ChromatographyModel:
         captured = min(protein_in * volume, room) if binding else 0.0
         self.bound += captured
         protein_in -= captured / volume
-        upstream = (feed.conductivity, feed.uv_unbound, protein_in)
+        # Each tank mixes towards what flows in from the one upstream (the feed for the first).
+        # Plain locals, no tuple per tank: this runs every scan of a simulated unit.
+        salt, uv, protein = self._salt, self._uv, self._protein
+        up_salt, up_uv, up_protein = feed.conductivity, feed.uv_unbound, protein_in
         for i in range(self.tanks):
-            s, u, p = self._salt[i], self._uv[i], self._protein[i]
-            self._salt[i] = s + (upstream[0] - s) * exchange
-            self._uv[i] = u + (upstream[1] - u) * exchange
-            self._protein[i] = p + (upstream[2] - p) * exchange
-            upstream = (self._salt[i], self._uv[i], self._protein[i])
+            s, u, p = salt[i], uv[i], protein[i]
+            salt[i] = up_salt = s + (up_salt - s) * exchange
+            uv[i] = up_uv = u + (up_uv - u) * exchange
+            protein[i] = up_protein = p + (up_protein - p) * exchange
         released = self._release(dt)
         if released:
             self._protein[0] += released / tank_volume

@@ -7,6 +7,7 @@ model runs in real time, at maximum speed in `simulate`, or one step at a time i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
@@ -30,8 +31,6 @@ class ProcessModel(Protocol):
 
 def first_order(value: float, target: float, dt: float, tau: float) -> float:
     """Exact step of a first-order lag: stable for any dt, so fast simulation stays correct."""
-    import math
-
     if tau <= 0:
         return target
     return target + (value - target) * math.exp(-dt / tau)
