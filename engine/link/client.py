@@ -476,11 +476,20 @@ class EngineLink:
     async def _perform(self, ws: WebSocket, actions: list[Action]) -> bool:
         """Carry out actions in order; False once the connection is being closed."""
         assert self._send_lock is not None
-        for action in actions:
+        index = 0
+        while index < len(actions):
+            action = actions[index]
+            index += 1
             if isinstance(action, Send):
+                # Consecutive frames go in one write (a sample and its run-log lines: one
+                # commit and one Ack at the aggregator instead of one each).
+                frames = [action.frame]
+                while index < len(actions) and isinstance(next_send := actions[index], Send):
+                    frames.append(next_send.frame)
+                    index += 1
                 try:
                     async with self._send_lock:
-                        await ws.send_str(action.frame)
+                        await ws.send_strs(frames)
                 except (ConnectionError, RuntimeError) as exc:
                     log.warning("sending to the aggregator failed: %s", exc)
                     await ws.close()
