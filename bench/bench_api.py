@@ -26,7 +26,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
+from serve_proc import start_serve
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -106,31 +106,6 @@ def fill_day(storage: Storage, run_id: str) -> float:
             ]
             Storage.write_chunks(conn, run_pk, tag_id, samples)
     return time.monotonic() - began
-
-
-def start_server(db_url: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(  # stopped by its PID in main_async's finally
-        [
-            sys.executable,
-            "-m",
-            "aggregator.cli",
-            "serve",
-            "--port",
-            "0",
-            "--database",
-            db_url,
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        process.kill()
-        raise SystemExit(f"aggregator did not start: {line!r}")
-    return process, line.rsplit(" ", 1)[1].strip()
 
 
 class BenchEngine:
@@ -322,7 +297,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     db_url = f"sqlite:///{os.path.join(work, 'setpoint.sqlite3')}"
     try:
         info = await asyncio.to_thread(prepare, db_url, plot_run=not args.skip_plot)
-        process, url = start_server(db_url)
+        process, url = start_serve(  # stderr inherited: the server's warnings show here
+            "--database", db_url, "--log-level", "warning", stderr=None
+        )
         try:
             out: dict[str, Any] = {"database": "sqlite", "live_latency": []}
             for clients in [int(c) for c in args.clients.split(",") if c]:

@@ -26,8 +26,6 @@ import json
 import logging
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -41,6 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from serve_proc import start_serve
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -77,34 +76,18 @@ def prepare(db_url: str, units: int) -> list[str]:
 
 
 def start_server(db_url: str, data_dir: Path, opcua_port: int | None) -> tuple[Any, str]:
-    command = [
-        sys.executable,
-        "-m",
-        "aggregator.cli",
-        "serve",
-        "--port",
-        "0",
-        "--database",
-        db_url,
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "warning",
-    ]
+    args = ["--database", db_url, "--data-dir", str(data_dir), "--log-level", "warning"]
     if opcua_port is not None:
-        command += ["--opcua-port", str(opcua_port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # stopped by PID below
+        args += ["--opcua-port", str(opcua_port)]
+    # stderr inherited, so the line after `listening on` is serve's `OPC UA at` line
+    process, url = start_serve(*args, stderr=None)  # stopped by PID below
     assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening on" not in line:
-        process.kill()
-        raise SystemExit(f"aggregator did not start: {line!r}")
     if opcua_port is not None:
         opcua_line = process.stdout.readline()
         if "OPC UA at" not in opcua_line:
             process.kill()
             raise SystemExit(f"OPC UA server did not start: {opcua_line!r}")
-    return process, line.rsplit(" ", 1)[1].strip()
+    return process, url
 
 
 def cpu_seconds(pid: int) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from serve_proc import SCRIPT, start_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -73,19 +74,9 @@ def main() -> None:
         engine_token = _cli(
             "setpoint-aggregator", "engine-token", "create", "bench", *data
         ).split()[-1]
-        aggregator = subprocess.Popen(
-            [str(BIN / "setpoint-aggregator"), "serve", "--port", "0", *data],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        aggregator, base = start_serve(*data, command=SCRIPT, stderr=subprocess.DEVNULL)
         engine: subprocess.Popen[bytes] | None = None
         try:
-            assert aggregator.stdout is not None
-            match = None
-            while match is None:
-                match = re.search(r"listening on (http://\S+)", aggregator.stdout.readline())
-            base = match.group(1)
             token = _api(base, "/api/auth/login", body={"username": "bench", "password": "bench"})[
                 "token"
             ]

@@ -21,11 +21,12 @@ SCRIPT = [str(Path(sys.executable).parent / "setpoint-aggregator"), "serve"]
 def start_serve(
     *args: str,
     command: Sequence[str] = MODULE,
-    stderr: int = subprocess.STDOUT,
+    stderr: int | None = subprocess.STDOUT,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
-    """`command --port 0 *args` (stdout piped, as text); returns the process and its base URL
+    """`command --port 0 *args` (stdout piped, as text; stderr into it, or `stderr` as for Popen:
+    None inherits this process's); returns the process and its base URL
     (http://127.0.0.1:PORT) once it has printed its `listening on` line. If it exits before that,
     RuntimeError; if the wait is interrupted, the process is killed (the caller has no handle)."""
     process = subprocess.Popen(
