@@ -22,6 +22,8 @@ from serve_proc import SCRIPT, start_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+PASSWORD = "bench-password-1"
+"""The admin's password (the aggregator refuses one shorter than 12 characters)."""
 
 
 def _cli(*args: str, stdin: str | None = None) -> str:
@@ -69,7 +71,7 @@ def main() -> None:
             "admin",
             "--password-stdin",
             *data,
-            stdin="bench\n",
+            stdin=PASSWORD + "\n",
         )
         engine_token = _cli(
             "setpoint-aggregator", "engine-token", "create", "bench", *data
@@ -77,7 +79,7 @@ def main() -> None:
         aggregator, base = start_serve(*data, command=SCRIPT, stderr=subprocess.DEVNULL)
         engine: subprocess.Popen[bytes] | None = None
         try:
-            token = _api(base, "/api/auth/login", body={"username": "bench", "password": "bench"})[
+            token = _api(base, "/api/auth/login", body={"username": "bench", "password": PASSWORD})[
                 "token"
             ]
             started = time.monotonic()
