@@ -14,6 +14,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from engine.link.websocket import MsgType, connect
+from tests.net import serve_ws
 
 
 async def _server(compress: bool) -> tuple[web.AppRunner, str, list[str]]:
@@ -28,14 +29,8 @@ async def _server(compress: bool) -> tuple[web.AppRunner, str, list[str]]:
                 await ws.send_str(f"ack {len(texts)}")
         return ws
 
-    app = web.Application()
-    app.router.add_get("/engine/ws", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"ws://127.0.0.1:{port}/engine/ws", texts
+    runner, url = await serve_ws(handler)
+    return runner, url, texts
 
 
 @pytest.mark.parametrize("compress", [True, False])

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from engine.link.websocket import HandshakeError, MsgType, connect
+from tests.net import serve_ws
 
 
 async def _server(compress: bool = True) -> tuple[web.AppRunner, str, dict[str, Any]]:
@@ -37,14 +38,8 @@ async def _server(compress: bool = True) -> tuple[web.AppRunner, str, dict[str, 
             await ws.send_str(msg.data)
         return ws
 
-    app = web.Application()
-    app.router.add_get("/engine/ws", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"ws://127.0.0.1:{port}/engine/ws", seen
+    runner, url = await serve_ws(handler)
+    return runner, url, seen
 
 
 async def _echo(url: str, texts: list[str]) -> list[str]:
