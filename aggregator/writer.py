@@ -2,16 +2,10 @@
 window, and each connection is acked only after that transaction has committed (rule 5).
 
 One writer thread owns the write side of the database: SQLite allows a single writer anyway,
-and on PostgreSQL one transaction per window is cheaper than one per connection.
-
-The window is counted from the oldest waiting submission, not from when the writer looks: a
-batch that took longer than the window is followed at once by the next, so the writer never
-falls further behind than one transaction, and a quiet link pays one wake-up per batch (no
-timer per frame, no task per wait: this loop runs for every frame of every engine).
-
-A submission that follows a silence (SPARSE windows since the one before: one engine sending a
-sample a second) is committed at once: nothing is likely to join it, so the window would only
-delay its Ack and cost a timer wake-up.
+and on PostgreSQL one transaction per window is cheaper than one per connection. When a batch
+closes is decided by commit_window.CommitWindow (a pure policy, tested without a loop); this
+module carries it out: one wake-up per batch on a quiet link, no timer per frame, no task per
+wait (this loop runs for every frame of every engine).
 """
 
 from __future__ import annotations
@@ -19,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from aggregator.commit_window import CommitWindow
 from aggregator.ingest_session import Store
 from aggregator.store import BatchOp, BatchResult, Storage
 from aggregator.store.fencing import Fenced
@@ -50,8 +44,6 @@ class _Item:
 
 
 _EARLIER_FAILED = RuntimeError("an earlier batch failed")
-SPARSE = 2.0
-"""Windows of silence before a submission after which it does not wait for company."""
 
 
 def _group(items: list[_Item]) -> list[tuple[BatchClient, int, int]]:
@@ -82,15 +74,13 @@ class Writer:
         window: float = 0.02,
         max_ops: int = 5000,
         on_result: Callable[[BatchResult], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.storage = storage
-        self.window = window
-        self.max_ops = max_ops
-        self._items: deque[_Item] = deque()
-        self._queued_ops = 0
-        self._last_submitted: float | None = None
-        self._alone = False
-        """The oldest waiting submission came after a silence: commit it without a window."""
+        self._clock = clock
+        self._batches: CommitWindow[_Item] = CommitWindow(window, max_ops)
+        self.in_window = False
+        """Waiting for company for the oldest submission (tests)."""
         self._wake = asyncio.Event()
         self._idle = True
         """The loop waits for a first submission (not inside a window): submit wakes it."""
@@ -117,15 +107,14 @@ class Writer:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="setpoint-writer")
 
+    @property
+    def window(self) -> float:
+        return self._batches.window
+
     def submit(self, client: BatchClient, ops: list[BatchOp], ack_seq: int) -> None:
-        now = time.monotonic()
-        if not self._items:
-            last = self._last_submitted
-            self._alone = last is not None and now - last > SPARSE * self.window
-        self._last_submitted = now
-        self._items.append(_Item(client, ops, ack_seq, now))
-        self._queued_ops += len(ops)
-        if self._idle or self._queued_ops >= self.max_ops:
+        now = self._clock()
+        full = self._batches.add(_Item(client, ops, ack_seq, now), len(ops), now)
+        if self._idle or full:
             self._wake.set()
 
     def forget(self, client: BatchClient) -> None:
@@ -144,13 +133,13 @@ class Writer:
 
     async def _run(self) -> None:
         while True:
-            if not self._items:
+            if not self._batches:
                 if self._stopping:
                     return
                 await self._wait_for_work()
                 continue
             await self._window()
-            items = self._take()
+            items = self._batches.take()
             try:
                 await self._commit(items)
             except Exception:
@@ -176,29 +165,19 @@ class Writer:
             self._idle = False
 
     async def _window(self) -> None:
-        """Let more submissions join until the oldest has waited `window` seconds (at once when
-        the batch is full or the writer stops)."""
-        delay = self._items[0].submitted + self.window - time.monotonic()
-        if delay <= 0 or self._alone or self._stopping or self._queued_ops >= self.max_ops:
+        """Let more submissions join while the policy allows (a full batch or a stop wakes)."""
+        delay = self._batches.wait(self._clock())
+        if delay <= 0 or self._stopping:
             return
         self._wake.clear()
+        self.in_window = True
         try:
             async with asyncio.timeout(delay):
                 await self._wake.wait()
         except TimeoutError:
             pass
-
-    def _take(self) -> list[_Item]:
-        """The oldest submissions, up to max_ops operations (at least one submission)."""
-        items = [self._items.popleft()]
-        count = len(items[0].ops)
-        while self._items and count + len(self._items[0].ops) <= self.max_ops:
-            item = self._items.popleft()
-            items.append(item)
-            count += len(item.ops)
-        self._queued_ops -= count
-        self._alone = False  # what is left waited behind this batch: not after a silence
-        return items
+        finally:
+            self.in_window = False
 
     async def _commit(self, items: list[_Item]) -> None:
         # A connection whose earlier batch failed must not have later frames stored: they would
@@ -234,7 +213,7 @@ class Writer:
         self.ops += len(ops)
         self.frames += sum(isinstance(op.action, Store) for op in ops)
         if self.on_latency is not None:
-            now = time.monotonic()
+            now = self._clock()
             for item in items:
                 _guarded("on_latency", self.on_latency, now - item.submitted)
         # one Ack per connection per batch, for the highest seq it had in the batch
@@ -246,7 +225,7 @@ class Writer:
     @property
     def pending(self) -> int:
         """Submissions waiting for a transaction (queue depth, for metrics)."""
-        return len(self._items)
+        return len(self._batches)
 
     async def _maintain(self) -> None:
         try:

@@ -1,6 +1,8 @@
-"""The group-commit window of aggregator/writer.py (issue 15 item 8): every submission is
-committed exactly once, in order, acknowledged once per batch per connection, also when batches
-are cut at max_ops, when a commit outlasts the window, and when the writer stops."""
+"""The group-commit window as aggregator/writer.py carries it out (issue 15 item 8): every
+submission is committed exactly once, in order, acknowledged once per batch per connection,
+also when batches are cut at max_ops, when a commit outlasts the window, and when the writer
+stops. The timing rules themselves are tested without a loop in test_commit_window.py; here the
+writer's clock is a fake one moved by the test."""
 
 from __future__ import annotations
 
@@ -49,19 +51,29 @@ def _ops(*seqs: int) -> list[BatchOp]:
     return [BatchOp("e", "s", RecordGap(seq, seq, "test")) for seq in seqs]
 
 
-def _writer(storage: _Storage, **kw: Any) -> Writer:
-    writer = Writer(storage, **kw)  # type: ignore[arg-type]
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _writer(storage: _Storage, clock: _Clock | None = None, **kw: Any) -> Writer:
+    writer = Writer(storage, clock=clock or _Clock(), **kw)  # type: ignore[arg-type]
     writer.start()
     return writer
 
 
 async def test_submissions_within_the_window_share_one_batch_and_one_ack() -> None:
     storage = _Storage()
-    writer = _writer(storage, window=0.2)
+    clock = _Clock()
+    writer = _writer(storage, clock, window=0.2)
     a, b = _Client(), _Client()
     try:
         writer.submit(a, _ops(1), 1)
-        await asyncio.sleep(0.01)
+        await until(lambda: writer.in_window, 5, "the writer waiting for company")
+        clock.now += 0.01
         writer.submit(b, _ops(10), 10)
         writer.submit(a, _ops(2, 3), 3)
         await until(lambda: a.acks and b.acks, 5, "the batch's acks")
@@ -90,7 +102,8 @@ async def test_max_ops_cuts_batches_and_every_submission_is_committed_once() -> 
 
 async def test_submissions_during_a_long_commit_follow_at_once_in_order() -> None:
     storage = _Storage()
-    writer = _writer(storage, window=0.01)
+    clock = _Clock()
+    writer = _writer(storage, clock, window=0.01)
     a = _Client()
     try:
         storage.hold.clear()
@@ -98,7 +111,7 @@ async def test_submissions_during_a_long_commit_follow_at_once_in_order() -> Non
         await asyncio.to_thread(storage.entered.wait, 5)
         for seq in (2, 3, 4):
             writer.submit(a, _ops(seq), seq)
-            await asyncio.sleep(0.02)  # each older than the window when the commit ends
+            clock.now += 0.02  # each older than the window when the commit ends
         storage.hold.set()
         await until(lambda: sum(n for _, n in a.acks) == 4, 5, "every submission acked")
         assert storage.batches == [[1], [2, 3, 4]]
@@ -113,7 +126,7 @@ async def test_stop_commits_what_is_still_waiting_for_its_window() -> None:
     a = _Client()
     writer.submit(a, _ops(1), 1)
     writer.submit(a, _ops(2), 2)
-    await asyncio.sleep(0.05)  # the writer is inside the (long) window
+    await until(lambda: writer.in_window, 5, "the writer inside its (long) window")
     await asyncio.wait_for(writer.stop(), 5)
     assert storage.batches == [[1, 2]]
     assert a.acks == [(2, 2)]
@@ -123,20 +136,22 @@ async def test_a_submission_after_a_silence_does_not_wait_for_the_window() -> No
     """One engine sending a sample a second: nothing would join its frame, so the window would
     only delay the Ack. Submissions close together still share the window's batch."""
     storage = _Storage()
-    writer = _writer(storage, window=0.05)
+    clock = _Clock()
+    # a window no test run outlasts; two operations fill a batch
+    writer = _writer(storage, clock, window=60.0, max_ops=2)
     a, b = _Client(), _Client()
     try:
         writer.submit(a, _ops(1), 1)
         writer.submit(b, _ops(10), 10)
         await until(lambda: a.acks and b.acks, 5, "the first batch")
         assert storage.batches == [[1, 10]], "close together: one batch"
-        writer.window = 60.0  # a window the lone submission must not wait for
-        writer._last_submitted = 0.0  # as if the last submission came long ago
+        clock.now += 500.0  # a long silence
         writer.submit(a, _ops(2), 2)
         await until(lambda: len(a.acks) == 2, 5, "the lone submission's ack, before the window")
         assert storage.batches == [[1, 10], [2]]
+        clock.now += 1.0
         writer.submit(b, _ops(11), 11)  # right after: it waits for company again
-        await asyncio.sleep(0.2)
+        await until(lambda: writer.in_window, 5, "the close submission waiting for company")
         assert b.acks == [(10, 1)], "a submission close to the last one waits for the window"
     finally:
         await writer.stop()
