@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from serve_proc import start_serve
+from sim_link import answer_pings, connect_engine
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -123,27 +124,14 @@ class BenchEngine:
         updates: int,
         period: float,
     ) -> None:
-        ws = await http.ws_connect(
-            f"{self.url}/engine/ws", headers={"Authorization": f"Bearer {self.token}"}
+        ws = await connect_engine(
+            http,
+            self.url,
+            self.token,
+            self.engine_id,
+            [p.TagDescription(name="FT01", kind="reading")],
         )
-        uod = p.UodDescription(name="Bench", tags=[p.TagDescription(name="FT01", kind="reading")])
-        await ws.send_bytes(
-            p.encode(
-                p.RegisterEngine(
-                    engine_id=self.engine_id,
-                    computer_name="bench-pc",
-                    uod_name="Bench",
-                    session_id=uuid.uuid4().hex,
-                    engine_version="0",
-                    protocol_version=p.PROTOCOL_VERSION,
-                    uod=uod,
-                    uod_hash="h",
-                    method_hash="m",
-                    clock=time.time(),
-                )
-            )
-        )
-        drain = asyncio.create_task(self._drain(ws))
+        drain = asyncio.create_task(answer_pings(ws))
         ready.set()
         await go.wait()
         next_at = time.monotonic()
@@ -165,14 +153,6 @@ class BenchEngine:
         await asyncio.sleep(0.5)
         drain.cancel()
         await ws.close()
-
-    async def _drain(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.BINARY or msg.type == aiohttp.WSMsgType.TEXT:
-                    frame = p.decode(msg.data)
-                    if isinstance(frame, p.Ping):
-                        await ws.send_bytes(p.encode(p.CommandResult(id=frame.id, ok=True)))
 
 
 async def live_latency(

@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from serve_proc import start_serve
+from sim_link import connect_engine
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -86,7 +87,7 @@ def start_server(db_url: str) -> Server:
 
 
 def float32_walk(rng: random.Random, value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value + rng.gauss(0, 0.05)))[0]
+    return float(struct.unpack("f", struct.pack("f", value + rng.gauss(0, 0.05)))[0])
 
 
 @dataclass
@@ -106,33 +107,20 @@ class SimEngine:
     async def connect(self, http: aiohttp.ClientSession, server: Server) -> None:
         engine_id = f"bench-{self.index}-{self.run_id}"
         token = await asyncio.to_thread(server.engine_token, engine_id)
-        self.ws = await http.ws_connect(
-            f"{server.url}/engine/ws",
-            headers={"Authorization": f"Bearer {token}"},
-            max_msg_size=0,
-        )
-        uod = p.UodDescription(
-            name="Bench",
-            tags=[
+        self.ws = await connect_engine(
+            http,
+            server.url,
+            token,
+            engine_id,
+            [
                 p.TagDescription(name=f"T{i:03d}", unit="bar", kind="reading")
                 for i in range(self.tags)
             ],
-        )
-        await self.ws.send_bytes(
-            p.encode(
-                p.RegisterEngine(
-                    engine_id=engine_id,
-                    computer_name="bench",
-                    uod_name="Bench",
-                    session_id=uuid.uuid4().hex,
-                    engine_version="bench",
-                    protocol_version=p.PROTOCOL_VERSION,
-                    uod=uod,
-                    uod_hash="",
-                    method_hash="",
-                    clock=time.time(),
-                )
-            )
+            computer_name="bench",
+            engine_version="bench",
+            uod_hash="",
+            method_hash="",
+            max_msg_size=0,
         )
         registered = p.decode((await self.ws.receive()).data)
         assert isinstance(registered, p.Registered), registered

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import json
 import logging
@@ -40,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from serve_proc import start_serve
+from sim_link import answer_pings, connect_engine
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -104,30 +104,9 @@ class BenchEngine:
         self.seq = 0
 
     async def run(self, http: aiohttp.ClientSession, stop: asyncio.Event, period: float) -> None:
-        ws = await http.ws_connect(
-            f"{self.url}/engine/ws", headers={"Authorization": f"Bearer {self.token}"}
-        )
-        uod = p.UodDescription(
-            name="Bench",
-            tags=[p.TagDescription(name=n, kind="reading", unit="bar") for n in self.names],
-        )
-        await ws.send_bytes(
-            p.encode(
-                p.RegisterEngine(
-                    engine_id=self.engine_id,
-                    computer_name="bench-pc",
-                    uod_name="Bench",
-                    session_id=uuid.uuid4().hex,
-                    engine_version="0",
-                    protocol_version=p.PROTOCOL_VERSION,
-                    uod=uod,
-                    uod_hash="h",
-                    method_hash="m",
-                    clock=time.time(),
-                )
-            )
-        )
-        drain = asyncio.create_task(self._drain(ws))
+        tags = [p.TagDescription(name=n, kind="reading", unit="bar") for n in self.names]
+        ws = await connect_engine(http, self.url, self.token, self.engine_id, tags)
+        drain = asyncio.create_task(answer_pings(ws))
         next_at = time.monotonic()
         while not stop.is_set():
             self.seq += 1
@@ -146,14 +125,6 @@ class BenchEngine:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         drain.cancel()
         await ws.close()
-
-    async def _drain(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            async for msg in ws:
-                if msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
-                    frame = p.decode(msg.data)
-                    if isinstance(frame, p.Ping):
-                        await ws.send_bytes(p.encode(p.CommandResult(id=frame.id, ok=True)))
 
 
 class Counter:
