@@ -26,8 +26,6 @@ import random
 import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -35,10 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from serve_proc import SCRIPT, start_serve
+from local_site import LocalSite
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 LONG_METHOD = "Mark: start\nWait: 3600 s\n"
 ANALOG = ("FT01", "PT01", "UV01", "CT01")
 """The chromatography example's analog readings."""
@@ -100,87 +97,16 @@ class CountingProxy:
             writer.close()
 
 
-class Setup:
-    def __init__(self, tmp: Path, src: Path) -> None:
-        self.tmp = tmp
-        self.src = src
-        self.env = {**os.environ, "PYTHONPATH": str(src), "PYTHONUNBUFFERED": "1"}
-        self.data = ["--data-dir", str(tmp / "agg")]
-        self.base = ""
-        self.session_token = ""
-        self.processes: list[subprocess.Popen[Any]] = []
-        self.profile: Path | None = None
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        return subprocess.run(
-            [str(BIN / "setpoint-aggregator"), *args, *self.data],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=True,
-            env=self.env,
-            cwd=self.src,
-        ).stdout
-
-    def serve(self) -> None:
-        self.cli(
-            "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password\n"
-        )
-        process, self.base = start_serve(
-            *self.data, command=SCRIPT, stderr=subprocess.DEVNULL, env=self.env, cwd=self.src
-        )
-        self.processes.append(process)
-
-    @property
-    def port(self) -> int:
-        return int(self.base.rsplit(":", 1)[1])
-
-    def engine(self, proxy_port: int, method: Path) -> subprocess.Popen[Any]:
-        token = self.cli("engine-token", "create", "bench").split()[-1]
-        command = [str(BIN / "setpoint-engine")]
-        if self.profile is not None:  # cProfile.run dumps the profile at SystemExit too
-            boot = f"import cProfile; cProfile.run('from engine.cli import main; main()', {str(self.profile)!r})"
-            command = [sys.executable, "-c", boot]
-        process = subprocess.Popen(
-            [
-                *command,
-                "run",
-                "--uod",
-                str(self.src / "uod_examples/chromatography.py"),
-                "--method",
-                str(method),
-                "--aggregator",
-                f"ws://127.0.0.1:{proxy_port}",
-                "--data-dir",
-                str(self.tmp / "engine"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.tmp / "engine.log", "wb"),  # noqa: SIM115
-            env={**self.env, "SETPOINT_ENGINE_TOKEN": token},
-            cwd=self.tmp,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
 async def api(
-    http: aiohttp.ClientSession, setup: Setup, method: str, path: str, body: Any = None
+    http: aiohttp.ClientSession, setup: LocalSite, method: str, path: str, body: Any = None
 ) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {setup.session_token}"} if setup.session_token else {}
+    headers = {"Authorization": f"Bearer {setup.session}"} if setup.session else {}
     async with http.request(method, setup.base + path, json=body, headers=headers) as response:
         return response.status, await response.json(content_type=None)
 
 
 async def wait_online(
-    http: aiohttp.ClientSession, setup: Setup, started: float
+    http: aiohttp.ClientSession, setup: LocalSite, started: float
 ) -> tuple[str, float]:
     while True:
         _, units = await api(http, setup, "GET", "/api/units")
@@ -198,9 +124,9 @@ class Watcher:
         self.changed = asyncio.Event()
         self.ready = asyncio.Event()
 
-    async def run(self, http: aiohttp.ClientSession, setup: Setup, unit: str) -> None:
+    async def run(self, http: aiohttp.ClientSession, setup: LocalSite, unit: str) -> None:
         url = setup.base.replace("http", "ws") + "/ws"
-        headers = {"Authorization": f"Bearer {setup.session_token}"}
+        headers = {"Authorization": f"Bearer {setup.session}"}
         topic = f"unit/{unit}/tags"
         async with http.ws_connect(url, headers=headers, max_msg_size=0) as ws:
             await ws.send_json({"action": "subscribe", "topic": topic})
@@ -220,7 +146,7 @@ class Watcher:
 
 
 async def command_rtt(
-    http: aiohttp.ClientSession, setup: Setup, unit: str, reps: int
+    http: aiohttp.ClientSession, setup: LocalSite, unit: str, reps: int
 ) -> dict[str, Any]:
     watcher = Watcher()
     task = asyncio.create_task(watcher.run(http, setup, unit))
@@ -282,7 +208,7 @@ def storage(db: Path) -> dict[str, Any]:
     }
 
 
-async def measure(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, setup: LocalSite) -> dict[str, Any]:
     setup.serve()
     proxy = CountingProxy(setup.port)
     await proxy.start()
@@ -290,16 +216,9 @@ async def measure(args: argparse.Namespace, setup: Setup) -> dict[str, Any]:
     method.write_text(LONG_METHOD if args.method is None else Path(args.method).read_text())
     result: dict[str, Any] = {"src": str(setup.src)}
     async with aiohttp.ClientSession() as http:
-        _, login = await api(
-            http,
-            setup,
-            "POST",
-            "/api/auth/login",
-            {"username": "bench", "password": "bench-password"},
-        )
-        setup.session_token = login["token"]
+        await setup.login(http)
         started = time.monotonic()
-        engine = setup.engine(proxy.port, method)
+        engine = setup.engine(f"ws://127.0.0.1:{proxy.port}", method, profile=args.profile)
         unit, online = await wait_online(http, setup, started)
         result["start_to_online_s"] = round(online, 3)
         status, body = await api(
@@ -358,8 +277,8 @@ def main() -> None:
     parser.add_argument("--keep-db", type=Path, help="copy the aggregator's database here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        setup = Setup(Path(tmp), args.src.resolve())
-        setup.profile = args.profile.resolve() if args.profile else None
+        setup = LocalSite(Path(tmp), args.src.resolve())
+        args.profile = args.profile.resolve() if args.profile else None
         try:
             result = asyncio.run(measure(args, setup))
         finally:

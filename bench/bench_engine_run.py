@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from serve_proc import SCRIPT, start_serve
+from local_site import LocalSite
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -87,84 +86,6 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-class Site:
-    """An aggregator with one admin user and one engine token, in a temporary directory."""
-
-    def __init__(self, tmp: Path, src: Path) -> None:
-        self.tmp = tmp
-        self.src = src
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(src),
-            "PYTHONUNBUFFERED": "1",
-            "XDG_CACHE_HOME": str(tmp / "cache"),
-        }
-        self.data = ["--data-dir", str(tmp / "agg")]
-        self.base = ""
-        self.session = ""
-        self.engine_token = ""
-        self.processes: list[subprocess.Popen[Any]] = []
-
-    def cli(self, *args: str, stdin: str | None = None) -> str:
-        return subprocess.run(
-            [str(BIN / "setpoint-aggregator"), *args, *self.data],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=True,
-            env=self.env,
-            cwd=self.src,
-        ).stdout
-
-    def serve(self) -> None:
-        self.cli(
-            "user", "add", "bench", "--role", "admin", "--password-stdin", stdin="bench-password\n"
-        )
-        self.engine_token = self.cli("engine-token", "create", "bench").split()[-1]
-        process, self.base = start_serve(
-            *self.data, command=SCRIPT, stderr=subprocess.DEVNULL, env=self.env, cwd=self.src
-        )
-        self.processes.append(process)
-
-    def engine(
-        self, method: Path, *, start: bool, profile: Path | None = None
-    ) -> subprocess.Popen[Any]:
-        command = [str(BIN / "setpoint-engine")]
-        if profile is not None:  # cProfile.run dumps the profile at SystemExit too
-            boot = f"import cProfile; cProfile.run('from engine.cli import main; main()', {str(profile)!r})"
-            command = [sys.executable, "-c", boot]
-        process = subprocess.Popen(
-            [
-                *command,
-                "run",
-                "--uod",
-                str(self.src / "uod_examples/chromatography.py"),
-                "--method",
-                str(method),
-                *(["--start"] if start else []),
-                "--aggregator",
-                self.base.replace("http", "ws"),
-                "--data-dir",
-                str(self.tmp / "engine"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.tmp / "engine.log", "ab"),  # noqa: SIM115
-            env={**self.env, "SETPOINT_ENGINE_TOKEN": self.engine_token},
-            cwd=self.tmp,
-        )
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-
-
 class Units:
     """A /ws client on `units`: when each unit was last told online or offline."""
 
@@ -173,7 +94,7 @@ class Units:
         self.changed = asyncio.Event()
         self.ready = asyncio.Event()
 
-    async def run(self, http: aiohttp.ClientSession, site: Site) -> None:
+    async def run(self, http: aiohttp.ClientSession, site: LocalSite) -> None:
         url = site.base.replace("http", "ws") + "/ws"
         headers = {"Authorization": f"Bearer {site.session}"}
         async with http.ws_connect(url, headers=headers, max_msg_size=0) as ws:
@@ -206,7 +127,9 @@ class Units:
         return await asyncio.wait_for(until(), timeout)
 
 
-async def watch_tags(http: aiohttp.ClientSession, site: Site, unit: str, seen: list[int]) -> None:
+async def watch_tags(
+    http: aiohttp.ClientSession, site: LocalSite, unit: str, seen: list[int]
+) -> None:
     url = site.base.replace("http", "ws") + "/ws"
     headers = {"Authorization": f"Bearer {site.session}"}
     async with http.ws_connect(url, headers=headers, max_msg_size=0) as ws:
@@ -219,13 +142,13 @@ async def watch_tags(http: aiohttp.ClientSession, site: Site, unit: str, seen: l
                 seen[0] += 1
 
 
-async def startups(site: Site, units: Units, method: Path, count: int) -> dict[str, Any]:
+async def startups(site: LocalSite, units: Units, method: Path, count: int) -> dict[str, Any]:
     times: list[float] = []
     cpus: list[float] = []
     load0 = load()
     for _ in range(count):
         started = time.monotonic()
-        process = site.engine(method, start=False)
+        process = site.engine(site.base.replace("http", "ws"), method)
         await units.wait(True)
         times.append(time.monotonic() - started)
         cpus.append(cpu_with_children(process.pid))
@@ -244,9 +167,11 @@ async def startups(site: Site, units: Units, method: Path, count: int) -> dict[s
 
 
 async def running(
-    http: aiohttp.ClientSession, site: Site, units: Units, args: argparse.Namespace
+    http: aiohttp.ClientSession, site: LocalSite, units: Units, args: argparse.Namespace
 ) -> dict[str, Any]:
-    engine = site.engine(args.method, start=True, profile=args.profile)
+    engine = site.engine(
+        site.base.replace("http", "ws"), args.method, start=True, profile=args.profile
+    )
     unit = await units.wait(True)
     seen = [0]
     watcher = asyncio.create_task(watch_tags(http, site, unit, seen)) if args.watch else None
@@ -279,14 +204,12 @@ async def running(
     return result
 
 
-async def measure(args: argparse.Namespace, site: Site) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, site: LocalSite) -> dict[str, Any]:
+    site.engine_token = site.new_engine_token()  # once, outside the timed starts
     site.serve()
     result: dict[str, Any] = {"src": str(site.src)}
     async with aiohttp.ClientSession() as http:
-        async with http.post(
-            site.base + "/api/auth/login", json={"username": "bench", "password": "bench-password"}
-        ) as response:
-            site.session = (await response.json())["token"]
+        await site.login(http)
         units = Units()
         listener = asyncio.create_task(units.run(http, site))
         await asyncio.wait_for(units.ready.wait(), 15)
@@ -327,11 +250,11 @@ def main() -> None:
     if not args.no_compile:
         precompile(args.src)
     with tempfile.TemporaryDirectory() as tmp:
-        site = Site(Path(tmp), args.src)
+        site = LocalSite(Path(tmp), args.src, {"XDG_CACHE_HOME": str(Path(tmp) / "cache")})
         try:
             result = asyncio.run(measure(args, site))
         finally:
-            site.stop_all()
+            site.stop()
     result["bytecode_precompiled"] = not args.no_compile
     result["host"] = socket.gethostname()
     result["cpus"] = os.cpu_count()
