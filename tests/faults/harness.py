@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,17 @@ def prepare_template(directory: Path) -> str:
 
 
 class AggregatorProcess:
-    """`setpoint-aggregator serve` on a fixed port, so that a restart keeps its address."""
+    """`setpoint-aggregator serve` on a fixed port, so that a restart keeps its address.
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    `serve_args` are added to `serve`'s command line (e.g. `--database`, `--nats`, `--node`).
+    """
+
+    def __init__(
+        self, data_dir: Path, port: int | None = None, serve_args: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.serve_args = tuple(serve_args)
         self.proc: subprocess.Popen[str] | None = None
         self.log_path = data_dir / "aggregator.log"
         self.starts = 0
@@ -86,6 +93,10 @@ class AggregatorProcess:
     @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
         assert self.proc is None
@@ -101,6 +112,7 @@ class AggregatorProcess:
                 str(self.data_dir),
                 "--heartbeat",
                 str(HEARTBEAT),
+                *self.serve_args,
             ],
             stdout=subprocess.PIPE,
             stderr=log,

@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import os
-import signal
 import subprocess
 import time
 import uuid
@@ -35,12 +33,10 @@ from tests.cluster.conftest import (
 )
 from tests.faults.harness import (
     AGGREGATOR,
-    HEARTBEAT,
-    ROOT,
+    AggregatorProcess,
     Api,
     ScriptedEngine,
     assert_run_complete,
-    free_port,
     until,
 )
 from tests.faults.test_failover import prepare_site, site_database  # noqa: F401  (fixture)
@@ -52,56 +48,17 @@ ONLINE_WITHIN = 5.0
 """Issue 21 item 4: every engine online on the other node within 5 s of the kill."""
 
 
-@dataclass
-class SiteNode:
-    """One `serve --nats` process of the site, ended by PID only."""
+class SiteNode(AggregatorProcess):
+    """One `serve --nats` process of the site: the harness's aggregator process (started, waited
+    for and ended by PID there) with the site's database, NATS server, site and node names."""
 
-    data_dir: Path
-    database: str
-    site: str
-    name: str
-    nats: str = NATS_URL
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[str] | None = None
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        log = open(self.data_dir / "aggregator.log", "a")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [
-                *(AGGREGATOR, "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)),
-                *("--database", self.database, "--heartbeat", str(HEARTBEAT)),
-                *("--nats", self.nats, "--site", self.site, "--node", self.name),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    def __init__(
+        self, data_dir: Path, database: str, site: str, name: str, nats: str = NATS_URL
+    ) -> None:
+        super().__init__(
+            data_dir,
+            serve_args=("--database", database, "--nats", nats, "--site", site, "--node", name),
         )
-        log.close()
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # the child exits (EOF) if it cannot start
-        if "listening on" not in line:
-            self.kill()
-            raise AssertionError((self.data_dir / "aggregator.log").read_text()[-2000:])
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.proc = None
 
 
 @dataclass
