@@ -34,7 +34,7 @@ from typing import Any
 import aiohttp
 import sqlalchemy as sa
 from serve_proc import start_serve
-from sim_link import answer_pings, connect_engine
+from sim_link import answer_pings, connect_engine, stamped_update
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -137,17 +137,7 @@ class BenchEngine:
         next_at = time.monotonic()
         for _ in range(updates):
             self.seq += 1
-            now = time.time()
-            await ws.send_bytes(
-                p.encode(
-                    p.TagsUpdated(
-                        seq=self.seq,
-                        time=now,
-                        sample=False,
-                        tags=[p.TagValue(name="FT01", value=now, tick=now)],
-                    )
-                )
-            )
+            await ws.send_bytes(stamped_update(self.seq, ["FT01"], sample=False))
             next_at += period
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         await asyncio.sleep(0.5)

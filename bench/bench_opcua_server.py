@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from serve_proc import start_serve
-from sim_link import answer_pings, connect_engine
+from sim_link import answer_pings, connect_engine, stamped_update
 
 import protocol as p
 from aggregator.db import create_db_engine, upgrade
@@ -110,17 +110,7 @@ class BenchEngine:
         next_at = time.monotonic()
         while not stop.is_set():
             self.seq += 1
-            now = time.time()
-            await ws.send_bytes(
-                p.encode(
-                    p.TagsUpdated(
-                        seq=self.seq,
-                        time=now,
-                        sample=self.seq % 10 == 0,
-                        tags=[p.TagValue(name=n, value=now, tick=now) for n in self.names],
-                    )
-                )
-            )
+            await ws.send_bytes(stamped_update(self.seq, self.names, sample=self.seq % 10 == 0))
             next_at += period
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         drain.cancel()

@@ -72,3 +72,17 @@ async def answer_pings(ws: aiohttp.ClientWebSocketResponse) -> None:
                 frame = p.decode(msg.data)
                 if isinstance(frame, p.Ping):
                     await ws.send_bytes(p.encode(p.CommandResult(id=frame.id, ok=True)))
+
+
+def stamped_update(seq: int, names: Sequence[str], *, sample: bool) -> bytes:
+    """A TagsUpdated frame whose every value is its send time, so that whoever receives it
+    (a /ws client, an OPC UA client) can tell the latency with one clock."""
+    now = time.time()
+    return p.encode(
+        p.TagsUpdated(
+            seq=seq,
+            time=now,
+            sample=sample,
+            tags=[p.TagValue(name=n, value=now, tick=now) for n in names],
+        )
+    )
