@@ -56,7 +56,7 @@ def toy_uod() -> Uod:
     return build_uod()
 
 
-def build_uod(extra: Callable[[UodBuilder], None] | None = None) -> Uod:
+def build_uod(extra: Callable[[UodBuilder], object] | None = None) -> Uod:
     uod = UodBuilder("Toy", author_name="tests")
     uod.simulated(
         ChromatographyModel,

@@ -24,7 +24,6 @@ class Driven:
     def now(self) -> float:
         return self.clock.monotonic()
 
-    @property
     def state(self) -> AlarmState:
         return self.machine.state
 
@@ -74,9 +73,9 @@ def test_return_to_normal_unacknowledged_then_ack() -> None:
     d = Driven()
     d.feed(True)
     d.feed(False)
-    assert d.state is S.RTN_UNACK
+    assert d.state() is S.RTN_UNACK
     d.act(A.ACK)
-    assert d.state is S.NORMAL
+    assert d.state() is S.NORMAL
     assert _transitions(d.events) == [
         ("normal", "unack_active", "condition"),
         ("unack_active", "rtn_unack", "condition"),
@@ -89,13 +88,13 @@ def test_returned_alarm_that_comes_back_is_unacknowledged_again() -> None:
     d.feed(True)
     d.feed(False)
     d.feed(True)
-    assert d.state is S.UNACK_ACTIVE
+    assert d.state() is S.UNACK_ACTIVE
 
 
 def test_on_delay_raises_only_after_the_condition_held_long_enough() -> None:
     d = Driven(delay=2.0)
     assert d.feed(True, seconds=1.9) == []
-    assert d.state is S.NORMAL
+    assert d.state() is S.NORMAL
     [raised] = d.feed(True, seconds=0.1)
     assert raised.state is S.UNACK_ACTIVE
     assert raised.time == pytest.approx(2.0)
@@ -108,9 +107,9 @@ def test_on_delay_restarts_when_the_condition_drops_in_between() -> None:
     d.feed(False)
     d.clock.advance(0.1)
     assert d.feed(True, seconds=1.9) == []
-    assert d.state is S.NORMAL
+    assert d.state() is S.NORMAL
     d.feed(True, seconds=0.1)
-    assert d.state is S.UNACK_ACTIVE
+    assert d.state() is S.UNACK_ACTIVE
 
 
 def test_off_delay_keeps_the_alarm_active_until_clear_long_enough() -> None:
@@ -119,7 +118,7 @@ def test_off_delay_keeps_the_alarm_active_until_clear_long_enough() -> None:
     d.act(A.ACK)
     d.clock.advance(0.1)
     assert d.feed(False, seconds=0.9) == []
-    assert d.state is S.ACK_ACTIVE
+    assert d.state() is S.ACK_ACTIVE
     [cleared] = d.feed(False, seconds=0.1)
     assert cleared.state is S.NORMAL
 
@@ -128,9 +127,9 @@ def test_deadband_clears_only_beyond_the_band() -> None:
     d = Driven(deadband=0.2, limit=3.0, high=True)
     d.feed(True, 3.1)
     d.feed(False, 2.9)  # below the limit, still inside the band
-    assert d.state is S.UNACK_ACTIVE and d.machine.active
+    assert d.state() is S.UNACK_ACTIVE and d.machine.active
     d.feed(False, 2.8)  # at limit - deadband: out of the band
-    assert d.state is S.RTN_UNACK
+    assert d.state() is S.RTN_UNACK
 
 
 def test_low_alarm_deadband_is_above_the_limit() -> None:
@@ -197,7 +196,7 @@ def test_shelve_refusals(kwargs: dict[str, object], message: str) -> None:
     d = Driven()
     with pytest.raises(AlarmActionError, match=message):
         d.act(A.SHELVE, **kwargs)
-    assert d.state is S.NORMAL
+    assert d.state() is S.NORMAL
 
 
 def test_alarm_that_cannot_be_shelved() -> None:
@@ -244,7 +243,7 @@ def test_out_of_service_and_return_to_service() -> None:
     oos = d.act(A.OUT_OF_SERVICE, reason="transmitter removed")
     assert (oos.state, oos.comment) == (S.OUT_OF_SERVICE, "transmitter removed")
     assert d.feed(True, suppressed=True) != []  # suppression is recorded ...
-    assert d.state is S.OUT_OF_SERVICE  # ... but out of service wins
+    assert d.state() is S.OUT_OF_SERVICE  # ... but out of service wins
     with pytest.raises(AlarmActionError, match="already out of service"):
         d.act(A.OUT_OF_SERVICE, reason="again")
     with pytest.raises(AlarmActionError, match="return it to service before shelving"):

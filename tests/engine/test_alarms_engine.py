@@ -142,7 +142,7 @@ def test_discrete_alarm_on_a_choice_tag(uod: Any) -> None:
 
 def test_operator_actions_are_refused_with_a_clear_message(uod: Any) -> None:
     h = Harness(uod)
-    cases = [
+    cases: list[tuple[tuple[str, AlarmAction | str], dict[str, Any], str]] = [
         (("PT01 high", AlarmAction.ACK), {}, "alarm 'PT01 high' is normal"),
         (("PT01 high", AlarmAction.SHELVE), {"minutes": 5}, "needs a reason"),
         (("PT01 high", AlarmAction.SHELVE), {"minutes": 90, "reason": "x"}, "at most 60 minutes"),

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from engine.commands import CommandContext
-from engine.hw.base import ConnectionChanged, ConnectionState, HardwareEvent, Quality, Reading
+from engine.hw.base import (
+    ConnectionChanged,
+    ConnectionState,
+    HardwareEvent,
+    OutputResult,
+    Quality,
+    Reading,
+)
 from engine.ports import EngineCommandError
 from engine.uod import Number, Text, UodBuilder
 from protocol.messages import RunLog, TagsUpdated
@@ -139,6 +146,9 @@ class FlakyHardware:
         self.written.append(dict(values))
 
     def write_safe_values(self) -> None: ...
+
+    async def settle_outputs(self, timeout: float) -> list[OutputResult]:
+        return []
 
     def drain_events(self) -> list[HardwareEvent]:
         events, self.events = self.events, []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import pytest
 
@@ -205,7 +205,7 @@ async def test_second_request_during_settle_is_honoured_after_the_safe_values() 
     h = Harness(method=LONG)
     _running(h)
     gate = asyncio.Event()
-    settle = h.hw.settle_outputs
+    settle: Callable[[float], Awaitable[list[OutputResult]]] = h.hw.settle_outputs
     seen: list[tuple[float, str]] = []
 
     async def slow_settle(timeout: float) -> list[OutputResult]:

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,15 @@ print(json.dumps({
 """
 
 
-def _run(extra_lines: str) -> dict[str, object]:
+class Outcome(TypedDict):
+    pint: bool
+    uses_pint: bool
+    frames: int
+    done: bool
+    low: bool
+
+
+def _run(extra_lines: str) -> Outcome:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, extra_lines],
         capture_output=True,
@@ -61,7 +70,7 @@ def _run(extra_lines: str) -> dict[str, object]:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: Outcome = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 

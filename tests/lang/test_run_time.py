@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from engine.lang.api import SystemState
+from engine.lang.interpreter import Interpreter
 from tests.lang.conftest import Make, method
+
+
+def _state(interp: Interpreter) -> SystemState:
+    return interp.state
 
 
 @pytest.mark.parametrize("stop_it", ["pause", "hold", "error_pause"])
@@ -33,9 +38,9 @@ def test_a_timed_pause_lasts_its_duration_in_run_time(make: Make) -> None:
     interp, run = make(method("Base: s", "Pause: 3 s", "Mark: after"))
     run.start()
     run.run_for(2.9)
-    assert interp.state is SystemState.PAUSED and interp.process_time == 0
+    assert _state(interp) is SystemState.PAUSED and interp.process_time == 0
     run.step()
-    assert interp.state is SystemState.RUNNING and run.mark_texts() == ["after"]
+    assert _state(interp) is SystemState.RUNNING and run.mark_texts() == ["after"]
 
 
 def test_watch_on_run_time_crossed_during_a_pause_fires_after_unpause(make: Make) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pint
 import pytest
+from pint.facets.nonmultiplicative.definitions import OffsetConverter
 
 from engine.lang import unit_table
 from engine.lang.units import (
@@ -67,7 +68,9 @@ def render_table() -> str:
         units[name] = (str(unit.dimensionality), str(unit))
         key = next(iter(unit._units))
         converter = ureg._units[key].converter
+        assert converter is not None
         if not converter.is_multiplicative:
+            assert isinstance(converter, OffsetConverter)
             assert len(unit._units) == 1
             assert str(ureg._units[key].reference) == "kelvin"  # _table_convert assumes it
             offsets[name] = (float(converter.scale), float(converter.offset))
@@ -76,11 +79,11 @@ def render_table() -> str:
             continue
         if a not in offsets and b not in offsets:
             factors[a, b] = _pint_convert(ureg, 1.0, a, b)
-    for rate, unit in itertools.product(SPELLINGS, SPELLINGS):
-        if rate in offsets or unit in offsets:
+    for rate, target in itertools.product(SPELLINGS, SPELLINGS):
+        if rate in offsets or target in offsets:
             continue
         try:
-            integrals[rate, unit] = _pint_convert(ureg, 1.0, f"({rate}) * second", unit)
+            integrals[rate, target] = _pint_convert(ureg, 1.0, f"({rate}) * second", target)
         except pint.DimensionalityError:
             continue
     lines = [

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.ports import EngineCommandError, MethodSaved, Registration
-from protocol.models import ControlAction, TagDescription, TagValue, UodDescription
+from protocol.models import AlarmAction, ControlAction, TagDescription, TagValue, UodDescription
 
 
 def registration(uod_name: str = "Test Unit") -> Registration:
@@ -78,3 +78,15 @@ class FakeControl:
 
     def resume_line(self, run_log_id: str, user: str, *, skip: bool) -> None:
         self._record("resume_line", run_log_id, user, skip)
+
+    def alarm_action(
+        self,
+        name: str,
+        action: AlarmAction,
+        user: str,
+        *,
+        comment: str | None,
+        minutes: float | None,
+        reason: str | None,
+    ) -> None:
+        self._record("alarm_action", name, action, user, comment, minutes, reason)

@@ -4,6 +4,7 @@ delivered in order when it comes; an AlarmCommand from the aggregator acts on th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from engine.clock import FakeClock
 from engine.engine import Engine
@@ -22,7 +23,7 @@ def _engine(clock: FakeClock) -> Engine:
     return Engine(uod, clock=clock, computer_name="testpc", ureg=shared_ureg())
 
 
-def _alarm_frames(server: FakeAggregator) -> list[dict[str, object]]:
+def _alarm_frames(server: FakeAggregator) -> list[dict[str, Any]]:
     return [f for f in server.stored if f["type"] == "AlarmsUpdated"]
 
 
@@ -45,7 +46,7 @@ async def test_alarms_wait_in_the_outbox_and_commands_come_back(tmp_path: Path) 
         await until(lambda: len(_alarm_frames(server)) >= 2, what="alarms delivered")
         snapshot, raised = _alarm_frames(server)[:2]
         assert snapshot["snapshot"] is True
-        [event] = raised["events"]  # type: ignore[index]
+        [event] = raised["events"]
         assert (event["name"], event["state"], event["value"]) == ("PT01 high", "unack_active", 4.0)
 
         await server.send(
@@ -54,7 +55,7 @@ async def test_alarms_wait_in_the_outbox_and_commands_come_back(tmp_path: Path) 
         await until(lambda: "a1" in server.results, what="ack result")
         assert server.results["a1"]["ok"] is True
         await until(lambda: len(_alarm_frames(server)) >= 3, what="ack delivered")
-        [acked] = _alarm_frames(server)[2]["events"]  # type: ignore[index]
+        [acked] = _alarm_frames(server)[2]["events"]
         assert (acked["state"], acked["cause"], acked["user"]) == ("ack_active", "ack", "ann")
 
         await server.send(
