@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -37,7 +37,7 @@ def tool(name: str) -> str:
 
 
 def run_once(
-    argv: Sequence[str], timeout: float = 30.0, **kwargs: object
+    argv: Sequence[str], timeout: float = 30.0, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     """A command that should end by itself (a mistake reported at start-up)."""
     return subprocess.run(
@@ -46,7 +46,7 @@ def run_once(
         text=True,
         timeout=timeout,
         check=False,
-        **kwargs,  # type: ignore[call-overload]
+        **kwargs,
     )
 
 
