@@ -7,23 +7,24 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from collections.abc import Sequence
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.chunks import chunk_kind, decode_chunk, encode_chunk
+from aggregator.chunks import Sample, chunk_kind, decode_chunk, encode_chunk
 
 T0 = 1_800_000_000.0
 
 
-def _bits(values: list[float]) -> list[bytes]:
+def _bits(values: Sequence[object]) -> list[bytes]:
     return [struct.pack("<d", v) for v in values]
 
 
-def _same(decoded: list[tuple[float, object]], samples: list[tuple[float, float]]) -> bool:
+def _same(decoded: Sequence[Sample], samples: Sequence[tuple[float, float]]) -> bool:
     """Exact equality, including NaN payloads and the sign of zero."""
     return [t for t, _ in decoded] == [t for t, _ in samples] and _bits(
-        [v for _, v in decoded]  # type: ignore[misc]
+        [v for _, v in decoded]
     ) == _bits([v for _, v in samples])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import io
 import os
 import re
@@ -125,7 +126,7 @@ def test_user_add_prompts_without_stdin_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     answers = iter(["a typed pass phrase", "a typed pass phrase"])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
     assert cli.main(["user", "add", "ann", "--role", "viewer", "--data-dir", str(tmp_path)]) == 0
     answers = iter(["a typed pass phrase", "another pass phrase"])
     assert cli.main(["user", "add", "bob", "--role", "viewer", "--data-dir", str(tmp_path)]) == 2

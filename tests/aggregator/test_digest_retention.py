@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from aggregator.ingest_session import CompareStored, IngestSession, Store, message_digest
+from aggregator.ingest_session import (
+    CompareStored,
+    IngestSession,
+    IntegrityError,
+    RecordGap,
+    Store,
+    message_digest,
+)
 from aggregator.store import BatchOp, Storage, digests, tables
 from engine.link.machine import LinkPolicy
 from tests.aggregator.helpers import register_frame
@@ -80,13 +87,15 @@ def test_a_resend_through_the_session_is_never_stored_twice_pruned_or_not(
     stored, _ = storage.register_engine(register_frame(f.engine_id, "s3"), "tok")
     assert stored == f.seq
     session = IngestSession(stored)
-    ops = []
+    ops: list[BatchOp] = []
     messages = [started(r)] + [sample(r, 1000.0 + i, FT01=float(i)) for i in range(200)]
     for seq, message in enumerate(messages, start=1):
         message = message.model_copy(update={"seq": seq})
         actions = session.on_message(message, 0.0)
         assert not any(isinstance(a, Store) for a in actions)
-        ops += [BatchOp(f.engine_id, "s3", a) for a in actions]
+        for a in actions:
+            assert isinstance(a, CompareStored | IntegrityError | RecordGap)
+            ops.append(BatchOp(f.engine_id, "s3", a))
     storage.apply_batch(ops)
     assert _stored_samples(storage, r) == 200
     assert _integrity_errors(storage, f.engine_id) == []

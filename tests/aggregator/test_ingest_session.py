@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import protocol as p
 from aggregator.ingest_session import (
     CompareStored,
@@ -27,7 +29,7 @@ def msg(seq: int, value: float | None = None) -> p.TagsUpdated:
     )
 
 
-def stored(actions: list[object]) -> list[int]:
+def stored(actions: Sequence[object]) -> list[int]:
     return [a.message.seq for a in actions if isinstance(a, Store)]
 
 

@@ -702,7 +702,7 @@ async def test_engine_restarted_without_the_run_closes_it(
     # a later ControlState of the same session changes nothing more
     await engine.send(p.ControlState(seq=5, time=1600.0, run_id=None, state=p.SystemState.STOPPED))
     await engine.wait_ack(5)
-    assert aggregator.ctx.storage.run_by_id(r1).stopped == 1500.0  # type: ignore[union-attr]
+    assert aggregator.ctx.storage.run_by_id(r1).stopped == 1500.0
 
 
 async def test_engine_restarted_still_running_the_run_keeps_it_open(

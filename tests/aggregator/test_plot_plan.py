@@ -127,7 +127,7 @@ def _assert_extremes_kept(
         return  # NaN: min and max depend on the order they are looked at
     numbers = [v for _, v in everything if v is not None]
     if numbers:
-        assert min(numbers) in dv and max(numbers) in dv  # type: ignore[type-var]
+        assert min(numbers) in dv and max(numbers) in dv
     for part in parts:
         values = [s for s in part if s[1] is not None]
         if values:

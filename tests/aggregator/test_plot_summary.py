@@ -165,7 +165,7 @@ def _assert_extremes_kept(
     samples, _ = storage.read_samples(run_pk, tag, t0, t1)
     numbers = [v for _, v in samples if v is not None]
     if numbers:
-        assert min(numbers) in dv and max(numbers) in dv  # type: ignore[type-var]
+        assert min(numbers) in dv and max(numbers) in dv
     if not each:
         return
     with storage.engine.connect() as conn:
@@ -174,8 +174,8 @@ def _assert_extremes_kept(
         part = [(t, v) for t, v in decode_chunk(chunk.data) if t0 <= t <= t1 and v is not None]
         if not part:
             continue
-        low = min(part, key=lambda s: s[1])  # type: ignore[arg-type,return-value]
-        high = max(part, key=lambda s: s[1])  # type: ignore[arg-type,return-value]
+        low = min(part, key=lambda s: s[1])
+        high = max(part, key=lambda s: s[1])
         assert low in kept and high in kept
 
 

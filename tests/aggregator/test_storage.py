@@ -38,14 +38,14 @@ class Feeder:
             0
         ]
 
-    def send(self, *messages: p.BaseModel) -> BatchResult:
-        ops = []
+    def send(self, *messages: p.StoredMessage) -> BatchResult:
+        ops: list[BatchOp] = []
         for message in messages:
             self.seq += 1
             message = message.model_copy(update={"seq": self.seq})
             ops.append(
                 BatchOp(self.engine_id, self.session_id, Store(message, content_digest(message)))
-            )  # type: ignore[arg-type]
+            )
         return self.storage.apply_batch(ops)
 
 
@@ -62,7 +62,7 @@ def sample(run_id: str, t: float, **values: object) -> p.TagsUpdated:
         seq=1,
         time=t,
         run_id=run_id,
-        tags=[p.TagValue(name=k, value=v, tick=t) for k, v in values.items()],  # type: ignore[arg-type]
+        tags=[p.TagValue(name=k, value=v, tick=t) for k, v in values.items()],
     )
 
 
@@ -379,6 +379,7 @@ def test_ingest_path_bytes_per_value(storage: Storage) -> None:
                 tables.T_CHUNK.c.run_pk == run.pk
             )
         ).scalar()
+    assert blob_bytes is not None
     assert blob_bytes / 12_000 < 8.0
     samples, _ = storage.read_samples(run.pk, tag_id(storage, run.pk, "T07"), 0, 2e10)
     assert [v for _, v in samples] == series[7]
