@@ -56,18 +56,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def prepare(db_url: str, *, plot_run: bool) -> dict[str, Any]:
+def prepare(db_url: str, *, plot_run: bool, live_cases: int) -> dict[str, Any]:
+    """The database, a session, and one engine token per live case (a token is bound to the
+    first engine id that registers with it, and each case's engine has its own id)."""
     engine = create_db_engine(db_url)
     upgrade(engine)
     storage = Storage(engine)
-    engine_token = new_token()
-    storage.create_engine_token("bench", token_hash(engine_token))
+    engine_tokens = [new_token() for _ in range(live_cases)]
+    for case, engine_token in enumerate(engine_tokens):
+        storage.create_engine_token(f"bench-{case}", token_hash(engine_token))
     storage.add_user("bench", "viewer", hash_password("bench-password"))
     user = storage.user_by_name("bench")
     assert user is not None
     session = new_token()
     storage.create_session(user.id, token_hash(session), 24 * 3600.0)
-    info: dict[str, Any] = {"engine_token": engine_token, "session": session}
+    info: dict[str, Any] = {"engine_tokens": engine_tokens, "session": session}
     if plot_run:
         info["plot_run"] = "bench-24h"
         info["fill_seconds"] = fill_day(storage, "bench-24h")
@@ -146,12 +149,12 @@ class BenchEngine:
 
 
 async def live_latency(
-    url: str, info: dict[str, Any], clients: int, updates: int
+    url: str, info: dict[str, Any], engine_token: str, clients: int, updates: int
 ) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {info['session']}"}
     # no connection limit: the default (100) would leave the 101st websocket waiting forever
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        engine = BenchEngine(url, info["engine_token"])
+        engine = BenchEngine(url, engine_token)
         ready, go = asyncio.Event(), asyncio.Event()
         engine_task = asyncio.create_task(engine.run(http, ready, go, updates, 0.05))
         await ready.wait()
@@ -266,14 +269,19 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     work = tempfile.mkdtemp(prefix="setpoint-bench-api-")
     db_url = f"sqlite:///{os.path.join(work, 'setpoint.sqlite3')}"
     try:
-        info = await asyncio.to_thread(prepare, db_url, plot_run=not args.skip_plot)
+        live_cases = [int(c) for c in args.clients.split(",") if c]
+        info = await asyncio.to_thread(
+            prepare, db_url, plot_run=not args.skip_plot, live_cases=len(live_cases)
+        )
         process, url = start_serve(  # stderr inherited: the server's warnings show here
             "--database", db_url, "--log-level", "warning", stderr=None
         )
         try:
             out: dict[str, Any] = {"database": "sqlite", "live_latency": []}
-            for clients in [int(c) for c in args.clients.split(",") if c]:
-                out["live_latency"].append(await live_latency(url, info, clients, args.updates))
+            for clients, engine_token in zip(live_cases, info["engine_tokens"], strict=True):
+                out["live_latency"].append(
+                    await live_latency(url, info, engine_token, clients, args.updates)
+                )
             if not args.skip_plot:
                 out["plot_fill_seconds"] = round(info["fill_seconds"], 1)
                 out["plot"] = await plot_times(url, info, process.pid, args.repeats)

@@ -11,17 +11,83 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loopback import free_port
+from serve_proc import SCRIPT, start_serve
+
 from engine.link.outbox import Outbox, Synchronous
+from engine.ports import EngineCommandError, MethodSaved, Registration
 from protocol.messages import TagsUpdated
-from protocol.models import TagValue
+from protocol.models import AlarmAction, ControlAction, TagDescription, TagValue, UodDescription
+
+ROOT = Path(__file__).resolve().parents[1]
+AGGREGATOR = Path(sys.executable).parent / "setpoint-aggregator"
+HEARTBEAT = 0.5
+
+
+class BenchControl:
+    """The engine side of EngineLink: a registration; nobody sends the benchmark commands."""
+
+    def registration(self) -> Registration:
+        return Registration(
+            engine_id="testpc/Test Unit",
+            computer_name="testpc",
+            uod_name="Test Unit",
+            uod=UodDescription(
+                name="Test Unit", tags=[TagDescription(name="Counter", kind="reading", unit=None)]
+            ),
+            uod_hash="uodhash",
+            method_hash="methodhash",
+        )
+
+    def control(self, action: ControlAction, user: str) -> None:
+        raise EngineCommandError("the benchmark engine takes no commands")
+
+    def inject(self, pcode: str, user: str) -> None:
+        raise EngineCommandError("the benchmark engine takes no commands")
+
+    def set_method(
+        self, text: str, expected_version: int, line_ids: list[str | None] | None, user: str
+    ) -> MethodSaved:
+        raise EngineCommandError("the benchmark engine takes no commands")
+
+    def cancel_line(self, run_log_id: str, user: str) -> None:
+        raise EngineCommandError("the benchmark engine takes no commands")
+
+    def force_line(self, run_log_id: str, user: str) -> None:
+        raise EngineCommandError("the benchmark engine takes no commands")
+
+    def resume_line(self, run_log_id: str, user: str, *, skip: bool) -> None:
+        raise EngineCommandError("the benchmark engine takes no commands")
+
+    def alarm_action(
+        self,
+        name: str,
+        action: AlarmAction,
+        user: str,
+        *,
+        comment: str | None,
+        minutes: float | None,
+        reason: str | None,
+    ) -> None:
+        raise EngineCommandError("the benchmark engine takes no commands")
+
+
+async def until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.005)
 
 
 def fields(n: int, tags: int) -> dict[str, Any]:
@@ -88,11 +154,9 @@ async def bench_scan_path(directory: Path, seconds: float, inline_commit: bool) 
     the scan's own cost and the loop's lateness, with commits in the worker thread (the link) or,
     for comparison, inline on the loop (what a synchronous commit per scan would cost)."""
     from engine.link.client import EngineLink
-    from tests.link.fake_aggregator import free_port
-    from tests.link.helpers import FakeControl
 
     link = EngineLink(
-        f"ws://127.0.0.1:{free_port()}", "t", directory / f"scan-{inline_commit}", FakeControl()
+        f"ws://127.0.0.1:{free_port()}", "t", directory / f"scan-{inline_commit}", BenchControl()
     )
     await link.start()
     loop = asyncio.get_running_loop()
@@ -138,27 +202,33 @@ async def bench_replay(directory: Path, backlog: int) -> dict[str, Any]:
     aggregator while live samples keep coming at 10/s; time from registration to the Ack."""
     from engine.link.client import EngineLink
     from engine.link.machine import LinkPolicy
-    from tests.faults.harness import AggregatorProcess, prepare_template
-    from tests.link.fake_aggregator import until
-    from tests.link.helpers import FakeControl
 
     agg_dir = directory / "aggregator"
     agg_dir.mkdir()
-    token = prepare_template(agg_dir)
-    aggregator = AggregatorProcess(agg_dir)
+    data = ["--data-dir", str(agg_dir)]
+    token = subprocess.run(
+        [str(AGGREGATOR), "engine-token", "create", "bench", *data],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()[0]
     engine_dir = directory / "engine"
     seed = Outbox(engine_dir / "outbox.sqlite3")
     for n in range(backlog):
         seed.enqueue(TagsUpdated, fields(n, 10))
     seed.close()
+    with open(agg_dir / "aggregator.log", "ab") as log:
+        aggregator, base = start_serve(
+            *data, "--heartbeat", str(HEARTBEAT), command=SCRIPT, stderr=log, cwd=ROOT
+        )
     link = EngineLink(
-        f"ws://127.0.0.1:{aggregator.port}",
+        base.replace("http://", "ws://", 1),
         token,
         engine_dir,
-        FakeControl(),
+        BenchControl(),
         policy=LinkPolicy(backoff_initial=0.05, backoff_max=0.2),
     )
-    aggregator.start()
     try:
         await link.start()
         await until(lambda: link.connected, 30, "registration")
@@ -182,6 +252,9 @@ async def bench_replay(directory: Path, backlog: int) -> dict[str, Any]:
         await link.stop(flush_timeout=10)
     finally:
         aggregator.kill()
+        aggregator.wait(10)
+        if aggregator.stdout is not None:
+            aggregator.stdout.close()
     return {
         "backlog_messages": backlog,
         "tags_per_message": 10,

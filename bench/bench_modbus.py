@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loopback import free_port
+
 from engine.hw.modbus import ModbusHardware, ModbusRegister, ModbusTcp
-from tests.net import free_port
 
 TAGS = 100
 REGISTERS = [ModbusRegister(tag=f"R{i:03d}", table="input", address=i) for i in range(TAGS)]

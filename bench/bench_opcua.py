@@ -30,8 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loopback import free_port
+
 from engine.hw.opcua import OpcUaClient, OpcUaHardware
-from tests.net import free_port
 
 
 async def serve(port: int, tags: int, period: float) -> None:

@@ -38,6 +38,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from loopback import free_port
 from serve_proc import start_serve
 from sim_link import answer_pings, connect_engine, stamped_update
 
@@ -46,7 +47,6 @@ from aggregator.db import create_db_engine, upgrade
 from aggregator.opcua.space import NAMESPACE_URI
 from aggregator.security import hash_password, new_token, token_hash
 from aggregator.store import Storage
-from tests.net import free_port
 
 PASSWORD = "bench-password-long"
 CLIENT_URI = "urn:setpoint-bench:opcua-client"

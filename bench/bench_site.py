@@ -45,6 +45,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree first
 
+from loopback import free_port
 from serve_proc import MODULE
 from site_engine import SiteEngine, freshness_of, produce
 
@@ -52,7 +53,6 @@ from aggregator.audit import KEY_FILE, new_key_file
 from aggregator.db import create_db_engine, upgrade
 from aggregator.security import hash_password, new_token, token_hash
 from aggregator.store import Storage
-from tests.net import free_port
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 NATS_URL = "nats://127.0.0.1:4222"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 MODULE = [sys.executable, "-m", "aggregator.cli", "serve"]
 """`serve` as `python -m aggregator.cli`: with cwd/PYTHONPATH, the code of another tree."""
@@ -21,7 +22,7 @@ SCRIPT = [str(Path(sys.executable).parent / "setpoint-aggregator"), "serve"]
 def start_serve(
     *args: str,
     command: Sequence[str] = MODULE,
-    stderr: int | None = subprocess.STDOUT,
+    stderr: int | IO[Any] | None = subprocess.STDOUT,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> tuple[subprocess.Popen[str], str]:
