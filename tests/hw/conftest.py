@@ -9,9 +9,15 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from pymodbus.server import ModbusTcpServer
 
+from engine.hw.base import ScalarValue
 from engine.simdev.modbus_server import serve_tcp, stop_server
 from engine.simdev.store import RegisterStore
 from tests.net import free_port
+
+
+def number(value: ScalarValue | None) -> float:
+    assert not isinstance(value, str), value
+    return value or 0
 
 
 async def wait_until(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

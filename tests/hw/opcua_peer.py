@@ -15,8 +15,12 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from asyncua import Server, ua
+from asyncua import ua
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
 from cryptography.hazmat.primitives import serialization
 
 from aggregator.opcua.certs import write_self_signed
@@ -47,7 +51,7 @@ NODES: dict[str, tuple[ua.VariantType, Any, bool, str | None]] = {
 }
 
 
-class Users:
+class Users(UserManager):
     """Username/password and certificate logins; anonymous is refused when `anonymous` is False."""
 
     def __init__(self, passwords: dict[str, str], certificates: list[bytes], anonymous: bool):
@@ -112,7 +116,7 @@ class OpcUaPeer:
         device = await server.nodes.objects.add_object(self.ns, "Device")
         for name, (vt, value, writable, unit) in NODES.items():
             var = await device.add_variable(
-                ua.NodeId(name, self.ns), name, ua.Variant(value, vt), varianttype=vt
+                self._node(name), name, ua.Variant(value, vt), varianttype=vt
             )
             if writable:
                 await var.set_writable()
@@ -124,7 +128,7 @@ class OpcUaPeer:
                     Description=ua.LocalizedText(unit),
                 )
                 await var.add_property(0, "EngineeringUnits", eu)
-        server.set_attribute_value_setter(ua.NodeId("Limited", self.ns), _limited)
+        server.set_attribute_value_setter(self._node("Limited"), _limited)
         await server.start()
         self.running = True
         return server
@@ -132,13 +136,16 @@ class OpcUaPeer:
     def node_id(self, name: str) -> str:
         return f"ns={self.ns};s={name}"
 
+    def _node(self, name: str) -> ua.NodeId:
+        return ua.NodeId(ua.String(name), ua.Int16(self.ns))
+
     def set(self, name: str, value: Any, status: int = 0) -> None:
         vt = NODES[name][0]
-        dv = ua.DataValue(ua.Variant(value, vt), StatusCode=ua.StatusCode(status))
-        self.call(lambda: self.server.write_attribute_value(ua.NodeId(name, self.ns), dv))
+        dv = ua.DataValue(ua.Variant(value, vt), StatusCode=ua.StatusCode(ua.UInt32(status)))
+        self.call(lambda: self.server.write_attribute_value(self._node(name), dv))
 
     def get(self, name: str) -> Any:
-        dv = self.server.read_attribute_value(ua.NodeId(name, self.ns))
+        dv = self.server.read_attribute_value(self._node(name))
         return dv.Value.Value if dv.Value is not None else None
 
     def stop(self) -> None:
@@ -169,7 +176,7 @@ async def _cancel_the_rest() -> None:
 def _limited(node: Any, attr: Any, dv: ua.DataValue) -> None:
     value = dv.Value.Value if dv.Value is not None else None
     if isinstance(value, float) and value > 100:
-        raise ua.UaStatusCodeError(ua.StatusCodes.BadOutOfRange)
+        raise UaStatusCodeError(StatusCodes.BadOutOfRange)  # type: ignore[no-untyped-call]  # asyncua: __new__ untyped
     node.attributes[attr].value = dv
 
 

@@ -22,7 +22,7 @@ from engine.hw.serial_line import SerialHardware, SerialPort
 from engine.simdev.instruments import BalanceSim, PumpSim
 from engine.simdev.profiles import BALANCE_EXCHANGES, PUMP_EXCHANGES
 from engine.simdev.serial_server import PtyDevice
-from tests.hw.conftest import wait_until
+from tests.hw.conftest import number, wait_until
 from tests.hw.test_serial import Peer
 
 
@@ -45,7 +45,7 @@ async def test_pump_fills_balance_through_one_composite() -> None:
     await hw.start()
     try:
         hw.write({"Pump Speed": 600.0, "Pump Command": "Run"})
-        await wait_until(lambda: (hw.snapshot()["Balance Weight"].value or 0) > 1.0, timeout=5)
+        await wait_until(lambda: number(hw.snapshot()["Balance Weight"].value) > 1.0, timeout=5)
         await wait_until(lambda: hw.snapshot()["Pump State"].value == "RUN")
         assert hw.connection_state is ConnectionState.OK
         hw.write_safe_values()

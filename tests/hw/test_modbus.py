@@ -15,7 +15,8 @@ from engine.hw.modbus import ModbusHardware, ModbusRegister, ModbusRtu, ModbusTc
 from engine.hw.recovery import RecoveryPolicy
 from engine.simdev.modbus_server import serve_rtu_socket, stop_server
 from engine.simdev.store import RegisterStore
-from tests.hw.conftest import Peer, free_port, wait_until
+from tests.hw.conftest import Peer, wait_until
+from tests.net import free_port
 
 FAST = RecoveryPolicy(reconnect_after=0.1, error_after=1.0, backoff_initial=0.05, backoff_max=0.2)
 CODES = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f", "float64": "d"}

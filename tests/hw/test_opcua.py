@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from engine.hw.base import ConnectionState, OutputCheck, Quality, WriteRejected
+from engine.hw.base import ConnectionState, OutputCheck, Quality, ScalarValue, WriteRejected
 from engine.hw.opcua import OpcUaClient, OpcUaHardware, OpcUaNode
 from engine.hw.recovery import RecoveryPolicy
 from tests.faults.harness import TcpProxy
@@ -68,7 +68,7 @@ async def test_values_arrive_by_subscription_not_by_polling(
     assert hw.values_received == received + 1
 
 
-WRITES: dict[str, object] = {
+WRITES: dict[str, ScalarValue] = {
     "Double": -1.25e10,
     "Float": 33.3,
     "SByte": -128,
@@ -183,7 +183,7 @@ async def test_a_node_the_server_does_not_have_refuses_start(peer: OpcUaPeer) ->
 
 
 async def test_unreachable_server_at_start_is_retried_not_refused() -> None:
-    from tests.hw.opcua_peer import free_port
+    from tests.net import free_port
 
     hw = OpcUaHardware(OpcUaClient(f"opc.tcp://127.0.0.1:{free_port()}/x"), {"A": "ns=2;s=A"})
     await hw.start()  # does not raise: the recovery machine reconnects
@@ -313,7 +313,7 @@ async def test_node_safe_values_are_written_by_write_safe_values(peer: OpcUaPeer
 )
 def test_bad_client_declarations_are_one_line(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        OpcUaClient(**kwargs)  # type: ignore[arg-type]
+        OpcUaClient(**kwargs)
 
 
 def test_sampling_slower_than_the_scan_is_refused() -> None:

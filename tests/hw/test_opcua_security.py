@@ -73,7 +73,7 @@ async def test_basic256sha256_with_a_user_and_password(
     cert, key = certs["client"]
     client = OpcUaClient(
         peer.url,
-        security=mode,  # type: ignore[arg-type]
+        security=mode,
         policy="Basic256Sha256",
         certificate=str(cert),
         private_key=str(key),
@@ -127,11 +127,11 @@ async def test_refused_logins_stop_the_start_with_one_line(
     secure = {"security": "SignAndEncrypt", "certificate": str(cert), "private_key": str(key)}
     cases = [
         (
-            OpcUaClient(peer.url, user="operator", password="wrong", **secure),  # type: ignore[arg-type]
+            OpcUaClient(peer.url, user="operator", password="wrong", **secure),
             "the server refused the login (user 'operator'): BadUserAccessDenied",
         ),
         (
-            OpcUaClient(peer.url, **secure),  # type: ignore[arg-type]
+            OpcUaClient(peer.url, **secure),
             "the server refused the login (anonymous): BadUserAccessDenied",
         ),
         (
@@ -139,12 +139,12 @@ async def test_refused_logins_stop_the_start_with_one_line(
                 peer.url,
                 user_certificate=str(stranger_cert),
                 user_private_key=str(stranger_key),
-                **secure,  # type: ignore[arg-type]
+                **secure,
             ),
             "the server refused the login (a user certificate): BadUserAccessDenied",
         ),
         (
-            OpcUaClient(peer.url, **{**secure, "certificate": "/nonexistent/client.der"}),  # type: ignore[arg-type]
+            OpcUaClient(peer.url, **{**secure, "certificate": "/nonexistent/client.der"}),
             "certificate /nonexistent/client.der: no such file",
         ),
     ]

@@ -18,8 +18,9 @@ from engine.simdev import chromatography_map as chrom
 from engine.simdev.modbus_server import serve_tcp, stop_server
 from engine.simdev.modbus_sim import ModbusModelDevice, _chromatography
 from engine.uod import UodBuilder
-from tests.hw.conftest import Peer, free_port, wait_until
+from tests.hw.conftest import Peer, wait_until
 from tests.hw.test_settle import PUMP, PV, TRIM, checks, modbus
+from tests.net import free_port
 
 # As uod_examples/real_hardware_template.py declares them: safe values on the tags only.
 BARE = tuple(r.model_copy(update={"safe_value": None}) for r in chrom.SETPOINTS)

@@ -6,7 +6,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -196,9 +195,9 @@ async def test_peer_stops_answering_and_comes_back(pump: tuple[Peer, PumpSim]) -
     line_users: set[int] = set()  # threads that talked to the port
     transact = hw._transact
 
-    def recording(*args: Any) -> str:
+    def recording(request: bytes, terminator: bytes, what: str) -> str:
         line_users.add(threading.get_ident())
-        return transact(*args)
+        return transact(request, terminator, what)
 
     hw._transact = recording  # type: ignore[method-assign]
     await hw.start()
@@ -286,7 +285,7 @@ def test_bad_port_and_duplicate_tags() -> None:
     with pytest.raises(ValidationError, match="stopbits"):
         SerialPort(url="/dev/ttyUSB0", stopbits=3)
     with pytest.raises(ValidationError, match="parity"):
-        SerialPort(url="/dev/ttyUSB0", parity="X")  # type: ignore[arg-type]
+        SerialPort(url="/dev/ttyUSB0", parity="X")
     with pytest.raises(ValueError, match="declared twice"):
         SerialHardware(SerialPort(url="loop://"), [*BALANCE_EXCHANGES, BALANCE_EXCHANGES[0]])
 

@@ -23,7 +23,8 @@ from engine.simdev.modbus_server import serve_tcp, stop_server
 from engine.simdev.modbus_sim import ModbusModelDevice, _chromatography
 from engine.uod import Number, UodBuilder
 from protocol.models import ControlAction
-from tests.hw.conftest import free_port, wait_until
+from tests.hw.conftest import wait_until
+from tests.net import free_port
 
 TIMEOUT = 0.6
 

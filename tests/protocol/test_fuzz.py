@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import JsonValue
 
 import protocol as p
 
@@ -22,7 +23,7 @@ JSON = st.recursive(
 TYPE_NAMES = sorted({m.type for m in ALL_MESSAGES})
 
 
-def _decode_or_protocol_error(frame: bytes) -> None:
+def _decode_or_protocol_error(frame: bytes | str) -> None:
     try:
         message = p.decode(frame)
     except p.ProtocolError as exc:
@@ -103,7 +104,10 @@ def test_model_progress_with_infinity_is_refused_and_json_safe_drops_it() -> Non
     frame = b'{"type": "ModelProgress", "model_id": "m1", "status": "working", "data": Infinity}'
     with pytest.raises(p.ProtocolError, match="finite"):
         p.decode(frame)
-    data = {"trace": {"UV01": {"v": [1.0, float("nan"), float("-inf"), 2]}}, "n": float("inf")}
+    data: dict[str, JsonValue] = {
+        "trace": {"UV01": {"v": [1.0, float("nan"), float("-inf"), 2]}},
+        "n": float("inf"),
+    }
     safe = p.json_safe(data)
     assert safe == {"trace": {"UV01": {"v": [1.0, None, None, 2]}}, "n": None}
     message = p.ModelProgress(model_id="m1", status="finished", data=safe)

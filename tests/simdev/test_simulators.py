@@ -19,7 +19,8 @@ from engine.hw.serial_line import SerialHardware
 from engine.simdev import chromatography_map as chrom
 from engine.simdev.modbus_sim import ModbusModelDevice
 from engine.simdev.profiles import BALANCE_EXCHANGES, PUMP_EXCHANGES, balance_port, pump_port
-from tests.hw.conftest import free_port, wait_until
+from tests.hw.conftest import number, wait_until
+from tests.net import free_port
 
 
 class Sim:
@@ -73,10 +74,10 @@ async def test_modbus_chromatography_device(sims: list[Sim]) -> None:
         assert (snap["FT01"].value, snap["Pump Running"].value) == (0.0, False)
         beat = snap["Heartbeat"].value
         hw.write({"Inlet": chrom.INLET_CODES["VA01"], "PU01": 50.0})
-        await wait_until(lambda: (hw.snapshot()["FT01"].value or 0) > 30.0, timeout=10)
+        await wait_until(lambda: number(hw.snapshot()["FT01"].value) > 30.0, timeout=10)
         snap = hw.snapshot()
         assert snap["Pump Running"].value is True
-        assert (snap["PT01"].value or 0) > 0.1
+        assert number(snap["PT01"].value) > 0.1
         assert snap["Heartbeat"].value != beat
         assert snap["CT01"].value == pytest.approx(1.5, abs=0.1)
         hw.write({"Inlet": 9})  # no such inlet: the device refuses it
@@ -118,7 +119,7 @@ async def test_serial_pump_fills_balance_across_processes(sims: list[Sim], tmp_p
         await wait_until(lambda: hw.snapshot()["Balance Weight"].value == 0.0)
         hw.write({"Pump Speed": 600.0, "Pump Command": "Run"})
         await wait_until(lambda: hw.snapshot()["Pump Flow"].value == 480.0)
-        await wait_until(lambda: (hw.snapshot()["Balance Weight"].value or 0) > 2.0, timeout=10)
+        await wait_until(lambda: number(hw.snapshot()["Balance Weight"].value) > 2.0, timeout=10)
         hw.write({"Pump Command": "Stop"})
         await wait_until(lambda: hw.snapshot()["Pump State"].value == "STOP")
         assert hw.connection_state is ConnectionState.OK

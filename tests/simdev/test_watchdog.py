@@ -23,7 +23,8 @@ from engine.simdev.instruments import PumpSim
 from engine.simdev.modbus_sim import ModbusModelDevice
 from engine.simdev.profiles import PUMP_EXCHANGES
 from engine.simdev.serial_server import PtyDevice
-from tests.hw.conftest import free_port, wait_until
+from tests.hw.conftest import wait_until
+from tests.net import free_port
 from tests.simdev.test_simulators import Sim
 
 ROOT = Path(__file__).resolve().parents[2]
