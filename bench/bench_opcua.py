@@ -38,7 +38,8 @@ from engine.hw.opcua import OpcUaClient, OpcUaHardware
 async def serve(port: int, tags: int, period: float) -> None:
     import logging
 
-    from asyncua import Server, ua
+    from asyncua import ua
+    from asyncua.server.server import Server
 
     logging.getLogger("asyncua").setLevel(logging.CRITICAL + 1)
     server = Server()
@@ -48,7 +49,9 @@ async def serve(port: int, tags: int, period: float) -> None:
     folder = await server.nodes.objects.add_object(ns, "Bench")
     ids = []
     for i in range(tags):
-        node = await folder.add_variable(ua.NodeId(f"T{i:03d}", ns), f"T{i:03d}", 0.0)
+        node = await folder.add_variable(
+            ua.NodeId(ua.String(f"T{i:03d}"), ua.Int16(ns)), f"T{i:03d}", 0.0
+        )
         ids.append(node.nodeid)
     await server.start()
     print("ready", flush=True)
@@ -61,7 +64,7 @@ async def serve(port: int, tags: int, period: float) -> None:
         await asyncio.sleep(period)
 
 
-async def measure(port: int, tags: int, seconds: float) -> dict[str, float]:
+async def measure(port: int, tags: int, seconds: float) -> dict[str, float | str]:
     hw = OpcUaHardware(
         OpcUaClient(f"opc.tcp://127.0.0.1:{port}/bench"),
         {f"T{i:03d}": f"ns=2;s=T{i:03d}" for i in range(tags)},
@@ -94,7 +97,7 @@ async def measure(port: int, tags: int, seconds: float) -> dict[str, float]:
         await hw.stop()
 
 
-def run_case(tags: int, period: float, seconds: float) -> dict[str, float]:
+def run_case(tags: int, period: float, seconds: float) -> dict[str, float | str]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port), str(tags), str(period)],

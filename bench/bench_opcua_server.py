@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from asyncua.crypto import security_policies
+from asyncua.ua.uaerrors import UaStatusCodeError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -180,14 +182,16 @@ async def subscribe_all(
     await client.connect()
     ns = await client.get_namespace_index(NAMESPACE_URI)
     nodes = [
-        client.get_node(ua.NodeId(f"{e.engine_id}/Tags/{n}", ns)) for e in engines for n in e.names
+        client.get_node(ua.NodeId(ua.String(f"{e.engine_id}/Tags/{n}"), ua.Int16(ns)))
+        for e in engines
+        for n in e.names
     ]
     deadline = time.monotonic() + 30
     while True:  # every unit's nodes exist once its first values arrived
         try:
             await client.read_values(nodes)
             break
-        except ua.UaStatusCodeError:
+        except UaStatusCodeError:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)

@@ -114,7 +114,9 @@ class Node:
                 tail = (self.data_dir / "aggregator.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"node {self.name} exited: {tail}")
             with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                async with http.get(f"{self.http}/api/ready", timeout=2) as resp:
+                async with http.get(
+                    f"{self.http}/api/ready", timeout=aiohttp.ClientTimeout(total=2)
+                ) as resp:
                     if resp.status == 200:
                         return
             if time.monotonic() > deadline:

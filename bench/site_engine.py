@@ -243,7 +243,7 @@ def freshness_of(frame: str, received: float, out: list[float]) -> None:
     data = json.loads(frame)
     if data.get("kind") != "change" or not str(data.get("topic", "")).endswith("/tags"):
         return
-    ticks = [t.get("tick") for t in data.get("data") or [] if isinstance(t, dict)]
-    ticks = [t for t in ticks if isinstance(t, int | float)]
+    raw = [t.get("tick") for t in data.get("data") or [] if isinstance(t, dict)]
+    ticks = [t for t in raw if isinstance(t, int | float)]
     if ticks:  # one figure per frame (an engine's scan), not one per tag
         out.append(received - max(ticks))
