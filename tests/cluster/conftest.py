@@ -84,9 +84,9 @@ async def two_nodes(db: str, tmp_path: Path, url: str = NATS_URL) -> AsyncIterat
         yield Site(nodes[0], nodes[1], name)
     finally:
         await http.close()
-        for node in (b, a):
-            if node.runner.server is not None:  # a test may have stopped it
-                await node.stop()
+        for agg in (b, a):
+            if agg.runner.server is not None:  # a test may have stopped it
+                await agg.stop()
 
 
 @pytest.fixture

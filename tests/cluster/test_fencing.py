@@ -400,7 +400,7 @@ def test_registration_reads_and_writes_tags_in_a_few_statements(
     a.register_engine(register_frame(engine).model_copy(update={"uod": changed}), "t")
     assert len(seen.on("tag")) <= 4
     with a.engine.connect() as conn:
-        units = dict(
+        units: dict[str, str | None] = dict(
             conn.execute(
                 sa.text("SELECT name, unit FROM tag WHERE engine_id = :e"), {"e": engine}
             ).all()

@@ -13,7 +13,8 @@ import pytest
 
 from aggregator.cluster import CLUSTER_KEY
 from tests.aggregator.helpers import until
-from tests.cluster.conftest import PrivateNats, free_port, two_nodes
+from tests.cluster.conftest import PrivateNats, two_nodes
+from tests.net import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]
 

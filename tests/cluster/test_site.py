@@ -255,7 +255,7 @@ async def test_alarms_of_engine_on_a_show_live_on_b(site: Site) -> None:
         )
         assert [(a["name"], a["state"]) for a in change["data"]] == [("PT01 high", "unack_active")]
         status, body = await site.b.call("GET", f"/api/units/{quote(unit, safe='')}/alarms")
-        assert status == 200 and any(a["name"] == "PT01 high" for a in body), body  # type: ignore[union-attr]
+        assert status == 200 and any(a["name"] == "PT01 high" for a in body), body
     finally:
         await client.close()
         await engine.aclose()

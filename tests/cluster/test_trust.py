@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 import protocol as p
-from aggregator.api.service import API_STATE_KEY
+from aggregator.api.service import API_STATE_KEY, ApiState
 from aggregator.store.tables import T_AUDIT, T_RUN
 from tests.aggregator.helpers import until
 from tests.cluster.conftest import Site
@@ -37,11 +37,11 @@ async def test_login_failures_on_both_nodes_count_together(site: Site) -> None:
     for node in (site.a, site.b):
         keys = [f"user {name.casefold()}"]
         state = node.agg.app[API_STATE_KEY]
-        await until(
-            lambda s=state, k=keys: s.throttle.retry_after(k, s.throttle_clock()) > 0,
-            10,
-            "the other node's failures counted",
-        )
+
+        def counted(s: ApiState = state, k: list[str] = keys) -> bool:
+            return s.throttle.retry_after(k, s.throttle_clock()) > 0
+
+        await until(counted, 10, "the other node's failures counted")
         status, body = await node.call(
             "POST",
             "/api/auth/login",

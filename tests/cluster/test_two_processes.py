@@ -24,9 +24,10 @@ import sqlalchemy as sa
 import protocol as p
 from aggregator.db import create_db_engine
 from tests.api.fake_engine import FakeEngine
-from tests.cluster.conftest import NATS_URL, free_port, nats_problem
+from tests.cluster.conftest import NATS_URL, nats_problem
 from tests.faults.harness import AGGREGATOR, ROOT, Api
 from tests.faults.test_failover import prepare_site, site_database  # noqa: F401  (fixture)
+from tests.net import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 

@@ -61,7 +61,7 @@ class Skid:
 
     def __init__(self, port: int) -> None:
         self.client = ModbusTcpClient("127.0.0.1", port=port, timeout=2)
-        assert self.client.connect()
+        assert self.client.connect()  # type: ignore[no-untyped-call]  # pymodbus: ModbusTcpClient.connect unannotated
 
     def setpoints(self) -> tuple[float, int]:
         reply = self.client.read_holding_registers(0, count=3, device_id=chrom.DEVICE_ID)
@@ -91,7 +91,7 @@ def skid(processes: list[Running]) -> Iterator[tuple[int, Skid]]:
     try:
         yield port, client
     finally:
-        client.client.close()
+        client.client.close()  # type: ignore[no-untyped-call]  # pymodbus: ModbusTcpClient.close unannotated
 
 
 def _chromatography(processes: list[Running], port: int, tmp_path: Path, *extra: str) -> Running:
@@ -180,7 +180,8 @@ def _ask_pump(path: str, request: str) -> str:
     with serial.serial_for_url(path, baudrate=9600, timeout=2) as port:
         port.reset_input_buffer()
         port.write(f"{request}\r\n".encode())
-        return port.readline().decode().strip()
+        answer: bytes = port.readline()
+        return answer.decode().strip()
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)

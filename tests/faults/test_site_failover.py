@@ -168,32 +168,40 @@ async def test_sigkill_of_the_node_holding_three_engines(
         for i, engine in enumerate(engines):
             await engine.start(f"site-run-{i}-{uuid.uuid4().hex[:6]}")
         for engine in engines:
-            await until(lambda e=engine: e.link.connected, 15, "every engine linked to node A")
+
+            def linked(e: ScriptedEngine = engine) -> bool:
+                return e.link.connected
+
+            await until(linked, 15, "every engine linked to node A")
             assert engine.link.url == f"{node_a.ws}/engine/ws"
         await watch_a.start(units)
         await watch_b.start(units)
         await asyncio.gather(*(e.produce_for(1.0) for e in engines))
         for unit in units:
-            await until(lambda u=unit: watch_b.after(u, 0.0) > 0, 15, f"{unit} live on node B")
+
+            def live(u: str = unit) -> bool:
+                return watch_b.after(u, 0.0) > 0
+
+            await until(live, 15, f"{unit} live on node B")
         await control(watch_b.api, units[0], "Hold")  # routed over NATS to node A, audited on B
 
         killed = time.monotonic()
         node_a.kill()  # mid-run, with frames in flight
         producing = asyncio.gather(*(e.produce_for(2.0) for e in engines))
         for engine in engines:
-            await until(
-                lambda e=engine: e.link.connected and e.link.url == f"{node_b.ws}/engine/ws",
-                15,
-                "every engine linked to node B",
-            )
+
+            def linked_to_b(e: ScriptedEngine = engine) -> bool:
+                return e.link.connected and e.link.url == f"{node_b.ws}/engine/ws"
+
+            await until(linked_to_b, 15, "every engine linked to node B")
         failover = time.monotonic() - killed
         await producing
         for unit in units:
-            await until(
-                lambda u=unit: watch_b.after(u, killed + failover) > 0,
-                15,
-                f"{unit}'s data on node B's client after the failover",
-            )
+
+            def arrived(u: str = unit) -> bool:
+                return watch_b.after(u, killed + failover) > 0
+
+            await until(arrived, 15, f"{unit}'s data on node B's client after the failover")
         gaps = {u: round(watch_b.largest_gap(u, killed - 1.0), 3) for u in units}
         print(f"failover {failover:.2f} s; largest gap on node B's client per unit: {gaps}")
         assert failover <= ONLINE_WITHIN, f"engines online on node B after {failover:.1f} s"

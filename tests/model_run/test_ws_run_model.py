@@ -9,6 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,7 +115,7 @@ async def test_an_analyzer_error_is_an_exception_with_findings(live: Live) -> No
         await ws.close()
 
 
-def _post(live: Live, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+def _post(live: Live, body: dict[str, object]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         f"{live.http}/api/units/{urllib.parse.quote(live.unit, safe='')}/simulate",
         data=json.dumps(body).encode(),
