@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,59 +22,20 @@ import protocol as p
 from aggregator.db import create_db_engine
 from tests.api.fake_engine import FakeEngine
 from tests.cluster.conftest import NATS_URL, nats_problem
-from tests.faults.harness import AGGREGATOR, ROOT, Api
+from tests.faults.harness import AggregatorProcess, Api
 from tests.faults.test_failover import prepare_site, site_database  # noqa: F401  (fixture)
-from tests.net import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
 
-@dataclass
-class Node:
-    http: str
-    proc: subprocess.Popen[str]
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def serve(data_dir: Path, database: str, site: str, node: str) -> Node:
-    port = free_port()
-    log = open(data_dir / "aggregator.log", "a")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [
-            AGGREGATOR,
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--database",
-            database,
-            "--nats",
-            NATS_URL,
-            "--site",
-            site,
-            "--node",
-            node,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+def serve(data_dir: Path, database: str, site: str, node: str) -> AggregatorProcess:
+    process = AggregatorProcess(
+        data_dir,
+        serve_args=("--database", database, "--nats", NATS_URL, "--site", site, "--node", node),
+        heartbeat=None,
     )
-    log.close()
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise AssertionError((data_dir / "aggregator.log").read_text()[-2000:])
-    return Node(f"http://127.0.0.1:{port}", proc)
+    process.start()
+    return process
 
 
 @dataclass
@@ -87,14 +45,17 @@ class Endpoint:
 
 
 @pytest.fixture
-def nodes(site_database: str, tmp_path: Path) -> Iterator[tuple[Node, Node, str]]:  # noqa: F811
+def nodes(
+    site_database: str,  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[tuple[AggregatorProcess, AggregatorProcess, str]]:
     problem = nats_problem()
     if problem:
         pytest.fail(problem)
     dirs = [tmp_path / "a", tmp_path / "b"]
     token = prepare_site(site_database, dirs)
     site = "p" + uuid.uuid4().hex[:10]
-    started: list[Node] = []
+    started: list[AggregatorProcess] = []
     try:
         for directory, name in zip(dirs, ("a", "b"), strict=True):
             started.append(serve(directory, site_database, site, name))
@@ -115,7 +76,7 @@ async def frames_until(ws: aiohttp.ClientWebSocketResponse, want: Any, what: str
 
 
 async def test_two_serve_processes_share_a_unit(
-    nodes: tuple[Node, Node, str],
+    nodes: tuple[AggregatorProcess, AggregatorProcess, str],
     site_database: str,  # noqa: F811
 ) -> None:
     node_a, node_b, token = nodes

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,15 +78,21 @@ def prepare_template(directory: Path) -> str:
 class AggregatorProcess:
     """`setpoint-aggregator serve` on a fixed port, so that a restart keeps its address.
 
-    `serve_args` are added to `serve`'s command line (e.g. `--database`, `--nats`, `--node`).
+    `serve_args` are added to `serve`'s command line (e.g. `--database`, `--nats`, `--node`);
+    `heartbeat` is its `--heartbeat` (None: serve's default).
     """
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, serve_args: Sequence[str] = ()
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        serve_args: Sequence[str] = (),
+        heartbeat: float | None = HEARTBEAT,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.serve_args = tuple(serve_args)
+        self.heartbeat = heartbeat
         self.proc: subprocess.Popen[str] | None = None
         self.log_path = data_dir / "aggregator.log"
         self.starts = 0
@@ -110,8 +117,7 @@ class AggregatorProcess:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
-                "--heartbeat",
-                str(HEARTBEAT),
+                *(() if self.heartbeat is None else ("--heartbeat", str(self.heartbeat))),
                 *self.serve_args,
             ],
             stdout=subprocess.PIPE,
@@ -121,23 +127,46 @@ class AggregatorProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        line = ""
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if "listening on" in line or not line:
-                break
-        if "listening on" not in line:
+        problem = self._wait_listening(timeout)
+        if problem is not None:
             self.kill()
-            raise AssertionError(f"aggregator did not start: {self.log_path.read_text()[-2000:]}")
+            raise AssertionError(
+                f"aggregator did not start ({problem}): {self.log_path.read_text()[-2000:]}"
+            )
+
+    def _wait_listening(self, timeout: float) -> str | None:
+        """None once serve prints "listening on"; else why not. Its stdout is read in a thread,
+        so a silent process is killed by PID at the deadline instead of blocking a readline."""
+        assert self.proc is not None and self.proc.stdout is not None
+        proc, stdout = self.proc, self.proc.stdout
+        listening = threading.Event()
+
+        def read() -> None:
+            for line in stdout:
+                if "listening on" in line:
+                    listening.set()
+                    return
+
+        reader = threading.Thread(target=read, name=f"aggregator-{self.port}-stdout", daemon=True)
+        reader.start()
+        reader.join(timeout)
+        silent = reader.is_alive()
+        if listening.is_set():
+            return None
+        if not silent:
+            return "its stdout closed before it printed 'listening on'"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        reader.join(10)
+        return f"no 'listening on' within {timeout} s; killed by PID {proc.pid}"
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, like a crash or a power cut of the server."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
