@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -48,21 +49,21 @@ class Api:
             return str((await response.json())["token"])
 
     async def call(
-        self, method: str, path: str, role: str | None = "operator", **kw: object
-    ) -> tuple[int, object]:
-        headers = {**(self.auth(role) if role else {}), **kw.pop("headers", {})}  # type: ignore[dict-item]
+        self, method: str, path: str, role: str | None = "operator", **kw: Any
+    ) -> tuple[int, Any]:
+        headers = {**(self.auth(role) if role else {}), **kw.pop("headers", {})}
         async with self.http.request(
             method,
             f"{self.url}{path}",
             headers=headers,
-            **kw,  # type: ignore[arg-type]
+            **kw,
         ) as response:
             if response.content_type == "application/json":
                 return response.status, await response.json()
             return response.status, await response.text()
 
-    async def engine(self, **kw: object) -> FakeEngine:
-        engine = FakeEngine(self.agg, **kw)  # type: ignore[arg-type]
+    async def engine(self, **kw: Any) -> FakeEngine:
+        engine = FakeEngine(self.agg, **kw)
         await engine.start()
         await wait_online(self.agg, engine.engine_id)
         return engine

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -98,9 +98,9 @@ class FakeEngine(RawEngine):
                 clock=time.time(),
             )
         )
-        registered = await self.wait_for(p.Registered)
+        registered: p.Registered = await self.wait_for(p.Registered)
         self.seq = registered.last_seq
-        return registered  # type: ignore[no-any-return]
+        return registered
 
     def next(self) -> int:
         self.seq += 1
@@ -121,6 +121,17 @@ class FakeEngine(RawEngine):
         sample: bool = True,
         ack: bool = True,
         **values: p.ScalarValue,
+    ) -> int:
+        return await self.tag_values(run_id, t, values, sample=sample, ack=ack)
+
+    async def tag_values(
+        self,
+        run_id: str | None,
+        t: float,
+        values: Mapping[str, p.ScalarValue],
+        *,
+        sample: bool = True,
+        ack: bool = True,
     ) -> int:
         return await self.emit(
             lambda seq: p.TagsUpdated(

@@ -64,3 +64,8 @@ def audit_entries(api: Api, action: str) -> list[AuditRecord]:
     """Oldest first."""
     records, _ = api.agg.app[API_STATE_KEY].audit.page(before=None, limit=1000)
     return [r for r in reversed(records) if r.action == action]
+
+
+def new_of(record: AuditRecord) -> dict[str, Any]:
+    assert isinstance(record.new, dict), record
+    return record.new

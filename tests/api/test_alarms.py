@@ -103,7 +103,7 @@ async def test_transitions_become_current_state_and_journal_of_their_run(api: Ap
     )
     status, listed = await api.call("GET", f"/api/units/{unit}/alarms", "viewer")
     assert status == 200, listed
-    assert [(a["name"], a["state"], a["priority"]) for a in listed] == [  # type: ignore[union-attr]
+    assert [(a["name"], a["state"], a["priority"]) for a in listed] == [
         ("PT01 high", "normal", "high"),
         ("PT01 high-high", "normal", "urgent"),
     ]
@@ -114,8 +114,8 @@ async def test_transitions_become_current_state_and_journal_of_their_run(api: Ap
         run_id="run-a",
     )
     status, active = await api.call("GET", "/api/alarms", "viewer")
-    assert status == 200 and len(active) == 1  # type: ignore[arg-type]
-    raised = active[0]  # type: ignore[index]
+    assert status == 200 and len(active) == 1
+    raised = active[0]
     assert raised["unit_id"] == engine.engine_id and raised["state"] == "unack_active"
     assert raised["value"] == 3.4 and raised["unack_since"] == t0 + 3
     assert raised["condition"] == "PT01 > 3 bar" and raised["max_shelve_minutes"] == 30
@@ -134,7 +134,7 @@ async def test_transitions_become_current_state_and_journal_of_their_run(api: Ap
     )
     status, page = await api.call("GET", f"/api/alarms/journal?unit_id={unit}", "viewer")
     assert status == 200
-    entries = page["entries"]  # type: ignore[index]
+    entries = page["entries"]
     # the snapshot was news (nothing held before); then the raise and the acknowledgement
     assert [(e["state"], e["cause"]) for e in entries][:2] == [
         ("ack_active", "ack"),
@@ -144,18 +144,18 @@ async def test_transitions_become_current_state_and_journal_of_their_run(api: Ap
     assert entries[0]["run_id"] == "run-a"
     status, of_run = await api.call("GET", "/api/alarms/journal?run_id=run-a", "viewer")
     assert status == 200
-    assert [e["state"] for e in of_run["entries"]] == ["ack_active", "unack_active"]  # type: ignore[index]
+    assert [e["state"] for e in of_run["entries"]] == ["ack_active", "unack_active"]
     status, page1 = await api.call("GET", f"/api/alarms/journal?unit_id={unit}&limit=1", "viewer")
-    assert len(page1["entries"]) == 1 and page1["next"] is not None  # type: ignore[index]
-    cursor = page1["next"]  # type: ignore[index]
+    assert len(page1["entries"]) == 1 and page1["next"] is not None
+    cursor = page1["next"]
     status, page2 = await api.call(
         "GET", f"/api/alarms/journal?unit_id={unit}&limit=1&cursor={cursor}", "viewer"
     )
-    assert page2["entries"][0]["state"] == "unack_active"  # type: ignore[index]
+    assert page2["entries"][0]["state"] == "unack_active"
     status, later = await api.call(
         "GET", f"/api/alarms/journal?unit_id={unit}&since={t0 + 4}", "viewer"
     )
-    assert [e["cause"] for e in later["entries"]] == ["ack"]  # type: ignore[index]
+    assert [e["cause"] for e in later["entries"]] == ["ack"]
     # a snapshot repeating what is held adds nothing to the journal
     await alarms(
         engine,
@@ -172,7 +172,7 @@ async def test_transitions_become_current_state_and_journal_of_their_run(api: Ap
         snapshot=True,
     )
     status, again = await api.call("GET", f"/api/alarms/journal?unit_id={unit}", "viewer")
-    assert len(again["entries"]) == len(entries)  # type: ignore[index]
+    assert len(again["entries"]) == len(entries)
     await engine.aclose()
 
 
@@ -186,7 +186,7 @@ async def test_actions_by_role_are_forwarded_and_audited(api: Api) -> None:
     )
 
     status, body = await api.call("POST", f"{base}/ack", "viewer", json={})
-    assert status == 403 and "operator" in body["error"]  # type: ignore[index]
+    assert status == 403 and "operator" in body["error"]
     assert not engine.requests
     assert audit_rows(api, "alarm ack")[-1]["user"] == api.names["viewer"]
 
@@ -206,16 +206,16 @@ async def test_actions_by_role_are_forwarded_and_audited(api: Api) -> None:
 
     engine.answer = lambda _: (False, "only an unacknowledged alarm can be acknowledged", None)
     status, body = await api.call("POST", f"{base}/ack", "operator", json={})
-    assert status == 409 and "only an unacknowledged" in body["error"]  # type: ignore[index]
+    assert status == 409 and "only an unacknowledged" in body["error"]
     assert "only an unacknowledged" in audit_rows(api, "alarm ack")[-1]["new"]["result"]
     engine.answer = lambda _: (True, None, None)
 
     status, body = await api.call("POST", f"{base}/shelve", "operator", json={"minutes": 10})
-    assert status == 422 and body["field"] == "reason"  # type: ignore[index]
+    assert status == 422 and body["field"] == "reason"
     status, body = await api.call(
         "POST", f"{base}/shelve", "operator", json={"minutes": 31, "reason": "calibration"}
     )
-    assert status == 422 and body["field"] == "minutes" and "30" in body["error"]  # type: ignore[index]
+    assert status == 422 and body["field"] == "minutes" and "30" in body["error"]
     status, body = await api.call(
         "POST", f"{base}/shelve", "operator", json={"minutes": 15, "reason": "calibration"}
     )
@@ -230,7 +230,7 @@ async def test_actions_by_role_are_forwarded_and_audited(api: Api) -> None:
         "operator",
         json={"minutes": 5, "reason": "x"},
     )
-    assert status == 409 and "cannot be shelved" in body["error"]  # type: ignore[index]
+    assert status == 409 and "cannot be shelved" in body["error"]
 
     for path, payload, action in (
         ("unshelve", {}, p.AlarmAction.UNSHELVE),
@@ -243,9 +243,9 @@ async def test_actions_by_role_are_forwarded_and_audited(api: Api) -> None:
         assert audit_rows(api, f"alarm {action.value}")[-1]["new"]["result"] == "ok"
 
     status, body = await api.call("POST", f"{base}/out-of-service", "operator", json={})
-    assert status == 422 and body["field"] == "reason"  # type: ignore[index]
+    assert status == 422 and body["field"] == "reason"
     status, body = await api.call("POST", f"/api/units/{unit}/alarms/nope/ack", "operator", json={})
-    assert status == 404 and "no alarm 'nope'" in body["error"]  # type: ignore[index]
+    assert status == 404 and "no alarm 'nope'" in body["error"]
     status, body = await api.call("POST", "/api/units/nowhere/alarms/x/ack", "operator", json={})
     assert status == 404
     await engine.aclose()
@@ -260,17 +260,17 @@ async def test_offline_engine_answers_503_and_is_audited(api: Api) -> None:
         "POST", f"/api/units/{unit}/alarms/PT01%20high/ack", "operator", json={}
     )
     assert status == 503, body
-    assert audit_rows(api, "alarm ack")[-1]["new"]["result"] == body["error"]  # type: ignore[index]
+    assert audit_rows(api, "alarm ack")[-1]["new"]["result"] == body["error"]
 
 
 async def test_journal_filters_are_checked(api: Api) -> None:
     status, body = await api.call("GET", "/api/alarms/journal?since=abc", "viewer")
-    assert status == 400 and body["field"] == "since"  # type: ignore[index]
+    assert status == 400 and body["field"] == "since"
     status, body = await api.call("GET", "/api/alarms/journal?unit_id=nowhere", "viewer")
     assert status == 404
     status, body = await api.call("GET", "/api/alarms/journal?run_id=nothing", "viewer")
     assert status == 404
     status, body = await api.call("GET", "/api/alarms/journal?limit=0", "viewer")
-    assert status == 400 and body["field"] == "limit"  # type: ignore[index]
+    assert status == 400 and body["field"] == "limit"
     status, body = await api.call("GET", "/api/alarms/journal", None)
     assert status == 401

@@ -14,7 +14,13 @@ import protocol as p
 from tests.aggregator.helpers import UOD, until
 from tests.api.conftest import Api
 from tests.api.fake_engine import FakeEngine
-from tests.api.regulated_helpers import add_signers, approved_method, audit_entries, sign
+from tests.api.regulated_helpers import (
+    add_signers,
+    approved_method,
+    audit_entries,
+    new_of,
+    sign,
+)
 
 TEXT = "Base: min\nInlet: VA01\nWait: 1 min"
 APPROVED_ONLY = UOD.model_copy(update={"require_approved_methods": True})
@@ -66,19 +72,19 @@ async def test_approved_only_unit_refuses_start_and_edits(signers: Api) -> None:
         unit = Unit(engine)
         uid = quote(engine.engine_id, safe="")
         status, body = await _start(api, uid)
-        assert status == 409 and "not loaded from the method library" in body["error"], body  # type: ignore[index]
+        assert status == 409 and "not loaded from the method library" in body["error"], body
 
         _, draft = await api.call("POST", "/api/methods", json={"name": "Draft", "text": TEXT})
         status, loaded = await api.call(
             "POST",
             f"/api/units/{uid}/method/load",
-            json={"method_id": draft["id"], "version": 1},  # type: ignore[index]
+            json={"method_id": draft["id"], "version": 1},
         )
         assert status == 200, loaded
-        assert loaded["source"]["name"] == "Draft"  # type: ignore[index]
+        assert loaded["source"]["name"] == "Draft"
         await unit.holds(api, TEXT)
         status, body = await _start(api, uid)
-        assert status == 409 and "Draft version 1 is draft, not approved" in body["error"]  # type: ignore[index]
+        assert status == 409 and "Draft version 1 is draft, not approved" in body["error"]
 
         method = await approved_method(api, TEXT, name="Approved")
         await api.call(
@@ -86,25 +92,25 @@ async def test_approved_only_unit_refuses_start_and_edits(signers: Api) -> None:
         )
         await unit.holds(api, TEXT)
         status, source = await api.call("GET", f"/api/units/{uid}/method/source", "viewer")
-        assert source["source"] == {  # type: ignore[index]
+        assert source["source"] == {
             "method_id": method["id"],
             "name": "Approved",
             "version": 1,
             "state": "approved",
-            "loaded": source["source"]["loaded"],  # type: ignore[index]
+            "loaded": source["source"]["loaded"],
             "loaded_by": api.names["operator"],
             "modified": False,
             "require_approved": True,
         }
-        load_entry = [e for e in audit_entries(api, "method") if e.new["source"]][-1]  # type: ignore[index]
-        assert load_entry.new["source"]["name"] == "Approved"  # type: ignore[index]
+        load_entry = [e for e in audit_entries(api, "method") if new_of(e)["source"]][-1]
+        assert new_of(load_entry)["source"]["name"] == "Approved"
 
         edited = TEXT + "\nInlet: VA02"
         await unit.holds(api, edited)  # edited on the unit (e.g. from the engine's own UI)
         status, body = await _start(api, uid)
-        assert status == 409 and "edited after Approved version 1" in body["error"]  # type: ignore[index]
+        assert status == 409 and "edited after Approved version 1" in body["error"]
         _, source = await api.call("GET", f"/api/units/{uid}/method/source", "viewer")
-        assert source["source"]["modified"] is True  # type: ignore[index]
+        assert source["source"]["modified"] is True
 
         await unit.holds(api, TEXT)  # the approved text again
         status, body = await _start(api, uid)
@@ -119,16 +125,16 @@ async def test_approved_only_unit_refuses_start_and_edits(signers: Api) -> None:
             f"/api/units/{uid}/method",
             json={"text": edited, "expected_version": unit.version},
         )
-        assert status == 409 and "cannot be changed during a run" in body["error"]  # type: ignore[index]
+        assert status == 409 and "cannot be changed during a run" in body["error"]
 
-        results = [e.new["result"] for e in audit_entries(api, "control")]  # type: ignore[index]
+        results = [new_of(e)["result"] for e in audit_entries(api, "control")]
         assert [r.split(":")[0] for r in results] == [
             "this unit runs approved methods only",
             "this unit runs approved methods only",
             "this unit runs approved methods only",
             "ok",
         ]
-        assert "during a run" in audit_entries(api, "method")[-1].new["result"]  # type: ignore[index]
+        assert "during a run" in new_of(audit_entries(api, "method")[-1])["result"]
     finally:
         await engine.aclose()
 
@@ -146,7 +152,7 @@ async def test_runs_are_released_once_stopped_and_verify(signers: Api, engine: F
     storage = api.agg.ctx.storage
     await until(lambda: storage.run_by_id("run-r") is not None, 5, "run stored")
     got, body = await sign(api, "admin", "run", "run-r", "released")
-    assert got == 409 and "still running" in body["error"]  # type: ignore[index]
+    assert got == 409 and "still running" in body["error"]
     await engine.tags("run-r", started + 1, FT01=1.5, PT01=0.2)
     await engine.run_stopped("run-r", started + 2)
     await until(lambda: getattr(storage.run_by_id("run-r"), "stopped", None), 5, "run stopped")
@@ -156,12 +162,12 @@ async def test_runs_are_released_once_stopped_and_verify(signers: Api, engine: F
     got, released = await sign(api, "admin", "run", "run-r", "released")
     assert got == 201, released
     got, body = await sign(api, "approver", "run", "run-r", "released")
-    assert got == 409 and "already released" in body["error"]  # type: ignore[index]
+    assert got == 409 and "already released" in body["error"]
     got, body = await sign(api, "admin", "run", "no-such-run", "released")
     assert got == 404
     got, body = await sign(api, "viewer", "run", "run-r", "reviewed")
     assert got == 403
-    assert [e.new.get("status") for e in audit_entries(api, "signature")] == [  # type: ignore[union-attr]
+    assert [new_of(e).get("status") for e in audit_entries(api, "signature")] == [
         409,
         None,
         None,
@@ -171,7 +177,7 @@ async def test_runs_are_released_once_stopped_and_verify(signers: Api, engine: F
     ]
 
     _, listed = await api.call("GET", "/api/runs/run-r/signatures", "viewer")
-    assert [(s["meaning"], s["full_name"], s["valid"]) for s in listed] == [  # type: ignore[union-attr]
+    assert [(s["meaning"], s["full_name"], s["valid"]) for s in listed] == [
         ("reviewed", "Otto Operator", True),
         ("released", "Ada Admin", True),
     ]
@@ -180,5 +186,5 @@ async def test_runs_are_released_once_stopped_and_verify(signers: Api, engine: F
         changed = conn.execute(sa.text("UPDATE sample_recent SET num = 9.5 WHERE num = 1.5"))
         if not changed.rowcount:
             conn.execute(sa.text("DELETE FROM sample_chunk"))
-    _, check = await api.call("GET", f"/api/signatures/{released['id']}/verify", "viewer")  # type: ignore[index]
-    assert check["valid"] is False and check["changed"] == ["samples"], check  # type: ignore[index]
+    _, check = await api.call("GET", f"/api/signatures/{released['id']}/verify", "viewer")
+    assert check["valid"] is False and check["changed"] == ["samples"], check

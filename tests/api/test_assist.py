@@ -60,9 +60,9 @@ async def test_completions_over_http(api: Api, unit: FakeEngine) -> None:
     query = urlencode({"line": 1, "col": 17, "text": "Watch: PT01 > 3 "})
     status, body = await api.call("GET", unit_path(unit, f"/method/completions?{query}"), "viewer")
     assert status == 200, body
-    assert body["from_col"] == 17 and body["to_col"] == 17  # type: ignore[index]
-    assert [i["label"] for i in body["items"]][:2] == ["bar", "mbar"]  # type: ignore[index]
-    assert body["items"][0] == {  # type: ignore[index]
+    assert body["from_col"] == 17 and body["to_col"] == 17
+    assert [i["label"] for i in body["items"]][:2] == ["bar", "mbar"]
+    assert body["items"][0] == {
         "label": "bar",
         "kind": "unit",
         "detail": "its own unit",
@@ -74,7 +74,7 @@ async def test_completions_over_http(api: Api, unit: FakeEngine) -> None:
         "viewer",
         json={"text": "Macro: M\nCall macro: ", "line": 2, "col": 13},
     )
-    assert status == 200 and [i["label"] for i in body["items"]] == ["M"]  # type: ignore[index]
+    assert status == 200 and [i["label"] for i in body["items"]] == ["M"]
 
 
 async def test_completions_default_to_the_current_method(api: Api, unit: FakeEngine) -> None:
@@ -82,7 +82,7 @@ async def test_completions_default_to_the_current_method(api: Api, unit: FakeEng
     await until(lambda: unit_has_method(api, unit), 5, "method stored")
     query = urlencode({"line": 2, "col": 17})
     status, body = await api.call("GET", unit_path(unit, f"/method/completions?{query}"), "viewer")
-    assert status == 200 and [i["label"] for i in body["items"]] == ["Load"]  # type: ignore[index]
+    assert status == 200 and [i["label"] for i in body["items"]] == ["Load"]
 
 
 def unit_has_method(api: Api, unit: FakeEngine) -> bool:
@@ -102,12 +102,12 @@ def unit_has_method(api: Api, unit: FakeEngine) -> bool:
 )
 async def test_bad_completion_queries(api: Api, unit: FakeEngine, query: str, message: str) -> None:
     status, body = await api.call("GET", unit_path(unit, f"/method/completions?{query}"), "viewer")
-    assert status == 400 and message in body["error"], body  # type: ignore[index]
+    assert status == 400 and message in body["error"], body
 
 
 async def test_completions_of_an_unknown_unit(api: Api) -> None:
     status, body = await api.call("GET", "/api/units/nope/method/completions?line=1&col=1")
-    assert status == 404 and "no unit with id 'nope'" in body["error"]  # type: ignore[index]
+    assert status == 404 and "no unit with id 'nope'" in body["error"]
 
 
 async def test_resume_and_skip_are_forwarded_and_audited(api: Api, unit: FakeEngine) -> None:
@@ -121,9 +121,9 @@ async def test_resume_and_skip_are_forwarded_and_audited(api: Api, unit: FakeEng
     assert resume.user == api.names["operator"]
     unit.answer = lambda m: (False, "Run-log line '8' has already been skipped", None)
     status, body = await api.call("POST", unit_path(unit, "/runlog/8/skip"))
-    assert status == 409 and "already been skipped" in body["error"]  # type: ignore[index]
+    assert status == 409 and "already been skipped" in body["error"]
     _, page = await api.call("GET", "/api/audit?limit=3", "admin")
-    refused, skipped, resumed = page["items"]  # type: ignore[index]
+    refused, skipped, resumed = page["items"]
     assert resumed["action"] == "resume"
     assert resumed["new"] == {"line": "7", "method_version": 4, "result": "ok"}
     assert skipped["action"] == "skip" and skipped["new"]["line"] == "9"
@@ -132,7 +132,7 @@ async def test_resume_and_skip_are_forwarded_and_audited(api: Api, unit: FakeEng
 
 async def test_a_viewer_may_not_resume(api: Api, unit: FakeEngine) -> None:
     status, body = await api.call("POST", unit_path(unit, "/runlog/7/resume"), "viewer")
-    assert status == 403 and "operator role" in body["error"]  # type: ignore[index]
+    assert status == 403 and "operator role" in body["error"]
     assert unit.requests == []
 
 
@@ -144,5 +144,5 @@ async def test_an_engine_older_than_resume_is_not_asked(api: Api, unit: FakeEngi
         )
     status, body = await api.call("POST", unit_path(unit, "/runlog/7/resume"))
     assert status == 409, body
-    assert "speaks protocol 1.0; Resume and Skip need 1.1" in body["error"]  # type: ignore[index]
+    assert "speaks protocol 1.0; Resume and Skip need 1.1" in body["error"]
     assert unit.requests == []

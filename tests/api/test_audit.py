@@ -23,6 +23,7 @@ from aggregator.audit import (
     verify_chain,
 )
 from aggregator.db import create_db_engine, upgrade
+from tests.api.regulated_helpers import new_of
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -72,10 +73,10 @@ def test_chain_intact_and_paged(db: sa.Engine) -> None:
     result = trail.verify()
     assert result.ok and result.checked == 7, result.describe()
     first, cursor = trail.page(before=None, limit=3)
-    assert [r.new["i"] for r in first] == [6, 5, 4]  # type: ignore[index, call-overload]
+    assert [new_of(r)["i"] for r in first] == [6, 5, 4]
     assert cursor is not None
     rest, _ = trail.page(before=cursor, limit=10)
-    assert [r.new["i"] for r in rest] == [3, 2, 1, 0]  # type: ignore[index, call-overload]
+    assert [new_of(r)["i"] for r in rest] == [3, 2, 1, 0]
     assert rest[-1].prev_hash == GENESIS
     assert first[0].run_id is None and first[1].run_id == "r1"
 
@@ -155,7 +156,8 @@ def test_keyed_trail_intact_passes(db: sa.Engine) -> None:
     fill(trail, 6)
     result = trail.verify()
     assert result.ok and result.checked == 6, result.describe()
-    assert trail.head() is not None and trail.head().last_id == 6  # type: ignore[union-attr]
+    head = trail.head()
+    assert head is not None and head.last_id == 6
 
 
 def test_deleting_the_newest_entries_is_detected(db: sa.Engine) -> None:

@@ -26,9 +26,9 @@ def main(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) ->
 async def _trail(api: Api) -> float:
     """A method created and a refused and an accepted signature; the time in between."""
     _, method = await api.call("POST", "/api/methods", json={"name": "M", "text": "Wait: 1 s"})
-    await sign(api, "admin", "method_version", method["id"], "reviewed", version=1, password="no")  # type: ignore[index]
+    await sign(api, "admin", "method_version", method["id"], "reviewed", version=1, password="no")
     middle = time.time()
-    status, _ = await sign(api, "admin", "method_version", method["id"], "reviewed", version=1)  # type: ignore[index]
+    status, _ = await sign(api, "admin", "method_version", method["id"], "reviewed", version=1)
     assert status == 201
     return middle
 
@@ -49,9 +49,9 @@ async def test_admins_filter_the_trail_and_download_csv(api: Api, password_hash:
         "admin",
         params={"action": "signature", "since": str(middle)},
     )
-    assert [e["new"]["result"] for e in page["items"]] == ["ok"]  # type: ignore[index]
+    assert [e["new"]["result"] for e in page["items"]] == ["ok"]
     _, page = await api.call("GET", "/api/audit/search", "admin", params={"user": "nobody"})
-    assert page["items"] == []  # type: ignore[index]
+    assert page["items"] == []
     status, _ = await api.call("GET", "/api/audit/search", "operator")
     assert status == 403
     status, text = await api.call(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -32,7 +33,7 @@ def signers(api: Api, password_hash: str) -> Api:
     return add_signers(api, password_hash)
 
 
-async def _released_run(api: Api, engine: FakeEngine) -> dict[str, object]:
+async def _released_run(api: Api, engine: FakeEngine) -> dict[str, Any]:
     await approved_method(api, TEXT, name="Load column")
     started = time.time() - 60
     await engine.run_started("run-rep", started, api.names["operator"])

@@ -53,13 +53,13 @@ def test_every_dropped_sample_is_bracketed_nearby(
     if len(t) <= points:
         return
     width = (t[-1] - t[0]) / (points // 2) + 1e-6
-    kept = [(t[i], v[i]) for i in idx if v[i] is not None]
+    kept = [(t[i], k) for i in idx if (k := v[i]) is not None]
     for i, x in enumerate(v):
         if x is None or i in idx:
             continue
         near = [k for tk, k in kept if abs(tk - t[i]) <= width]
-        assert any(k >= x for k in near)  # type: ignore[operator]
-        assert any(k <= x for k in near)  # type: ignore[operator]
+        assert any(k >= x for k in near)
+        assert any(k <= x for k in near)
 
 
 def test_spike_survives() -> None:

@@ -64,11 +64,11 @@ async def test_roles(api: Api, engine: FakeEngine) -> None:
     status, body = await api.call(
         "POST", unit_path(engine, "/control"), "viewer", json={"action": "Start"}
     )
-    assert status == 403 and "operator" in body["error"]  # type: ignore[index]
+    assert status == 403 and "operator" in body["error"]
     assert not engine.requests
     assert (await api.call("GET", "/api/users", "operator"))[0] == 403
     status, users = await api.call("GET", "/api/users", "admin")
-    assert status == 200 and {u["name"] for u in users} >= set(api.names.values())  # type: ignore[union-attr]
+    assert status == 200 and {u["name"] for u in users} >= set(api.names.values())
     assert (await api.call("GET", "/api/units", None))[0] == 401
 
 
@@ -82,11 +82,11 @@ async def test_required_roles_hide_a_unit(api: Api) -> None:
     try:
         _, as_viewer = await api.call("GET", "/api/units", "viewer")
         _, as_operator = await api.call("GET", "/api/units", "operator")
-        assert secret.engine_id not in [u["id"] for u in as_viewer]  # type: ignore[union-attr]
-        assert secret.engine_id in [u["id"] for u in as_operator]  # type: ignore[union-attr]
+        assert secret.engine_id not in [u["id"] for u in as_viewer]
+        assert secret.engine_id in [u["id"] for u in as_operator]
         assert (await api.call("GET", unit_path(secret), "viewer"))[0] == 403
         status, detail = await api.call("GET", unit_path(secret), "operator")
-        assert status == 200 and detail["required_roles"] == ["operator"]  # type: ignore[index]
+        assert status == 200 and detail["required_roles"] == ["operator"]
     finally:
         await secret.aclose()
 
@@ -99,10 +99,10 @@ async def test_unit_detail_with_live_tags(api: Api, engine: FakeEngine) -> None:
     await engine.tags(None, time.time(), sample=False, FT01=1.5)
     status, detail = await api.call("GET", unit_path(engine), "viewer")
     assert status == 200
-    assert detail["online"] is True and detail["stale"] is False  # type: ignore[index]
-    assert detail["state"] == "Running" and detail["block"] == "Equilibrate"  # type: ignore[index]
-    assert detail["uod"]["name"] == "Chromatography"  # type: ignore[index]
-    tags = {t["name"]: t for t in detail["tags"]}  # type: ignore[index]
+    assert detail["online"] is True and detail["stale"] is False
+    assert detail["state"] == "Running" and detail["block"] == "Equilibrate"
+    assert detail["uod"]["name"] == "Chromatography"
+    tags = {t["name"]: t for t in detail["tags"]}
     assert tags["FT01"]["value"] == 1.5 and tags["FT01"]["quality"] == "good"
     assert (await api.call("GET", "/api/units/nope", "viewer"))[0] == 404
 
@@ -123,17 +123,17 @@ async def test_control_reaches_the_engine_and_is_audited(api: Api, engine: FakeE
 
     engine.answer = lambda m: (False, "cannot Unhold while Paused", None)
     status, body = await api.call("POST", unit_path(engine, "/control"), json={"action": "Unhold"})
-    assert status == 409 and "cannot Unhold" in body["error"]  # type: ignore[index]
+    assert status == 409 and "cannot Unhold" in body["error"]
 
     status, page = await api.call("GET", "/api/audit?limit=5", "admin")
     assert status == 200
-    entries = [e for e in page["items"] if e["action"] == "control"]  # type: ignore[index]
+    entries = [e for e in page["items"] if e["action"] == "control"]
     assert entries[0]["new"]["action"] == "Unhold" and "refused" in entries[0]["new"]["result"]
     assert entries[1]["new"] == {"action": "Pause", "result": "ok"}
     assert entries[1]["user"] == api.names["operator"] and entries[1]["run_id"] == run_id
     assert entries[0]["prev_hash"] == entries[1]["hash"]
     _, detail = await api.call("GET", f"/api/runs/{run_id}", "viewer")
-    (contributor,) = detail["contributors"]  # type: ignore[index]
+    (contributor,) = detail["contributors"]
     assert contributor["user"] == api.names["operator"] and contributor["actions"] == 2
     assert api.agg.app[API_STATE_KEY].audit.verify().ok
 
@@ -142,13 +142,13 @@ async def test_offline_and_silent_engines_give_503(api: Api, engine: FakeEngine)
     engine.answer = lambda m: None
     api.agg.app[API_STATE_KEY].command_timeout = 0.3
     status, body = await api.call("POST", unit_path(engine, "/inject"), json={"pcode": "Mark: a"})
-    assert status == 503 and "did not answer" in body["error"]  # type: ignore[index]
+    assert status == 503 and "did not answer" in body["error"]
     await engine.close()
     await until(lambda: not api.agg.ctx.live.engines[engine.engine_id].online, 5, "offline")
     status, body = await api.call("POST", unit_path(engine, "/control"), json={"action": "Stop"})
-    assert status == 503 and "offline" in body["error"]  # type: ignore[index]
+    assert status == 503 and "offline" in body["error"]
     _, units = await api.call("GET", "/api/units", "viewer")
-    (unit,) = [u for u in units if u["id"] == engine.engine_id]  # type: ignore[union-attr]
+    (unit,) = [u for u in units if u["id"] == engine.engine_id]
     assert unit["online"] is False and unit["stale"] is True
 
 
@@ -163,7 +163,7 @@ async def test_inject_cancel_force(api: Api, engine: FakeEngine) -> None:
     assert isinstance(cancel, p.CancelLine) and cancel.run_log_id == "L7"
     assert isinstance(force, p.ForceLine) and force.run_log_id == "L8"
     _, page = await api.call("GET", "/api/audit", "admin")
-    actions = [e["action"] for e in page["items"]]  # type: ignore[index]
+    actions = [e["action"] for e in page["items"]]
     assert actions[:3] == ["force", "cancel", "inject"]
 
 
@@ -172,14 +172,14 @@ async def test_method_get_put_conflict_refusal_and_check(api: Api, engine: FakeE
     await until(lambda: engine.engine_id in api.agg.app[API_STATE_KEY].methods, 5, "method")
     status, view = await api.call("GET", unit_path(engine, "/method"), "viewer")
     assert status == 200
-    assert view["version"] == 3 and view["text"] == "Mark: one\nMark: two"  # type: ignore[index]
+    assert view["version"] == 3 and view["text"] == "Mark: one\nMark: two"
     api.agg.app[API_STATE_KEY].methods.clear()  # as after a restart: read back from storage
     assert (await api.call("GET", unit_path(engine, "/method"), "viewer"))[1] == view
 
     status, body = await api.call(
         "PUT", unit_path(engine, "/method"), json={"text": "Mark: x", "expected_version": 2}
     )
-    assert status == 409 and body["field"] == "expected_version"  # type: ignore[index]
+    assert status == 409 and body["field"] == "expected_version"
     assert not engine.requests
 
     finding = {"severity": "warning", "code": "W1", "message": "unused", "line": 1}
@@ -195,8 +195,8 @@ async def test_method_get_put_conflict_refusal_and_check(api: Api, engine: FakeE
     status, body = await api.call(
         "PUT", unit_path(engine, "/method"), json={"text": "Mark: x", "expected_version": 3}
     )
-    assert status == 200 and body["version"] == 4  # type: ignore[index]
-    assert body["findings"][0]["code"] == "W1"  # type: ignore[index]
+    assert status == 200 and body["version"] == 4
+    assert body["findings"][0]["code"] == "W1"
     saved = engine.requests[0]
     assert isinstance(saved, p.SetMethod) and not saved.dry_run and saved.expected_version == 3
 
@@ -205,13 +205,13 @@ async def test_method_get_put_conflict_refusal_and_check(api: Api, engine: FakeE
     status, body = await api.call(
         "PUT", unit_path(engine, "/method"), json={"text": "bad", "expected_version": 4}
     )
-    assert status == 422 and body["field"] == "text"  # type: ignore[index]
-    assert body["findings"] == [{**finding, "col_start": 1, "col_end": 1, "suggestion": None}]  # type: ignore[index]
+    assert status == 422 and body["field"] == "text"
+    assert body["findings"] == [{**finding, "col_start": 1, "col_end": 1, "suggestion": None}]
 
     status, body = await api.call(
         "POST", unit_path(engine, "/method/check"), "viewer", json={"text": "Mark: y"}
     )
-    assert status == 200 and body["findings"][0]["message"] == "unused"  # type: ignore[index]
+    assert status == 200 and body["findings"][0]["message"] == "unused"
     assert isinstance(engine.requests[-1], p.SetMethod) and engine.requests[-1].dry_run
 
 
@@ -236,15 +236,15 @@ async def test_stale_method_version_is_read_from_the_engines_data(
     engine.answer = answer
     path = unit_path(engine, "/method")
     status, body = await api.call("PUT", path, json={"text": "Mark: a", "expected_version": 2})
-    assert status == 409 and body["field"] == "expected_version"  # type: ignore[index]
-    assert "version 7" in body["error"]  # type: ignore[index]
+    assert status == 409 and body["field"] == "expected_version"
+    assert "version 7" in body["error"]
     status, body = await api.call("PUT", path, json={"text": "Mark: a", "expected_version": 2})
-    assert status == 409 and body["field"] == "expected_version"  # type: ignore[index]
+    assert status == 409 and body["field"] == "expected_version"
     status, body = await api.call("PUT", path, json={"text": "Mark: a", "expected_version": 2})
-    assert status == 422 and body["field"] == "text"  # type: ignore[index]
+    assert status == 422 and body["field"] == "text"
     sent = len(engine.requests)
     status, body = await api.call("PUT", path, json={"text": "Mark: b", "expected_version": 7})
-    assert status == 200 and body == {  # type: ignore[comparison-overlap]
+    assert status == 200 and body == {
         "version": 8,
         "findings": [{**finding, "col_start": 1, "col_end": 1, "suggestion": None}],
         "findings_omitted": 0,
@@ -269,7 +269,7 @@ async def test_every_action_leaves_its_audit_record_accepted_or_refused(
     )
     assert status == 200
     status, page = await api.call("GET", "/api/audit?limit=3", "admin")
-    method, cancel, inject = page["items"]  # type: ignore[index]
+    method, cancel, inject = page["items"]
     assert inject["action"] == "inject" and inject["run_id"] == run_id
     assert inject["new"] == {"pcode": "Mark: m", "result": "ok"}
     assert cancel["action"] == "cancel" and cancel["new"]["line"] == "l1"
@@ -327,35 +327,35 @@ async def test_runs_list_filter_page_detail_plot_csv(api: Api, engine: FakeEngin
     await fill_run(engine, "beta-2", t0 + 1000, 10)
     path = f"/api/runs?unit_id={engine.engine_id}"
     _, page = await api.call("GET", path, "viewer")
-    assert [r["id"] for r in page["items"]] == ["beta-2", "alpha-1"]  # type: ignore[index]
-    alpha = page["items"][1]  # type: ignore[index]
+    assert [r["id"] for r in page["items"]] == ["beta-2", "alpha-1"]
+    alpha = page["items"][1]
     assert alpha["sample_count"] == 600 and alpha["unit_name"] == "Chromatography"
     _, first = await api.call("GET", path + "&limit=1", "viewer")
-    assert first["next"] is not None  # type: ignore[index]
-    _, second = await api.call("GET", path + f"&limit=1&cursor={first['next']}", "viewer")  # type: ignore[index]
-    assert [r["id"] for r in second["items"]] == ["alpha-1"] and second["next"] is None  # type: ignore[index]
+    assert first["next"] is not None
+    _, second = await api.call("GET", path + f"&limit=1&cursor={first['next']}", "viewer")
+    assert [r["id"] for r in second["items"]] == ["alpha-1"] and second["next"] is None
     _, found = await api.call("GET", path + "&q=ALPHA", "viewer")
-    assert [r["id"] for r in found["items"]] == ["alpha-1"]  # type: ignore[index]
+    assert [r["id"] for r in found["items"]] == ["alpha-1"]
     _, window = await api.call("GET", path + f"&since={t0 + 500}&until={t0 + 2000}", "viewer")
-    assert [r["id"] for r in window["items"]] == ["beta-2"]  # type: ignore[index]
+    assert [r["id"] for r in window["items"]] == ["beta-2"]
 
     status, detail = await api.call("GET", "/api/runs/alpha-1", "viewer")
     assert status == 200
-    assert detail["runlog"][0]["text"] == "Mark: one"  # type: ignore[index]
-    assert detail["errors"][0]["message"] == "pressure high"  # type: ignore[index]
-    assert detail["uod"]["name"] == "Chromatography" and detail["stopped"] == t0 + 300  # type: ignore[index]
+    assert detail["runlog"][0]["text"] == "Mark: one"
+    assert detail["errors"][0]["message"] == "pressure high"
+    assert detail["uod"]["name"] == "Chromatography" and detail["stopped"] == t0 + 300
     assert (await api.call("GET", "/api/runs/nope", "viewer"))[0] == 404
 
     status, plot = await api.call(
         "GET", "/api/runs/alpha-1/plot?tags=FT01,Inlet&points=20", "viewer"
     )
     assert status == 200
-    ft, inlet = plot["series"]  # type: ignore[index]
+    ft, inlet = plot["series"]
     assert len(ft["t"]) <= 20 and max(ft["v"]) == 49.0 and min(ft["v"]) == 0.0
     assert ft["run_time"][0] == ft["t"][0] - t0 and ft["unit"] == "L/h"
     assert inlet["v"] == ["VA01", "VA02"]
     status, body = await api.call("GET", "/api/runs/alpha-1/plot?tags=Nope", "viewer")
-    assert status == 422 and body["field"] == "tags"  # type: ignore[index]
+    assert status == 422 and body["field"] == "tags"
 
     status, text = await api.call("GET", "/api/runs/alpha-1/csv", "viewer")
     assert status == 200
@@ -374,11 +374,11 @@ async def test_plot_of_a_tag_without_data_is_an_empty_series(api: Api, engine: F
             await engine.tags("gamma-4", t0 + 101, FT01=3.0)
         status, plot = await api.call("GET", f"{path}?tags=FT01,PT01", "viewer")
         assert status == 200, plot
-        ft, pt = plot["series"]  # type: ignore[index]
+        ft, pt = plot["series"]
         assert ft["tag"] == "FT01" and ft["v"]
         assert pt == {"tag": "PT01", "unit": "bar", "t": [], "run_time": [], "v": []}
         status, body = await api.call("GET", f"{path}?tags=FT01,Nope", "viewer")
-        assert status == 422 and body["field"] == "tags" and "Nope" in body["error"]  # type: ignore[index]
+        assert status == 422 and body["field"] == "tags" and "Nope" in body["error"]
 
 
 @pytest.mark.parametrize(
@@ -396,8 +396,8 @@ async def test_csv_of_a_unit_with_required_roles(api: Api) -> None:
         await fill_run(secret, run_id, 1_700_000_000.0, 5)
         path = f"/api/runs/{run_id}/csv"
         status, body = await api.call("GET", path, "viewer")
-        assert status == 403 and "may not see" in body["error"]  # type: ignore[index]
-        assert body["field"] is None  # type: ignore[index]
+        assert status == 403 and "may not see" in body["error"]
+        assert body["field"] is None
         # the same answer as the run's other endpoints
         assert (await api.call("GET", f"/api/runs/{run_id}", "viewer"))[0] == 403
         status, text = await api.call("GET", path, "operator")
@@ -418,21 +418,21 @@ async def test_bad_input_is_named_and_never_a_traceback(
     status, body = await api.call(
         "POST", control, data=b"{nope", headers={"Content-Type": "application/json"}
     )
-    assert status == 400 and body["field"] == "body"  # type: ignore[index]
+    assert status == 400 and body["field"] == "body"
     status, body = await api.call("POST", control, json={"action": "Explode"})
-    assert status == 422 and body["field"] == "action"  # type: ignore[index]
+    assert status == 422 and body["field"] == "action"
     status, body = await api.call("POST", control, json={})
-    assert status == 422 and body["field"] == "action"  # type: ignore[index]
+    assert status == 422 and body["field"] == "action"
     status, body = await api.call("POST", control, json={"action": "Stop", "extra": 1})
-    assert status == 422 and body["field"] == "extra"  # type: ignore[index]
+    assert status == 422 and body["field"] == "extra"
     status, body = await api.call("GET", "/api/runs?limit=0", "viewer")
-    assert status == 400 and body["field"] == "limit"  # type: ignore[index]
+    assert status == 400 and body["field"] == "limit"
     status, body = await api.call("GET", unit_path(engine, "/plot?points=x"), "viewer")
-    assert status == 400 and body["field"] == "points"  # type: ignore[index]
+    assert status == 400 and body["field"] == "points"
     status, body = await api.call(
         "PUT", unit_path(engine, "/method"), json={"text": 5, "expected_version": -1}
     )
-    assert status == 422 and body["field"] in ("text", "expected_version")  # type: ignore[index]
+    assert status == 422 and body["field"] in ("text", "expected_version")
     assert (await api.call("POST", "/api/units/ghost/control", json={"action": "Stop"}))[0] == 404
     assert (await api.call("GET", "/api/runs/ghost/plot", "viewer"))[0] == 404
     status, body = await api.call(
@@ -441,7 +441,7 @@ async def test_bad_input_is_named_and_never_a_traceback(
         "admin",
         json={"name": "x y", "role": "viewer", "password": "long enough, surely"},
     )
-    assert status == 422 and body["field"] == "name"  # type: ignore[index]
+    assert status == 422 and body["field"] == "name"
     assert not engine.requests
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
@@ -480,14 +480,14 @@ async def test_users_tokens_and_audit_chain(api: Api, tmp_path: Any, db_url: str
     ] == 404
     assert (await api.call("DELETE", "/api/users/zoe", "admin"))[0] == 204
     status, token = await api.call("POST", "/api/engine-tokens", "admin", json={"name": "pc-9"})
-    assert status == 201 and len(token["token"]) > 20  # type: ignore[index]
+    assert status == 201 and len(token["token"]) > 20
 
     _, page = await api.call("GET", "/api/audit?limit=100", "admin")
-    actions = [e["action"] for e in page["items"]]  # type: ignore[index]
+    actions = [e["action"] for e in page["items"]]
     for expected in ("user add", "user change", "user delete", "engine token create", "login"):
         assert expected in actions
-    change = next(e for e in page["items"] if e["action"] == "user change" and e["old"])  # type: ignore[index]
-    refused = next(e for e in page["items"] if e["action"] == "user change" and not e["old"])  # type: ignore[index]
+    change = next(e for e in page["items"] if e["action"] == "user change" and e["old"])
+    refused = next(e for e in page["items"] if e["action"] == "user change" and not e["old"])
     assert refused["new"]["status"] == 404 and refused["new"]["target"] == {"name": "nobody"}
     assert change["old"]["role"] == "viewer" and change["new"]["role"] == "operator"
 
@@ -503,8 +503,8 @@ async def test_users_tokens_and_audit_chain(api: Api, tmp_path: Any, db_url: str
 
 async def test_openapi_documents_every_api_route(api: Api) -> None:
     status, doc = await api.call("GET", "/api/openapi.json", None)
-    assert status == 200 and doc["openapi"].startswith("3.")  # type: ignore[index]
-    documented = {(m.upper(), path) for path, ops in doc["paths"].items() for m in ops}  # type: ignore[index]
+    assert status == 200 and doc["openapi"].startswith("3.")
+    documented = {(m.upper(), path) for path, ops in doc["paths"].items() for m in ops}
     served = set()
     for route in api.agg.app.router.routes():
         info = route.resource.get_info() if route.resource else {}
@@ -512,10 +512,10 @@ async def test_openapi_documents_every_api_route(api: Api) -> None:
         if path and path.startswith("/api/") and route.method != "HEAD":
             served.add((route.method, path))
     assert served <= documented, served - documented
-    put = doc["paths"]["/api/units/{unit_id}/method"]["put"]  # type: ignore[index]
+    put = doc["paths"]["/api/units/{unit_id}/method"]["put"]
     body_ref = put["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body_ref.endswith("/MethodPut")
-    assert "expected_version" in doc["components"]["schemas"]["MethodPut"]["properties"]  # type: ignore[index]
+    assert "expected_version" in doc["components"]["schemas"]["MethodPut"]["properties"]
     status, schema = await api.call("GET", "/api/protocol/schema", None)
     assert status == 200 and "RegisterEngine" in str(schema)
 
@@ -531,4 +531,4 @@ async def test_web_ui_fallback_and_missing_build(api: Api, tmp_path: Any) -> Non
     assert (await api.call("GET", "/assets/a.js", None))[1] == "x=1"
     assert (await api.call("GET", "/assets/missing.js", None))[0] == 404
     status, body = await api.call("GET", "/api/nothing-here", "viewer")
-    assert status == 404 and "error" in body  # type: ignore[operator]
+    assert status == 404 and "error" in body

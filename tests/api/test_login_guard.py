@@ -82,7 +82,7 @@ async def test_sixth_attempt_gets_429_until_the_lock_ends(api: Api) -> None:
     assert (await login(api, name, "wrong again"))[0] == 401  # success reset the count
 
     _, page = await api.call("GET", "/api/audit?limit=100", "admin")
-    lockouts = [e for e in page["items"] if e["action"] == "login lockout"]  # type: ignore[index]
+    lockouts = [e for e in page["items"] if e["action"] == "login lockout"]
     assert {e["new"]["locked"] for e in lockouts} == {f"user {name}", "address 127.0.0.1"}
     assert all(e["user"] == name and e["new"]["seconds"] == 30 for e in lockouts)
 
@@ -141,11 +141,11 @@ async def test_the_api_refuses_weak_passwords(api: Api, password: str, words: st
     status, body = await api.call(
         "POST", "/api/users", "admin", json={"name": "weak", "role": "viewer", "password": password}
     )
-    assert status == 422 and words in body["error"] and body["field"] == "password"  # type: ignore[index]
+    assert status == 422 and words in body["error"] and body["field"] == "password"
     status, body = await api.call(
         "PATCH", f"/api/users/{api.names['viewer']}", "admin", json={"password": password}
     )
-    assert status == 422 and words in body["error"]  # type: ignore[index]
+    assert status == 422 and words in body["error"]
 
 
 async def test_the_demo_bypass_is_not_reachable_through_the_api(api: Api) -> None:

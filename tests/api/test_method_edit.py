@@ -114,18 +114,18 @@ async def test_a_huge_analysis_is_bounded_and_counted(api: Api, tmp_path: Path) 
         body = {"text": "Mark: a", "expected_version": 0}
         status, saved = await api.call("PUT", _method_path(unit), json=body)
         assert status == 200, saved
-        assert saved["version"] == 1  # type: ignore[index]
-        assert len(saved["findings"]) == p.MAX_FINDINGS  # type: ignore[index]
-        assert saved["findings_omitted"] == MANY - p.MAX_FINDINGS  # type: ignore[index]
-        first = saved["findings"][0]  # type: ignore[index]
+        assert saved["version"] == 1
+        assert len(saved["findings"]) == p.MAX_FINDINGS
+        assert saved["findings_omitted"] == MANY - p.MAX_FINDINGS
+        first = saved["findings"][0]
         assert first["code"] == "W0" and len(first["message"]) == p.FINDING_TEXT_LIMIT
         assert len(first["suggestion"]) == p.FINDING_TEXT_LIMIT
         status, checked = await api.call(
             "POST", _method_path(unit, "/check"), json={"text": "Mark: a"}
         )
         assert status == 200, checked
-        assert len(checked["findings"]) == p.MAX_FINDINGS  # type: ignore[index]
-        assert checked["findings_omitted"] == MANY - p.MAX_FINDINGS  # type: ignore[index]
+        assert len(checked["findings"]) == p.MAX_FINDINGS
+        assert checked["findings_omitted"] == MANY - p.MAX_FINDINGS
 
 
 async def test_an_old_engines_unbounded_findings_are_cut_and_counted(
@@ -140,7 +140,7 @@ async def test_an_old_engines_unbounded_findings_are_cut_and_counted(
     body = {"text": "Mark: a", "expected_version": 0}
     status, saved = await api.call("PUT", _method_path(engine.engine_id), json=body)
     assert status == 200
-    assert len(saved["findings"]) == p.MAX_FINDINGS and saved["findings_omitted"] == 150  # type: ignore[index]
+    assert len(saved["findings"]) == p.MAX_FINDINGS and saved["findings_omitted"] == 150
 
 
 async def test_an_edit_reaching_a_stalled_engine_after_its_deadline_is_not_applied(
@@ -156,16 +156,16 @@ async def test_an_edit_reaching_a_stalled_engine_after_its_deadline_is_not_appli
         started = time.monotonic()
         status, answer = await api.call("PUT", _method_path(unit), json=body)
         assert status == 503 and time.monotonic() - started >= TIMEOUT
-        assert "the edit was not saved" in answer["error"]  # type: ignore[index]
+        assert "the edit was not saved" in answer["error"]
         engine.release.set()  # the engine reads the edit now, past its deadline
         await until(lambda: commands.late_answers == 1, 10, "the engine's late answer")
         assert not [c for c in control.calls if c[0] == "set_method"]  # never applied
         assert control.method_version == 0
         # the unit is fine and the next edit is saved and reported saved
         status, saved = await api.call("PUT", _method_path(unit), json=body)
-        assert status == 200 and saved["version"] == 1  # type: ignore[index]
+        assert status == 200 and saved["version"] == 1
         audit = (await api.call("GET", "/api/audit?limit=10", "admin"))[1]
-        results = [e["new"]["result"] for e in audit["items"] if e["action"] == "method"]  # type: ignore[index]
+        results = [e["new"]["result"] for e in audit["items"] if e["action"] == "method"]
         assert results[0] == "ok" and "not saved" in results[1]  # newest first
 
 
@@ -177,7 +177,7 @@ async def test_a_late_save_by_an_engine_ignoring_the_deadline_is_recorded_and_sh
     body = {"text": "Mark: late", "expected_version": 0}
     before = time.time()
     status, answer = await api.call("PUT", _method_path(engine.engine_id), json=body)
-    assert status == 503 and "not saved" in answer["error"]  # type: ignore[index]
+    assert status == 503 and "not saved" in answer["error"]
     (request,) = engine.requests
     assert isinstance(request, p.SetMethod) and request.deadline is not None
     assert before + TIMEOUT * 0.4 <= request.deadline <= time.time()
@@ -190,10 +190,10 @@ async def test_a_late_save_by_an_engine_ignoring_the_deadline_is_recorded_and_sh
     await until(lambda: commands.late_answers == 1, 5, "the late answer recorded")
 
     audit = (await api.call("GET", "/api/audit?limit=10", "admin"))[1]
-    late = [e for e in audit["items"] if e["new"].get("result") == LATE_RESULT]  # type: ignore[index]
+    late = [e for e in audit["items"] if e["new"].get("result") == LATE_RESULT]
     assert len(late) == 1 and late[0]["user"] == api.names["operator"]
     assert late[0]["new"]["version"] == 1 and late[0]["unit_id"] == engine.engine_id
     errors = (await api.call("GET", f"/api/units/{quote(engine.engine_id, safe='')}/errors"))[1]
-    assert any("timed out" in e["message"] and "version 1" in e["message"] for e in errors)  # type: ignore[attr-defined]
+    assert any("timed out" in e["message"] and "version 1" in e["message"] for e in errors)
     status, view = await api.call("GET", _method_path(engine.engine_id), "viewer")
-    assert status == 200 and view["version"] == 1 and view["text"] == "Mark: late"  # type: ignore[index]
+    assert status == 200 and view["version"] == 1 and view["text"] == "Mark: late"

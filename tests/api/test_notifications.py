@@ -82,40 +82,40 @@ async def mbox_api(db_url: str, tmp_path: Path, password_hash: str) -> AsyncIter
 async def test_settings_are_per_person_and_checked(api: Api) -> None:
     status, body = await api.call("GET", "/api/me/notifications", "viewer")
     assert status == 200
-    assert body["rules"] == [] and body["email_available"] is False  # type: ignore[index]
-    assert len(body["vapid_public_key"]) == 87  # type: ignore[index]  # 65 bytes, base64url
+    assert body["rules"] == [] and body["email_available"] is False
+    assert len(body["vapid_public_key"]) == 87  # 65 bytes, base64url
     status, body = await api.call(
         "PUT",
         "/api/me/notifications",
         "viewer",
         json={"email": "v@lab.example", "email_enabled": True},
     )
-    assert status == 422 and body["field"] == "email_enabled"  # type: ignore[index]
-    assert "--smtp-url" in body["error"]  # type: ignore[index]
+    assert status == 422 and body["field"] == "email_enabled"
+    assert "--smtp-url" in body["error"]
     status, body = await api.call("PUT", "/api/me/notifications", "viewer", json={"email": "nope"})
-    assert status == 422 and body["field"] == "email"  # type: ignore[index]
+    assert status == 422 and body["field"] == "email"
     status, body = await api.call(
         "PUT", "/api/me/notifications", "viewer", json={"rules": [{"unit_id": "nowhere"}]}
     )
-    assert status == 404 and body["field"] == "rules.0.unit_id"  # type: ignore[index]
+    assert status == 404 and body["field"] == "rules.0.unit_id"
     status, body = await api.call(
         "PUT", "/api/me/notifications", "viewer", json={"rules": [{"alarm_priority": "severe"}]}
     )
-    assert status == 422 and body["field"] == "rules.0.alarm_priority"  # type: ignore[index]
+    assert status == 422 and body["field"] == "rules.0.alarm_priority"
     status, body = await api.call(
         "PUT", "/api/me/notifications", "viewer", json={"rules": [{"offline_seconds": -1}]}
     )
-    assert status == 422 and body["field"] == "rules.0.offline_seconds"  # type: ignore[index]
+    assert status == 422 and body["field"] == "rules.0.offline_seconds"
     status, body = await api.call("PUT", "/api/me/notifications", "viewer", json={"sms": True})
-    assert status == 422 and body["field"] == "sms"  # type: ignore[index]
+    assert status == 422 and body["field"] == "sms"
     saved = await choose(api, "viewer", web_push_enabled=True, rules=[{"notify_lines": True}])
     assert saved["rules"][0]["notify_lines"] is True
     status, mine = await api.call("GET", "/api/me/notifications", "viewer")
-    assert mine["web_push_enabled"] is True  # type: ignore[index]
+    assert mine["web_push_enabled"] is True
     status, theirs = await api.call("GET", "/api/me/notifications", "operator")
-    assert theirs["web_push_enabled"] is False  # type: ignore[index]
+    assert theirs["web_push_enabled"] is False
     status, body = await api.call("POST", "/api/me/notifications/test", "operator")
-    assert status == 409 and "no channel" in body["error"]  # type: ignore[index]
+    assert status == 409 and "no channel" in body["error"]
 
 
 async def test_unit_events_reach_who_chose_them_by_email(mbox_api: Api, tmp_path: Path) -> None:
@@ -247,7 +247,8 @@ async def test_no_password_in_the_clear_and_admins_see_the_failure(
         async def failures() -> list[dict[str, Any]]:
             status, page = await api.call("GET", "/api/notifications/failures", "admin")
             assert status == 200
-            return page["items"]  # type: ignore[index,no-any-return]
+            items: list[dict[str, Any]] = page["items"]
+            return items
 
         items = await failures()  # settled: every failure is recorded
         assert not sink.messages
@@ -258,7 +259,7 @@ async def test_no_password_in_the_clear_and_admins_see_the_failure(
         )
         assert failure["attempts"] == 2  # retried, then kept
         status, page = await api.call("GET", "/api/notifications/failures", "admin")
-        assert page["email"] == f"smtp://{SMTP_USER}@127.0.0.1:{port}"  # type: ignore[index]
+        assert page["email"] == f"smtp://{SMTP_USER}@127.0.0.1:{port}"
         status, _ = await api.call("GET", "/api/notifications/failures", "operator")
         assert status == 403
     finally:
@@ -307,15 +308,17 @@ async def test_web_push_is_encrypted_to_the_subscription(api: Api, engine: FakeE
         status, _ = await api.call("POST", "/api/me/notifications/test", "operator")
         assert status == 200
         await service(api).settled()
-        await until(
-            lambda: not service(api).known(api.names["operator"]).pushes,  # type: ignore[union-attr]
-            5.0,
-            "the subscription forgotten",
-        )
+
+        def forgotten() -> bool:
+            known = service(api).known(api.names["operator"])
+            assert known is not None
+            return not known.pushes
+
+        await until(forgotten, 5.0, "the subscription forgotten")
         status, page = await api.call("GET", "/api/notifications/failures", "admin")
-        assert "subscription was removed" in page["items"][0]["error"]  # type: ignore[index]
+        assert "subscription was removed" in page["items"][0]["error"]
         status, mine = await api.call("GET", "/api/me/notifications", "operator")
-        assert mine["push_subscriptions"] == 0  # type: ignore[index]
+        assert mine["push_subscriptions"] == 0
         status, body = await api.call(
             "DELETE", f"/api/me/push-subscriptions?endpoint={quote(endpoint)}", "operator"
         )
@@ -326,7 +329,7 @@ async def test_web_push_is_encrypted_to_the_subscription(api: Api, engine: FakeE
             "operator",
             json={"endpoint": "ftp://x/y/z/1", "keys": {"p256dh": "a", "auth": "b"}},
         )
-        assert status == 422 and body["field"] == "endpoint"  # type: ignore[index]
+        assert status == 422 and body["field"] == "endpoint"
     finally:
         await push.stop()
 
@@ -346,13 +349,13 @@ async def test_unacknowledged_alarm_escalates_along_the_list(mbox_api: Api, tmp_
     status, body = await api.call(
         "PUT", f"/api/units/{unit}/escalation", "admin", json={"users": ["nobody"]}
     )
-    assert status == 422 and body["field"] == "users.0"  # type: ignore[index]
+    assert status == 422 and body["field"] == "users.0"
     status, body = await api.call(
         "PUT", f"/api/units/{unit}/escalation", "admin", json={"users": chain}
     )
-    assert status == 200 and body["users"] == chain  # type: ignore[index]
+    assert status == 200 and body["users"] == chain
     status, body = await api.call("GET", f"/api/units/{unit}/escalation", "viewer")
-    assert body["users"] == chain and body["updated_by"] == api.names["admin"]  # type: ignore[index]
+    assert body["users"] == chain and body["updated_by"] == api.names["admin"]
 
     # PT01 high: priority high, escalation_minutes 1; raised 130 s ago, still unacknowledged
     await alarms(engine, event("PT01 high", "unack_active", "normal", time.time() - 130))

@@ -75,17 +75,17 @@ async def test_a_failing_message_is_quarantined_then_replayed(
 
     status, page = await api.call("GET", "/api/quarantine", "admin")
     assert status == 200
-    assert page["total"] == 1 and page["next"] is None  # type: ignore[index]
-    (item,) = page["items"]  # type: ignore[index]
+    assert page["total"] == 1 and page["next"] is None
+    (item,) = page["items"]
     assert (item["unit_id"], item["seq"], item["type"]) == (engine.engine_id, seq, "TagsUpdated")
     assert "the handler trips over 666" in item["error"] and item["attempts"] == 0
     status, whole = await api.call("GET", f"/api/quarantine/{item['id']}", "admin")
-    assert status == 200 and whole["message"]["tags"][0]["value"] == BUG  # type: ignore[index]
-    assert whole["message"]["seq"] == seq and whole["message"]["run_id"] == rid  # type: ignore[index]
+    assert status == 200 and whole["message"]["tags"][0]["value"] == BUG
+    assert whole["message"]["seq"] == seq and whole["message"]["run_id"] == rid
 
     status, log = await api.call("GET", _errors_path(engine), "viewer")
     assert status == 200
-    lines = [e["message"] for e in log]  # type: ignore[attr-defined]
+    lines = [e["message"] for e in log]
     assert any(f"quarantine #{item['id']}" in m and "nothing is lost" in m for m in lines)
 
     for role in ("viewer", "operator"):
@@ -103,13 +103,13 @@ async def test_a_failing_message_is_quarantined_then_replayed(
         "outcome": "applied",
     }
     assert _ft01(api, rid) == [1.0, BUG, 3.0]
-    assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 0  # type: ignore[index]
+    assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 0
     assert (await api.call("POST", f"/api/quarantine/{item['id']}/replay", "admin"))[0] == 404
-    lines = [e["message"] for e in (await api.call("GET", _errors_path(engine), "viewer"))[1]]  # type: ignore[attr-defined]
+    lines = [e["message"] for e in (await api.call("GET", _errors_path(engine), "viewer"))[1]]
     assert any(f"quarantine #{item['id']} replayed by {api.names['admin']}" in m for m in lines)
 
     status, audit = await api.call("GET", "/api/audit?limit=20", "admin")
-    replays = [e for e in audit["items"] if e["action"] == "quarantine replay"]  # type: ignore[index]
+    replays = [e for e in audit["items"] if e["action"] == "quarantine replay"]
     assert [(e["user"], e["unit_id"], e["new"]["result"]) for e in replays[:1]] == [
         (api.names["admin"], engine.engine_id, "applied")
     ]  # newest first; the viewer's and operator's refused attempts are audited too
@@ -133,14 +133,14 @@ async def test_a_replay_that_fails_again_stays_and_is_audited(
     rid = "run-" + engine.engine_id[-8:]
     await engine.run_started(rid, time.time())
     await engine.tags(rid, 1001.0, FT01=BUG)
-    (item,) = (await api.call("GET", "/api/quarantine", "admin"))[1]["items"]  # type: ignore[index]
+    (item,) = (await api.call("GET", "/api/quarantine", "admin"))[1]["items"]
     status, body = await api.call("POST", f"/api/quarantine/{item['id']}/replay", "admin")
     assert status == 409
-    assert "failed again, it stays" in body["error"] and "trips over 666" in body["error"]  # type: ignore[index]
-    (after,) = (await api.call("GET", "/api/quarantine", "admin"))[1]["items"]  # type: ignore[index]
+    assert "failed again, it stays" in body["error"] and "trips over 666" in body["error"]
+    (after,) = (await api.call("GET", "/api/quarantine", "admin"))[1]["items"]
     assert after["id"] == item["id"] and after["attempts"] == 1
     audit = (await api.call("GET", "/api/audit?limit=20", "admin"))[1]
-    replays = [e for e in audit["items"] if e["action"] == "quarantine replay"]  # type: ignore[index]
+    replays = [e for e in audit["items"] if e["action"] == "quarantine replay"]
     assert len(replays) == 1 and "failed again" in replays[0]["new"]["result"]
     assert replays[0]["new"]["id"] == item["id"]
 
@@ -155,13 +155,13 @@ async def test_a_superseded_state_is_not_rolled_back_by_its_replay(
     await engine.control_state(p.SystemState.STOPPED)
     live = api.agg.ctx.live.engines[engine.engine_id]
     await until(lambda: live.control.get("state") == "Stopped", 5, "the newer state")
-    (item,) = (await api.call("GET", "/api/quarantine", "admin"))[1]["items"]  # type: ignore[index]
+    (item,) = (await api.call("GET", "/api/quarantine", "admin"))[1]["items"]
     assert item["type"] == "ControlState"
     status, done = await api.call("POST", f"/api/quarantine/{item['id']}/replay", "admin")
-    assert status == 200 and done["outcome"] == "superseded"  # type: ignore[index]
+    assert status == 200 and done["outcome"] == "superseded"
     stored = {row.id: row for row in api.agg.ctx.storage.list_engines()}[engine.engine_id]
     assert '"Stopped"' in stored.control_json
-    assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 0  # type: ignore[index]
+    assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 0
 
 
 async def test_quarantine_pages_filters_and_bad_ids(api: Api, bug: Bug) -> None:
@@ -173,18 +173,18 @@ async def test_quarantine_pages_filters_and_bad_ids(api: Api, bug: Bug) -> None:
             await first.tags(rid, 1000.0 + t, FT01=BUG)
         await second.tags(None, 1000.0, FT01=BUG, sample=False)
         await second.control_state(p.SystemState.STOPPED)
-        assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 4  # type: ignore[index]
+        assert (await api.call("GET", "/api/quarantine", "admin"))[1]["total"] == 4
         unit = quote(first.engine_id, safe="")
         status, page = await api.call("GET", f"/api/quarantine?unit={unit}&limit=2", "admin")
-        assert status == 200 and page["total"] == 3  # type: ignore[index]
-        ids = [i["id"] for i in page["items"]]  # type: ignore[index]
-        assert len(ids) == 2 and ids == sorted(ids, reverse=True) and page["next"] == ids[-1]  # type: ignore[index]
+        assert status == 200 and page["total"] == 3
+        ids = [i["id"] for i in page["items"]]
+        assert len(ids) == 2 and ids == sorted(ids, reverse=True) and page["next"] == ids[-1]
         rest = (await api.call("GET", f"/api/quarantine?unit={unit}&cursor={ids[-1]}", "admin"))[1]
-        assert [i["id"] for i in rest["items"]] == [ids[-1] - 1] and rest["next"] is None  # type: ignore[index]
-        assert (await api.call("GET", "/api/quarantine?unit=nobody", "admin"))[1]["total"] == 0  # type: ignore[index]
+        assert [i["id"] for i in rest["items"]] == [ids[-1] - 1] and rest["next"] is None
+        assert (await api.call("GET", "/api/quarantine?unit=nobody", "admin"))[1]["total"] == 0
         for bad in ("0", "abc", "99999999999999999999", str(ids[0] + 1000)):
             status, body = await api.call("POST", f"/api/quarantine/{bad}/replay", "admin")
-            assert status == 404 and "no quarantined message" in body["error"]  # type: ignore[index]
+            assert status == 404 and "no quarantined message" in body["error"]
             assert (await api.call("GET", f"/api/quarantine/{bad}", "admin"))[0] == 404
         assert (await api.call("GET", "/api/quarantine?limit=0", "admin"))[0] == 400
     finally:

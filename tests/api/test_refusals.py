@@ -19,7 +19,7 @@ JsonDict = dict[str, Any]
 async def audit(api: Api) -> list[JsonDict]:
     status, page = await api.call("GET", "/api/audit?limit=1000", "admin")
     assert status == 200
-    return list(page["items"])  # type: ignore[index]
+    return list(page["items"])
 
 
 def refused(entries: list[JsonDict], action: str, status: int) -> list[JsonDict]:
@@ -41,7 +41,7 @@ async def test_role_and_unit_refusals_over_http_are_audited(api: Api, engine: Fa
     entries = await audit(api)
     [control] = refused(entries, "control", 403)
     assert control["user"] == api.names["viewer"] and control["unit_id"] == unit
-    assert control["new"]["result"] == body["error"]  # type: ignore[index]
+    assert control["new"]["result"] == body["error"]
     [users] = refused(entries, "GET /api/users", 403)
     assert users["user"] == api.names["operator"] and "admin role" in users["new"]["result"]
 

@@ -77,6 +77,7 @@ async def test_the_workbook_holds_the_csv_values(api: Api, engine: FakeEngine) -
     assert len(data) - 1 == len(rows) == 4
     for got, want in zip(data[1:], rows, strict=True):
         stamp = datetime.fromisoformat(want[0].replace("Z", "+00:00"))
+        assert isinstance(got[0], datetime)
         assert abs(got[0] - stamp.replace(tzinfo=None)).total_seconds() < 0.001
         assert got[1] == pytest.approx(float(want[1]), abs=1e-9)
         assert all(same_cell(g, w) for g, w in zip(got[2:], want[2:], strict=True)), (got, want)
@@ -97,7 +98,7 @@ async def test_xlsx_guards_and_limits(
     monkeypatch.setattr(aggregator.run_export, "EXCEL_MAX_ROWS", 5)
     status, body = await api.call("GET", f"/api/runs/{run_id}/xlsx", "viewer")
     assert status == 422
-    assert body["error"] == (  # type: ignore[index]
+    assert body["error"] == (
         f"run {run_id!r} has more than 4 sample times, more than an Excel sheet holds; "
         "export it as CSV"
     )
@@ -113,9 +114,9 @@ async def test_batch_name_is_stored_per_run(api: Api, engine: FakeEngine) -> Non
     await engine.control_state(p.SystemState.STOPPED, run_id=run_id, batch_name="")
     status, page = await api.call("GET", "/api/runs?q=lot%207", "viewer")
     assert status == 200
-    assert [(r["id"], r["batch_name"]) for r in page["items"]] == [(run_id, "Lot 7/A")]  # type: ignore[index]
+    assert [(r["id"], r["batch_name"]) for r in page["items"]] == [(run_id, "Lot 7/A")]
     status, detail = await api.call("GET", f"/api/runs/{run_id}", "viewer")
-    assert status == 200 and detail["batch_name"] == "Lot 7/A"  # type: ignore[index]
+    assert status == 200 and detail["batch_name"] == "Lot 7/A"
 
 
 async def test_start_is_recorded_against_the_run_it_started(api: Api, engine: FakeEngine) -> None:
@@ -133,11 +134,11 @@ async def test_start_is_recorded_against_the_run_it_started(api: Api, engine: Fa
     assert status == 200
     status, audit = await api.call("GET", "/api/audit", "admin")
     assert status == 200
-    start = next(e for e in audit["items"] if e["action"] == "control")  # type: ignore[index]
+    start = next(e for e in audit["items"] if e["action"] == "control")
     assert start["run_id"] == run_id and start["new"]["action"] == "Start"
     status, detail = await api.call("GET", f"/api/runs/{run_id}", "viewer")
     assert status == 200
-    contributors = detail["contributors"]  # type: ignore[index]
+    contributors = detail["contributors"]
     assert [(c["user"], c["actions"]) for c in contributors] == [(api.names["operator"], 1)]
     await asyncio.gather(*sent)
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.api.conftest import Api
-from tests.api.regulated_helpers import add_signers, audit_entries, sign
+from tests.api.regulated_helpers import add_signers, audit_entries, new_of, sign
 
 TEXT = "Base: min\nBlock: Equilibrate\n    Inlet: VA01\nEnd block"
 
@@ -40,11 +40,11 @@ async def test_versions_are_added_never_changed(signers: Api) -> None:
     status, stale = await api.call(
         "PUT", f"/api/methods/{created['id']}", json={"text": "x", "expected_version": 1}
     )
-    assert status == 409 and "version 2, not 1" in stale["error"]  # type: ignore[index]
+    assert status == 409 and "version 2, not 1" in stale["error"]
     status, _ = await api.call("POST", "/api/methods", "viewer", json={"name": "V", "text": ""})
     assert status == 403
     status, dup = await api.call("POST", "/api/methods", json={"name": "Equilibrate", "text": ""})
-    assert status == 409 and "already exists" in dup["error"]  # type: ignore[index]
+    assert status == 409 and "already exists" in dup["error"]
     status, listed = await api.call("GET", "/api/methods", "viewer")
     assert status == 200 and isinstance(listed, list)
     assert [(m["name"], m["latest_version"], m["latest_state"]) for m in listed] == [
@@ -72,7 +72,7 @@ async def test_every_refusal_is_refused_and_audited(signers: Api) -> None:
     ]
     for role, meaning, extra, status, reason in cases:
         got, body = await sign(api, role, "method_version", mid, meaning, version=1, **extra)
-        assert got == status and reason in body["error"], (role, meaning, body)  # type: ignore[index]
+        assert got == status and reason in body["error"], (role, meaning, body)
     entries = audit_entries(api, "signature")
     assert len(entries) == len(cases)
     for entry, (role, meaning, _extra, status, reason) in zip(entries, cases, strict=True):
@@ -83,13 +83,13 @@ async def test_every_refusal_is_refused_and_audited(signers: Api) -> None:
     # the reviewer may not also approve; an unnamed signer is told to get a printed name
     assert (await sign(api, "admin", "method_version", mid, "reviewed", version=1))[0] == 201
     got, body = await sign(api, "admin", "method_version", mid, "approved", version=1)
-    assert got == 403 and "may not also approve" in body["error"]  # type: ignore[index]
+    assert got == 403 and "may not also approve" in body["error"]
     api.agg.ctx.storage.set_full_name(api.names["approver"], "")
     got, body = await sign(api, "approver", "method_version", mid, "approved", version=1)
-    assert got == 409 and "no printed name" in body["error"]  # type: ignore[index]
-    assert audit_entries(api, "signature")[-1].new["status"] == 409  # type: ignore[index]
+    assert got == 409 and "no printed name" in body["error"]
+    assert new_of(audit_entries(api, "signature")[-1])["status"] == 409
     status, detail = await api.call("GET", f"/api/methods/{mid}", "viewer")
-    assert [v["state"] for v in detail["versions"]] == ["reviewed"]  # type: ignore[index]
+    assert [v["state"] for v in detail["versions"]] == ["reviewed"]
 
 
 async def test_signing_moves_the_state_and_verifies(signers: Api) -> None:
@@ -104,7 +104,7 @@ async def test_signing_moves_the_state_and_verifies(signers: Api) -> None:
     assert approved["full_name"] == "Petra Approver" and approved["meaning"] == "approved"
     assert approved["time_utc"].endswith("UTC") and len(approved["sha256"]) == 64
     status, detail = await api.call("GET", f"/api/methods/{mid}", "viewer")
-    version = detail["versions"][0]  # type: ignore[index]
+    version = detail["versions"][0]
     assert version["state"] == "approved"
     assert [(s["meaning"], s["valid"]) for s in version["signatures"]] == [
         ("authored", True),
@@ -112,19 +112,19 @@ async def test_signing_moves_the_state_and_verifies(signers: Api) -> None:
         ("approved", True),
     ]
     entry = audit_entries(api, "signature")[-1]
-    assert entry.new["sha256"] == approved["sha256"]  # type: ignore[index]
-    assert entry.new["full_name"] == "Petra Approver"  # type: ignore[index]
+    assert new_of(entry)["sha256"] == approved["sha256"]
+    assert new_of(entry)["full_name"] == "Petra Approver"
     # approving version 2 retires version 1
     await api.call("PUT", f"/api/methods/{mid}", json={"text": TEXT + "\n", "expected_version": 1})
     await sign(api, "admin", "method_version", mid, "reviewed", version=2)
     await sign(api, "approver", "method_version", mid, "approved", version=2)
     status, detail = await api.call("GET", f"/api/methods/{mid}", "viewer")
-    assert [v["state"] for v in detail["versions"]] == ["retired", "approved"]  # type: ignore[index]
+    assert [v["state"] for v in detail["versions"]] == ["retired", "approved"]
     got, body = await sign(api, "admin", "method_version", mid, "reviewed", version=1)
-    assert got == 409 and "is retired" in body["error"]  # type: ignore[index]
+    assert got == 409 and "is retired" in body["error"]
 
     status, check = await api.call("GET", f"/api/signatures/{approved['id']}/verify", "viewer")
-    assert status == 200 and check["valid"] is True, check  # type: ignore[index]
+    assert status == 200 and check["valid"] is True, check
 
 
 async def test_a_changed_row_invalidates_the_signature(signers: Api) -> None:
@@ -143,7 +143,7 @@ async def test_a_changed_row_invalidates_the_signature(signers: Api) -> None:
     assert check["valid"] is False and check["changed"] == ["text"], check
     assert "changed since it was signed: text" in check["reason"]
     status, detail = await api.call("GET", f"/api/methods/{mid}", "viewer")
-    assert detail["versions"][0]["signatures"][0]["valid"] is False  # type: ignore[index]
+    assert detail["versions"][0]["signatures"][0]["valid"] is False
     # restoring the text but editing the signature row itself is seen as well
     with engine.begin() as conn:
         conn.execute(
@@ -155,7 +155,7 @@ async def test_a_changed_row_invalidates_the_signature(signers: Api) -> None:
             {"i": reviewed["id"]},
         )
     _, check = await api.call("GET", f"/api/signatures/{reviewed['id']}/verify", "viewer")
-    assert check["valid"] is False and check["changed"] == ["signature"]  # type: ignore[index]
-    assert "meaning" in check["reason"]  # type: ignore[index]
+    assert check["valid"] is False and check["changed"] == ["signature"]
+    assert "meaning" in check["reason"]
     status, _ = await api.call("GET", "/api/signatures/424242/verify", "viewer")
     assert status == 404

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import protocol as p
 from aggregator.api.predictions import LATE_START, PREDICTIONS_KEY
 from tests.api.conftest import Api
 from tests.api.fake_engine import FakeEngine
@@ -22,9 +23,11 @@ async def test_a_start_keeps_a_failed_prediction_with_its_reason(
     await keeper.wait_idle()
     status, body = await api.call("GET", f"/api/runs/{run_id}/prediction", "viewer")
     assert status == 200, body
-    assert body["status"] == "failed" and body["prediction"] is None  # type: ignore[index]
-    assert body["reason"] == "the fake engine has no process model"  # type: ignore[index]
-    assert len([r for r in engine.model_requests if r.text is None]) == 1  # its current method
+    assert body["status"] == "failed" and body["prediction"] is None
+    assert body["reason"] == "the fake engine has no process model"
+    runs = [r for r in engine.model_requests if isinstance(r, p.RunModel)]
+    assert runs == engine.model_requests
+    assert len([r for r in runs if r.text is None]) == 1  # its current method
 
 
 async def test_a_run_seen_long_after_its_start_gets_none(api: Api, engine: FakeEngine) -> None:

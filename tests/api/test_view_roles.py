@@ -10,7 +10,7 @@ import protocol as p
 from tests.api.conftest import Api
 from tests.api.fake_engine import FakeEngine
 from tests.api.test_http import fill_run
-from tests.live.conftest import WsClient
+from tests.live.conftest import Frame, WsClient
 
 T0 = 1_700_000_000.0
 
@@ -34,16 +34,16 @@ def unit(engine: FakeEngine, tail: str = "") -> str:
 async def unit_ids(api: Api, role: str) -> list[str]:
     status, units = await api.call("GET", "/api/units", role)
     assert status == 200
-    return [u["id"] for u in units]  # type: ignore[union-attr]
+    return [u["id"] for u in units]
 
 
 async def run_ids(api: Api, role: str) -> list[str]:
     status, page = await api.call("GET", "/api/runs", role)
     assert status == 200
-    return [r["id"] for r in page["items"]]  # type: ignore[index]
+    return [r["id"] for r in page["items"]]
 
 
-async def ws_snapshot(api: Api, role: str, topic: str) -> dict[str, object]:
+async def ws_snapshot(api: Api, role: str, topic: str) -> Frame:
     client = await WsClient(api, role).connect()
     try:
         await client.send({"action": "subscribe", "topic": topic, "id": "s"})
@@ -63,7 +63,7 @@ async def test_a_viewer_watches_but_cannot_control(api: Api) -> None:
         assert watched.engine_id in await unit_ids(api, "viewer")
         status, detail = await api.call("GET", unit(watched), "viewer")
         assert status == 200
-        assert (detail["required_roles"], detail["view_roles"]) == (["operator"], ["viewer"])  # type: ignore[index]
+        assert (detail["required_roles"], detail["view_roles"]) == (["operator"], ["viewer"])
         assert (await api.call("GET", unit(watched, "/plot"), "viewer"))[0] == 200
         assert run_id in await run_ids(api, "viewer")
         for tail in ("", "/plot", "/csv"):
@@ -71,9 +71,9 @@ async def test_a_viewer_watches_but_cannot_control(api: Api) -> None:
             assert status == 200, (tail, body)
         snapshot = await ws_snapshot(api, "viewer", f"unit/{watched.engine_id}/tags")
         assert snapshot.get("kind") == "snapshot"
-        assert {t["name"] for t in snapshot["data"]} >= {"FT01"}  # type: ignore[attr-defined]
+        assert {t["name"] for t in snapshot["data"]} >= {"FT01"}
         units = await ws_snapshot(api, "viewer", "units")
-        assert watched.engine_id in [u["id"] for u in units["data"]]  # type: ignore[attr-defined]
+        assert watched.engine_id in [u["id"] for u in units["data"]]
 
         for path, body in [
             ("/control", {"action": "Stop"}),
@@ -81,7 +81,7 @@ async def test_a_viewer_watches_but_cannot_control(api: Api) -> None:
             ("/runlog/r1/cancel", None),
         ]:
             status, refusal = await api.call("POST", unit(watched, path), "viewer", json=body)
-            assert status == 403 and "operator" in refusal["error"], (path, refusal)  # type: ignore[index]
+            assert status == 403 and "operator" in refusal["error"], (path, refusal)
         status, _ = await api.call(
             "POST", unit(watched, "/control"), "operator", json={"action": "Stop"}
         )
@@ -117,7 +117,7 @@ async def test_control_takes_a_control_role(api: Api) -> None:
             "POST", unit(guarded, "/control"), "operator", json={"action": "Start"}
         )
         assert status == 403
-        assert refusal["error"] == (  # type: ignore[index]
+        assert refusal["error"] == (
             f"unit {guarded.engine_id!r} may be controlled only with one of the roles admin"
         )
         status, _ = await api.call(
