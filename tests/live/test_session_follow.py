@@ -29,7 +29,14 @@ def _field(row: Any, name: str) -> Any:
     return row[name] if isinstance(row, dict) else getattr(row, name)
 
 
-async def _socket(api: Api, role: str = "operator", lifetime: float = 3600.0) -> WsClient:
+class UserSocket(WsClient):
+    def __init__(self, api: Api, role: str, name: str, token: str) -> None:
+        super().__init__(api, role)
+        self.name = name
+        self.token = token
+
+
+async def _socket(api: Api, role: str = "operator", lifetime: float = 3600.0) -> UserSocket:
     """A new user with a session of its own, connected to /ws and subscribed."""
     storage = api.agg.ctx.storage
     name = f"{role}-{uuid.uuid4().hex[:6]}"
@@ -38,9 +45,7 @@ async def _socket(api: Api, role: str = "operator", lifetime: float = 3600.0) ->
     assert user is not None
     token = new_token()
     storage.create_session(_field(user, "id"), token_hash(token), lifetime)
-    client = WsClient(api, role)
-    client.name = name  # type: ignore[attr-defined]
-    client.token = token  # type: ignore[attr-defined]
+    client = UserSocket(api, role, name, token)
     await client.connect(headers={"Authorization": f"Bearer {token}"})
     await client.send({"action": "subscribe", "topic": "units"})
     await client.wait(lambda f: f.get("topic") == "units", what="units snapshot")
@@ -67,7 +72,7 @@ async def _closes(client: WsClient, code: int, change: Callable[[], Awaitable[ob
 async def test_logout_closes_the_sessions_sockets(api: Api) -> None:
     client = await _socket(api)
     other = await _socket(api)
-    token = client.token  # type: ignore[attr-defined]
+    token = client.token
 
     async def logout() -> None:
         async with api.http.post(
@@ -84,7 +89,7 @@ async def test_logout_closes_the_sessions_sockets(api: Api) -> None:
 
 async def test_expiry_closes_the_socket(api: Api) -> None:
     client = await _socket(api, lifetime=1.5)
-    user = api.agg.ctx.storage.user_by_name(client.name)  # type: ignore[attr-defined]
+    user = api.agg.ctx.storage.user_by_name(client.name)
     assert user is not None
     with api.agg.ctx.storage.engine.connect() as conn:
         expires = conn.execute(
@@ -104,7 +109,7 @@ async def test_password_change_demotion_and_deletion_over_http(api: Api) -> None
         ("DELETE", None),
     ):
         client = await _socket(api)
-        name = client.name  # type: ignore[attr-defined]
+        name = client.name
 
         async def act(method: str = change, json: object = body, user: str = name) -> None:
             kw = {} if json is None else {"json": json}
@@ -121,11 +126,7 @@ async def test_a_role_changed_in_the_database_closes_with_4003(api: Api) -> None
     async def demote() -> None:
         engine = sa.create_engine(str(api.agg.ctx.storage.engine.url))
         with engine.begin() as conn:
-            conn.execute(
-                T_USER.update()
-                .where(T_USER.c.name == client.name)  # type: ignore[attr-defined]
-                .values(role="viewer")
-            )
+            conn.execute(T_USER.update().where(T_USER.c.name == client.name).values(role="viewer"))
         engine.dispose()
 
     await _closes(client, CLOSE_ROLE_CHANGED, demote)
@@ -143,7 +144,7 @@ async def test_cli_passwd_in_another_process_closes_the_socket(api: Api) -> None
                 "aggregator.cli",
                 "user",
                 "passwd",
-                client.name,  # type: ignore[attr-defined]
+                client.name,
                 "--password-stdin",
                 "--database",
                 url,
@@ -162,11 +163,7 @@ async def test_nothing_is_accepted_once_the_session_is_gone(api: Api) -> None:
     """An action sent right after the session ended, before the next sweep, is refused."""
     client = await _socket(api)
     with api.agg.ctx.storage.engine.begin() as conn:
-        conn.execute(
-            T_SESSION.delete().where(
-                T_SESSION.c.token_hash == token_hash(client.token)  # type: ignore[attr-defined]
-            )
-        )
+        conn.execute(T_SESSION.delete().where(T_SESSION.c.token_hash == token_hash(client.token)))
     await client.send({"action": "status", "id": "late", "unit": "any"})
     await client.send({"action": "subscribe", "topic": "units", "id": "late-sub"})
     await until(client.closed.is_set, WITHIN, "the socket to close")

@@ -213,7 +213,7 @@ async def test_bad_frames_are_answered_naming_the_field(
     api: Api, engine: FakeEngine, clients: Clients
 ) -> None:
     client = await clients("viewer")
-    await client.ws.send_str("{not json")  # type: ignore[union-attr]
+    await client.ws.send_str("{not json")
     await client.send({"action": "dance"})
     await client.send({"action": "command", "id": "c1", "unit": engine.engine_id})
     await client.send({"action": "subscribe", "topic": "unit/x/nope"})
@@ -266,7 +266,7 @@ async def test_run_time_is_pushed_at_most_once_per_engine_second(
     )
     # the engine sends Run Time every scan (0.25 s here); ControlState only on state changes
     for i in range(1, 13):
-        await engine.tags("r-rt", t0 + 1 + i * 0.25, sample=False, **{"Run Time": i * 0.25})
+        await engine.tag_values("r-rt", t0 + 1 + i * 0.25, {"Run Time": i * 0.25}, sample=False)
     await ann.wait(
         lambda f: (
             f.get("topic") == "units"
@@ -292,7 +292,7 @@ async def test_run_time_is_pushed_at_most_once_per_engine_second(
         lambda f: f.get("topic") == f"unit/{unit}/control" and f["data"].get("state") == "Stopped"
     )
     count = len(ann.frames)
-    await engine.tags(None, t0 + 10, sample=False, **{"Run Time": 0.0})
+    await engine.tag_values(None, t0 + 10, {"Run Time": 0.0}, sample=False)
     await ann.send({"action": "ping", "id": "sync-rt"})
     await ann.wait(lambda f: f.get("id") == "sync-rt")
     assert [f for f in ann.frames[count:] if f.get("topic") == f"unit/{unit}/control"] == []
@@ -304,6 +304,7 @@ async def test_a_state_change_among_100_engines_publishes_one_summary(
     """Fan-out cost: a unit's state change costs the same with 1 or 100 engines registered
     (it used to publish, summarize and `engine_gone` every unit on every change)."""
     from aggregator.api import bridge
+    from aggregator.api.service import unit_summary as real_summary
     from aggregator.context import CONTEXT_KEY
     from aggregator.live import LiveEngine
 
@@ -317,7 +318,6 @@ async def test_a_state_change_among_100_engines_publishes_one_summary(
     units: list[Any] = []
     unsubscribe = ctx.hub.subscribe(lambda t, d: units.append(d) if t == "units" else None)
     summaries: list[str] = []
-    real_summary = bridge.unit_summary
     gone: list[str] = []
     commands = api.agg.app[API_STATE_KEY].commands
     real_gone = commands.engine_gone
