@@ -31,7 +31,8 @@ SITE = ROOT / "docs" / "site.md"
 def subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]  # type: ignore[no-any-return]
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
     raise AssertionError(f"no subcommand {name}")
 
 
