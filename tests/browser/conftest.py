@@ -327,8 +327,8 @@ def new_page(
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(15_000)
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
         return page
 
     yield make

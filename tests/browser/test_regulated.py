@@ -181,7 +181,7 @@ def _stopped_run(stack: Stack, token: str) -> str:
         run_id = stack.http("GET", f"/api/units/{unit}", token=token).get("run_id")
         return str(run_id) if run_id else None
 
-    run_id = wait_for(running, 20, "the run to start")
+    run_id: str = wait_for(running, 20, "the run to start")
     stack.http("POST", f"/api/units/{unit}/control", {"action": "Stop"}, token)
     wait_for(
         lambda: stack.http("GET", f"/api/runs/{quote(run_id, safe='')}", token=token)["stopped"],

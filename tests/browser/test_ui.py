@@ -189,7 +189,7 @@ def test_operator_run(stack: Stack, new_page: Any, shots: Shots) -> None:
     page.get_by_role("button", name="Stop the run").click()
     expect(page.locator('[data-testid="unit-state"]')).to_have_text("Stopped", timeout=20_000)
     shots(page, "unit-stopped-after-run")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
 
 
 def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None:
@@ -283,7 +283,7 @@ def test_finished_run_and_csv(stack: Stack, new_page: Any, shots: Shots) -> None
         "CSV download failed (HTTP 403): no access in this test"
     )
     page.unroute("**/api/runs/*/csv")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
 
 
 def test_method_conflict(stack: Stack, new_page: Any, shots: Shots) -> None:
