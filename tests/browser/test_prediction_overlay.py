@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.browser.conftest import Shots, Stack, login, wait_for
-from tests.browser.test_plot import probe, unit_href
+from tests.browser.test_plot import api_plot, probe, series, unit_href
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,6 +47,13 @@ def test_run_view_overlays_the_prediction_made_at_start(
         "the prediction made at Start",
     )
     assert stored["status"] == "finished", stored
+    # the run view draws on Run Time only with the run's samples: a prediction that finished
+    # within the first data-log interval must not stop the run before it has any
+    wait_for(
+        lambda: series(api_plot(stack, token, f"/api/runs/{run_id}"), "Run Time")[0],
+        15,
+        "the run's Run Time samples in storage",
+    )
     stack.http("POST", f"{unit_api}/control", {"action": "Stop"}, token=token)
     wait_for(
         lambda: stack.http("GET", f"/api/runs/{run_id}", token=token).get("stopped"),
@@ -65,9 +72,9 @@ def test_run_view_overlays_the_prediction_made_at_start(
         lambda: probe(page).get("clock") is False and drawn_traces(page), 15, "the predicted traces"
     )
     assert set(traces) == set(predicted["trace"])
-    for tag, series in predicted["trace"].items():
-        assert traces[tag]["x"] == series["run_time"], tag  # the Run Time axis: as predicted
-        assert traces[tag]["v"] == numbers(series["v"]), tag
+    for tag, trace in predicted["trace"].items():
+        assert traces[tag]["x"] == trace["run_time"], tag  # the Run Time axis: as predicted
+        assert traces[tag]["v"] == numbers(trace["v"]), tag
     marks = probe(page)["predictedMarks"]
     assert [(m["x"], m["text"]) for m in marks] == [
         (m["run_time"], m["text"]) for m in predicted["marks"]
