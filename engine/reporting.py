@@ -289,7 +289,10 @@ class LinkReporting:
         it = self.interpreter
         self._flush_run_log(wall, progress=True)
         self._event_run_id = run_id
-        self.store.mark_all()  # the run's first sample holds every tag, changed or not
+        # The run's first sample, with every tag, at the end of this scan, and the data-log grid
+        # from here: a run shorter than the interval still holds its starting values, and its
+        # samples fall on whole intervals of Run Time.
+        self._next_sample = None
         self._started_once = True
         self._run_start_wall = wall
         self._run_log_values.clear()

@@ -167,6 +167,28 @@ def test_an_idle_engine_sends_samples_but_no_live_updates() -> None:
     assert {"PU01", "Clock"} <= {t.name for t in live["tags"]}  # Clock rides along
 
 
+def test_a_run_holds_every_tag_from_its_start_scan_on_whole_intervals_of_run_time() -> None:
+    """A run shorter than the data-log interval (stopped at once, or paused by an alarm in its
+    first second) still keeps the values it started with, and its samples fall on whole
+    intervals from its start."""
+    h = Harness()
+    h.step(4)  # the start-up grid is at 0.0, 1.0, ... from the engine's first scan
+    h.sink.clear()
+    h.engine.control(ControlAction.START, "alice")
+    h.step()
+    run_id = h.engine.interpreter.run_id
+    started = h.sink.of(RunStarted)[0]["time"]
+    first = [m for m in h.sink.of(TagsUpdated) if m["sample"]]
+    assert len(first) == 1 and first[0]["run_id"] == run_id
+    assert {t.name for t in first[0]["tags"]} == set(h.engine.store.tags)
+    h.engine.control(ControlAction.STOP, "alice")
+    h.step(25)
+    times = [m["time"] for m in h.sink.of(TagsUpdated) if m["sample"]]
+    first_time = times[0]
+    assert first_time - started <= h.engine.scan_interval + 1e-9
+    assert [round(t - first_time, 6) for t in times] == [0.0, 1.0, 2.0]
+
+
 def test_data_log_interval_is_configurable() -> None:
     h = Harness(build_uod(lambda u: u.data_log_interval(0.5)))
     h.sink.clear()
@@ -321,8 +343,10 @@ def test_run_log_is_batched_per_scan_and_progress_is_throttled() -> None:
     h.engine.control(A.START, "alice")
     h.step()
     first = h.sink.of(RunLog)
-    assert len(first) == 1  # Start, Mark: a, Mark: b, Wait in one message
+    # Start, Mark: a, Mark: b, Wait in one message; the run's first sample (this scan) brings
+    # the Wait's progress, as every sample does
     assert [line.text for line in first[0]["lines"]][:3] == ["Start", "Mark: a", "Mark: b"]
+    assert [[line.text for line in m["lines"]] for m in first[1:]] == [["Wait: 5 s"]]
     h.sink.clear()
     h.run_for(3)  # 30 scans of Wait progress
     progress = [line.progress for m in h.sink.of(RunLog) for line in m["lines"]]
