@@ -85,6 +85,7 @@ class LinkReporting:
         self.sink: MessageSink = sink if sink is not None else NullSink()
         self.observers: list[Observer] = list(observers)
         self._next_sample: float | None = None
+        self._run_sample_due = False
         self._run_log_values: dict[str, dict[str, ScalarValue]] = {}
         self._log_batch: dict[str, RunLogLine] = {}
         self._progress_pending: dict[str, RunLogLine] = {}
@@ -139,11 +140,14 @@ class LinkReporting:
                 self._next_sample = None  # newly registered: the next sample has every tag
             self._sink_online = bool(online)
         plan = self._live_rate.plan(getattr(self.sink, "live_watched", None))
-        if self._next_sample is None or now >= self._next_sample - 1e-9:
+        due = self._next_sample is None or now >= self._next_sample - 1e-9
+        if due or self._run_sample_due:
             self._flush_run_log(wall, progress=True)
-            full = self._next_sample is None
-            if self._next_sample is None:
+            full = self._next_sample is None or self._run_sample_due
+            if full:
                 self.store.mark_all()
+            self._run_sample_due = False
+            if self._next_sample is None:
                 self._next_sample = now
             while self._next_sample <= now + 1e-9:
                 self._next_sample += self.uod.data_log_interval
@@ -289,10 +293,10 @@ class LinkReporting:
         it = self.interpreter
         self._flush_run_log(wall, progress=True)
         self._event_run_id = run_id
-        # The run's first sample, with every tag, at the end of this scan, and the data-log grid
-        # from here: a run shorter than the interval still holds its starting values, and its
-        # samples fall on whole intervals of Run Time.
-        self._next_sample = None
+        # The run's first sample, with every tag, at the end of this scan: a run shorter than the
+        # data-log interval still holds its starting values. The grid stays where it was: runs
+        # started one after another would otherwise put every unit's samples on one rhythm.
+        self._run_sample_due = True
         self._started_once = True
         self._run_start_wall = wall
         self._run_log_values.clear()

@@ -1,7 +1,7 @@
 """The example unit's messages, frame for frame, are those of the engine before the running-cost
 work of issue 15 item 3 (recorded at fb8a1e4), with one deliberate change since: a run's first
-sample is taken in its start scan and the data-log grid restarts there (2026-12-06: one frame
-more, the later samples on the run's grid; engine/reporting.py `_on_run_started`).
+sample, with every tag, is taken in its start scan (2026-12-06: one frame more; every other
+sample at the same time as before; engine/reporting.py `_on_run_started`).
 
 Those changes make the scan do less when nothing changed and take cheaper paths to the wire;
 none may change what is reported or stored. So the chromatography example runs its method to the
@@ -35,7 +35,7 @@ SCANS = 3_600
 # The count of frames and the sha256 of all of them, in order: recorded at fb8a1e4, and again
 # for the run's first sample at its start (fb8a1e4's were 1,025 frames, dafcc2a7...0fd23d46).
 EXPECTED_FRAMES = 1_026
-EXPECTED_DIGEST = "c745f82f82f5f950c57bce22de8faac3e850590226c9710c69a411de568ef6ad"
+EXPECTED_DIGEST = "c25c8e9f6614e227a0110d34bb73516d9420b62339b285450e89ae8c429d0fa1"
 
 
 class RecordingLink:
