@@ -26,7 +26,7 @@ SPARSE = 2.0
 """Windows of silence before a submission after which it does not wait for company."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Waiting(Generic[T]):
     item: T
     ops: int
