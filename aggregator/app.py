@@ -88,6 +88,7 @@ async def _startup(app: web.Application) -> None:
         except ValueError:
             live.control = {}
     ctx.writer.start()
+    await ctx.notices.start()
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -97,6 +98,7 @@ async def _shutdown(app: web.Application) -> None:
     for connection in list(ctx.connections.values()):
         await connection.done.wait()
     await ctx.token_watch.stop()
+    await ctx.notices.stop()
     await ctx.link_clock.stop()
 
 

@@ -35,6 +35,7 @@ from aggregator.db import (
 from aggregator.notify import MailConfigError, NotifyConfig, parse_mail_url
 from aggregator.opcua import OpcUaConfig, OpcUaStartError, opcua_endpoint
 from aggregator.security import ROLES, hash_password, password_problem
+from aggregator.security_notice import tell
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -343,6 +344,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
                 .values(password_hash=hash_password(password))
             )
             conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+        tell(engine)
     finally:
         engine.dispose()
     print(f"password of {args.name} changed; their sessions have ended")

@@ -16,6 +16,7 @@ from aggregator.link_clock import LinkClock, tick_for
 from aggregator.live import LiveHub, LiveState
 from aggregator.metrics import Metrics
 from aggregator.security_gate import DataVersion, GatedCheck
+from aggregator.security_notice import Listener
 from aggregator.security_poll import SecurityPoll, check_with_expiry
 from aggregator.store import Storage
 from aggregator.writer import Writer
@@ -63,8 +64,12 @@ class Settings:
     link is not read until the writer catches up (TCP holds the engine back)."""
     token_check_interval: float = 0.5
     """How often the open engine links' tokens and the open /ws sockets' sessions are checked
-    against the database (security_poll.py), so that a token revoked or a session ended by
-    another process (the CLI) ends its link or socket within a second."""
+    against the database (security_poll.py) while no security notice can reach this process
+    (security_notice.py), so that a token revoked or a session ended by another process (the
+    CLI) ends its link or socket within a second."""
+    security_safety_interval: float = 5.0
+    """The same check's period while notices reach this process (every change made through
+    Setpoint is then acted on at once): the bound for a change made by hand in the database."""
     metrics_token: str | None = None
     """Bearer token `GET /metrics` requires; None: open (bind it to the internal network)."""
 
@@ -88,6 +93,8 @@ class AppContext:
     security_check: GatedCheck = field(init=False)
     """Its check: skips the database while SQLite reports no commit (security_gate.py)."""
     data_version: DataVersion | None = field(init=False)
+    notices: Listener = field(init=False)
+    """Hears security changes told by any process (security_notice.py) and pokes the poll."""
     token_watch: TokenWatch = field(init=False)
     link_clock: LinkClock = field(init=False)
     """The one timer of every engine link's watchdog (link_clock.py)."""
@@ -101,10 +108,18 @@ class AppContext:
             lambda: self.storage.accounts._clock(),
             inline=None if self.data_version is None else self.data_version.check,
         )
-        self.security = SecurityPoll(self.security_check, self.settings.token_check_interval)
+        self.security = SecurityPoll(
+            self.security_check,
+            self.settings.token_check_interval,
+            self.settings.security_safety_interval,
+        )
+        self.security.until_expiry = self.security_check.until_expiry
+        self.notices = Listener(self.storage.engine, self.security.poke)
+        self.security.listening = lambda: self.notices.listening
         self.token_watch = TokenWatch(self.security)
         tick = tick_for(self.settings.heartbeat_interval, self.settings.resend_timeout)
-        self.link_clock = LinkClock(tick, after=self.live.demand.tick)
+        self.link_clock = LinkClock(tick, after=lambda now: self.live.demand.tick())
+        self.live.demand.wake_at = self.link_clock.soon
 
     async def _query_security(
         self, now: float, tokens: set[str], sessions: set[str]

@@ -406,12 +406,13 @@ class EngineConnection:
 
     # --- steady state ---------------------------------------------------------------------------
 
-    def _watchdog(self, now: float) -> None:
+    def _watchdog(self, now: float) -> float:
         """Pings every interval, resend timeouts, and the 3-interval silence rule (rule 10).
-        Called by the app's one LinkClock (link_clock.py) every tick while the link is open."""
+        Called by the app's one LinkClock (link_clock.py) while the link is open; returns when
+        it is next needed."""
         if self.ws.closed:
             self.ctx.link_clock.leave(self)
-            return
+            return now
         interval = self.ctx.settings.heartbeat_interval
         if now - self._last_heard > 3 * interval:
             log.warning(
@@ -421,7 +422,7 @@ class EngineConnection:
             )
             self.ctx.link_clock.leave(self)
             self.close("heartbeat timeout")
-            return
+            return now
         if now >= self._next_ping:
             # Rule 10 asks that the engine hear from us each interval; an Ack is heard as
             # well as a Ping, so while Acks flow the Ping (and the engine's answer) is saved.
@@ -432,6 +433,9 @@ class EngineConnection:
                 self._next_ping = now + interval
         assert self.session is not None
         self._handle(self.session.on_tick(now))
+        due = min(self._next_ping, self._last_heard + 3 * interval)
+        resend = self.session.resend_deadline()
+        return due if resend is None else min(due, resend)
 
     async def _receive(self) -> None:
         async for msg in self.ws:
@@ -506,6 +510,7 @@ class EngineConnection:
                     action.from_seq,
                 )
                 self.send(ResendRequest(from_seq=action.from_seq))
+                self.ctx.link_clock.soon(time.monotonic() + self.ctx.settings.resend_timeout)
                 continue
             if isinstance(action, Overflow):
                 log.warning(

@@ -219,6 +219,10 @@ class IngestSession:
         self._tail_suspect = self.accepted
         return []
 
+    def resend_deadline(self) -> float | None:
+        """When `on_tick` gives up on the missing frames unless they come; None: none missing."""
+        return self._progress_at + self._resend_timeout if self._held else None
+
     def on_tick(self, now: float) -> list[Action]:
         if self.committed < self.accepted:
             # Our own commit is pending: the engine may be waiting for that Ack before it sends

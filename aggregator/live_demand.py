@@ -97,6 +97,15 @@ class DemandBook:
                     out.append((engine_id, False))
         return out
 
+    def next_due(self) -> float | None:
+        """When the earliest held fall's hold passes; None: no fall is held."""
+        falls = [
+            told.fell_at
+            for engine_id in self._falling
+            if (told := self._engines.get(engine_id)) is not None and told.fell_at is not None
+        ]
+        return min(falls) + self.hold if falls else None
+
     def _reconsider(self, unit_id: str, now: float) -> list[Tell]:
         told = self._engines.get(unit_id)
         if told is None:
@@ -117,6 +126,10 @@ class DemandBook:
 Sender = Callable[[bool], None]
 
 
+def _nobody(when: float) -> None:
+    return None
+
+
 class DemandRouter:
     """The app's demand book with a clock and one sender per attached engine connection."""
 
@@ -124,6 +137,8 @@ class DemandRouter:
         self.book = DemandBook(hold)
         self._clock = clock
         self._senders: dict[str, Sender] = {}
+        self.wake_at: Callable[[float], None] = _nobody
+        """Told when a held fall will be due, so that `tick` runs then (link_clock.py)."""
         self.sent = 0
         """LiveDemand messages handed to connections (metrics, tests)."""
 
@@ -133,6 +148,9 @@ class DemandRouter:
 
     def interest(self, unit_id: str, source: str, interested: bool) -> None:
         self._dispatch(self.book.set_interest(unit_id, source, interested, self._clock()))
+        due = self.book.next_due()
+        if due is not None:
+            self.wake_at(due)
 
     def ws_interest(self, unit_id: str, watched: bool) -> None:
         """The /ws hub's callback (aggregator/ws/hub.py, `Hub.on_interest`)."""
@@ -149,10 +167,12 @@ class DemandRouter:
             del self._senders[engine_id]
             self.book.detach(engine_id)
 
-    def tick(self) -> None:
-        """Called about once a second (every engine connection's watchdog): held falls."""
+    def tick(self) -> float | None:
+        """Tell the held falls that are due (on the link clock's wakes); returns when the next
+        one will be."""
         if self.book.falling:
             self._dispatch(self.book.due(self._clock()))
+        return self.book.next_due()
 
     def _dispatch(self, tells: list[Tell]) -> None:
         for engine_id, watched in tells:

@@ -138,6 +138,7 @@ class GatedCheck:
         self._inline: Inline = inline if inline is not None else _no_inline
         self._clock = clock
         self._kept: _Kept | None = None
+        self._expiries: list[float] = []
         self.skipped = 0
         """Polls answered without the database (tests, benchmarks)."""
 
@@ -159,12 +160,22 @@ class GatedCheck:
         if answer is None:
             answer = await self._query(now, tokens, sessions)
         valid, alive = answer
+        self._expiries = sorted(expires for _, expires in alive.values())
         self._kept = (
             None
             if version is None
             else _Kept(version, frozenset(tokens), frozenset(sessions), frozenset(valid), alive)
         )
         return valid, _roles(alive, sessions, now)
+
+    def until_expiry(self) -> float | None:
+        """Seconds until the next of the last answer's sessions expires (a little after, so
+        that its check finds it expired); None: none will."""
+        now = self._clock()
+        for expires in self._expiries:
+            if expires > now:
+                return expires - now + 0.01
+        return None
 
 
 def _roles(alive: dict[str, tuple[str, float]], asked: set[str], now: float) -> dict[str, str]:

@@ -26,6 +26,12 @@ from aggregator.ticks import next_tick
 
 log = logging.getLogger(__name__)
 
+MAINTENANCE_PERIOD = 5.0
+"""Seconds between the idle writer's looks for compaction work. Every batch already compacts
+what it made due (`apply_and_maintain`); idle, what is left comes due by age (samples waiting
+CHUNK_SECONDS, the digests' prune), checked every 10 s by storage anyway. A look every second
+was a loop wake-up a second on an aggregator with one engine between its frames."""
+
 T = TypeVar("T")
 
 
@@ -148,14 +154,14 @@ class Writer:
                 log.exception("writer: handling a committed batch failed")
 
     async def _wait_for_work(self) -> None:
-        """Idle: wait for a submission; once a second without one (on the loop's shared grid,
-        ticks.py: the same wake-up as the link clock's), compact what is due (only when storage
-        says something may be: the hop to the writer thread to find nothing due was a fixed cost
-        of every idle second)."""
+        """Idle: wait for a submission; every MAINTENANCE_PERIOD without one (on the loop's
+        shared grid, ticks.py), compact what is due (only when storage says something may be:
+        the hop to the writer thread to find nothing due was a fixed cost of every idle wake)."""
         self._idle = True
         self._wake.clear()
         try:
-            async with asyncio.timeout_at(next_tick(asyncio.get_running_loop().time(), 1.0)):
+            deadline = next_tick(asyncio.get_running_loop().time(), MAINTENANCE_PERIOD)
+            async with asyncio.timeout_at(deadline):
                 await self._wake.wait()
         except TimeoutError:
             due = getattr(self.storage, "maintenance_due", None)

@@ -27,6 +27,7 @@ from aggregator.context import AppContext
 from aggregator.models import SessionToken
 from aggregator.models import User as UserRow
 from aggregator.security import hash_password, new_token, token_hash
+from aggregator.security_notice import tell
 from protocol import PROTOCOL_VERSION
 from protocol.schema import message_schema
 
@@ -88,7 +89,8 @@ async def patch_user(call: Call[UserPatch, None]) -> UserInfo:
             if "password_hash" in values or values.get("role", row.role) != row.role:
                 # a new password or role takes effect at once: end the user's sessions
                 conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
-            return str(row.role), str(values.get("role", row.role))
+        tell(ctx.storage.engine)
+        return str(row.role), str(values.get("role", row.role))
 
     changed = await ctx.writer.call(change)
     if changed is None:
@@ -118,7 +120,8 @@ async def delete_user(call: Call[None, None]) -> None:
                 return None
             conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
             conn.execute(T_USER.delete().where(T_USER.c.id == row.id))
-            return str(row.role)
+        tell(ctx.storage.engine)
+        return str(row.role)
 
     role = await ctx.writer.call(drop)
     if role is None:

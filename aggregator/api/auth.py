@@ -17,6 +17,7 @@ from aggregator.api.schemas import LoginRequest, LoginResult, UserInfo
 from aggregator.api.service import ctx_of, record, state_of
 from aggregator.models import SessionToken
 from aggregator.security import dummy_password_hash, new_token, token_hash, verify_password
+from aggregator.security_notice import tell
 from aggregator.store.rows import UserRow
 
 SESSION_COOKIE = "setpoint_session"
@@ -141,6 +142,7 @@ async def logout(call: Call[None, None]) -> None:
         def drop() -> None:
             with ctx.storage.engine.begin() as conn:
                 conn.execute(T_SESSION.delete().where(T_SESSION.c.token_hash == token_hash(token)))
+            tell(ctx.storage.engine)
 
         await ctx.writer.call(drop)
     await record(call.app, user, "logout")

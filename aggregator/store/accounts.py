@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from aggregator.security_notice import tell
 from aggregator.store.rows import EngineTokenRow, SessionUser, TokenState, UserRow
 from aggregator.store.tables import T_SESSION, T_TOKEN, T_USER
 
@@ -114,6 +115,8 @@ class Accounts:
                     .where(T_TOKEN.c.name == name)
                     .values(revoked=True, revoked_at=self._clock())
                 )
+        if not row.revoked:
+            tell(self.engine)
         return TokenState.from_row(row)
 
     def valid_engine_tokens(self, names: Collection[str]) -> set[str]:

@@ -1,5 +1,5 @@
 """The one watchdog timer of every engine link (aggregator/link_clock.py): each link is looked at
-once when it joins and every tick after, by one task however many links are open; and at the
+once when it joins and then when it asks, by one task however many links are open; and at the
 link level, the shared clock still closes a silent engine (rule 10) and times out an unanswered
 resend (rule 7) while another engine's frames on the same clock are stored exactly once."""
 
@@ -28,27 +28,54 @@ def test_the_tick_is_a_second_or_a_quarter_of_the_shortest_timeout() -> None:
 
 
 async def test_one_task_looks_at_every_link_and_stops_when_none_is_left() -> None:
-    after: list[int] = []
-    clock = LinkClock(0.01, after=lambda: after.append(1))
+    after: list[float] = []
+
+    def hook(now: float) -> float | None:
+        after.append(now)
+        return None
+
+    clock = LinkClock(0.01, after=hook)
     looks: dict[str, int] = {"a": 0, "b": 0}
 
-    def look(name: str) -> None:
+    def look(name: str, now: float) -> float:
         looks[name] += 1
+        return now + 0.01  # wants a look every tick
 
-    clock.join("a", lambda now: look("a"))
+    clock.join("a", lambda now: look("a", now))
     assert looks["a"] == 1, "a link is looked at as it joins (its first Ping at once)"
     first = clock._task
-    clock.join("b", lambda now: look("b"))
+    clock.join("b", lambda now: look("b", now))
     assert clock._task is first, "one task for every link"
     await until(lambda: looks["a"] >= 5 and looks["b"] >= 5, 5, "ticks")
-    assert after, "the per-tick hook runs on the same wake"
+    assert after, "the per-wake hook runs on the same wake"
     clock.leave("a")
     clock.leave("b")
     assert first is not None
     await asyncio.wait_for(first, 5)  # nothing joined: the clock ends by itself
     seen = dict(looks)
-    clock.join("a", lambda now: look("a"))
+    clock.join("a", lambda now: look("a", now))
     assert clock._task is not first and looks["a"] == seen["a"] + 1
+    await clock.stop()
+
+
+async def test_the_clock_wakes_when_a_link_asks_not_every_tick() -> None:
+    """A link that needs a look only in an hour is not looked at every tick; `soon` (a resend
+    asked for, a held fall of interest) wakes the clock earlier, on the tick's grid."""
+    clock = LinkClock(0.01)
+    looks: list[float] = []
+
+    def look(now: float) -> float:
+        looks.append(now)
+        return now + 3600.0
+
+    clock.join("idle", look)
+    assert len(looks) == 1
+    wakes = clock.ticks
+    asked = time.monotonic() + 0.05
+    clock.soon(asked)
+    await until(lambda: len(looks) == 2, 5, "the look asked for")
+    assert looks[1] >= asked - 0.01  # not before the tick it fell on
+    assert clock.ticks == wakes + 1, "one wake, not one per tick"
     await clock.stop()
 
 
@@ -56,11 +83,15 @@ async def test_a_failing_check_does_not_starve_the_other_links() -> None:
     clock = LinkClock(0.01)
     looks: list[float] = []
 
-    def broken(now: float) -> None:
+    def broken(now: float) -> float:
         raise RuntimeError("a bug in one link")
 
+    def fine(now: float) -> float:
+        looks.append(now)
+        return now + 0.01
+
     clock.join("broken", broken)
-    clock.join("fine", looks.append)
+    clock.join("fine", fine)
     await until(lambda: len(looks) >= 3, 5, "the healthy link's ticks")
     await clock.stop()
 

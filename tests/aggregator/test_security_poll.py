@@ -6,13 +6,14 @@ while something is open."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from aggregator.security import token_hash
-from aggregator.security_poll import Answer, SecurityPoll, check_in_database
+from aggregator.security_poll import MIN_GAP, Answer, SecurityPoll, check_in_database
 from aggregator.store import Storage
 from aggregator.store.tables import T_SESSION, T_USER
 from tests.aggregator.helpers import until
@@ -144,3 +145,63 @@ def test_the_poll_is_used_by_both_watches_of_an_app(tmp_path: Path) -> None:
         assert app[WS_BACKEND_KEY].sessions.poll is ctx.security
     finally:
         ctx.storage.engine.dispose()
+
+
+def test_the_period_is_the_slow_one_while_notices_arrive_and_an_expiry_comes_first() -> None:
+    async def check(tokens: set[str], sessions: set[str]) -> Answer:
+        return set(), {}
+
+    poll = SecurityPoll(check, interval=0.5, safety_interval=5.0)
+    assert poll.next_check(100.2) == 100.5  # nobody can tell us: the old rate
+    poll.listening = lambda: True
+    assert poll.next_check(100.2) == 105.0  # told of every change: only the safety net
+    poll.until_expiry = lambda: 1.25
+    assert poll.next_check(100.2) == 101.45  # a watched session ends before that
+    poll.until_expiry = lambda: -3.0
+    assert poll.next_check(100.2) == 100.2
+
+
+async def test_a_poke_checks_at_once_and_pokes_are_rate_limited() -> None:
+    calls: list[float] = []
+
+    async def check(tokens: set[str], sessions: set[str]) -> Answer:
+        calls.append(asyncio.get_running_loop().time())
+        return set(tokens), {}
+
+    poll = SecurityPoll(check, interval=3600.0, safety_interval=3600.0)
+    tokens = _Source()
+    poll.tokens = tokens
+    tokens.keys = {"a"}
+    try:
+        poll.wake()  # something opened: its first check comes at once
+        await until(lambda: len(calls) == 1, 5, "the first check")
+        for _ in range(50):
+            poll.poke()
+        await until(lambda: len(calls) == 2, 5, "a check after the pokes")
+        poll.poke()
+        await until(lambda: len(calls) == 3, 5, "a check after the next poke")
+        gaps = [later - earlier for earlier, later in itertools.pairwise(calls)]
+        assert all(gap >= MIN_GAP * 0.99 for gap in gaps)
+        assert len(calls) == 3  # fifty pokes in a row: one check
+    finally:
+        await poll.stop()
+
+
+async def test_a_watched_sessions_expiry_wakes_the_poll() -> None:
+    calls = 0
+
+    async def check(tokens: set[str], sessions: set[str]) -> Answer:
+        nonlocal calls
+        calls += 1
+        return set(), {}
+
+    poll = SecurityPoll(check, interval=3600.0, safety_interval=3600.0)
+    sessions = _Source()
+    poll.sessions = sessions
+    sessions.keys = {"s"}
+    poll.until_expiry = lambda: 0.1
+    try:
+        poll.wake()
+        await until(lambda: calls >= 2, 5, "a check at the expiry, an hour before the period")
+    finally:
+        await poll.stop()

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from aggregator.security import new_token, token_hash
+from aggregator.security_notice import tell
 from aggregator.store.tables import T_SESSION, T_USER
 from aggregator.ws.session_watch import CLOSE_ROLE_CHANGED, CLOSE_SESSION_ENDED
 from tests.aggregator.helpers import until
@@ -120,11 +121,30 @@ async def test_password_change_demotion_and_deletion_over_http(api: Api) -> None
 
 
 async def test_a_role_changed_in_the_database_closes_with_4003(api: Api) -> None:
-    """What a command-line role change does: the session stays, the role is new."""
+    """What a command-line role change in another process does: the session stays, the role is
+    new, and the change is told to the serving process (security_notice.py)."""
     client = await _socket(api, "operator")
 
     async def demote() -> None:
         engine = sa.create_engine(str(api.agg.ctx.storage.engine.url))
+        with engine.begin() as conn:
+            conn.execute(T_USER.update().where(T_USER.c.name == client.name).values(role="viewer"))
+        tell(engine)
+        engine.dispose()
+
+    await _closes(client, CLOSE_ROLE_CHANGED, demote)
+
+
+async def test_a_change_nobody_told_is_found_by_the_safety_net(api: Api) -> None:
+    """A hand-made SQL edit tells nobody: the poll's slow period still finds it (shortened here
+    from its 5 s so that the test is quick)."""
+    ctx = api.agg.ctx
+    assert ctx.notices.listening  # SQLite file on Linux: notices reach the process
+    ctx.security.safety_interval = 0.5
+    client = await _socket(api, "operator")
+
+    async def demote() -> None:
+        engine = sa.create_engine(str(ctx.storage.engine.url))
         with engine.begin() as conn:
             conn.execute(T_USER.update().where(T_USER.c.name == client.name).values(role="viewer"))
         engine.dispose()
