@@ -198,7 +198,13 @@ async def _serve(
         else " standalone"
     )
     _say(f"{engine.uod.name} running{where} (Ctrl+C stops; outputs go to their safe values)")
-    advice = HardwareAdvice(engine.hardware, sys.stderr).every()
+    check_hardware = HardwareAdvice(engine.hardware, sys.stderr).every()
+
+    def after_scan(now: float) -> None:
+        check_hardware(now)
+        if link is not None:
+            link.after_scan(now)  # a commit finished since the last scan goes out now
+
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which would otherwise show up as late scans. No gc.collect() first: start-up
     # leaves ~2,000 unreachable objects (tens of kB, frozen with the rest), and the pass cost
@@ -207,7 +213,7 @@ async def _serve(
     gc.enable()
     now = clock.monotonic()
     engine.scan(now)
-    advice(now)
+    after_scan(now)
     if args.start and not session.stop.is_set():  # a signal during start-up: no run
         try:
             engine.control(ControlAction.START, _user())
@@ -221,6 +227,6 @@ async def _serve(
             clock,
             session.stop,
             on_scan_error=lambda exc: session.request(f"scan error: {describe(exc)}", failure=True),
-            after_scan=advice,
+            after_scan=after_scan,
         )
     return EXIT_OK
