@@ -1,5 +1,6 @@
 """Revoked engine tokens end their links: at once when revoked through this aggregator's API, and
-within a poll interval when revoked by another process (the CLI against the same database).
+as soon as the change is told (security_notice.py) when revoked by another process (the CLI
+against the same database).
 
 The check of the open links' tokens is one half of security_poll.SecurityPoll (the other: the
 /ws sockets' sessions), which says why it is a poll and why one for both.

@@ -1,8 +1,8 @@
 """The security poll's database trip, skipped while the database has not changed (SQLite).
 
-The poll (security_poll.py) asks twice a second whether the open links' engine tokens and the
-open /ws sockets' sessions are still valid, because another process (the CLI) may revoke or end
-them. On an aggregator with one engine that trip (a reader-thread hop and a query) was the
+The poll (security_poll.py) asks, when told of a change and on its safety-net period, whether
+the open links' engine tokens and the open /ws sockets' sessions are still valid, because another
+process (the CLI) may revoke or end them. On an aggregator with one engine that trip (a reader-thread hop and a query) was the
 largest single cost of the idle process (bench/README.md, "Aggregator CPU"). SQLite says, for
 free, whether anything was committed since we last looked: `PRAGMA data_version` on a connection
 of our own changes whenever any other connection, of this process or another, commits. While it

@@ -3,7 +3,8 @@ the user deleted) or the user's role changes, the socket is closed within a seco
 the change was made by another process (the CLI on the same database).
 
 The sweep of every open socket's session is one half of security_poll.SecurityPoll (the other:
-the engine links' tokens): one query per interval answers for all of them, and runs only while
+the engine links' tokens): one query answers for all of them, when a change is told
+(security_notice.py), when a session expires and on a slow safety-net period, and only while
 sockets are open. Each action and subscription is also checked against the database before it
 runs, so nothing is accepted for a session in the moment between its end and the next sweep.
 """
