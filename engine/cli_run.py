@@ -198,13 +198,7 @@ async def _serve(
         else " standalone"
     )
     _say(f"{engine.uod.name} running{where} (Ctrl+C stops; outputs go to their safe values)")
-    check_hardware = HardwareAdvice(engine.hardware, sys.stderr).every()
-
-    def after_scan(now: float) -> None:
-        check_hardware(now)
-        if link is not None:
-            link.after_scan(now)  # a commit finished since the last scan goes out now
-
+    advice = HardwareAdvice(engine.hardware, sys.stderr).every()
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which would otherwise show up as late scans. No gc.collect() first: start-up
     # leaves ~2,000 unreachable objects (tens of kB, frozen with the rest), and the pass cost
@@ -213,7 +207,7 @@ async def _serve(
     gc.enable()
     now = clock.monotonic()
     engine.scan(now)
-    after_scan(now)
+    advice(now)
     if args.start and not session.stop.is_set():  # a signal during start-up: no run
         try:
             engine.control(ControlAction.START, _user())
@@ -227,6 +221,6 @@ async def _serve(
             clock,
             session.stop,
             on_scan_error=lambda exc: session.request(f"scan error: {describe(exc)}", failure=True),
-            after_scan=after_scan,
+            after_scan=advice,
         )
     return EXIT_OK

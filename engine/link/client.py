@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,23 +50,13 @@ from protocol.messages import (
     ControlCommand,
     ForceLine,
     InvokeCommand,
-    MethodState,
     ModelProgress,
     ResumeLine,
-    RunLog,
     SetMethod,
-    TagsUpdated,
 )
 from protocol.models import json_safe
 
 log = logging.getLogger("engine.link")
-
-SCAN_WAIT = 1.0
-"""Seconds a finished commit waits for the next scan to send it before it goes anyway."""
-ROUTINE: frozenset[type[Any]] = frozenset({TagsUpdated, RunLog, MethodState})
-"""What a running engine sends every data-log interval. A commit holding only these may wait
-for the next scan to be sent (`EngineLink._commit`); anything else (a saved method, a run's
-start or stop, a control change, an error, an alarm) is a change someone waits for: at once."""
 
 OUTBOX_FILE = "outbox.sqlite3"
 WS_COMPRESS = 15
@@ -158,13 +148,6 @@ class EngineLink:
         self._executor: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._committer_task: asyncio.Task[None] | None = None
-        self._scans = False
-        """A scan loop calls `after_scan`: a commit may wait for it instead of waking the loop."""
-        self._committing: Future[int] | None = None
-        self._scanned: asyncio.Event | None = None
-        self.scan_wait = SCAN_WAIT
-        self._urgent = False
-        """Something other than ROUTINE was emitted since the last commit began."""
         self._wake: asyncio.Event | None = None
         self._progress: asyncio.Event | None = None
         self._send_lock: asyncio.Lock | None = None
@@ -198,11 +181,6 @@ class EngineLink:
         return self._machine.online and self._machine.live_watched
 
     @property
-    def waiting_for_scan(self) -> bool:
-        """A commit of routine messages waits for the next scan to be sent (`_commit`)."""
-        return self._committing is not None
-
-    @property
     def pending(self) -> int:
         """Messages the aggregator has not acknowledged yet."""
         return self.outbox.pending
@@ -218,8 +196,6 @@ class EngineLink:
         if self.outbox.closed:
             self._reopen_outbox()
         self.outbox.enqueue(kind, fields)
-        if kind not in ROUTINE:
-            self._urgent = True
         self._mark_dirty()
 
     def flush(self) -> int:
@@ -245,7 +221,6 @@ class EngineLink:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-link-commit")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-link-read")
         self._dirty = asyncio.Event()
-        self._scanned = asyncio.Event()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._send_lock = asyncio.Lock()
@@ -329,22 +304,15 @@ class EngineLink:
         else:
             loop.call_soon_threadsafe(self._dirty.set)
 
-    def after_scan(self, now: float = 0.0) -> None:
-        """The scan loop's turn (engine/runner.py `after_scan`): a commit that finished since
-        the last scan is sent now (`_commit`)."""
-        self._scans = True
-        committing = self._committing
-        if committing is not None and committing.done() and self._scanned is not None:
-            self._scanned.set()
-
     async def _committer(self) -> None:
         """Commits in a worker thread so that the scan never waits for an fsync."""
         assert self._dirty is not None and self._wake is not None
+        loop = asyncio.get_running_loop()
         while True:
             await self._dirty.wait()
             self._dirty.clear()
             try:
-                await self._commit()
+                await loop.run_in_executor(self._executor, self.outbox.flush)
             except Exception:
                 # The messages stay buffered in order (Outbox.flush rolls back); try again.
                 log.exception("committing the outbox %s failed; retrying", self.outbox.path)
@@ -352,32 +320,6 @@ class EngineLink:
                 self._dirty.set()
                 continue
             self._wake.set()
-
-    async def _commit(self) -> None:
-        """One commit in the worker thread. While nobody watches the unit and a scan loop runs,
-        a finished commit of ROUTINE messages does not wake the loop (the thread's hand-off
-        through the loop's self-pipe was one wake-up a second of a running engine, ~0.02 % of
-        a core on the lab PC's VM): the next scan sees it done and sends, at most a scan
-        interval later, which only the stored copy waits for. A scan loop that stopped is
-        waited for a second at most."""
-        assert self._executor is not None and self._scanned is not None
-        urgent, self._urgent = self._urgent, False
-        future = self._executor.submit(self.outbox.flush)
-        if urgent or not self._scans or self.live_watched:
-            await asyncio.wrap_future(future)
-            return
-        self._committing = future
-        self._scanned.clear()
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.scan_wait):
-                    await self._scanned.wait()
-        finally:
-            self._committing = None
-        if future.done():
-            future.result()  # wrapping a done future would still go through the self-pipe
-        else:
-            await asyncio.wrap_future(future)
 
     def _call_on_loop(self, callback: Callable[[], None]) -> None:
         loop = self._loop

@@ -18,8 +18,6 @@ from protocol.messages import (
     ControlCommand,
     ForceLine,
     InvokeCommand,
-    LiveDemand,
-    Method,
     Ping,
     ResendRequest,
     SetMethod,
@@ -341,76 +339,4 @@ async def test_a_slow_outbox_does_not_block_the_event_loop(
         assert released_in_time and all(released_in_time)
     finally:
         release.set()
-        await link.stop(flush_timeout=1)
-
-
-async def test_an_unwatched_link_sends_a_finished_commit_at_the_next_scan(
-    aggregator: FakeAggregator, tmp_path: Path
-) -> None:
-    """While nobody watches the unit, a finished commit does not wake the loop: the next scan
-    (`after_scan`) sends it; watched, it goes as soon as it is committed."""
-    link = make_link(aggregator.url, tmp_path)
-    link.scan_wait = 60.0  # no fallback within the test: only a scan sends
-    await link.start()
-    try:
-        await until(lambda: link.connected, what="registration")
-        link.after_scan()  # a scan loop runs
-        await aggregator.send(LiveDemand(watched=False))
-        await until(lambda: not link.live_watched, what="the LiveDemand")
-        link.emit(TagsUpdated, **sample_fields(1))
-        await until(lambda: link.high_water == 1, what="the commit")
-        assert link.waiting_for_scan  # committed, and the loop was not woken to send it
-        link.after_scan()
-        assert await link.wait_acked(1, 10)
-        assert aggregator.values() == [1]
-
-        await aggregator.send(LiveDemand(watched=True))
-        await until(lambda: link.live_watched, what="watched again")
-        link.emit(TagsUpdated, **sample_fields(2))
-        await until(lambda: link.high_water == 2, what="the commit")
-        assert not link.waiting_for_scan
-        assert await link.wait_acked(2, 10)
-        assert aggregator.values() == [1, 2]
-    finally:
-        await link.stop(flush_timeout=1)
-
-
-async def test_a_commit_goes_without_scans_when_the_scan_loop_stopped(
-    aggregator: FakeAggregator, tmp_path: Path
-) -> None:
-    link = make_link(aggregator.url, tmp_path)
-    link.scan_wait = 0.2
-    await link.start()
-    try:
-        await until(lambda: link.connected, what="registration")
-        link.after_scan()  # scans ran once, then stopped
-        await aggregator.send(LiveDemand(watched=False))
-        await until(lambda: not link.live_watched, what="the LiveDemand")
-        link.emit(TagsUpdated, **sample_fields(1))
-        assert await link.wait_acked(1, 10)
-        assert aggregator.values() == [1]
-    finally:
-        await link.stop(flush_timeout=1)
-
-
-async def test_a_change_someone_waits_for_is_sent_at_once_even_unwatched(
-    aggregator: FakeAggregator, tmp_path: Path
-) -> None:
-    """Only routine data (samples, run-log progress) waits for the next scan: a saved method,
-    a run's start, an alarm go as soon as they are committed."""
-    link = make_link(aggregator.url, tmp_path)
-    link.scan_wait = 60.0
-    await link.start()
-    try:
-        await until(lambda: link.connected, what="registration")
-        link.after_scan()
-        await aggregator.send(LiveDemand(watched=False))
-        await until(lambda: not link.live_watched, what="the LiveDemand")
-        link.emit(TagsUpdated, **sample_fields(1))
-        link.emit(Method, time=1000.0, version=2, lines=[])
-        await until(lambda: link.high_water == 2, what="the commit")
-        assert not link.waiting_for_scan
-        assert await link.wait_acked(2, 10)
-        assert [f["type"] for f in aggregator.stored] == ["TagsUpdated", "Method"]
-    finally:
         await link.stop(flush_timeout=1)
