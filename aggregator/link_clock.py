@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable
 
-from aggregator.ticks import next_tick
+from aggregator.ticks import next_tick, tick_from, wake
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,10 @@ class LinkClock:
         loop = asyncio.get_running_loop()
         now = loop.time()
         delay = self._due - self._clock() if self._due != math.inf else self.tick
-        at = math.ceil((now + max(delay, 0.0)) / self.tick) * self.tick
+        at = tick_from(now + max(delay, 0.0), self.tick)
         if at <= now:
             at = next_tick(now, self.tick)
-        self._timer = loop.call_at(at, _wake, woken)
+        self._timer = loop.call_at(at, wake, woken)
 
     def _look(self, check: Check, now: float) -> float:
         """One link's failing check must not starve the others of theirs: it is looked at
@@ -137,8 +137,3 @@ class LinkClock:
         except Exception:
             log.exception("link clock: a link's check failed")
             return now + self.tick
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -1,11 +1,12 @@
 """The security poll's database trip, skipped while the database has not changed (SQLite).
 
 The poll (security_poll.py) asks, when told of a change and on its safety-net period, whether
-the open links' engine tokens and the open /ws sockets' sessions are still valid, because another
-process (the CLI) may revoke or end them. On an aggregator with one engine that trip (a reader-thread hop and a query) was the
-largest single cost of the idle process (bench/README.md, "Aggregator CPU"). SQLite says, for
-free, whether anything was committed since we last looked: `PRAGMA data_version` on a connection
-of our own changes whenever any other connection, of this process or another, commits. While it
+the open links' engine tokens and the open /ws sockets' sessions are still valid, because
+another process (the CLI) may revoke or end them. On an aggregator with one engine that trip (a
+reader-thread hop and a query) was the largest single cost of the idle process
+(bench/README.md, "Aggregator CPU"). SQLite says, for free, whether anything was committed since
+we last looked: `PRAGMA data_version` on a connection of our own changes whenever any other
+connection, of this process or another, commits. While it
 stands still, the last answer is still the database's answer for the same items, except for
 sessions whose time ran out, which are dropped by their stored expiry. Anything else (new items
 to check, any commit at all, PostgreSQL) goes to the database as before, so a revocation or

@@ -143,4 +143,5 @@ class Listener:
             except Exception as exc:
                 log.warning("security notices: listening on PostgreSQL failed: %s", exc)
             self.listening = False
+            self._poke()  # the poll re-times itself to its fast period while we are deaf
             await asyncio.sleep(RETRY_SECONDS)

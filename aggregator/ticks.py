@@ -22,19 +22,25 @@ def next_tick(now: float, period: float) -> float:
     return tick if tick > now else tick + period
 
 
+def tick_from(t: float, period: float) -> float:
+    """The first multiple of `period` at or after `t` (a deadline put on the grid)."""
+    return math.ceil(t / period) * period
+
+
 async def sleep_to_tick(period: float) -> None:
     """Sleep until the loop's clock reaches the next multiple of `period`, at exactly that
     instant (`call_at`, not a delay from a later reading of the clock): timers due at the same
     instant run in the same pass of the loop."""
     loop = asyncio.get_running_loop()
     woken = loop.create_future()
-    handle = loop.call_at(next_tick(loop.time(), period), _wake, woken)
+    handle = loop.call_at(next_tick(loop.time(), period), wake, woken)
     try:
         await woken
     finally:
         handle.cancel()
 
 
-def _wake(future: asyncio.Future[None]) -> None:
+def wake(future: asyncio.Future[None]) -> None:
+    """A timer's callback that resolves `future` (unless it was cancelled meanwhile)."""
     if not future.done():
         future.set_result(None)
