@@ -69,6 +69,7 @@ describe("SeriesBuffer", () => {
     b.append("FT01", 102, 3);
     b.append("FT01", 101.5, 99); // replayed after an outage: stored, so drawn in its place
     b.append("FT01", 102, 4); // the same sample again: one point
+    b.append("FT01", 102.0000002, 4); // its live copy, the time not rounded to the microsecond
     b.append("Mark", 102, "Load");
     expect(b.get("FT01")).toEqual({ t: [100, 101, 101.5, 102], v: [1, 2, 99, 4] });
     expect(b.marks().map((m) => m.text)).toEqual(["start", "Load"]);

@@ -161,9 +161,11 @@ export class SeriesBuffer {
     }
     const v = typeof value === "boolean" ? (value ? 1 : 0) : value;
     // Usually the newest; a sample replayed after an outage is stored too, so it goes in its place.
+    // A live copy of a sample the history already holds (its time kept to about a microsecond)
+    // is the same point, not a new one.
     let i = s.t.length;
-    while (i > 0 && s.t[i - 1]! > t) i--;
-    if (i > 0 && s.t[i - 1] === t) s.v[i - 1] = v;
+    while (i > 0 && s.t[i - 1]! > t + SAME_SAMPLE) i--;
+    if (i > 0 && Math.abs(s.t[i - 1]! - t) <= SAME_SAMPLE) s.v[i - 1] = v;
     else {
       s.t.splice(i, 0, t);
       s.v.splice(i, 0, v);
