@@ -35,7 +35,6 @@ from aggregator.db import (
 from aggregator.notify import MailConfigError, NotifyConfig, parse_mail_url
 from aggregator.opcua import OpcUaConfig, OpcUaStartError, opcua_endpoint
 from aggregator.security import ROLES, hash_password, password_problem
-from aggregator.security_notice import tell
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -322,31 +321,16 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     """Also ends the user's sessions, as a password change over the API does."""
-    import sqlalchemy as sa
+    from aggregator.store import Storage
 
-    from aggregator.models import SessionToken, User
-
-    users: sa.Table = User.__table__  # type: ignore[attr-defined]
-    sessions: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
     url = database_url(args)
     password = read_new_password(args)
-    engine = open_database(url)
+    storage = Storage(open_database(url))
     try:
-        with engine.begin() as conn:
-            user_id = conn.execute(
-                sa.select(users.c.id).where(users.c.name == args.name)
-            ).scalar_one_or_none()
-            if user_id is None:
-                raise UsageError(f"no user named {args.name!r}")
-            conn.execute(
-                users.update()
-                .where(users.c.id == user_id)
-                .values(password_hash=hash_password(password))
-            )
-            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
-        tell(engine)
+        if storage.change_user(args.name, password_hash=hash_password(password)) is None:
+            raise UsageError(f"no user named {args.name!r}")
     finally:
-        engine.dispose()
+        storage.engine.dispose()
     print(f"password of {args.name} changed; their sessions have ended")
     return 0
 

@@ -5,8 +5,9 @@ and /ws sockets they concern (protocol rule 1, docs/api.md). Such a change is co
 process's API, by another node of a cluster, or by the CLI in another process. The serving
 process used to find them by polling the database twice a second: two loop wake-ups a second,
 about a third of the CPU of an aggregator with one engine (bench/README.md, "Aggregator CPU").
-Now whoever commits such a change tells the site (`tell`), and the serving processes listen
-(`Listener`), which pokes security_poll.SecurityPoll:
+Now whoever commits such a change tells the site (`tell`: store.accounts.Accounts, which makes
+every such change for the API and the CLI), and the serving processes listen (`Listener`),
+which pokes security_poll.SecurityPoll:
 
 - PostgreSQL: NOTIFY on channel `setpoint_security`; every node LISTENs on a connection of its
   own (other hosts included).

@@ -24,15 +24,12 @@ from aggregator.api.schemas import (
 )
 from aggregator.api.service import ctx_of, record, state_of
 from aggregator.context import AppContext
-from aggregator.models import SessionToken
 from aggregator.models import User as UserRow
 from aggregator.security import hash_password, new_token, token_hash
-from aggregator.security_notice import tell
 from protocol import PROTOCOL_VERSION
 from protocol.schema import message_schema
 
 T_USER: sa.Table = UserRow.__table__  # type: ignore[attr-defined]
-T_SESSION: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
 
 API_VERSION = "1.0"
 
@@ -73,26 +70,10 @@ async def patch_user(call: Call[UserPatch, None]) -> UserInfo:
     ctx = ctx_of(call.app)
     name = call.path("name")
     body = call.body
-    values: dict[str, Any] = {}
-    if body.role is not None:
-        values["role"] = body.role
+    password_hash = None
     if body.password is not None:
-        values["password_hash"] = await ctx.read(hash_password, body.password)
-
-    def change() -> tuple[str, str] | None:
-        with ctx.storage.engine.begin() as conn:
-            row = conn.execute(sa.select(T_USER).where(T_USER.c.name == name)).first()
-            if row is None:
-                return None
-            if values:
-                conn.execute(T_USER.update().where(T_USER.c.id == row.id).values(**values))
-            if "password_hash" in values or values.get("role", row.role) != row.role:
-                # a new password or role takes effect at once: end the user's sessions
-                conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
-        tell(ctx.storage.engine)
-        return str(row.role), str(values.get("role", row.role))
-
-    changed = await ctx.writer.call(change)
+        password_hash = await ctx.read(hash_password, body.password)
+    changed = await ctx.writer.call(ctx.storage.change_user, name, body.role, password_hash)
     if changed is None:
         raise ApiError(404, f"no user named {name!r}")
     old_role, new_role = changed
@@ -113,17 +94,7 @@ async def delete_user(call: Call[None, None]) -> None:
     if name == admin.name:
         raise ApiError(409, "you cannot delete yourself; ask another admin", "name")
 
-    def drop() -> str | None:
-        with ctx.storage.engine.begin() as conn:
-            row = conn.execute(sa.select(T_USER).where(T_USER.c.name == name)).first()
-            if row is None:
-                return None
-            conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
-            conn.execute(T_USER.delete().where(T_USER.c.id == row.id))
-        tell(ctx.storage.engine)
-        return str(row.role)
-
-    role = await ctx.writer.call(drop)
+    role = await ctx.writer.call(ctx.storage.delete_user, name)
     if role is None:
         raise ApiError(404, f"no user named {name!r}")
     await record(call.app, admin, "user delete", old={"name": name, "role": role})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import time
 
-import sqlalchemy as sa
 from aiohttp import web
 
 from aggregator.api.errors import ApiError
@@ -15,13 +14,10 @@ from aggregator.api.openapi import ApiRoutes, Call, Operation
 from aggregator.api.roles import ApiUser, is_role
 from aggregator.api.schemas import LoginRequest, LoginResult, UserInfo
 from aggregator.api.service import ctx_of, record, state_of
-from aggregator.models import SessionToken
 from aggregator.security import dummy_password_hash, new_token, token_hash, verify_password
-from aggregator.security_notice import tell
 from aggregator.store.rows import UserRow
 
 SESSION_COOKIE = "setpoint_session"
-T_SESSION: sa.Table = SessionToken.__table__  # type: ignore[attr-defined]
 
 
 def request_token(request: web.Request) -> str | None:
@@ -138,13 +134,7 @@ async def logout(call: Call[None, None]) -> None:
     token = request_token(call.request)
     ctx = ctx_of(call.app)
     if token:
-
-        def drop() -> None:
-            with ctx.storage.engine.begin() as conn:
-                conn.execute(T_SESSION.delete().where(T_SESSION.c.token_hash == token_hash(token)))
-            tell(ctx.storage.engine)
-
-        await ctx.writer.call(drop)
+        await ctx.writer.call(ctx.storage.end_session, token_hash(token))
     await record(call.app, user, "logout")
     call.del_cookie(SESSION_COOKIE, path="/")
 

@@ -65,6 +65,9 @@ class Storage:
         self.valid_engine_tokens = self.accounts.valid_engine_tokens
         self.live_sessions = self.accounts.live_sessions
         self.add_user = self.accounts.add_user
+        self.change_user = self.accounts.change_user
+        self.delete_user = self.accounts.delete_user
+        self.end_session = self.accounts.end_session
         self.set_full_name = self.accounts.set_full_name
         self.user_by_name = self.accounts.user_by_name
         self.create_session = self.accounts.create_session

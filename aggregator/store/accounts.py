@@ -145,6 +145,46 @@ class Accounts:
                 )
             )
 
+    def change_user(
+        self, name: str, role: str | None = None, password_hash: str | None = None
+    ) -> tuple[str, str] | None:
+        """Set the role and/or password of user `name`; (old role, new role), None: no user.
+
+        A new password or a changed role ends the user's sessions, and the serving processes
+        are told at once (security_notice), so that no socket acts on the old grant."""
+        values: dict[str, str] = {}
+        if role is not None:
+            values["role"] = role
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(T_USER.c.id, T_USER.c.role).where(T_USER.c.name == name)
+            ).first()
+            if row is None:
+                return None
+            ends_sessions = password_hash is not None or values.get("role", row.role) != row.role
+            if values:
+                conn.execute(T_USER.update().where(T_USER.c.id == row.id).values(**values))
+            if ends_sessions:
+                conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
+        if ends_sessions:
+            tell(self.engine)
+        return str(row.role), str(values.get("role", row.role))
+
+    def delete_user(self, name: str) -> str | None:
+        """Delete user `name` and end their sessions; their role (None: no such user)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(T_USER.c.id, T_USER.c.role).where(T_USER.c.name == name)
+            ).first()
+            if row is None:
+                return None
+            conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
+            conn.execute(T_USER.delete().where(T_USER.c.id == row.id))
+        tell(self.engine)
+        return str(row.role)
+
     def set_full_name(self, name: str, full_name: str) -> str | None:
         """The printed name shown with the user's signatures; the old one (None: no user)."""
         with self.engine.begin() as conn:
@@ -172,6 +212,12 @@ class Accounts:
                     token_hash=token_digest, user_id=user_id, created=now, expires=now + lifetime
                 )
             )
+
+    def end_session(self, token_digest: str) -> None:
+        """Log out: the session ends here and, told at once, on every serving process."""
+        with self.engine.begin() as conn:
+            conn.execute(T_SESSION.delete().where(T_SESSION.c.token_hash == token_digest))
+        tell(self.engine)
 
     def session_user(self, token_digest: str) -> SessionUser | None:
         with self.engine.connect() as conn:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from aggregator.db import create_db_engine
 from aggregator.security_notice import Listener, socket_address, tell
+from aggregator.store import Storage
 from tests.aggregator.helpers import until
 
 
@@ -97,3 +99,50 @@ async def test_postgresql_notifies_every_listener(pg_database: str) -> None:
         listening_engine.dispose()
         telling_engine.dispose()
     assert not listener.listening
+
+
+async def test_every_account_change_that_ends_a_grant_is_told(storage: Storage) -> None:
+    """Logout, a new role, a new password and a deleted user each end sessions in Accounts and
+    tell the serving processes; a change that ends nothing keeps the sessions."""
+    pokes = _Pokes()
+    listener = Listener(storage.engine, pokes)
+    await listener.start()
+    try:
+        await until(lambda: listener.listening, 10, "the listener")
+        storage.add_user("alice", "operator", "hash-1")
+        user = storage.user_by_name("alice")
+        assert user is not None
+        for digest in ("d1", "d2"):
+            storage.create_session(user.id, digest, 3600.0)
+
+        async def told(change: Callable[[], object], what: str) -> object:
+            before = pokes.count
+            result = change()
+            await until(lambda: pokes.count > before, 5, f"the poke of {what}")
+            return result
+
+        assert storage.change_user("alice", "operator") == ("operator", "operator")
+        assert storage.live_sessions({"d1", "d2"}) == {"d1": "operator", "d2": "operator"}
+
+        await told(lambda: storage.end_session("d1"), "a logout")
+        assert storage.live_sessions({"d1", "d2"}) == {"d2": "operator"}
+
+        assert await told(lambda: storage.change_user("alice", "viewer"), "a new role") == (
+            "operator",
+            "viewer",
+        )
+        assert storage.live_sessions({"d2"}) == {}
+
+        storage.create_session(user.id, "d3", 3600.0)
+        await told(lambda: storage.change_user("alice", password_hash="hash-2"), "a password")
+        assert storage.live_sessions({"d3"}) == {}
+        changed = storage.user_by_name("alice")
+        assert changed is not None and changed.password_hash == "hash-2"
+
+        storage.create_session(user.id, "d4", 3600.0)
+        assert await told(lambda: storage.delete_user("alice"), "a deletion") == "viewer"
+        assert storage.live_sessions({"d4"}) == {} and storage.user_by_name("alice") is None
+        assert storage.change_user("alice", "admin") is None
+        assert storage.delete_user("alice") is None
+    finally:
+        await listener.stop()
