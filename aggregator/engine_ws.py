@@ -48,6 +48,7 @@ from protocol import (
     CommandResult,
     Heartbeat,
     LiveDemand,
+    LiveTags,
     ModelProgress,
     Ping,
     ProtocolError,
@@ -469,6 +470,9 @@ class EngineConnection:
                 self.clock_offsets.measured(
                     time.time() - message.time, "heartbeat", self.live.run_id
                 )
+        elif isinstance(message, LiveTags):
+            if self.live is not None:
+                update_live(self.ctx.live, self.engine_id, self.live, message)
         elif isinstance(message, CommandResult):
             # answers to Ping, and to API requests: aggregator/api/commands.py correlates them
             self.ctx.hub.publish(f"unit/{self.engine_id}/command_result", message)

@@ -2,8 +2,8 @@
 the news published on the app's LiveHub for /ws, OPC UA and the other subscribers.
 
 Called for every frame above what is already accepted, before the commit (live values are about
-now, not about durability); replayed (historical) tag values fill the stored run but never the
-live view.
+now, not about durability), and for every `LiveTags` frame (1.5, never stored); replayed
+(historical) tag values fill the stored run but never the live view.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from aggregator.live import LiveEngine, LiveState, LiveTag
 from protocol import (
     ControlState,
     ErrorLog,
+    LiveTags,
     Method,
     MethodState,
     RunLog,
@@ -29,11 +30,13 @@ state changes, but these tags every scan while a run goes on."""
 SUMMARY_PUSH_INTERVAL = 1.0
 
 
-def update_live(state: LiveState, engine_id: str, live: LiveEngine, message: StoredMessage) -> None:
+def update_live(
+    state: LiveState, engine_id: str, live: LiveEngine, message: StoredMessage | LiveTags
+) -> None:
     hub = state.hub
     topic = f"unit/{engine_id}"
     live.last_seen = time.time()
-    if isinstance(message, TagsUpdated):
+    if isinstance(message, TagsUpdated | LiveTags):
         news = hub.wants(f"{topic}/tags")
         changed = []
         timing = 0.0
@@ -52,8 +55,9 @@ def update_live(state: LiveState, engine_id: str, live: LiveEngine, message: Sto
             if field is not None and type(tag.value) in (int, float):
                 live.control[field] = float(tag.value)  # type: ignore[arg-type]
                 timing = max(timing, tag.tick)
-        if news and (changed or message.sample):
-            sample = message if message.sample else None  # its stored points: live plot
+        sampled = isinstance(message, TagsUpdated) and message.sample
+        if news and (changed or sampled):
+            sample = message if sampled else None  # its stored points: live plot
             hub.publish(f"{topic}/tags", {"tags": changed, "sample": sample})
         if (
             timing

@@ -23,6 +23,7 @@ from protocol.messages import (
     Heartbeat,
     InvokeCommand,
     LiveDemand,
+    LiveTags,
     Message,
     Method,
     MethodState,
@@ -74,11 +75,18 @@ from protocol.models import (
     findings_data,
     json_safe,
 )
-from protocol.version import LIVE_DEMAND_VERSION, PROTOCOL_VERSION, at_least, check_compatible
+from protocol.version import (
+    LIVE_DEMAND_VERSION,
+    LIVE_TAGS_VERSION,
+    PROTOCOL_VERSION,
+    at_least,
+    check_compatible,
+)
 
 __all__ = [
     "FINDING_TEXT_LIMIT",
     "LIVE_DEMAND_VERSION",
+    "LIVE_TAGS_VERSION",
     "MAX_FINDINGS",
     "MAX_FRAME_SIZE",
     "PROTOCOL_VERSION",
@@ -112,6 +120,7 @@ __all__ = [
     "InvokeCommand",
     "LineState",
     "LiveDemand",
+    "LiveTags",
     "Message",
     "Method",
     "MethodLine",

@@ -54,6 +54,7 @@ __all__ = [
     "InvokeCommand",
     "LineState",
     "LiveDemand",
+    "LiveTags",
     "Method",
     "MethodState",
     "ModelProgress",
@@ -193,6 +194,22 @@ class Heartbeat(WireModel):
     type: Literal["Heartbeat"] = "Heartbeat"
     seq: HighWater
     time: Timestamp
+
+
+class LiveTags(WireModel):
+    """Tag changes between data-log samples, for whoever watches the unit (since 1.5).
+
+    Not stored, so not numbered, acknowledged or resent: a live value is superseded by the next
+    scan's, and every change also reaches storage with the next `TagsUpdated` sample. Sent only
+    while the unit is watched (`LiveDemand`), to an aggregator registered with 1.5 or later, and
+    only when every stored message emitted before it has been sent, so it never overtakes one
+    on the wire; otherwise the engine sends the same tags as a `TagsUpdated` with
+    `sample: false`, as before 1.5."""
+
+    type: Literal["LiveTags"] = "LiveTags"
+    time: Timestamp = Field(description="engine clock when the message was created")
+    run_id: str | None = None
+    tags: list[TagValue] = Field(min_length=1)
 
 
 class CommandResult(WireModel):
@@ -393,7 +410,13 @@ _StoredUnion: TypeAlias = (
     | AlarmsUpdated
 )
 _FromEngine: TypeAlias = (
-    RegisterEngine | _StoredUnion | Heartbeat | CommandResult | ModelProgress | ProtocolErrorMessage
+    RegisterEngine
+    | _StoredUnion
+    | Heartbeat
+    | LiveTags
+    | CommandResult
+    | ModelProgress
+    | ProtocolErrorMessage
 )
 _FromAggregator: TypeAlias = (
     Registered

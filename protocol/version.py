@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protocol.errors import ProtocolError
 
-PROTOCOL_VERSION = "1.4"
+PROTOCOL_VERSION = "1.5"
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -28,6 +28,10 @@ def check_compatible(remote: str, local: str = PROTOCOL_VERSION) -> None:
 
 LIVE_DEMAND_VERSION = (1, 4)
 """The first version whose engines understand `LiveDemand`; older ones are never sent it."""
+
+LIVE_TAGS_VERSION = (1, 5)
+"""The first version whose aggregators take `LiveTags`; older ones get `TagsUpdated` frames
+with `sample: false` instead."""
 
 
 def at_least(remote: str, version: tuple[int, int]) -> bool:

@@ -50,9 +50,11 @@ from protocol.messages import (
     ControlCommand,
     ForceLine,
     InvokeCommand,
+    LiveTags,
     ModelProgress,
     ResumeLine,
     SetMethod,
+    TagsUpdated,
 )
 from protocol.models import json_safe
 
@@ -157,6 +159,8 @@ class EngineLink:
         self._said_online = False
         self.connections = 0
         self._live_sends: set[asyncio.Task[None]] = set()
+        self.live_tags_sent = 0
+        """Live updates that went as `LiveTags` (1.5), past the outbox (status and tests)."""
 
     # --- status -------------------------------------------------------------------------------
 
@@ -193,10 +197,35 @@ class EngineLink:
         Also after stop(): the engine may still report while it shuts down, and such a message
         is committed at once and goes at the next start rather than being lost.
         """
+        if kind is TagsUpdated and fields.get("sample") is False and self._live_tags(fields):
+            return
         if self.outbox.closed:
             self._reopen_outbox()
         self.outbox.enqueue(kind, fields)
         self._mark_dirty()
+
+    def _live_tags(self, fields: dict[str, Any]) -> bool:
+        """Send a live update as `LiveTags` at once, past the outbox; False: it goes the stored
+        way. Such an update is not kept for the aggregator (it stores only samples), so its
+        commit, the commit thread's wake-up of the loop and the aggregator's Ack were work for
+        nothing: about a millisecond of the engine's CPU per live frame (bench/README.md)."""
+        ws, loop = self._ws, self._loop
+        if (
+            ws is None
+            or ws.closed
+            or loop is None
+            or threading.get_ident() != self._loop_thread
+            or not self._machine.live_tags_now
+        ):
+            return False
+        frame = LiveTags(
+            time=fields["time"], run_id=fields.get("run_id"), tags=fields["tags"]
+        ).model_dump_json()
+        task = loop.create_task(self._send_live(ws, frame))
+        self._live_sends.add(task)
+        task.add_done_callback(self._live_sends.discard)
+        self.live_tags_sent += 1
+        return True
 
     def flush(self) -> int:
         """Commit everything emitted so far (see Outbox); returns the committed high water.

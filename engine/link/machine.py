@@ -60,7 +60,7 @@ from protocol.messages import (
     SetMethod,
     TagsUpdated,
 )
-from protocol.version import PROTOCOL_VERSION
+from protocol.version import LIVE_TAGS_VERSION, PROTOCOL_VERSION, at_least
 
 log = logging.getLogger("engine.link")
 
@@ -82,6 +82,9 @@ class OutboxStore(Protocol):
 
     @property
     def committed_seq(self) -> int: ...
+
+    @property
+    def assigned_seq(self) -> int: ...
 
     def ack(self, seq: int) -> int: ...
 
@@ -236,6 +239,7 @@ class LinkMachine:
         self.live_watched = True
         """LiveDemand (1.4): does anyone watch this unit? Each connection starts watched, so
         an aggregator that never says (older than 1.4) gets every scan's changes."""
+        self._peer_takes_live_tags = False
 
     # --- properties for the shell and for status ---------------------------------------------
 
@@ -255,6 +259,21 @@ class LinkMachine:
         if self._live_next <= self.store.committed_seq and self._live_room() > 0:
             return True
         return self.replaying and self._backlog_room() > 0
+
+    @property
+    def live_tags_now(self) -> bool:
+        """May a scan's live changes go as a `LiveTags` frame right now (1.5)?
+
+        Only to an aggregator that takes them, while the unit is watched, and only when every
+        stored message emitted so far has been sent: a live frame never overtakes one, so the
+        aggregator sees the unit's news in the order the scan made it. Otherwise the changes go
+        the stored way (`TagsUpdated`, `sample: false`), as before 1.5."""
+        return (
+            self.phase is Phase.ONLINE
+            and self.live_watched
+            and self._peer_takes_live_tags
+            and self._live_next > self.store.assigned_seq
+        )
 
     @property
     def send_interval(self) -> float:
@@ -404,6 +423,7 @@ class LinkMachine:
         self.clock_offset = message.clock_offset
         self._resend_watch = None
         self.live_watched = True
+        self._peer_takes_live_tags = at_least(message.protocol_version, LIVE_TAGS_VERSION)
         self.phase = Phase.ONLINE
         self.attempt = 0
         self._last_heartbeat = now

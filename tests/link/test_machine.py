@@ -25,6 +25,7 @@ from protocol.messages import (
     Ack,
     ControlCommand,
     InvokeCommand,
+    LiveDemand,
     Ping,
     Registered,
     ResendRequest,
@@ -527,3 +528,37 @@ def test_rebase_is_requested_and_registration_waits_for_it(outbox: Outbox) -> No
     sent = machine.outbox_read(read, *read.run(outbox))
     assert seqs(sent) == [5, 6, 7, 8, 9, 10]
     assert [f["tags"][0]["value"] for f in frames(sent)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_live_tags_only_to_a_1_5_aggregator_watching_with_nothing_stored_unsent(
+    outbox: Outbox,
+) -> None:
+    """Protocol 1.5: a live update may bypass the outbox only when it cannot overtake a stored
+    message on the wire, only while watched, and only to an aggregator that takes LiveTags."""
+    machine = bare(outbox)
+    assert not machine.live_tags_now, "not connected"
+    machine.connected(T0, registration())
+    assert not machine.live_tags_now, "registering"
+    assert machine.frame_received(registered_frame(0, version="1.5"), T0) == []
+    assert machine.live_tags_now, "online, watched, nothing emitted"
+
+    outbox.enqueue(TagsUpdated, sample_fields(1))
+    assert not machine.live_tags_now, "a stored message is not yet committed"
+    outbox.flush()
+    assert not machine.live_tags_now, "committed, not yet sent"
+    [read] = machine.pump(T0)
+    assert isinstance(read, ReadOutbox)
+    assert not machine.live_tags_now, "being read for sending"
+    assert seqs(machine.outbox_read(read, *read.run(outbox))) == [1]
+    assert machine.live_tags_now, "everything stored has gone out before it"
+
+    machine.frame_received(LiveDemand(watched=False).model_dump_json(), T0)
+    assert not machine.live_tags_now, "nobody watches: nothing live at all"
+    machine.frame_received(LiveDemand(watched=True).model_dump_json(), T0)
+    assert machine.live_tags_now
+
+    machine.disconnected(T0)
+    assert not machine.live_tags_now, "offline"
+    machine.connected(T0, registration())
+    machine.frame_received(registered_frame(1, version="1.4"), T0)
+    assert machine.online and not machine.live_tags_now, "a 1.4 aggregator gets TagsUpdated"

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import csv
 import io
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,7 +268,8 @@ async def test_only_engines_of_1_4_or_later_are_told(api: Api) -> None:
 
 
 async def test_an_engine_under_an_older_aggregator_sends_every_scan(tmp_path: Path) -> None:
-    """An aggregator before 1.4 never sends LiveDemand (the fake one neither): full rate."""
+    """An aggregator before 1.4 never sends LiveDemand (the fake one, registering as 1.0,
+    neither): full rate, and every live update a stored TagsUpdated (no LiveTags before 1.5)."""
     clock = FakeClock(start=10.0, wall_start=1_700_000_000.0)
     server = FakeAggregator()
     engine = Engine(build_uod(), clock=clock, computer_name="testpc", ureg=shared_ureg())
@@ -295,6 +297,84 @@ async def test_an_engine_under_an_older_aggregator_sends_every_scan(tmp_path: Pa
 
         await until(lambda: len(updates()) >= 25, what="a frame every scan")
         assert any(not f["sample"] for f in updates()), "live updates, not only samples"
+        assert link.live_tags_sent == 0
     finally:
         await link.stop(flush_timeout=1)
         await server.stop()
+
+
+def _ft01(frame: dict[str, Any], unit: str) -> list[float]:
+    if frame.get("kind") != "change" or frame.get("topic") != f"unit/{unit}/tags":
+        return []
+    return [t["value"] for t in frame["data"] if t["name"] == "FT01"]
+
+
+async def test_live_tags_reach_watchers_unstored_and_unacknowledged(api: Api) -> None:
+    """Protocol 1.5 at the aggregator: a LiveTags frame updates the live view and its watchers
+    at once, an older value (by tick) never replaces a newer one, nothing is stored or
+    acknowledged, and a malformed one is refused with the link kept up."""
+    engine = FakeEngine(api.agg, engine_id="pc/live")
+    registered = await engine.start()
+    assert registered.protocol_version == p.PROTOCOL_VERSION == "1.5"
+    ws = WsClient(api, "viewer")
+    try:
+        await wait_online(api.agg, "pc/live")
+        await ws.connect()
+        await ws.send({"action": "subscribe", "topic": "unit/pc/live/tags"})
+        await ws.wait(lambda f: f.get("kind") == "snapshot", what="the snapshot")
+        acks_before = len(engine.of_type(p.Ack))
+
+        def live(value: float, tick: float) -> p.LiveTags:
+            return p.LiveTags(time=tick, tags=[p.TagValue(name="FT01", value=value, tick=tick)])
+
+        t = time.time()
+        await engine.send(live(42.0, t))
+        await ws.wait(lambda f: _ft01(f, "pc/live") == [42.0], what="42 at the watcher")
+        await engine.send(live(7.0, t - 1.0))  # older than what is shown
+        await engine.send(live(43.0, t + 1.0))
+        await ws.wait(lambda f: _ft01(f, "pc/live") == [43.0], what="43 at the watcher")
+        seen = [v for f in ws.frames for v in _ft01(f, "pc/live")]
+        assert seen == [42.0, 43.0], "the older value was dropped, not shown"
+        assert api.agg.ctx.live.engines["pc/live"].tags["FT01"].value == 43.0
+
+        await engine.send_raw('{"type": "LiveTags", "time": 1.0, "tags": []}')
+        error = await engine.wait_for(p.ProtocolErrorMessage)
+        assert error.rule == 11 and not error.fatal and "tags" in error.message
+        await engine.send(live(44.0, t + 2.0))
+        await ws.wait(lambda f: _ft01(f, "pc/live") == [44.0], what="44: the link stayed up")
+
+        seq = await engine.tags(None, t + 3.0, FT01=45.0)  # a stored sample, acknowledged
+        assert seq == registered.last_seq + 1, "LiveTags take no seq"
+        acks = [a.seq for a in engine.of_type(p.Ack)[acks_before:]]
+        assert acks and set(acks) == {seq}, "LiveTags are never acknowledged"
+    finally:
+        await ws.close()
+        await engine.aclose()
+
+
+async def test_a_watched_engine_sends_live_tags_past_its_outbox(api: Api, tmp_path: Path) -> None:
+    """Protocol 1.5 at the engine: while watched by a 1.5 aggregator, a scan's live changes go as
+    LiveTags without a seq; only when a stored message of its own is still on its way to the
+    disk do they go through the outbox, so every live scan is sent one way or the other."""
+    async with running_unit(api, tmp_path) as unit:
+        ws = await _watcher(api, unit)
+        await until(lambda: unit.link.live_watched, 10.0, "the engine watched")
+        await unit.intervals(1)  # the snapshot and what was in flight
+        enqueued: list[tuple[str, bool]] = []
+        enqueue = unit.link.outbox.enqueue
+
+        def counting(kind: type[Any], fields: dict[str, Any]) -> int:
+            enqueued.append((kind.__name__, bool(fields.get("sample", True))))
+            return enqueue(kind, fields)
+
+        unit.link.outbox.enqueue = counting  # type: ignore[method-assign]
+        sent = unit.link.live_tags_sent
+        mark = await unit.intervals(3)
+        live_tags = unit.link.live_tags_sent - sent
+        stored_live = enqueued.count(("TagsUpdated", False))
+        per_interval = unit.counts.live_per_interval(mark)
+        assert all(n >= 8 for n in per_interval), per_interval
+        assert live_tags >= 9, f"{live_tags} LiveTags, {stored_live} through the outbox"
+        assert live_tags + stored_live >= sum(per_interval)
+        assert enqueued.count(("TagsUpdated", True)) >= 3, "samples still go the stored way"
+        await ws.close()

@@ -167,6 +167,11 @@ ALL_MESSAGES: list[p.Message] = [
         data={"progress": 0.5, "intermediate": {"run_time": 30.0, "block": "Load"}},
     ),
     p.LiveDemand(watched=False),
+    p.LiveTags(
+        time=2.1,
+        run_id="r1",
+        tags=[p.TagValue(name="FT01", value=12.6, unit="L/h", tick=2.1)],
+    ),
     p.Ping(id="c7", time=3.0),
     p.ProtocolErrorMessage(rule=11, message="frame is not valid JSON", fatal=False),
 ]
