@@ -158,32 +158,31 @@ class Accounts:
         if password_hash is not None:
             values["password_hash"] = password_hash
         with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(T_USER.c.id, T_USER.c.role).where(T_USER.c.name == name)
-            ).first()
-            if row is None:
+            found = _id_and_role(conn, name)
+            if found is None:
                 return None
-            ends_sessions = password_hash is not None or values.get("role", row.role) != row.role
+            user_id, old_role = found
+            new_role = values.get("role", old_role)
+            ends_sessions = password_hash is not None or new_role != old_role
             if values:
-                conn.execute(T_USER.update().where(T_USER.c.id == row.id).values(**values))
+                conn.execute(T_USER.update().where(T_USER.c.id == user_id).values(**values))
             if ends_sessions:
-                conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
+                conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == user_id))
         if ends_sessions:
             tell(self.engine)
-        return str(row.role), str(values.get("role", row.role))
+        return old_role, new_role
 
     def delete_user(self, name: str) -> str | None:
         """Delete user `name` and end their sessions; their role (None: no such user)."""
         with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(T_USER.c.id, T_USER.c.role).where(T_USER.c.name == name)
-            ).first()
-            if row is None:
+            found = _id_and_role(conn, name)
+            if found is None:
                 return None
-            conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == row.id))
-            conn.execute(T_USER.delete().where(T_USER.c.id == row.id))
+            user_id, old_role = found
+            conn.execute(T_SESSION.delete().where(T_SESSION.c.user_id == user_id))
+            conn.execute(T_USER.delete().where(T_USER.c.id == user_id))
         tell(self.engine)
-        return str(row.role)
+        return old_role
 
     def set_full_name(self, name: str, full_name: str) -> str | None:
         """The printed name shown with the user's signatures; the old one (None: no user)."""
@@ -244,3 +243,8 @@ class Accounts:
                 )
             ).all()
         return {str(r.token_hash): str(r.role) for r in rows}
+
+
+def _id_and_role(conn: sa.Connection, name: str) -> tuple[int, str] | None:
+    row = conn.execute(sa.select(T_USER.c.id, T_USER.c.role).where(T_USER.c.name == name)).first()
+    return None if row is None else (int(row.id), str(row.role))
