@@ -102,6 +102,17 @@ describe("SeriesBuffer.until", () => {
     b.clear();
     expect(b.until()).toBeNull();
   });
+
+  it("takes the live time of the newest sample's scan for that sample, not a later moment", () => {
+    const b = new SeriesBuffer(100);
+    b.append("FT01", 100.1234562, 1); // the sample, heard live
+    b.setNow(100.1234562);
+    // the history arrives with the stored copy of the same sample, its time kept to a microsecond
+    b.seed({ series: [{ tag: "FT01", t: [100.123456], run_time: [0], v: [1] }], annotations: [] });
+    expect(b.until()).toBe(100.123456);
+    b.setNow(100.2234562); // the next scan
+    expect(b.until()).toBe(100.2234562);
+  });
 });
 
 describe("SeriesBuffer.seed", () => {

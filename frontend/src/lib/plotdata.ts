@@ -111,7 +111,9 @@ export class SeriesBuffer {
   until(): number | null {
     const last = this.lastTime();
     if (this.endTime !== null) return Math.max(this.endTime, last);
-    const until = Math.max(last, this.now);
+    // The scan of the newest sample, heard live (its exact time) while the history holds the
+    // stored copy (kept to about a microsecond): the same moment, not a later one to hold to.
+    const until = this.now > last + SAME_SAMPLE ? this.now : last;
     return Number.isFinite(until) ? until : null;
   }
 
