@@ -3,7 +3,8 @@
 It owns everything the machine must not: the socket, the timers, the engine's command calls,
 the outbox's disk work and the logging policy (an outage or a refused token is logged once, not
 at every retry). The engine only sees `emit()`, which writes to the durable outbox and never
-waits for the network. Nothing here waits for SQLite on the event loop, which also runs the
+waits for the network (a watched unit's live update goes past the outbox as `LiveTags` when
+the machine allows it, protocol 1.5). Nothing here waits for SQLite on the event loop, which also runs the
 engine's scan: commits go to one worker thread, reads and renumbering to another (so a read
 never queues behind a commit's fsync).
 """
